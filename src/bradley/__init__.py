@@ -1,0 +1,44 @@
+"""bradley: learning from comparisons with Bradley-Terry-family models.
+
+Examples
+--------
+>>> import bradley
+>>> battles = bradley.datasets.load_arena_140k()
+>>> model = bradley.BradleyTerry().fit(battles)
+>>> model.summary().head(3)  # doctest: +SKIP
+"""
+
+from bradley import datasets
+from bradley.data import Comparisons, PairCounts, check_mle_exists, mle_existence_problem
+from bradley.errors import (
+    BradleyError,
+    ComparisonDataError,
+    ConvergenceWarning,
+    DataWarning,
+    MLEDoesNotExistError,
+    NotFittedError,
+)
+from bradley.io import read_comparisons
+from bradley.models import BradleyTerry
+from bradley.scales import from_elo, to_elo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BradleyError",
+    "BradleyTerry",
+    "ComparisonDataError",
+    "Comparisons",
+    "ConvergenceWarning",
+    "DataWarning",
+    "MLEDoesNotExistError",
+    "NotFittedError",
+    "PairCounts",
+    "check_mle_exists",
+    "datasets",
+    "from_elo",
+    "mle_existence_problem",
+    "read_comparisons",
+    "to_elo",
+    "__version__",
+]

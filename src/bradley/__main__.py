@@ -1,0 +1,5 @@
+import sys
+
+from bradley.cli import main
+
+sys.exit(main())

@@ -1,0 +1,634 @@
+"""The central data types: :class:`Comparisons` and :class:`PairCounts`.
+
+``Comparisons`` holds one row per judged pair as columnar numpy arrays (item
+codes into ``items``). ``PairCounts`` reduces them to the sufficient
+statistics of every model without row-level covariates: for each unordered pair
+that was compared, the weighted wins each way and the ties. Aggregation is
+vectorised (``np.bincount`` / hashing), never a Python loop over rows.
+
+Outcome convention, everywhere in bradley: ``1.0`` means *left* won, ``0.0``
+means *right* won, exactly ``0.5`` is a tie, and any other value in ``(0, 1)``
+is a soft label (the probability that left wins).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from bradley.errors import ComparisonDataError, DataWarning, MLEDoesNotExistError
+
+__all__ = [
+    "Comparisons",
+    "PairCounts",
+    "encode_items",
+    "describe_rows",
+    "mle_existence_problem",
+    "check_mle_exists",
+    "drop_self_comparisons_from",
+]
+
+# Bincount over the n*n pair keys is fastest while the key space is this small;
+# beyond it we hash the keys instead (memory stays O(rows)).
+_DENSE_KEY_LIMIT = 1 << 24
+
+TIE_KIND_TIE = 0
+TIE_KIND_BOTH_BAD = 1
+
+
+def describe_rows(mask_or_rows: np.ndarray, limit: int = 10) -> tuple[str, list[int]]:
+    """Return a short text naming the first offending rows, and those rows.
+
+    Parameters
+    ----------
+    mask_or_rows : numpy.ndarray
+        A boolean mask over rows, or an array of row positions.
+    limit : int
+        How many rows to name at most.
+
+    Examples
+    --------
+    >>> describe_rows(np.array([False, True, True]))
+    ('rows 1, 2', [1, 2])
+    """
+    arr = np.asarray(mask_or_rows)
+    rows = np.flatnonzero(arr) if arr.dtype == bool else arr.astype(np.int64)
+    shown = [int(r) for r in rows[:limit]]
+    word = "row" if len(rows) == 1 else "rows"
+    text = f"{word} " + ", ".join(str(r) for r in shown)
+    if len(rows) > limit:
+        text += f" (and {len(rows) - limit} more)"
+    return text, shown
+
+
+def _sorted_union(*uniques: np.ndarray) -> np.ndarray:
+    """Union of item-name arrays, sorted when the names are mutually comparable."""
+    joined = pd.unique(np.concatenate([np.asarray(u, dtype=object) for u in uniques]))
+    try:
+        return np.asarray(sorted(joined), dtype=object)
+    except TypeError:  # mixed, unorderable names: keep first-seen order
+        return np.asarray(joined, dtype=object)
+
+
+def encode_items(
+    left: Any, right: Any, items: Any | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Turn two columns of item names into integer codes into a shared item list.
+
+    Parameters
+    ----------
+    left, right : array-like
+        Item names (strings or any hashable) or, when ``items`` is None and the
+        arrays are integer typed, integer codes already.
+    items : array-like, optional
+        The item list to encode against. Names outside it are an error. When
+        omitted, the items are the sorted union of the names seen.
+
+    Returns
+    -------
+    left_codes, right_codes : numpy.ndarray of int64
+    items : numpy.ndarray of object
+
+    Examples
+    --------
+    >>> l, r, items = encode_items(["b", "a"], ["a", "c"])
+    >>> l.tolist(), r.tolist(), items.tolist()
+    ([1, 0], [0, 2], ['a', 'b', 'c'])
+    """
+    left_arr = _as_1d(left)
+    right_arr = _as_1d(right)
+    if len(left_arr) != len(right_arr):
+        raise ComparisonDataError(
+            f"left and right have different lengths ({len(left_arr)} and {len(right_arr)})."
+        )
+    if items is None and _is_integer_array(left_arr) and _is_integer_array(right_arr):
+        lc = np.asarray(left_arr, dtype=np.int64)
+        rc = np.asarray(right_arr, dtype=np.int64)
+        negative = (lc < 0) | (rc < 0)
+        if negative.any():
+            text, rows = describe_rows(negative)
+            raise ComparisonDataError(f"negative item codes in {text}.", rows)
+        n = int(max(lc.max(initial=-1), rc.max(initial=-1))) + 1
+        return lc, rc, np.arange(n, dtype=np.int64).astype(object)
+
+    if items is not None:
+        item_index = pd.Index(np.asarray(items, dtype=object))
+        if not item_index.is_unique:
+            dup = item_index[item_index.duplicated()].tolist()[:5]
+            raise ComparisonDataError(f"the item list has duplicate names: {dup}.")
+        lc = _codes_against(left_arr, item_index)
+        rc = _codes_against(right_arr, item_index)
+        unknown = (lc < 0) | (rc < 0)
+        if unknown.any():
+            text, rows = describe_rows(unknown)
+            names = pd.unique(np.concatenate([np.asarray(left_arr)[lc < 0], np.asarray(right_arr)[rc < 0]]))
+            raise ComparisonDataError(
+                f"items not in the given item list in {text}: {list(names[:5])}.", rows
+            )
+        return lc, rc, np.asarray(item_index, dtype=object)
+
+    # Factorize each side on its own (no 2n concatenation), then merge the
+    # small unique sets: hashing the labels once is the whole cost.
+    lcodes, luniq = pd.factorize(left_arr)
+    rcodes, runiq = pd.factorize(right_arr)
+    missing = (lcodes < 0) | (rcodes < 0)
+    if missing.any():
+        text, rows = describe_rows(missing)
+        raise ComparisonDataError(f"missing item name (empty/NaN) in {text}.", rows)
+    all_items = _sorted_union(np.asarray(luniq, dtype=object), np.asarray(runiq, dtype=object))
+    index = pd.Index(all_items)
+    lmap = index.get_indexer(np.asarray(luniq, dtype=object)).astype(np.int64)
+    rmap = index.get_indexer(np.asarray(runiq, dtype=object)).astype(np.int64)
+    return lmap[lcodes], rmap[rcodes], all_items
+
+
+def _codes_against(values: Any, index: pd.Index) -> np.ndarray:
+    codes, uniq = pd.factorize(values)
+    mapping = index.get_indexer(np.asarray(uniq, dtype=object)).astype(np.int64)
+    out = np.full(len(codes), -1, dtype=np.int64)
+    ok = codes >= 0
+    out[ok] = mapping[codes[ok]]
+    return out
+
+
+def _as_1d(values: Any) -> Any:
+    """Keep pandas/arrow arrays as they are (fast hashing); make the rest numpy."""
+    if isinstance(values, (pd.Series, pd.Index, pd.Categorical, pd.api.extensions.ExtensionArray)):
+        return values
+    mod = type(values).__module__
+    if mod.startswith("pyarrow"):
+        return pd.Series(values.to_pandas()) if hasattr(values, "to_pandas") else values
+    if mod.startswith("polars"):
+        return values.to_pandas()
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ComparisonDataError(f"expected a one-dimensional column, got shape {arr.shape}.")
+    return arr
+
+
+def _is_integer_array(values: Any) -> bool:
+    dtype = getattr(values, "dtype", None)
+    return dtype is not None and pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _float_column(name: str, values: Any, n: int) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(arr) != n:
+        raise ComparisonDataError(f"{name} has {len(arr)} entries but there are {n} comparisons.")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Comparisons:
+    """Pairwise comparisons, one row per judged pair, as columnar arrays.
+
+    Build it with :meth:`from_arrays` or :func:`bradley.read_comparisons`.
+
+    Attributes
+    ----------
+    left, right : numpy.ndarray of int64
+        Codes into ``items`` of the two compared items.
+    outcome : numpy.ndarray of float64
+        1.0 = left won, 0.0 = right won, 0.5 = tie, other values in (0, 1) =
+        soft labels (probability that left wins).
+    items : numpy.ndarray of object
+        Item names; ``items[code]`` is the name of a code.
+    weight : numpy.ndarray of float64 or None
+        Non-negative row weights (None means 1 for every row).
+    time, annotator : numpy.ndarray or None
+        Optional per-row time stamps and annotator (judge) labels.
+    tie_kind : numpy.ndarray of int8 or None
+        For tied rows, 0 = ordinary tie and 1 = "both bad" (the arena's
+        ``tie (bothbad)``). None when the input had no such distinction.
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    outcome: np.ndarray
+    items: np.ndarray
+    weight: np.ndarray | None = None
+    time: np.ndarray | None = None
+    annotator: np.ndarray | None = None
+    tie_kind: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        _validate_comparisons(self)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        left: Any,
+        right: Any,
+        outcome: Any,
+        weight: Any | None = None,
+        *,
+        items: Any | None = None,
+        time: Any | None = None,
+        annotator: Any | None = None,
+        tie_kind: Any | None = None,
+        drop_self_comparisons: bool = False,
+    ) -> "Comparisons":
+        """Build comparisons from arrays of names (or integer codes) and outcomes.
+
+        Parameters
+        ----------
+        left, right : array-like
+            Item names, or integer codes ``0..n-1`` when ``items`` is omitted.
+        outcome : array-like of float
+            1 = left won, 0 = right won, 0.5 = tie, or a probability in (0, 1).
+        weight : array-like of float, optional
+            Non-negative row weights.
+        items : array-like, optional
+            Fix the item list (and its order); also lets items appear that were
+            never compared.
+        time, annotator, tie_kind : array-like, optional
+            Per-row time stamps, annotator labels, and tie kinds (0/1).
+        drop_self_comparisons : bool
+            Drop rows that compare an item with itself (and warn with their
+            count) instead of raising an error.
+
+        Examples
+        --------
+        >>> c = Comparisons.from_arrays(["a", "a", "b"], ["b", "c", "c"], [1, 1, 0.5])
+        >>> c.n_comparisons, c.items.tolist()
+        (3, ['a', 'b', 'c'])
+        """
+        lc, rc, item_names = encode_items(left, right, items)
+        n = len(lc)
+        out = _float_column("outcome", outcome, n)
+        w = None if weight is None else _float_column("weight", weight, n)
+        t = None if time is None else np.asarray(time).reshape(-1)
+        a = None if annotator is None else np.asarray(annotator).reshape(-1)
+        tk = None if tie_kind is None else np.asarray(tie_kind, dtype=np.int8).reshape(-1)
+        comparisons = cls.__new__(cls)
+        fields = dict(left=lc, right=rc, outcome=out, items=item_names, weight=w, time=t, annotator=a, tie_kind=tk)
+        if drop_self_comparisons:
+            fields = drop_self_comparisons_from(fields, keep_items=items is not None)
+        for name, value in fields.items():
+            object.__setattr__(comparisons, name, value)
+        comparisons.__post_init__()
+        return comparisons
+
+    @property
+    def n_comparisons(self) -> int:
+        """Number of rows."""
+        return int(len(self.left))
+
+    @property
+    def n_items(self) -> int:
+        """Number of items (compared or not)."""
+        return int(len(self.items))
+
+    def __len__(self) -> int:
+        return self.n_comparisons
+
+    def __repr__(self) -> str:
+        return f"Comparisons(n_comparisons={self.n_comparisons}, n_items={self.n_items})"
+
+    def pair_counts(self) -> "PairCounts":
+        """Aggregate to :class:`PairCounts` (weighted wins each way and ties per pair)."""
+        return PairCounts.from_comparisons(self)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the comparisons as a DataFrame with item names."""
+        frame = pd.DataFrame(
+            {"left": self.items[self.left], "right": self.items[self.right], "outcome": self.outcome}
+        )
+        for name in ("weight", "time", "annotator", "tie_kind"):
+            value = getattr(self, name)
+            if value is not None:
+                frame[name] = value
+        return frame
+
+
+def drop_self_comparisons_from(fields: dict[str, Any], keep_items: bool = False) -> dict[str, Any]:
+    """Remove rows with ``left == right`` from a dict of Comparisons fields.
+
+    Warns with :class:`~bradley.errors.DataWarning` giving the count. Items seen
+    only in dropped rows are removed too unless ``keep_items``.
+    """
+    left, right = np.asarray(fields["left"]), np.asarray(fields["right"])
+    same = left == right
+    n_same = int(same.sum())
+    if n_same == 0:
+        return fields
+    keep = ~same
+    out = {k: (v[keep] if (v is not None and k != "items") else v) for k, v in fields.items()}
+    text, _ = describe_rows(same)
+    message = f"dropped {n_same} of {len(left)} comparisons of an item with itself ({text})"
+    if not keep_items:
+        used = np.zeros(len(fields["items"]), dtype=bool)
+        used[out["left"]] = True
+        used[out["right"]] = True
+        if not used.all():
+            remap = np.cumsum(used) - 1
+            out["left"], out["right"] = remap[out["left"]], remap[out["right"]]
+            message += f"; {int((~used).sum())} item(s) left without comparisons were removed"
+            out["items"] = np.asarray(fields["items"], dtype=object)[used]
+    warnings.warn(message + ".", DataWarning, stacklevel=3)
+    return out
+
+
+def _validate_comparisons(c: Comparisons) -> None:
+    object.__setattr__(c, "left", np.ascontiguousarray(c.left, dtype=np.int64))
+    object.__setattr__(c, "right", np.ascontiguousarray(c.right, dtype=np.int64))
+    object.__setattr__(c, "outcome", np.ascontiguousarray(c.outcome, dtype=np.float64))
+    object.__setattr__(c, "items", np.asarray(c.items, dtype=object))
+    n = len(c.left)
+    if n == 0:
+        raise ComparisonDataError("the data hold no comparisons (zero rows).")
+    for name in ("right", "outcome", "weight", "time", "annotator", "tie_kind"):
+        value = getattr(c, name)
+        if value is not None and len(value) != n:
+            raise ComparisonDataError(f"{name} has {len(value)} entries but left has {n}.")
+    n_items = len(c.items)
+    bad_code = (c.left < 0) | (c.left >= n_items) | (c.right < 0) | (c.right >= n_items)
+    if bad_code.any():
+        text, rows = describe_rows(bad_code)
+        raise ComparisonDataError(f"item codes outside 0..{n_items - 1} in {text}.", rows)
+    self_pair = c.left == c.right
+    if self_pair.any():
+        text, rows = describe_rows(self_pair)
+        name = c.items[c.left[rows[0]]]
+        raise ComparisonDataError(
+            f"an item is compared with itself in {text} (first: {name!r} vs {name!r}); "
+            "remove these rows, or pass drop_self_comparisons=True (CLI: --drop-self-comparisons).",
+            rows,
+        )
+    bad_outcome = ~((c.outcome >= 0.0) & (c.outcome <= 1.0))  # also catches NaN
+    if bad_outcome.any():
+        text, rows = describe_rows(bad_outcome)
+        shown = c.outcome[rows[:3]].tolist()
+        raise ComparisonDataError(
+            f"outcomes must lie in [0, 1] (1 = left wins, 0 = right wins, 0.5 = tie); "
+            f"got {shown} in {text}.",
+            rows,
+        )
+    if c.weight is not None:
+        w = np.ascontiguousarray(c.weight, dtype=np.float64)
+        object.__setattr__(c, "weight", w)
+        bad_weight = ~(np.isfinite(w) & (w >= 0.0))
+        if bad_weight.any():
+            text, rows = describe_rows(bad_weight)
+            shown = w[rows[:3]].tolist()
+            raise ComparisonDataError(
+                f"weights must be finite and non-negative; got {shown} in {text}.", rows
+            )
+    if c.tie_kind is not None:
+        object.__setattr__(c, "tie_kind", np.ascontiguousarray(c.tie_kind, dtype=np.int8))
+
+
+@dataclass(frozen=True, eq=False)
+class PairCounts:
+    """Sufficient statistics of pairwise comparisons: one row per compared pair.
+
+    Pairs are unordered and stored with ``first < second`` (codes into
+    ``items``), sorted by ``(first, second)``.
+
+    Attributes
+    ----------
+    first, second : numpy.ndarray of int64
+        Item codes of each pair, ``first < second``.
+    wins_first, wins_second : numpy.ndarray of float64
+        Weighted wins of ``first`` over ``second`` and vice versa. A soft
+        outcome ``p`` adds ``w * p`` to one side and ``w * (1 - p)`` to the other.
+    ties : numpy.ndarray of float64
+        Weighted ties (outcome exactly 0.5).
+    items : numpy.ndarray of object
+        Item names.
+    """
+
+    first: np.ndarray
+    second: np.ndarray
+    wins_first: np.ndarray
+    wins_second: np.ndarray
+    ties: np.ndarray
+    items: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        """Number of items."""
+        return int(len(self.items))
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of distinct compared pairs."""
+        return int(len(self.first))
+
+    @property
+    def totals(self) -> np.ndarray:
+        """Weighted number of comparisons per pair."""
+        return self.wins_first + self.wins_second + self.ties
+
+    def __repr__(self) -> str:
+        return f"PairCounts(n_pairs={self.n_pairs}, n_items={self.n_items})"
+
+    @classmethod
+    def from_comparisons(cls, comparisons: Comparisons) -> "PairCounts":
+        """Aggregate comparisons to per-pair counts (vectorised).
+
+        Examples
+        --------
+        >>> c = Comparisons.from_arrays(["a", "b", "a"], ["b", "a", "b"], [1, 1, 0.5])
+        >>> p = PairCounts.from_comparisons(c)
+        >>> p.wins_first.tolist(), p.wins_second.tolist(), p.ties.tolist()
+        ([1.0], [1.0], [1.0])
+        """
+        return _aggregate(
+            comparisons.left,
+            comparisons.right,
+            comparisons.outcome,
+            comparisons.weight,
+            comparisons.items,
+        )
+
+    @classmethod
+    def from_matrix(cls, wins: Any, ties: Any | None = None, items: Any | None = None) -> "PairCounts":
+        """Build pair counts from a square matrix ``wins[i, j]`` = wins of i over j.
+
+        Parameters
+        ----------
+        wins : array-like, shape (n, n)
+            Non-negative (weighted) win counts; the diagonal must be zero.
+        ties : array-like, shape (n, n), optional
+            Symmetric tie counts (``ties[i, j]`` = ties between i and j).
+        items : array-like, optional
+            Item names (default ``0..n-1``).
+
+        Examples
+        --------
+        >>> p = PairCounts.from_matrix([[0, 3], [1, 0]], items=["x", "y"])
+        >>> p.wins_first.tolist(), p.wins_second.tolist()
+        ([3.0], [1.0])
+        """
+        w = np.asarray(wins, dtype=np.float64)
+        if w.ndim != 2 or w.shape[0] != w.shape[1]:
+            raise ComparisonDataError(f"the win matrix must be square, got shape {w.shape}.")
+        n = w.shape[0]
+        t = np.zeros_like(w) if ties is None else np.asarray(ties, dtype=np.float64)
+        if t.shape != w.shape:
+            raise ComparisonDataError("ties must have the same shape as wins.")
+        if not (np.isfinite(w).all() and (w >= 0).all() and np.isfinite(t).all() and (t >= 0).all()):
+            raise ComparisonDataError("win and tie counts must be finite and non-negative.")
+        if np.any(np.diag(w) != 0) or np.any(np.diag(t) != 0):
+            raise ComparisonDataError("the diagonal of the win/tie matrices must be zero (no self-comparisons).")
+        if not np.allclose(t, t.T):
+            raise ComparisonDataError("the tie matrix must be symmetric.")
+        iu, ju = np.triu_indices(n, k=1)
+        total = w[iu, ju] + w[ju, iu] + t[iu, ju]
+        keep = total > 0
+        names = np.arange(n).astype(object) if items is None else np.asarray(items, dtype=object)
+        if len(names) != n:
+            raise ComparisonDataError(f"{len(names)} item names for a {n}x{n} matrix.")
+        return cls(
+            iu[keep].astype(np.int64),
+            ju[keep].astype(np.int64),
+            w[iu, ju][keep],
+            w[ju, iu][keep],
+            t[iu, ju][keep],
+            names,
+        )
+
+    def item_totals(self) -> pd.DataFrame:
+        """Per-item weighted wins, losses, ties and comparisons (index: item names)."""
+        n = self.n_items
+        wins = np.bincount(self.first, self.wins_first, n) + np.bincount(self.second, self.wins_second, n)
+        losses = np.bincount(self.first, self.wins_second, n) + np.bincount(self.second, self.wins_first, n)
+        ties = np.bincount(self.first, self.ties, n) + np.bincount(self.second, self.ties, n)
+        return pd.DataFrame(
+            {"wins": wins, "losses": losses, "ties": ties, "comparisons": wins + losses + ties},
+            index=pd.Index(self.items, name="item"),
+        )
+
+    def win_matrix(self, tie_credit: float = 0.5) -> np.ndarray:
+        """Dense matrix ``M[i, j]`` = wins of i over j plus ``tie_credit`` times their ties."""
+        n = self.n_items
+        m = np.zeros((n, n))
+        m[self.first, self.second] = self.wins_first + tie_credit * self.ties
+        m[self.second, self.first] = self.wins_second + tie_credit * self.ties
+        return m
+
+
+def _aggregate(
+    left: np.ndarray,
+    right: np.ndarray,
+    outcome: np.ndarray,
+    weight: np.ndarray | None,
+    items: np.ndarray,
+) -> PairCounts:
+    n = len(items)
+    swapped = left > right
+    first = np.where(swapped, right, left)
+    second = np.where(swapped, left, right)
+    p_first = np.where(swapped, 1.0 - outcome, outcome)
+    tie = outcome == 0.5
+    w = np.ones(len(left)) if weight is None else weight
+    w_decisive = np.where(tie, 0.0, w)
+    win_first_w = w_decisive * p_first
+    win_second_w = w_decisive - win_first_w
+    tie_w = np.where(tie, w, 0.0)
+
+    key = first * np.int64(n) + second
+    if n * n <= _DENSE_KEY_LIMIT:
+        size = n * n
+        present = np.bincount(key, minlength=size) > 0
+        pair_keys = np.flatnonzero(present)
+        wf = np.bincount(key, win_first_w, size)[pair_keys]
+        ws = np.bincount(key, win_second_w, size)[pair_keys]
+        wt = np.bincount(key, tie_w, size)[pair_keys]
+    else:
+        codes, uniq = pd.factorize(key, sort=True)
+        m = len(uniq)
+        pair_keys = np.asarray(uniq, dtype=np.int64)
+        wf = np.bincount(codes, win_first_w, m)
+        ws = np.bincount(codes, win_second_w, m)
+        wt = np.bincount(codes, tie_w, m)
+    return PairCounts(pair_keys // n, pair_keys % n, wf, ws, wt, items)
+
+
+def _effective_win_graph(pairs: PairCounts, tie_credit: float = 0.5) -> sparse.csr_matrix:
+    """Directed graph with an edge i -> j when i has (tie-credited) wins over j."""
+    a_fs = pairs.wins_first + tie_credit * pairs.ties
+    a_sf = pairs.wins_second + tie_credit * pairs.ties
+    src = np.concatenate([pairs.first[a_fs > 0], pairs.second[a_sf > 0]])
+    dst = np.concatenate([pairs.second[a_fs > 0], pairs.first[a_sf > 0]])
+    n = pairs.n_items
+    return sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+
+
+def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5) -> MLEDoesNotExistError | None:
+    """Return an error describing why the BT maximum-likelihood estimate does not exist, or None.
+
+    The MLE of the Bradley-Terry scores exists (finite, unique up to a shift)
+    exactly when the directed win graph is strongly connected (Zermelo 1929;
+    Ford 1957). Ties credit ``tie_credit`` of a win to both sides.
+
+    Examples
+    --------
+    >>> p = PairCounts.from_matrix([[0, 2], [0, 0]], items=["a", "b"])
+    >>> mle_existence_problem(p).never_lost
+    ['a']
+    """
+    n = pairs.n_items
+    if n < 2:
+        return MLEDoesNotExistError(
+            f"need at least two items to rank, got {n}.", components=[list(map(str, pairs.items))]
+        )
+    graph = _effective_win_graph(pairs, tie_credit)
+    n_strong, labels = csgraph.connected_components(graph, directed=True, connection="strong")
+    if n_strong == 1:
+        return None
+    names = np.asarray(pairs.items, dtype=object)
+    components = [names[labels == k].tolist() for k in range(n_strong)]
+    coo = graph.tocoo()
+    cross = labels[coo.row] != labels[coo.col]
+    has_out = np.zeros(n_strong, dtype=bool)
+    has_in = np.zeros(n_strong, dtype=bool)
+    has_out[labels[coo.row[cross]]] = True
+    has_in[labels[coo.col[cross]]] = True
+    never_lost = [str(x) for k in np.flatnonzero(~has_in) for x in components[k]]
+    never_won = [str(x) for k in np.flatnonzero(~has_out) for x in components[k]]
+
+    n_weak, weak_labels = csgraph.connected_components(graph, directed=True, connection="weak")
+    parts = []
+    if n_weak > 1:
+        sizes = np.bincount(weak_labels)
+        smallest = np.argsort(sizes)[: min(3, n_weak - 1)]
+        shown = "; ".join(f"{_name_list(names[weak_labels == k])}" for k in smallest)
+        parts.append(
+            f"the comparison graph falls into {n_weak} disconnected groups "
+            f"(sizes {sorted(sizes.tolist(), reverse=True)[:6]}; smallest: {shown}), "
+            "so scores in different groups cannot be compared"
+        )
+    if never_lost:
+        parts.append(f"{_name_list(never_lost)} never lost against the other items (score +infinity)")
+    if never_won:
+        parts.append(f"{_name_list(never_won)} never won against the other items (score -infinity)")
+    message = (
+        "the maximum-likelihood scores do not exist: "
+        + "; ".join(parts)
+        + ". Fit with a Gaussian prior for finite MAP scores, e.g. BradleyTerry(prior=10.0) "
+        "(CLI: --prior 10), or remove these items."
+    )
+    return MLEDoesNotExistError(message, components, never_lost, never_won)
+
+
+def check_mle_exists(pairs: PairCounts, tie_credit: float = 0.5) -> None:
+    """Raise :class:`MLEDoesNotExistError` unless the BT MLE exists for ``pairs``."""
+    problem = mle_existence_problem(pairs, tie_credit)
+    if problem is not None:
+        raise problem
+
+
+def _name_list(names: Any, limit: int = 8) -> str:
+    names = [str(x) for x in names]
+    shown = ", ".join(repr(x) for x in names[:limit])
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    word = "item" if len(names) == 1 else "items"
+    return f"{word} [{shown}{more}]"

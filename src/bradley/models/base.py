@@ -1,0 +1,66 @@
+"""What every pairwise estimator shares: data coercion, item lookup, checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bradley.data import Comparisons, PairCounts
+from bradley.errors import ComparisonDataError, NotFittedError
+from bradley.io import read_comparisons
+
+__all__ = ["as_comparisons", "as_pair_counts", "ItemIndex"]
+
+
+def as_comparisons(data: Any) -> Comparisons:
+    """Accept Comparisons, a path, or a pandas/polars/pyarrow table with known columns."""
+    if isinstance(data, Comparisons):
+        return data
+    if isinstance(data, PairCounts):
+        raise ComparisonDataError("this model needs row-level Comparisons, not PairCounts.")
+    if isinstance(data, (str, os.PathLike)) or hasattr(data, "columns") or type(data).__module__.startswith("pyarrow"):
+        return read_comparisons(data)
+    raise ComparisonDataError(
+        f"cannot fit on a {type(data).__name__}: pass Comparisons, PairCounts, a DataFrame "
+        "(left/right/outcome or model_a/model_b/winner columns), or a file path."
+    )
+
+
+def as_pair_counts(data: Any) -> PairCounts:
+    """Accept PairCounts directly, or anything :func:`as_comparisons` accepts."""
+    if isinstance(data, PairCounts):
+        return data
+    return as_comparisons(data).pair_counts()
+
+
+class ItemIndex:
+    """Maps item names (or integer codes) to positions in a fitted model."""
+
+    def __init__(self, items: np.ndarray):
+        self.items = np.asarray(items, dtype=object)
+        self.index = pd.Index(self.items)
+
+    def codes(self, values: Any) -> np.ndarray:
+        """Positions of ``values`` (names, or integer codes when not names)."""
+        arr = np.atleast_1d(np.asarray(values, dtype=object))
+        pos = self.index.get_indexer(arr)
+        unknown = pos < 0
+        if unknown.any():
+            ints = np.array([isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr[unknown]])
+            if ints.all():
+                codes = arr[unknown].astype(np.int64)
+                if ((codes < 0) | (codes >= len(self.items))).any():
+                    raise ComparisonDataError(f"item codes out of range 0..{len(self.items) - 1}: {codes[:5].tolist()}.")
+                pos[unknown] = codes
+            else:
+                names = pd.unique(arr[unknown])[:5].tolist()
+                raise ComparisonDataError(f"unknown item(s) {names}: the model was fitted on {len(self.items)} items.")
+        return pos.astype(np.int64)
+
+
+def require_fitted(model: Any, attribute: str = "scores_") -> None:
+    if not hasattr(model, attribute):
+        raise NotFittedError(f"this {type(model).__name__} is not fitted yet; call fit(data) first.")
