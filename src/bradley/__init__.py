@@ -21,6 +21,7 @@ from bradley.errors import (
 from bradley.io import read_comparisons
 from bradley.models import BradleyTerry
 from bradley.scales import from_elo, to_elo
+from bradley.simulate import simulate_bt
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "from_elo",
     "mle_existence_problem",
     "read_comparisons",
+    "simulate_bt",
     "to_elo",
     "__version__",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "PairCounts",
     "encode_items",
     "describe_rows",
+    "python_values",
     "mle_existence_problem",
     "check_mle_exists",
     "drop_self_comparisons_from",
@@ -65,6 +66,11 @@ def describe_rows(mask_or_rows: np.ndarray, limit: int = 10) -> tuple[str, list[
     if len(rows) > limit:
         text += f" (and {len(rows) - limit} more)"
     return text, shown
+
+
+def python_values(values: Any) -> list[Any]:
+    """Plain Python values (``np.str_('x')`` -> ``'x'``) for readable messages."""
+    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values, dtype=object).tolist()]
 
 
 def _sorted_union(*uniques: np.ndarray) -> np.ndarray:
@@ -129,7 +135,7 @@ def encode_items(
             text, rows = describe_rows(unknown)
             names = pd.unique(np.concatenate([np.asarray(left_arr)[lc < 0], np.asarray(right_arr)[rc < 0]]))
             raise ComparisonDataError(
-                f"items not in the given item list in {text}: {list(names[:5])}.", rows
+                f"items not in the given item list in {text}: {python_values(names[:5])}.", rows
             )
         return lc, rc, np.asarray(item_index, dtype=object)
 

@@ -34,6 +34,7 @@ from bradley.data import (
     describe_rows,
     drop_self_comparisons_from,
     encode_items,
+    python_values,
 )
 from bradley.errors import ComparisonDataError
 
@@ -42,8 +43,8 @@ __all__ = ["read_comparisons", "parse_outcomes", "OUTCOME_LABELS", "read_table"]
 #: Outcome labels understood without options (lower-cased, stripped), with
 #: their value and tie kind (0 ordinary, 1 "both bad").
 OUTCOME_LABELS: dict[str, tuple[float, int]] = {
-    **{k: (1.0, TIE_KIND_TIE) for k in ("left", "model_a", "a", "win", "won", "first", "1", "1.0")},
-    **{k: (0.0, TIE_KIND_TIE) for k in ("right", "model_b", "b", "loss", "lose", "lost", "second", "0", "0.0")},
+    **{k: (1.0, TIE_KIND_TIE) for k in ("left", "model_a", "win", "won", "first", "1", "1.0")},
+    **{k: (0.0, TIE_KIND_TIE) for k in ("right", "model_b", "loss", "lose", "lost", "second", "0", "0.0")},
     **{k: (0.5, TIE_KIND_TIE) for k in ("tie", "draw", "0.5", "=")},
     **{k: (0.5, TIE_KIND_BOTH_BAD) for k in ("tie (bothbad)", "both_bad", "bothbad", "both bad", "tie(bothbad)")},
 }
@@ -256,7 +257,7 @@ def read_comparisons(
     else:
         left_col, right_col = frame[roles["left"]], frame[roles["right"]]
         lc, rc, item_names = encode_items(left_col, right_col, items)
-        values, tie_kind = parse_outcomes(frame[roles["outcome"]], left_col, right_col)
+        values, tie_kind = parse_outcomes(frame[roles["outcome"]], left_col, right_col, item_names)
     fields = dict(
         left=lc, right=rc, outcome=values, items=item_names, weight=weights,
         time=optional["time"], annotator=optional["annotator"], tie_kind=tie_kind,
@@ -267,13 +268,14 @@ def read_comparisons(
 
 
 def parse_outcomes(
-    values: Any, left_names: Any | None = None, right_names: Any | None = None
+    values: Any, left_names: Any | None = None, right_names: Any | None = None, items: Any | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Convert an outcome column to floats in [0, 1] and per-row tie kinds.
 
     Numbers pass through (validated later); booleans mean "left won"; strings
     are matched first against the row's item names (a winner-name column),
-    then against :data:`OUTCOME_LABELS`.
+    then against :data:`OUTCOME_LABELS`. Pass ``items`` (all item names) to
+    skip the row-wise name comparison when no outcome value is an item name.
 
     Returns
     -------
@@ -314,8 +316,11 @@ def parse_outcomes(
             label_values[k], label_kinds[k] = found
     out = label_values[codes]
     tie_kind = label_kinds[codes]
-    if np.isnan(label_values).any() and left_names is not None and right_names is not None:
-        # Not all labels: a winner-name column. A value equal to one of the
+    names_possible = left_names is not None and right_names is not None
+    if names_possible and items is not None:
+        names_possible = bool(pd.Index(np.asarray(items, dtype=object)).isin(np.asarray(uniques, dtype=object)).any())
+    if names_possible:
+        # Some outcome values are item names: a winner-name column. A value equal to one of the
         # row's two item names decides the row; labels (ties) fill the rest.
         raw = np.asarray(series.astype(object))
         is_left = raw == np.asarray(_plain_series(left_names).astype(object))
@@ -325,7 +330,7 @@ def parse_outcomes(
     bad = np.isnan(out)
     if bad.any():
         text, rows = describe_rows(bad)
-        labels = pd.unique(np.asarray(series.astype(object))[bad])[:5].tolist()
+        labels = python_values(pd.unique(np.asarray(series.astype(object))[bad])[:5])
         raise ComparisonDataError(
             f"unknown outcome label(s) {labels} in {text}. Use 1/0/0.5, left/right/tie, "
             "model_a/model_b/tie/tie (bothbad)/both_bad, or the winning item's name.",

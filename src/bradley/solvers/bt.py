@@ -11,10 +11,13 @@ identified only up to a shift and every solver returns them centred to mean
 zero; with a prior the MAP is automatically mean-zero (the likelihood gradient
 sums to zero), so centring never changes the answer.
 
-Convergence is judged the same way by every solver: the largest per-item
-gradient of the log-posterior divided by the item's number of comparisons
-(plus ``1 / prior_variance``) falls below ``tol``. That is an observed-minus-
-expected win fraction, so ``tol`` means the same at 100 and at 10 million rows.
+Convergence is judged the same way by every solver: for every item, the
+gradient of the log-posterior divided by the item's Fisher information
+(``sum_j n_ij p_ij (1 - p_ij)`` plus ``1 / prior_variance``) is below ``tol``.
+That ratio is the size of a one-item Newton step, i.e. an estimate of how far
+the score still is from the optimum in log-strength units, so ``tol`` means
+the same at 100 and at 10 million rows, and also for near-certain outcomes
+where win fractions alone would look converged long before the scores are.
 """
 
 from __future__ import annotations
@@ -105,15 +108,19 @@ class _Problem:
         precision = 0.0 if prior_variance is None else 1.0 / float(prior_variance)
         return cls(i, j, a_ij, a_ji, n_ij, n, wins, games, precision)
 
-    def expected_wins(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-item expected wins, and P(i beats j) per pair."""
-        p = expit(theta[self.i] - theta[self.j])
-        e = self.n_ij * p
-        return np.bincount(self.i, e, self.n) + np.bincount(self.j, self.n_ij - e, self.n), p
+    def probabilities(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P(i beats j) and P(j beats i) per pair, each computed directly (no 1 - p round-off)."""
+        d = theta[self.i] - theta[self.j]
+        return expit(d), expit(-d)
+
+    def gradient_from(self, theta: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        # Per-pair residual a_ij * q - a_ji * p: for lopsided pairs both terms are
+        # small, so there is no cancellation between huge win and expected-win sums.
+        r = self.a_ij * q - self.a_ji * p
+        return np.bincount(self.i, r, self.n) - np.bincount(self.j, r, self.n) - self.prior_precision * theta
 
     def gradient(self, theta: np.ndarray) -> np.ndarray:
-        expected, _ = self.expected_wins(theta)
-        return self.wins - expected - self.prior_precision * theta
+        return self.gradient_from(theta, *self.probabilities(theta))
 
     def log_likelihood(self, theta: np.ndarray) -> float:
         d = theta[self.i] - theta[self.j]
@@ -122,9 +129,18 @@ class _Problem:
     def log_posterior(self, theta: np.ndarray) -> float:
         return self.log_likelihood(theta) - 0.5 * self.prior_precision * float(theta @ theta)
 
-    def relative_gradient(self, grad: np.ndarray) -> float:
-        denom = self.games + self.prior_precision
-        return float(np.max(np.abs(grad) / np.maximum(denom, 1e-300))) if self.n else 0.0
+    def diagonal_information(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        h = self.n_ij * p * q
+        return np.bincount(self.i, h, self.n) + np.bincount(self.j, h, self.n) + self.prior_precision
+
+    def step_size(self, grad: np.ndarray, p: np.ndarray, q: np.ndarray) -> float:
+        """Largest one-item Newton step |g_i| / I_ii: the convergence measure."""
+        if not self.n:
+            return 0.0
+        return float(np.max(np.abs(grad) / np.maximum(self.diagonal_information(p, q), 1e-300)))
+
+    def converged(self, theta: np.ndarray, grad: np.ndarray, tol: float) -> bool:
+        return self.step_size(grad, *self.probabilities(theta)) <= tol
 
     def result(self, theta: np.ndarray, n_iter: int, tol: float, solver: str) -> SolverResult:
         theta = theta - theta.mean()
@@ -136,7 +152,7 @@ class _Problem:
             log_likelihood=ll,
             log_posterior=lp,
             n_iter=int(n_iter),
-            converged=bool(self.relative_gradient(grad) <= tol),
+            converged=self.converged(theta, grad, tol),
             grad_norm=float(np.max(np.abs(grad))) if len(grad) else 0.0,
             solver=solver,
         )
@@ -175,8 +191,8 @@ def bt_neg_hessian(
 
 
 def _curvature(prob: _Problem, theta: np.ndarray) -> np.ndarray:
-    p = expit(theta[prob.i] - theta[prob.j])
-    return prob.n_ij * p * (1.0 - p)
+    p, q = prob.probabilities(theta)
+    return prob.n_ij * p * q
 
 
 def _dense_neg_hessian(prob: _Problem, theta: np.ndarray, add_gauge: bool) -> np.ndarray:
@@ -255,11 +271,13 @@ def mm(
     log_wins = np.log(np.where(prob.wins > 0, prob.wins, 1.0))
     it = 0
     for it in range(1, max_iter + 1):
-        expected, _ = prob.expected_wins(theta)
-        grad = prob.wins - expected - prob.prior_precision * theta
-        if prob.relative_gradient(grad) <= tol:
+        p, q = prob.probabilities(theta)
+        grad = prob.gradient_from(theta, p, q)
+        if prob.step_size(grad, p, q) <= tol:
             it -= 1
             break
+        e = prob.n_ij * p
+        expected = np.bincount(prob.i, e, prob.n) + np.bincount(prob.j, prob.n_ij * q, prob.n)
         with np.errstate(divide="ignore"):
             log_expected = np.log(expected)
         # sum_j n_ij / (pi_i + pi_j) = exp(-theta_i) * expected wins of i
@@ -296,13 +314,12 @@ def newman(
     theta = _check(init, prob.n)
     it = 0
     for it in range(1, max_iter + 1):
-        p = expit(theta[prob.i] - theta[prob.j])
-        q = 1.0 - p
+        p, q = prob.probabilities(theta)
         # A_i = sum_j a_ij sigma(theta_j - theta_i); B_i = sum_j a_ji sigma(theta_i - theta_j)
         won = np.bincount(prob.i, prob.a_ij * q, prob.n) + np.bincount(prob.j, prob.a_ji * p, prob.n)
         lost = np.bincount(prob.i, prob.a_ji * p, prob.n) + np.bincount(prob.j, prob.a_ij * q, prob.n)
-        grad = won - lost - prob.prior_precision * theta
-        if prob.relative_gradient(grad) <= tol:
+        grad = prob.gradient_from(theta, p, q)
+        if prob.step_size(grad, p, q) <= tol:
             it -= 1
             break
         with np.errstate(divide="ignore"):
@@ -349,7 +366,7 @@ def newton(
     grad0 = float(np.linalg.norm(grad)) or 1.0
     it = 0
     for it in range(1, max_iter + 1):
-        if prob.relative_gradient(grad) <= tol:
+        if prob.converged(theta, grad, tol):
             it -= 1
             break
         forcing = min(0.1, np.sqrt(float(np.linalg.norm(grad)) / grad0))
@@ -371,7 +388,16 @@ def newton(
 
 def _dense_newton_step(prob: _Problem, theta: np.ndarray, grad: np.ndarray, forcing: float) -> np.ndarray:
     info = _dense_neg_hessian(prob, theta, add_gauge=True)
-    return linalg.cho_solve(linalg.cho_factor(info, overwrite_a=True, check_finite=False), grad, check_finite=False)
+    ridge = 0.0
+    scale = float(np.max(np.diag(info)))
+    while True:
+        try:
+            factor = linalg.cho_factor(info + ridge * np.eye(prob.n), check_finite=False)
+            return linalg.cho_solve(factor, grad, check_finite=False)
+        except linalg.LinAlgError:
+            # Curvature underflow far from the optimum (probabilities of 0 or 1
+            # in double precision): damp the step, Levenberg-Marquardt style.
+            ridge = max(ridge * 100.0, 1e-12 * scale, 1e-300)
 
 
 class _SparseNewtonStep:
@@ -428,13 +454,12 @@ def lbfgs(
     prob = _Problem.build(pairs, prior_variance)
     theta0 = _check(init, prob.n)
     total = max(float(prob.n_ij.sum()), 1.0)
-    denom = np.maximum(prob.games + prob.prior_precision, 1e-300)
-    # Diagonal preconditioning: optimise u = theta * sqrt(denom), which makes
-    # the Hessian's diagonal nearly uniform. The common criterion
-    # |grad_theta_i| / denom_i <= tol then reads |grad_u_i| <= tol * sqrt(denom_i)
-    # (times 1/total for the scaled objective).
-    scale = np.sqrt(denom)
-    gtol = tol * float(scale.min()) / total
+    # Diagonal preconditioning: optimise u = theta * sqrt(I_ii), with I the
+    # Fisher information at the start, so the Hessian's diagonal is about 1.
+    # The criterion |g_i| <= tol * I_ii then holds when scipy's
+    # max |grad_u f| <= tol * sqrt(I_ii) / total (with margin, as I changes).
+    scale = np.sqrt(np.maximum(prob.diagonal_information(*prob.probabilities(theta0)), 1e-300))
+    gtol = 0.1 * tol * float(scale.min()) / total
 
     def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
         theta = u / scale

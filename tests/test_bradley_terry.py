@@ -1,0 +1,237 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import brute_force_bt
+from scipy.optimize import brentq
+from scipy.special import expit
+
+import bradley
+from bradley import BradleyTerry, Comparisons, ConvergenceWarning, MLEDoesNotExistError, PairCounts
+from bradley.solvers import bt as kernels
+
+SOLVERS = ["newton", "newton-cg", "mm", "newman", "lbfgs"]
+
+
+def small_random_data(rng, n_items=6, n_rows=300, soft=False):
+    truth = rng.normal(0, 1.2, n_items)
+    left = rng.integers(0, n_items, n_rows)
+    right = (left + rng.integers(1, n_items, n_rows)) % n_items
+    p = expit(truth[left] - truth[right])
+    u = rng.random(n_rows)
+    outcome = np.where(u < 0.15, 0.5, (u < p).astype(float))
+    if soft:
+        outcome = np.where(rng.random(n_rows) < 0.3, rng.random(n_rows), outcome)
+    weight = rng.uniform(0.2, 3.0, n_rows)
+    return left, right, outcome, weight
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_matches_brute_force_likelihood_maximisation(rng, solver):
+    left, right, outcome, weight = small_random_data(rng, soft=True)
+    data = Comparisons.from_arrays(left, right, outcome, weight)
+    model = BradleyTerry(solver=solver).fit(data)
+    theta, ll = brute_force_bt(left, right, outcome, data.n_items, weight)
+    np.testing.assert_allclose(model.scores_, theta, atol=1e-6)
+    assert model.log_likelihood_ == pytest.approx(ll, rel=1e-9)
+    assert model.converged_
+    assert abs(model.scores_.mean()) < 1e-12
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_map_with_prior_matches_brute_force(rng, solver):
+    left, right, outcome, weight = small_random_data(rng, n_rows=60)
+    data = Comparisons.from_arrays(left, right, outcome, weight)
+    model = BradleyTerry(prior=0.7, solver=solver).fit(data)
+    theta, _ = brute_force_bt(left, right, outcome, data.n_items, weight, prior_variance=0.7)
+    np.testing.assert_allclose(model.scores_, theta, atol=1e-6)
+
+
+def test_all_solvers_agree_on_real_arena_data():
+    battles = bradley.datasets.load_arena_140k()
+    battles = battles[battles.model_a != battles.model_b]
+    data = bradley.read_comparisons(battles)
+    fits = {s: BradleyTerry(solver=s).fit(data) for s in SOLVERS}
+    reference = fits["newton"].scores_
+    for name, model in fits.items():
+        assert model.converged_, name
+        np.testing.assert_allclose(model.scores_, reference, atol=1e-6, err_msg=name)
+    assert fits["newton"].items_.tolist() == sorted(set(battles.model_a) | set(battles.model_b))
+
+
+def test_solvers_agree_with_a_prior_on_disconnected_data():
+    # Two groups never compared with each other, and an item that never won.
+    c = Comparisons.from_arrays(
+        ["a", "b", "a", "c", "d", "e", "d"], ["b", "a", "z", "d", "c", "d", "e"], [1, 1, 1, 1, 1, 0, 1]
+    )
+    with pytest.raises(MLEDoesNotExistError):
+        BradleyTerry().fit(c)
+    fits = [BradleyTerry(prior=2.0, solver=s).fit(c) for s in SOLVERS]
+    for model in fits:
+        assert model.converged_ and np.all(np.isfinite(model.scores_))
+        np.testing.assert_allclose(model.scores_, fits[0].scores_, atol=1e-6)
+
+
+def test_mle_error_names_items_and_suggests_prior():
+    c = Comparisons.from_arrays(["top", "top", "x", "y"], ["x", "y", "y", "x"], [1, 1, 1, 1])
+    with pytest.raises(MLEDoesNotExistError, match=r"\['top'\] never lost.*prior=") as err:
+        BradleyTerry().fit(c)
+    assert err.value.never_lost == ["top"]
+
+
+def test_simulation_recovery_200_items_200k_comparisons():
+    data, truth = bradley.simulate_bt(200, 200_000, seed=7)
+    model = BradleyTerry().fit(data)
+    assert np.corrcoef(model.scores_, truth)[0, 1] > 0.99
+    # With ~2000 comparisons per item the standard error is about 0.05.
+    assert np.max(np.abs(model.scores_ - truth)) < 0.3
+
+
+def test_agrees_with_choix_ilsr_and_mm(rng):
+    choix = pytest.importorskip("choix")
+    data, _ = bradley.simulate_bt(20, 3000, seed=11)
+    winners = np.where(data.outcome == 1.0, data.left, data.right)
+    losers = np.where(data.outcome == 1.0, data.right, data.left)
+    games = list(zip(winners.tolist(), losers.tolist()))
+    ours = BradleyTerry().fit(data).scores_
+    for fit in (choix.ilsr_pairwise, choix.mm_pairwise):
+        theirs = fit(20, games, tol=1e-12, max_iter=10_000)
+        np.testing.assert_allclose(ours, theirs - theirs.mean(), atol=1e-6)
+
+
+def test_agrees_with_evalica_bradley_terry():
+    evalica = pytest.importorskip("evalica")
+    data, _ = bradley.simulate_bt(15, 2000, seed=5)
+    winners = [evalica.Winner.X if o == 1.0 else evalica.Winner.Y for o in data.outcome]
+    res = evalica.bradley_terry(data.left, data.right, winners, tolerance=1e-12, limit=100_000)
+    theirs = np.log(res.scores.sort_index().to_numpy())
+    ours = BradleyTerry().fit(data).scores_
+    np.testing.assert_allclose(ours, theirs - theirs.mean(), atol=1e-5)
+
+
+def test_tie_counts_half_a_win_each_way():
+    tied = Comparisons.from_arrays(["a", "a", "b"], ["b", "c", "c"], [0.5, 1.0, 1.0])
+    decisive = Comparisons.from_arrays(["a", "a", "b"], ["b", "c", "c"], [1.0, 1.0, 1.0])
+    halves = Comparisons.from_arrays(["a", "b", "a", "b"], ["b", "a", "c", "c"], [1, 1, 1, 1], weight=[0.5, 0.5, 1, 1])
+    m1 = BradleyTerry(prior=5).fit(tied)
+    m3 = BradleyTerry(prior=5).fit(halves)
+    np.testing.assert_allclose(m1.scores_, m3.scores_, atol=1e-10)
+    assert not np.allclose(m1.scores_, BradleyTerry(prior=5).fit(decisive).scores_)
+
+
+def test_weights_equal_duplicated_rows(rng):
+    left, right, outcome, _ = small_random_data(rng, n_rows=200)
+    counts = rng.integers(1, 4, len(left))
+    weighted = BradleyTerry().fit(Comparisons.from_arrays(left, right, outcome, counts))
+    repeated = BradleyTerry().fit(
+        Comparisons.from_arrays(np.repeat(left, counts), np.repeat(right, counts), np.repeat(outcome, counts))
+    )
+    np.testing.assert_allclose(weighted.scores_, repeated.scores_, atol=1e-9)
+
+
+def test_two_item_closed_form():
+    # a beat b 7 times, lost 3: score difference log(7/3).
+    model = BradleyTerry(tol=1e-13).fit(PairCounts.from_matrix([[0, 7], [3, 0]], items=["a", "b"]))
+    assert model.scores_[0] - model.scores_[1] == pytest.approx(np.log(7 / 3), abs=1e-10)
+    assert model.predict_proba("a", "b")[0] == pytest.approx(0.7, abs=1e-10)
+    assert model.log_likelihood_ == pytest.approx(7 * np.log(0.7) + 3 * np.log(0.3), abs=1e-9)
+
+
+def test_extreme_scores_do_not_overflow():
+    # Strongly separated but strongly connected: 1e9 wins against 1 loss per
+    # pair gives score gaps of about 20 (40 from top to bottom).
+    big = 1e9
+    # By symmetry the scores are (g, 0, -g); g solves item 0's likelihood equation.
+    gap = brentq(lambda g: big * expit(-g) - expit(g) + big * expit(-2 * g) - expit(2 * g), 1, 40, xtol=1e-14)
+    wins = np.array([[0, big, big], [1, 0, big], [1, 1, 0]], dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for solver in ("newton", "newton-cg", "newman"):
+            model = BradleyTerry(solver=solver).fit(PairCounts.from_matrix(wins))
+            assert np.all(np.isfinite(model.scores_)) and model.converged_, solver
+            assert model.scores_[0] - model.scores_[2] == pytest.approx(2 * gap, abs=1e-6)
+            p = model.predict_proba([0, 2], [2, 0])
+            assert p[0] == pytest.approx(1.0) and 0.0 <= p[1] < 1e-16
+        pairs = PairCounts.from_matrix(wins)
+        theta = np.array([50.0, 0.0, -50.0])
+        assert np.isfinite(kernels.bt_log_likelihood(theta, pairs))
+        assert np.all(np.isfinite(kernels.bt_gradient(theta, pairs)))
+
+
+def test_predict_proba_names_codes_and_errors():
+    c = Comparisons.from_arrays(["x", "y", "z", "x"], ["y", "z", "x", "z"], [1, 1, 0, 0.5])
+    m = BradleyTerry().fit(c)
+    np.testing.assert_allclose(m.predict_proba(["x", "y"], ["y", "x"]).sum(), 1.0)
+    np.testing.assert_allclose(m.predict_proba([0], [1]), m.predict_proba(["x"], ["y"]))
+    with pytest.raises(bradley.ComparisonDataError, match="unknown item"):
+        m.predict_proba("nobody", "x")
+    with pytest.raises(bradley.NotFittedError):
+        BradleyTerry().predict_proba("x", "y")
+
+
+def test_anchor_shifts_scores_only():
+    data, _ = bradley.simulate_bt(5, 500, seed=1, item_names=True)
+    free = BradleyTerry().fit(data)
+    anchored = BradleyTerry(anchor=("item2", 1.5)).fit(data)
+    assert anchored.scores_[2] == pytest.approx(1.5)
+    np.testing.assert_allclose(np.diff(anchored.scores_), np.diff(free.scores_), atol=1e-12)
+
+
+def test_elo_scale():
+    m = BradleyTerry().fit(PairCounts.from_matrix([[0, 10], [1, 0]]))
+    elo = m.elo_scores_
+    assert elo.mean() == pytest.approx(1000.0)
+    assert elo[0] - elo[1] == pytest.approx(400.0)  # odds 10:1
+    np.testing.assert_allclose(bradley.from_elo(elo), m.scores_)
+
+
+def test_max_iter_warns_and_reports_non_convergence():
+    data, _ = bradley.simulate_bt(30, 3000, seed=2)
+    with pytest.warns(ConvergenceWarning, match="stopped after 2 iterations"):
+        model = BradleyTerry(solver="mm", max_iter=2).fit(data)
+    assert not model.converged_ and model.n_iter_ == 2
+
+
+def test_summary_table():
+    c = Comparisons.from_arrays(["a", "a", "b", "c"], ["b", "c", "c", "a"], [1, 1, 0.5, 1])
+    table = BradleyTerry().fit(c).summary()
+    assert list(table.columns) == ["item", "score", "elo", "rank", "wins", "losses", "ties", "comparisons"]
+    assert table["rank"].tolist() == [1, 2, 3]
+    assert table["item"].iloc[0] == "a"
+    assert table.set_index("item").loc["b", "ties"] == 1.0
+
+
+def test_fit_from_dataframe_and_bad_parameters():
+    frame = pd.DataFrame({"left": ["a", "b", "c"], "right": ["b", "c", "a"], "outcome": [1, 1, 1]})
+    assert BradleyTerry().fit(frame).converged_
+    with pytest.raises(ValueError, match="unknown solver"):
+        BradleyTerry(solver="magic").fit(frame)
+    with pytest.raises(ValueError, match="prior must be a positive"):
+        BradleyTerry(prior=-1).fit(frame)
+
+
+def test_dense_and_sparse_newton_agree_on_large_sparse_graph():
+    data, _ = bradley.simulate_bt(2500, 150_000, seed=9)
+    pairs = data.pair_counts()
+    assert bradley.mle_existence_problem(pairs) is None
+    for prior in (None, 4.0):
+        sparse_fit = kernels.newton(pairs, dense=False, prior_variance=prior)
+        dense_fit = kernels.newton(pairs, dense=True, prior_variance=prior)
+        assert sparse_fit.converged and dense_fit.converged
+        np.testing.assert_allclose(sparse_fit.scores, dense_fit.scores, atol=1e-6)
+
+
+def test_kernels_gradient_matches_finite_differences(rng):
+    left, right, outcome, weight = small_random_data(rng, n_rows=50)
+    pairs = Comparisons.from_arrays(left, right, outcome, weight).pair_counts()
+    theta = rng.normal(size=pairs.n_items)
+    g = kernels.bt_gradient(theta, pairs, prior_variance=3.0)
+    eps = 1e-6
+    for k in range(pairs.n_items):
+        e = np.zeros_like(theta)
+        e[k] = eps
+        f = lambda t: kernels.bt_log_likelihood(t, pairs) - 0.5 * t @ t / 3.0  # noqa: E731
+        assert g[k] == pytest.approx((f(theta + e) - f(theta - e)) / (2 * eps), abs=1e-5)
+    h = kernels.bt_neg_hessian(theta, pairs)
+    np.testing.assert_allclose(h.sum(axis=1), 0.0, atol=1e-10)
