@@ -35,9 +35,10 @@ __all__ = [
     "drop_self_comparisons_from",
 ]
 
-# Bincount over the n*n pair keys is fastest while the key space is this small;
-# beyond it we hash the keys instead (memory stays O(rows)).
+# Bincount over the n*n pair keys is fastest while the key space is small next
+# to the number of rows (and below a memory cap); beyond it keys are sorted.
 _DENSE_KEY_LIMIT = 1 << 24
+_DENSE_KEY_LIMIT_MIN = 1 << 16
 
 TIE_KIND_TIE = 0
 TIE_KIND_BOTH_BAD = 1
@@ -529,32 +530,63 @@ def _aggregate(
     items: np.ndarray,
 ) -> PairCounts:
     n = len(items)
+    m = len(left)
     swapped = left > right
-    first = np.where(swapped, right, left)
-    second = np.where(swapped, left, right)
-    p_first = np.where(swapped, 1.0 - outcome, outcome)
+    key = np.minimum(left, right) * np.int64(n) + np.maximum(left, right)
     tie = outcome == 0.5
-    w = np.ones(len(left)) if weight is None else weight
-    w_decisive = np.where(tie, 0.0, w)
-    win_first_w = w_decisive * p_first
-    win_second_w = w_decisive - win_first_w
-    tie_w = np.where(tie, w, 0.0)
+    # Bincount over the n*n key space when it is small next to the data;
+    # otherwise sort the keys (O(m log m), memory O(m)).
+    dense = n * n <= max(_DENSE_KEY_LIMIT_MIN, 4 * m) and n * n <= _DENSE_KEY_LIMIT
+    hard = weight is None and bool(np.all((outcome == 1.0) | (outcome == 0.0) | tie))
 
-    key = first * np.int64(n) + second
-    if n * n <= _DENSE_KEY_LIMIT:
-        size = n * n
-        present = np.bincount(key, minlength=size) > 0
-        pair_keys = np.flatnonzero(present)
-        wf = np.bincount(key, win_first_w, size)[pair_keys]
-        ws = np.bincount(key, win_second_w, size)[pair_keys]
-        wt = np.bincount(key, tie_w, size)[pair_keys]
+    if hard:  # integer counting: the common case of plain win/loss/tie rows
+        first_won = (outcome == 1.0) != swapped
+        if dense:
+            size = n * n
+            total = np.bincount(key, minlength=size)
+            pair_keys = np.flatnonzero(total)
+            wf = np.bincount(key[first_won & ~tie], minlength=size)[pair_keys].astype(np.float64)
+            wt = (
+                np.bincount(key[tie], minlength=size)[pair_keys].astype(np.float64)
+                if tie.any()
+                else np.zeros(len(pair_keys))
+            )
+            ws = total[pair_keys] - wf - wt
+        else:
+            # Sort key*3 + class (0 first won, 1 second won, 2 tie), then count runs.
+            combined = np.sort(key * 3 + np.where(tie, 2, np.where(first_won, 0, 1)))
+            starts = np.flatnonzero(np.concatenate(([True], combined[1:] != combined[:-1])))
+            run_counts = np.diff(np.append(starts, m)).astype(np.float64)
+            run_values = combined[starts]
+            run_pair, run_class = run_values // 3, run_values % 3
+            new_pair = np.concatenate(([True], run_pair[1:] != run_pair[:-1]))
+            pair_keys = run_pair[new_pair]
+            pair_index = np.cumsum(new_pair) - 1
+            k = len(pair_keys)
+            wf = np.bincount(pair_index, run_counts * (run_class == 0), k)
+            ws = np.bincount(pair_index, run_counts * (run_class == 1), k)
+            wt = np.bincount(pair_index, run_counts * (run_class == 2), k)
     else:
-        codes, uniq = pd.factorize(key, sort=True)
-        m = len(uniq)
-        pair_keys = np.asarray(uniq, dtype=np.int64)
-        wf = np.bincount(codes, win_first_w, m)
-        ws = np.bincount(codes, win_second_w, m)
-        wt = np.bincount(codes, tie_w, m)
+        p_first = np.where(swapped, 1.0 - outcome, outcome)
+        w = np.ones(m) if weight is None else weight
+        w_decisive = np.where(tie, 0.0, w)
+        win_first_w = w_decisive * p_first
+        win_second_w = w_decisive - win_first_w
+        tie_w = np.where(tie, w, 0.0)
+        if dense:
+            size = n * n
+            pair_keys = np.flatnonzero(np.bincount(key, minlength=size))
+            wf = np.bincount(key, win_first_w, size)[pair_keys]
+            ws = np.bincount(key, win_second_w, size)[pair_keys]
+            wt = np.bincount(key, tie_w, size)[pair_keys]
+        else:
+            order = np.argsort(key, kind="stable")
+            sorted_keys = key[order]
+            starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+            pair_keys = sorted_keys[starts]
+            wf = np.add.reduceat(win_first_w[order], starts)
+            ws = np.add.reduceat(win_second_w[order], starts)
+            wt = np.add.reduceat(tie_w[order], starts)
     return PairCounts(pair_keys // n, pair_keys % n, wf, ws, wt, items)
 
 
@@ -566,6 +598,23 @@ def _effective_win_graph(pairs: PairCounts, tie_credit: float = 0.5) -> sparse.c
     dst = np.concatenate([pairs.second[a_fs > 0], pairs.first[a_sf > 0]])
     n = pairs.n_items
     return sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+
+
+def _two_way_pairs_connect(pairs: PairCounts, tie_credit: float) -> bool:
+    """Fast sufficient test: pairs won both ways already connect every item.
+
+    Items joined by a pair with wins each way reach each other in the win
+    graph, so if those pairs connect all items it is strongly connected.
+    """
+    a_fs = pairs.wins_first + tie_credit * pairs.ties
+    a_sf = pairs.wins_second + tie_credit * pairs.ties
+    both = (a_fs > 0) & (a_sf > 0)
+    n = pairs.n_items
+    if int(both.sum()) < n - 1:
+        return False
+    graph = sparse.csr_matrix((np.ones(int(both.sum())), (pairs.first[both], pairs.second[both])), shape=(n, n))
+    n_components, _ = csgraph.connected_components(graph, directed=False)
+    return n_components == 1
 
 
 def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5) -> MLEDoesNotExistError | None:
@@ -586,6 +635,8 @@ def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5) -> MLEDoes
         return MLEDoesNotExistError(
             f"need at least two items to rank, got {n}.", components=[list(map(str, pairs.items))]
         )
+    if _two_way_pairs_connect(pairs, tie_credit):
+        return None
     graph = _effective_win_graph(pairs, tie_credit)
     n_strong, labels = csgraph.connected_components(graph, directed=True, connection="strong")
     if n_strong == 1:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, optimize, sparse
 from scipy.sparse import linalg as splinalg
-from scipy.special import expit, log_expit, wrightomega
+from scipy.special import log_expit, wrightomega
 
 from bradley.data import PairCounts
 
@@ -81,6 +81,42 @@ class SolverResult:
     solver: str
 
 
+class _ItemSums:
+    """Per-item sums of per-pair values along one side of the pairs.
+
+    Along a sorted side a segmented ``np.add.reduceat`` is several times faster
+    than ``np.bincount`` (and ``values[index]`` is a cheap ``np.repeat``);
+    along an unsorted side ``np.bincount`` is the fastest scatter-add.
+    """
+
+    def __init__(self, index: np.ndarray, n: int):
+        self.n = n
+        self.index = index
+        self.is_sorted = len(index) < 2 or bool(np.all(index[1:] >= index[:-1]))
+        self.counts = np.bincount(index, minlength=n)
+        self.nonempty = np.flatnonzero(self.counts)
+        self.starts = (np.cumsum(self.counts) - self.counts)[self.nonempty]
+        self.full = len(self.nonempty) == n
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if not self.is_sorted:
+            return np.bincount(self.index, values, self.n)
+        if len(values) == 0:
+            return np.zeros(self.n)
+        sums = np.add.reduceat(values, self.starts)
+        if self.full:
+            return sums
+        out = np.zeros(self.n)
+        out[self.nonempty] = sums
+        return out
+
+    def expand(self, values: np.ndarray) -> np.ndarray:
+        """``values[index]``."""
+        if self.is_sorted:
+            return np.repeat(values, self.counts)
+        return values.take(self.index)
+
+
 @dataclass(frozen=True)
 class _Problem:
     """Pair data in the form every kernel uses."""
@@ -94,6 +130,8 @@ class _Problem:
     wins: np.ndarray  # per-item effective wins
     games: np.ndarray  # per-item effective comparisons
     prior_precision: float  # 1 / prior variance, 0 for none
+    sum_i: _ItemSums
+    sum_j: _ItemSums
 
     @classmethod
     def build(cls, pairs: PairCounts, prior_variance: float | None) -> "_Problem":
@@ -102,57 +140,88 @@ class _Problem:
         a_ji = pairs.wins_second + half_ties
         n_ij = a_ij + a_ji
         n = pairs.n_items
-        i, j = pairs.first, pairs.second
-        wins = np.bincount(i, a_ij, n) + np.bincount(j, a_ji, n)
-        games = np.bincount(i, n_ij, n) + np.bincount(j, n_ij, n)
+        i = np.ascontiguousarray(pairs.first, dtype=np.int64)
+        j = np.ascontiguousarray(pairs.second, dtype=np.int64)
+        key = i * n + j
+        if len(key) > 1 and not np.all(key[1:] > key[:-1]):
+            # Kernels rely on pairs sorted by (i, j), as PairCounts builds them.
+            order = np.argsort(key, kind="stable")
+            i, j, a_ij, a_ji, n_ij = i[order], j[order], a_ij[order], a_ji[order], n_ij[order]
+        sum_i, sum_j = _ItemSums(i, n), _ItemSums(j, n)
+        wins = sum_i(a_ij) + sum_j(a_ji)
+        games = sum_i(n_ij) + sum_j(n_ij)
         precision = 0.0 if prior_variance is None else 1.0 / float(prior_variance)
-        return cls(i, j, a_ij, a_ji, n_ij, n, wins, games, precision)
+        return cls(i, j, a_ij, a_ji, n_ij, n, wins, games, precision, sum_i, sum_j)
+
+    def differences(self, theta: np.ndarray) -> np.ndarray:
+        return self.sum_i.expand(theta) - self.sum_j.expand(theta)
 
     def probabilities(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """P(i beats j) and P(j beats i) per pair, each computed directly (no 1 - p round-off)."""
-        d = theta[self.i] - theta[self.j]
-        return expit(d), expit(-d)
+        """P(i beats j) and P(j beats i) per pair, each to full relative precision.
+
+        A probability near 0 is never computed as ``1 - p``.
+        """
+        # p = 1 / (1 + e), q = e * p with e = exp(-d): both have full relative
+        # precision; clipping d to +-700 (no overflow) moves p by < 1e-300.
+        e = np.clip(self.differences(theta), -700.0, 700.0)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        p = e + 1.0
+        np.reciprocal(p, out=p)
+        e *= p
+        return p, e
 
     def gradient_from(self, theta: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
         # Per-pair residual a_ij * q - a_ji * p: for lopsided pairs both terms are
         # small, so there is no cancellation between huge win and expected-win sums.
         r = self.a_ij * q - self.a_ji * p
-        return np.bincount(self.i, r, self.n) - np.bincount(self.j, r, self.n) - self.prior_precision * theta
+        return self.sum_i(r) - self.sum_j(r) - self.prior_precision * theta
 
     def gradient(self, theta: np.ndarray) -> np.ndarray:
         return self.gradient_from(theta, *self.probabilities(theta))
 
-    def log_likelihood(self, theta: np.ndarray) -> float:
-        d = theta[self.i] - theta[self.j]
-        return float(np.dot(self.a_ij, log_expit(d)) + np.dot(self.a_ji, log_expit(-d)))
+    def log_likelihood(self, theta: np.ndarray, pq: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+        p, q = self.probabilities(theta) if pq is None else pq
+        ll = float(self.a_ij @ np.log(p) + self.a_ji @ np.log(q))
+        d = self.differences(theta)
+        far = np.flatnonzero(np.abs(d) > 700.0)
+        if len(far):  # beyond the clipping in probabilities: exact log expit
+            df = d[far]
+            exact = self.a_ij[far] * log_expit(df) + self.a_ji[far] * log_expit(-df)
+            ll += float(exact.sum() - self.a_ij[far] @ np.log(p[far]) - self.a_ji[far] @ np.log(q[far]))
+        return ll
 
     def log_posterior(self, theta: np.ndarray) -> float:
         return self.log_likelihood(theta) - 0.5 * self.prior_precision * float(theta @ theta)
 
-    def diagonal_information(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        h = self.n_ij * p * q
-        return np.bincount(self.i, h, self.n) + np.bincount(self.j, h, self.n) + self.prior_precision
+    def curvature(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return self.n_ij * p * q
+
+    def diagonal_information(self, h: np.ndarray) -> np.ndarray:
+        return self.sum_i(h) + self.sum_j(h) + self.prior_precision
 
     def step_size(self, grad: np.ndarray, p: np.ndarray, q: np.ndarray) -> float:
         """Largest one-item Newton step |g_i| / I_ii: the convergence measure."""
         if not self.n:
             return 0.0
-        return float(np.max(np.abs(grad) / np.maximum(self.diagonal_information(p, q), 1e-300)))
+        info = self.diagonal_information(self.curvature(p, q))
+        return float(np.max(np.abs(grad) / np.maximum(info, 1e-300)))
 
     def converged(self, theta: np.ndarray, grad: np.ndarray, tol: float) -> bool:
         return self.step_size(grad, *self.probabilities(theta)) <= tol
 
     def result(self, theta: np.ndarray, n_iter: int, tol: float, solver: str) -> SolverResult:
         theta = theta - theta.mean()
-        grad = self.gradient(theta)
-        ll = self.log_likelihood(theta)
+        p, q = self.probabilities(theta)
+        grad = self.gradient_from(theta, p, q)
+        ll = self.log_likelihood(theta, (p, q))
         lp = ll - 0.5 * self.prior_precision * float(theta @ theta)
         return SolverResult(
             scores=theta,
             log_likelihood=ll,
             log_posterior=lp,
             n_iter=int(n_iter),
-            converged=self.converged(theta, grad, tol),
+            converged=self.step_size(grad, p, q) <= tol,
             grad_norm=float(np.max(np.abs(grad))) if len(grad) else 0.0,
             solver=solver,
         )
@@ -161,7 +230,7 @@ class _Problem:
 def bt_log_likelihood(scores: np.ndarray, pairs: PairCounts) -> float:
     """Bradley-Terry log-likelihood of ``pairs`` at log-strengths ``scores``.
 
-    Ties count half a win each way. Computed with ``log_expit`` so it is exact
+    Ties count half a win each way. Computed as ``-log1p(exp(-|d|))`` so it is exact
     for score differences of any size.
 
     Examples
@@ -190,31 +259,40 @@ def bt_neg_hessian(
     return _dense_neg_hessian(prob, np.asarray(scores, dtype=np.float64), add_gauge=False)
 
 
-def _curvature(prob: _Problem, theta: np.ndarray) -> np.ndarray:
-    p, q = prob.probabilities(theta)
-    return prob.n_ij * p * q
-
-
 def _dense_neg_hessian(prob: _Problem, theta: np.ndarray, add_gauge: bool) -> np.ndarray:
     n = prob.n
-    h = _curvature(prob, theta)
-    flat = np.bincount(prob.i * n + prob.j, h, n * n)
-    lap = -(flat + flat.reshape(n, n).T.ravel()).reshape(n, n)
-    diag = np.bincount(prob.i, h, n) + np.bincount(prob.j, h, n) + prob.prior_precision
-    lap[np.diag_indices(n)] = diag
+    h = prob.curvature(*prob.probabilities(theta))
+    info = np.zeros((n, n))
+    _fill_dense_information(prob, h, info)
     if add_gauge and prob.prior_precision == 0.0:
-        # Adding J/n makes the Laplacian positive definite without changing the
-        # solution for right-hand sides orthogonal to the all-ones vector.
-        lap += 1.0 / n
-    return lap
+        info += 1.0 / n
+    return info
 
 
-def _check(theta0: np.ndarray | None, n: int) -> np.ndarray:
-    if theta0 is None:
-        return np.zeros(n)
-    theta = np.array(theta0, dtype=np.float64).reshape(-1)
-    if theta.shape != (n,) or not np.all(np.isfinite(theta)):
-        raise ValueError(f"init must be {n} finite numbers.")
+def _fill_dense_information(prob: _Problem, h: np.ndarray, out: np.ndarray) -> None:
+    """Write the Fisher information (a weighted Laplacian plus prior) into ``out``.
+
+    Only pair entries and the diagonal are written; other entries must be zero.
+    """
+    n = prob.n
+    flat = out.reshape(-1)
+    flat[prob.i * n + prob.j] = -h
+    flat[prob.j * n + prob.i] = -h
+    flat[:: n + 1] = prob.diagonal_information(h)
+
+
+def _initial_scores(prob: _Problem, init: np.ndarray | None) -> np.ndarray:
+    """Validated start, or by default each item's smoothed log win/loss ratio.
+
+    The ratio is an attenuated estimate of the score (opponents average out),
+    which saves a few Newton iterations over starting from zero.
+    """
+    if init is None:
+        theta = np.log(prob.wins + 0.5) - np.log(prob.games - prob.wins + 0.5)
+        return theta - theta.mean()
+    theta = np.array(init, dtype=np.float64).reshape(-1)
+    if theta.shape != (prob.n,) or not np.all(np.isfinite(theta)):
+        raise ValueError(f"init must be {prob.n} finite numbers.")
     return theta - theta.mean()
 
 
@@ -252,7 +330,7 @@ def mm(
     ----------
     pairs : PairCounts
     init : numpy.ndarray, optional
-        Starting log-strengths (default zeros).
+        Starting log-strengths (default: smoothed log win/loss ratios).
     prior_variance : float, optional
         Variance of a Gaussian prior on the scores (MAP estimate).
     tol : float
@@ -267,7 +345,7 @@ def mm(
     True
     """
     prob = _Problem.build(pairs, prior_variance)
-    theta = _check(init, prob.n)
+    theta = _initial_scores(prob, init)
     log_wins = np.log(np.where(prob.wins > 0, prob.wins, 1.0))
     it = 0
     for it in range(1, max_iter + 1):
@@ -276,8 +354,7 @@ def mm(
         if prob.step_size(grad, p, q) <= tol:
             it -= 1
             break
-        e = prob.n_ij * p
-        expected = np.bincount(prob.i, e, prob.n) + np.bincount(prob.j, prob.n_ij * q, prob.n)
+        expected = prob.sum_i(prob.n_ij * p) + prob.sum_j(prob.n_ij * q)
         with np.errstate(divide="ignore"):
             log_expected = np.log(expected)
         # sum_j n_ij / (pi_i + pi_j) = exp(-theta_i) * expected wins of i
@@ -311,13 +388,14 @@ def newman(
     True
     """
     prob = _Problem.build(pairs, prior_variance)
-    theta = _check(init, prob.n)
+    theta = _initial_scores(prob, init)
     it = 0
     for it in range(1, max_iter + 1):
         p, q = prob.probabilities(theta)
         # A_i = sum_j a_ij sigma(theta_j - theta_i); B_i = sum_j a_ji sigma(theta_i - theta_j)
-        won = np.bincount(prob.i, prob.a_ij * q, prob.n) + np.bincount(prob.j, prob.a_ji * p, prob.n)
-        lost = np.bincount(prob.i, prob.a_ji * p, prob.n) + np.bincount(prob.j, prob.a_ij * q, prob.n)
+        wins_q, losses_p = prob.a_ij * q, prob.a_ji * p
+        won = prob.sum_i(wins_q) + prob.sum_j(losses_p)
+        lost = prob.sum_i(losses_p) + prob.sum_j(wins_q)
         grad = prob.gradient_from(theta, p, q)
         if prob.step_size(grad, p, q) <= tol:
             it -= 1
@@ -358,77 +436,120 @@ def newton(
     (True, True)
     """
     prob = _Problem.build(pairs, prior_variance)
-    theta = _check(init, prob.n)
+    theta = _initial_scores(prob, init)
     use_dense = prob.n <= DENSE_NEWTON_MAX_ITEMS if dense is None else dense
-    solve = _dense_newton_step if use_dense else _SparseNewtonStep(prob)
-    objective = prob.log_posterior(theta)
-    grad = prob.gradient(theta)
-    grad0 = float(np.linalg.norm(grad)) or 1.0
+    system: _DenseNewtonSystem | _SparseNewtonSystem = (
+        _DenseNewtonSystem(prob) if use_dense else _SparseNewtonSystem(prob)
+    )
+    p, q = prob.probabilities(theta)
+    grad = prob.gradient_from(theta, p, q)
+    h = prob.curvature(p, q)
+    merit = float(grad @ grad)
+    grad0 = np.sqrt(merit) or 1.0
+    stale = False  # True while the linear system is from an earlier iterate
     it = 0
     for it in range(1, max_iter + 1):
-        if prob.converged(theta, grad, tol):
+        info_diag = prob.diagonal_information(h)
+        if float(np.max(np.abs(grad) / np.maximum(info_diag, 1e-300))) <= tol:
             it -= 1
             break
-        forcing = min(0.1, np.sqrt(float(np.linalg.norm(grad)) / grad0))
-        step = solve(prob, theta, grad, forcing)
-        slope = float(grad @ step)
-        t = 1.0
-        while True:
+        if not stale:
+            system.update(h, info_diag)
+        forcing = min(0.1, np.sqrt(np.sqrt(merit) / grad0))
+        step = system.solve(grad, forcing)
+        # Accept the full step when it shrinks the gradient (cheap: the gradient
+        # is needed next anyway); otherwise backtrack on the log-posterior
+        # (Armijo), which the Newton direction always increases.
+        candidate = theta + step
+        p_c, q_c = prob.probabilities(candidate)
+        grad_c = prob.gradient_from(candidate, p_c, q_c)
+        merit_c = float(grad_c @ grad_c)
+        if merit_c > (1.0 - 1e-4) * merit:
+            if stale:  # an old factorisation gave a poor step: refresh and retry
+                stale = False
+                continue
+            objective = prob.log_posterior(theta)
+            slope = float(grad @ step)
+            t = 1.0
+            while t > 1e-10:
+                if prob.log_posterior(theta + t * step) >= objective + 1e-4 * t * slope:
+                    break
+                t *= 0.5
             candidate = theta + t * step
-            cand_obj = prob.log_posterior(candidate)
-            # Armijo condition; the tolerance term guards against round-off at the optimum.
-            if cand_obj >= objective + 1e-4 * t * slope - 1e-12 * abs(objective) or t < 1e-10:
-                break
-            t *= 0.5
-        theta = candidate - candidate.mean()
-        objective = prob.log_posterior(theta)
-        grad = prob.gradient(theta)
+            p_c, q_c = prob.probabilities(candidate)
+            grad_c = prob.gradient_from(candidate, p_c, q_c)
+            merit_c = float(grad_c @ grad_c)
+        # Keep the factorisation (chord step) while the gradient contracts fast:
+        # a factorisation costs far more than an evaluation at mid-size n.
+        stale = system.reusable and merit_c < 0.3 * merit
+        theta, p, q, grad, merit = candidate, p_c, q_c, grad_c, merit_c
+        h = prob.curvature(p, q)
     return prob.result(theta, it, tol, "newton" if use_dense else "newton-cg")
 
 
-def _dense_newton_step(prob: _Problem, theta: np.ndarray, grad: np.ndarray, forcing: float) -> np.ndarray:
-    info = _dense_neg_hessian(prob, theta, add_gauge=True)
-    ridge = 0.0
-    scale = float(np.max(np.diag(info)))
-    while True:
-        try:
-            factor = linalg.cho_factor(info + ridge * np.eye(prob.n), check_finite=False)
-            return linalg.cho_solve(factor, grad, check_finite=False)
-        except linalg.LinAlgError:
-            # Curvature underflow far from the optimum (probabilities of 0 or 1
-            # in double precision): damp the step, Levenberg-Marquardt style.
-            ridge = max(ridge * 100.0, 1e-12 * scale, 1e-300)
+class _DenseNewtonSystem:
+    """Cholesky of the dense (gauge-fixed) Fisher information."""
 
-
-class _SparseNewtonStep:
-    """Truncated Newton step: PCG on the sparse Fisher information.
-
-    The CSR pattern (pairs both ways plus the diagonal) is built once; each
-    step only rewrites ``data`` through a fixed permutation.
-    """
+    reusable = True
 
     def __init__(self, prob: _Problem):
-        n, m = prob.n, len(prob.i)
-        rows = np.concatenate([prob.i, prob.j, np.arange(n)])
-        cols = np.concatenate([prob.j, prob.i, np.arange(n)])
-        # Store each entry's source position as its value; after conversion the
-        # data array tells where every CSR slot comes from.
-        positions = np.arange(2 * m + n, dtype=np.float64)
-        mat = sparse.csr_matrix((positions, (rows, cols)), shape=(n, n))
-        self.perm = mat.data.astype(np.int64)
-        self.matrix = mat
-        self.m = m
+        self.prob = prob
+        self.info = np.zeros((prob.n, prob.n))
+        self.factor: tuple[np.ndarray, bool] | None = None
 
-    def __call__(self, prob: _Problem, theta: np.ndarray, grad: np.ndarray, forcing: float) -> np.ndarray:
-        h = _curvature(prob, theta)
-        diag = np.bincount(prob.i, h, prob.n) + np.bincount(prob.j, h, prob.n) + prob.prior_precision
-        values = np.concatenate([-h, -h, diag])
-        self.matrix.data = values[self.perm]
+    def update(self, h: np.ndarray, info_diag: np.ndarray) -> None:
+        prob = self.prob
+        _fill_dense_information(prob, h, self.info)
+        matrix = self.info + (1.0 / prob.n if prob.prior_precision == 0.0 else 0.0)
+        scale = float(np.max(info_diag)) if len(info_diag) else 1.0
+        ridge = 0.0
+        while True:
+            try:
+                if ridge:
+                    matrix[np.diag_indices(prob.n)] += ridge
+                self.factor = linalg.cho_factor(matrix, overwrite_a=True, check_finite=False)
+                return
+            except linalg.LinAlgError:
+                # Curvature underflow far from the optimum (probabilities of 0 or 1
+                # in double precision): damp the step, Levenberg-Marquardt style.
+                matrix = self.info + (1.0 / prob.n if prob.prior_precision == 0.0 else 0.0)
+                ridge = max(ridge * 100.0, 1e-12 * scale, 1e-300)
+
+    def solve(self, grad: np.ndarray, forcing: float) -> np.ndarray:
+        assert self.factor is not None
+        return linalg.cho_solve(self.factor, grad, check_finite=False)
+
+
+class _SparseNewtonSystem:
+    """Truncated Newton step: Jacobi-preconditioned CG on the sparse Fisher information.
+
+    The information is ``diag - U - U^T`` with ``U`` the strictly upper
+    triangle; because pairs are sorted by (i, j), ``U`` in CSR form takes the
+    pair curvatures as its data array with no reordering.
+    """
+
+    reusable = False
+
+    def __init__(self, prob: _Problem):
+        indptr = np.concatenate(([0], np.cumsum(prob.sum_i.counts)))
+        self.upper = sparse.csr_matrix((np.zeros(len(prob.i)), prob.j, indptr), shape=(prob.n, prob.n))
+        self.prob = prob
+        self.diag = np.ones(prob.n)
+
+    def update(self, h: np.ndarray, info_diag: np.ndarray) -> None:
+        self.upper.data = h
+        self.diag = info_diag
+
+    def solve(self, grad: np.ndarray, forcing: float) -> np.ndarray:
+        upper, upper_t, diag = self.upper, self.upper.T, self.diag
         inv_diag = 1.0 / np.maximum(diag, 1e-300)
-        precond = splinalg.LinearOperator(self.matrix.shape, matvec=lambda v: inv_diag * v, dtype=np.float64)
-        rhs = grad - grad.mean() if prob.prior_precision == 0.0 else grad
-        step, _ = splinalg.cg(self.matrix, rhs, rtol=max(forcing, 1e-14), atol=0.0, maxiter=500, M=precond)
-        return step - step.mean() if prob.prior_precision == 0.0 else step
+        shape = upper.shape
+        matrix = splinalg.LinearOperator(shape, matvec=lambda v: diag * v - upper @ v - upper_t @ v, dtype=np.float64)
+        precond = splinalg.LinearOperator(shape, matvec=lambda v: inv_diag * v, dtype=np.float64)
+        gauge_free = self.prob.prior_precision == 0.0
+        rhs = grad - grad.mean() if gauge_free else grad
+        step, _ = splinalg.cg(matrix, rhs, rtol=max(forcing, 1e-14), atol=0.0, maxiter=500, M=precond)
+        return step - step.mean() if gauge_free else step
 
 
 def lbfgs(
@@ -441,9 +562,13 @@ def lbfgs(
 ) -> SolverResult:
     """Limited-memory BFGS (scipy's L-BFGS-B) on the BT log-posterior.
 
-    The objective is scaled by the number of comparisons so that scipy's
-    tolerances mean the same on any data size; convergence is then judged by
-    the common gradient criterion.
+    Variables are scaled by the square root of the diagonal Fisher information
+    (so the Hessian's diagonal is about 1). The objective handed to scipy is
+    the change of the log-posterior from an anchor point, computed per pair as
+    ``-log1p(q0 * expm1(-(d - d0)))``: unlike the log-posterior itself it keeps
+    full relative precision near the optimum, so the line search can still see
+    progress there. When scipy stops short of ``tol`` the run restarts once
+    more from where it stopped, with a fresh anchor (at most 5 rounds).
 
     Examples
     --------
@@ -452,28 +577,41 @@ def lbfgs(
     True
     """
     prob = _Problem.build(pairs, prior_variance)
-    theta0 = _check(init, prob.n)
+    theta = _initial_scores(prob, init)
     total = max(float(prob.n_ij.sum()), 1.0)
-    # Diagonal preconditioning: optimise u = theta * sqrt(I_ii), with I the
-    # Fisher information at the start, so the Hessian's diagonal is about 1.
-    # The criterion |g_i| <= tol * I_ii then holds when scipy's
-    # max |grad_u f| <= tol * sqrt(I_ii) / total (with margin, as I changes).
-    scale = np.sqrt(np.maximum(prob.diagonal_information(*prob.probabilities(theta0)), 1e-300))
-    gtol = 0.1 * tol * float(scale.min()) / total
+    n_iter = 0
+    for _ in range(5):
+        p0, q0 = prob.probabilities(theta)
+        grad0 = prob.gradient_from(theta, p0, q0)
+        info0 = prob.diagonal_information(prob.curvature(p0, q0))
+        if prob.step_size(grad0, p0, q0) <= tol or n_iter >= max_iter:
+            break
+        scale = np.sqrt(np.maximum(info0, 1e-300))
+        # |g_i| <= tol * I_ii holds when max |grad_u f| <= tol * sqrt(I_ii) / total;
+        # a margin covers the change of I along the way.
+        gtol = 0.1 * tol * float(scale.min()) / total
+        anchor, d0 = theta.copy(), prob.differences(theta)
 
-    def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = u / scale
-        return -prob.log_posterior(theta) / total, -prob.gradient(theta) / (scale * total)
+        def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
+            current = u / scale
+            delta = np.clip(prob.differences(current) - d0, -700.0, 700.0)
+            gain = -(prob.a_ij @ np.log1p(q0 * np.expm1(-delta)) + prob.a_ji @ np.log1p(p0 * np.expm1(delta)))
+            gain -= 0.5 * prob.prior_precision * float((current - anchor) @ (current + anchor))
+            return -gain / total, -prob.gradient(current) / (scale * total)
 
-    res = optimize.minimize(
-        fun,
-        theta0 * scale,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 20, "maxls": 50},
-    )
-    res.x = res.x / scale
-    return prob.result(res.x, res.nit, tol, "lbfgs")
+        res = optimize.minimize(
+            fun,
+            anchor * scale,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": max_iter - n_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 20, "maxls": 50},
+        )
+        n_iter += int(res.nit)
+        progressed = bool(np.any(res.x / scale != anchor))
+        theta = res.x / scale
+        if not progressed:
+            break
+    return prob.result(theta, n_iter, tol, "lbfgs")
 
 
 SOLVERS: dict[str, Callable[..., SolverResult]] = {

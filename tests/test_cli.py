@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import bradley
+from bradley.cli import main
+
+
+@pytest.fixture
+def arena_csv(tmp_path):
+    path = tmp_path / "battles.csv"
+    pd.DataFrame(
+        {
+            "model_a": ["a", "b", "c", "a", "b", "c", "a"],
+            "model_b": ["b", "c", "a", "c", "a", "b", "b"],
+            "winner": ["model_a", "model_a", "model_b", "tie", "model_b", "both_bad", "model_b"],
+            "extra": range(7),
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_fit_json_schema(arena_csv, capsys):
+    assert main(["fit", str(arena_csv), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"model", "n_items", "n_comparisons", "log_likelihood", "converged", "iterations", "items"}
+    assert out["model"] == "bradley-terry" and out["n_items"] == 3 and out["n_comparisons"] == 7
+    assert out["converged"] is True and isinstance(out["iterations"], int)
+    assert [set(item) for item in out["items"]] == [{"name", "score", "rank", "wins", "losses", "ties"}] * 3
+    model = bradley.BradleyTerry().fit(bradley.read_comparisons(arena_csv))
+    by_name = {item["name"]: item for item in out["items"]}
+    for name, score in zip(model.items_, model.scores_):
+        assert by_name[name]["score"] == pytest.approx(score, abs=1e-12)
+    assert [item["rank"] for item in out["items"]] == [1, 2, 3]
+    assert out["log_likelihood"] == pytest.approx(model.log_likelihood_)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
+def test_fit_text_formats(arena_csv, capsys, fmt):
+    assert main(["fit", str(arena_csv), "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert "score" in out and "a" in out
+    if fmt == "csv":
+        table = pd.read_csv(pd.io.common.StringIO(out))
+        assert list(table.columns)[:3] == ["item", "score", "elo"]
+    if fmt == "markdown":
+        assert out.splitlines()[1].startswith("|--")
+
+
+def test_column_options_solver_and_prior(tmp_path, capsys):
+    path = tmp_path / "games.csv"
+    pd.DataFrame({"p1": ["x", "y", "x"], "p2": ["y", "z", "z"], "res": [1, 1, 1]}).to_csv(path, index=False)
+    # x never lost: without a prior this fails with a one-line message ...
+    assert main(["fit", str(path), "--left", "p1", "--right", "p2", "--outcome", "res"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bradley: error: the maximum-likelihood scores do not exist") and err.count("\n") == 1
+    assert "'x'" in err and "--prior" in err
+    # ... and with one it fits, for every solver.
+    for solver in ("newton", "mm", "newman", "lbfgs"):
+        code = main(["fit", str(path), "--left", "p1", "--right", "p2", "--outcome", "res",
+                     "--prior", "1", "--solver", solver, "--format", "json"])
+        assert code == 0
+        assert json.loads(capsys.readouterr().out)["items"][0]["name"] == "x"
+
+
+def test_bad_input_exit_code_without_traceback(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    pd.DataFrame({"model_a": ["a", "b"], "model_b": ["b", "a"], "winner": ["model_a", "banana"]}).to_csv(path, index=False)
+    assert main(["fit", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown outcome label(s) ['banana'] in row 1" in err and "Traceback" not in err
+    with pytest.raises(bradley.ComparisonDataError):
+        main(["fit", str(path), "--debug"])
+
+
+def test_missing_file(capsys):
+    assert main(["fit", "/nonexistent/battles.csv"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_console_script_runs_on_shipped_data():
+    result = subprocess.run(
+        [sys.executable, "-m", "bradley", "fit", str(bradley.datasets.arena_140k_path()), "--drop-self-comparisons"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gemini-2.5-pro " in result.stdout and "dropped 10 of 135634" in result.stderr
