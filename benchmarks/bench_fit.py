@@ -121,7 +121,7 @@ def main() -> None:
         data = generate(n, m)
         left, right, outcome, names = data["left"], data["right"], data["outcome"], data["names"]
         left_names, right_names = names[left], names[right]
-        repeat = 5 if m <= 100_000 else 1
+        repeat = 5 if m <= 100_000 else (3 if m <= 1_000_000 else 1)
 
         def ours_int() -> np.ndarray:
             comps = bradley.Comparisons.from_arrays(left, right, outcome)
@@ -164,7 +164,7 @@ def main() -> None:
             size_rows.append(run(
                 "evalica bradley_terry (strings)",
                 lambda: np.log(evalica.bradley_terry(left_names, right_names, winners).scores.sort_index().to_numpy()),
-                reference, 1,
+                reference, repeat,
             ))
         elif evalica is not None:
             size_rows.append({"method": "evalica (skipped: dense n x n matrices, 80 GB)", "seconds": float("nan"),
@@ -180,6 +180,9 @@ def main() -> None:
                 return np.asarray(model.params["ratings"])
 
             size_rows.append(run("arena-rank BradleyTerry", arena, reference, 1))
+        elif ArenaBT is not None:
+            size_rows.append({"method": "arena-rank (skipped: minutes at this size)", "seconds": float("nan"),
+                              "peak_mib": float("nan"), "max_abs_diff": float("nan")})
 
         base_time = size_rows[0]["seconds"]
         for r in size_rows:

@@ -355,8 +355,9 @@ def _validate_comparisons(c: Comparisons) -> None:
         if value is not None and len(value) != n:
             raise ComparisonDataError(f"{name} has {len(value)} entries but left has {n}.")
     n_items = len(c.items)
-    bad_code = (c.left < 0) | (c.left >= n_items) | (c.right < 0) | (c.right >= n_items)
-    if bad_code.any():
+    # Cheap reductions first; the row masks are built only to report a problem.
+    if min(c.left.min(), c.right.min()) < 0 or max(c.left.max(), c.right.max()) >= n_items:
+        bad_code = (c.left < 0) | (c.left >= n_items) | (c.right < 0) | (c.right >= n_items)
         text, rows = describe_rows(bad_code)
         raise ComparisonDataError(f"item codes outside 0..{n_items - 1} in {text}.", rows)
     self_pair = c.left == c.right
@@ -368,8 +369,9 @@ def _validate_comparisons(c: Comparisons) -> None:
             "remove these rows, or pass drop_self_comparisons=True (CLI: --drop-self-comparisons).",
             rows,
         )
-    bad_outcome = ~((c.outcome >= 0.0) & (c.outcome <= 1.0))  # also catches NaN
-    if bad_outcome.any():
+    lowest, highest = c.outcome.min(), c.outcome.max()  # NaN propagates and fails both tests
+    if not (lowest >= 0.0 and highest <= 1.0):
+        bad_outcome = ~((c.outcome >= 0.0) & (c.outcome <= 1.0))
         text, rows = describe_rows(bad_outcome)
         shown = c.outcome[rows[:3]].tolist()
         raise ComparisonDataError(
@@ -380,8 +382,8 @@ def _validate_comparisons(c: Comparisons) -> None:
     if c.weight is not None:
         w = np.ascontiguousarray(c.weight, dtype=np.float64)
         object.__setattr__(c, "weight", w)
-        bad_weight = ~(np.isfinite(w) & (w >= 0.0))
-        if bad_weight.any():
+        if not (w.min() >= 0.0 and np.isfinite(w.max())):
+            bad_weight = ~(np.isfinite(w) & (w >= 0.0))
             text, rows = describe_rows(bad_weight)
             shown = w[rows[:3]].tolist()
             raise ComparisonDataError(
@@ -532,7 +534,9 @@ def _aggregate(
     n = len(items)
     m = len(left)
     swapped = left > right
-    key = np.minimum(left, right) * np.int64(n) + np.maximum(left, right)
+    key = np.minimum(left, right)
+    key *= n
+    key += np.maximum(left, right)
     tie = outcome == 0.5
     # Bincount over the n*n key space when it is small next to the data;
     # otherwise sort the keys (O(m log m), memory O(m)).

@@ -481,7 +481,7 @@ def newton(
             merit_c = float(grad_c @ grad_c)
         # Keep the factorisation (chord step) while the gradient contracts fast:
         # a factorisation costs far more than an evaluation at mid-size n.
-        stale = system.reusable and merit_c < 0.3 * merit
+        stale = system.reusable and merit_c < 0.1 * merit
         theta, p, q, grad, merit = candidate, p_c, q_c, grad_c, merit_c
         h = prob.curvature(p, q)
     return prob.result(theta, it, tol, "newton" if use_dense else "newton-cg")
