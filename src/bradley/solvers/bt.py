@@ -183,10 +183,9 @@ class _Problem:
     def log_likelihood(self, theta: np.ndarray, pq: tuple[np.ndarray, np.ndarray] | None = None) -> float:
         p, q = self.probabilities(theta) if pq is None else pq
         ll = float(self.a_ij @ np.log(p) + self.a_ji @ np.log(q))
-        d = self.differences(theta)
-        far = np.flatnonzero(np.abs(d) > 700.0)
-        if len(far):  # beyond the clipping in probabilities: exact log expit
-            df = d[far]
+        far = np.flatnonzero(np.minimum(p, q) < 1e-290)
+        if len(far):  # near the clipping in probabilities: exact log expit
+            df = self.differences(theta)[far]
             exact = self.a_ij[far] * log_expit(df) + self.a_ji[far] * log_expit(-df)
             ll += float(exact.sum() - self.a_ij[far] @ np.log(p[far]) - self.a_ji[far] @ np.log(q[far]))
         return ll
@@ -210,10 +209,21 @@ class _Problem:
     def converged(self, theta: np.ndarray, grad: np.ndarray, tol: float) -> bool:
         return self.step_size(grad, *self.probabilities(theta)) <= tol
 
-    def result(self, theta: np.ndarray, n_iter: int, tol: float, solver: str) -> SolverResult:
+    def result(
+        self,
+        theta: np.ndarray,
+        n_iter: int,
+        tol: float,
+        solver: str,
+        state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> SolverResult:
+        """Package a solution; ``state`` = (p, q, gradient) at ``theta`` if already known."""
         theta = theta - theta.mean()
-        p, q = self.probabilities(theta)
-        grad = self.gradient_from(theta, p, q)
+        if state is not None and self.prior_precision == 0.0:
+            p, q, grad = state  # centring changes neither probabilities nor the gradient
+        else:
+            p, q = self.probabilities(theta)
+            grad = self.gradient_from(theta, p, q)
         ll = self.log_likelihood(theta, (p, q))
         lp = ll - 0.5 * self.prior_precision * float(theta @ theta)
         return SolverResult(
@@ -260,25 +270,17 @@ def bt_neg_hessian(
 
 
 def _dense_neg_hessian(prob: _Problem, theta: np.ndarray, add_gauge: bool) -> np.ndarray:
+    """Dense Fisher information: a weighted graph Laplacian plus the prior precision."""
     n = prob.n
     h = prob.curvature(*prob.probabilities(theta))
     info = np.zeros((n, n))
-    _fill_dense_information(prob, h, info)
-    if add_gauge and prob.prior_precision == 0.0:
-        info += 1.0 / n
-    return info
-
-
-def _fill_dense_information(prob: _Problem, h: np.ndarray, out: np.ndarray) -> None:
-    """Write the Fisher information (a weighted Laplacian plus prior) into ``out``.
-
-    Only pair entries and the diagonal are written; other entries must be zero.
-    """
-    n = prob.n
-    flat = out.reshape(-1)
+    flat = info.reshape(-1)
     flat[prob.i * n + prob.j] = -h
     flat[prob.j * n + prob.i] = -h
     flat[:: n + 1] = prob.diagonal_information(h)
+    if add_gauge and prob.prior_precision == 0.0:
+        info += 1.0 / n
+    return info
 
 
 def _initial_scores(prob: _Problem, init: np.ndarray | None) -> np.ndarray:
@@ -447,6 +449,7 @@ def newton(
     merit = float(grad @ grad)
     grad0 = np.sqrt(merit) or 1.0
     stale = False  # True while the linear system is from an earlier iterate
+    last_ratio: float | None = None
     it = 0
     for it in range(1, max_iter + 1):
         info_diag = prob.diagonal_information(h)
@@ -479,12 +482,16 @@ def newton(
             p_c, q_c = prob.probabilities(candidate)
             grad_c = prob.gradient_from(candidate, p_c, q_c)
             merit_c = float(grad_c @ grad_c)
-        # Keep the factorisation (chord step) while the gradient contracts fast:
-        # a factorisation costs far more than an evaluation at mid-size n.
-        stale = system.reusable and merit_c < 0.1 * merit
+        # Keep the factorisation (chord steps) while the gradient contracts fast
+        # and chord steps still accelerate; refresh once they settle into linear
+        # convergence. A factorisation costs several evaluations at mid-size n.
+        ratio = merit_c / merit if merit > 0 else 0.0
+        linear = stale and last_ratio is not None and ratio > max(0.3 * last_ratio, 1e-3)
+        stale = system.reusable and ratio < 0.1 and not linear
+        last_ratio = ratio
         theta, p, q, grad, merit = candidate, p_c, q_c, grad_c, merit_c
         h = prob.curvature(p, q)
-    return prob.result(theta, it, tol, "newton" if use_dense else "newton-cg")
+    return prob.result(theta, it, tol, "newton" if use_dense else "newton-cg", (p, q, grad))
 
 
 class _DenseNewtonSystem:
@@ -495,11 +502,16 @@ class _DenseNewtonSystem:
     def __init__(self, prob: _Problem):
         self.prob = prob
         self.info = np.zeros((prob.n, prob.n))
+        self.upper_keys = prob.i * prob.n + prob.j
+        self.lower_keys = prob.j * prob.n + prob.i
         self.factor: tuple[np.ndarray, bool] | None = None
 
     def update(self, h: np.ndarray, info_diag: np.ndarray) -> None:
         prob = self.prob
-        _fill_dense_information(prob, h, self.info)
+        flat = self.info.reshape(-1)
+        flat[self.upper_keys] = -h
+        flat[self.lower_keys] = -h
+        flat[:: prob.n + 1] = info_diag
         matrix = self.info + (1.0 / prob.n if prob.prior_precision == 0.0 else 0.0)
         scale = float(np.max(info_diag)) if len(info_diag) else 1.0
         ridge = 0.0
