@@ -235,3 +235,46 @@ def test_kernels_gradient_matches_finite_differences(rng):
         assert g[k] == pytest.approx((f(theta + e) - f(theta - e)) / (2 * eps), abs=1e-5)
     h = kernels.bt_neg_hessian(theta, pairs)
     np.testing.assert_allclose(h.sum(axis=1), 0.0, atol=1e-10)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n_items=st.integers(2, 8))
+def test_invariant_to_side_swaps_and_item_relabelling(seed, n_items):
+    rng = np.random.default_rng(seed)
+    m = 60
+    left = rng.integers(0, n_items, m)
+    right = (left + rng.integers(1, n_items, m)) % n_items
+    outcome = rng.choice([0.0, 0.5, 1.0, 0.8], m)
+    items = np.arange(n_items)
+    base = BradleyTerry(prior=3.0).fit(Comparisons.from_arrays(left, right, outcome, items=items))
+    # The same judgments written the other way round.
+    swapped = BradleyTerry(prior=3.0).fit(Comparisons.from_arrays(right, left, 1.0 - outcome, items=items))
+    np.testing.assert_allclose(swapped.scores_, base.scores_, atol=1e-7)
+    # Items renamed by a permutation: scores follow the names.
+    perm = rng.permutation(n_items)
+    relabelled = BradleyTerry(prior=3.0).fit(
+        Comparisons.from_arrays(perm[left], perm[right], outcome, items=items)
+    )
+    np.testing.assert_allclose(relabelled.scores_[perm], base.scores_, atol=1e-7)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_two_items_and_bipartite_designs_converge_for_every_solver(solver):
+    # Two items: a simultaneous Newman update would cycle between two gaps.
+    two = BradleyTerry(solver=solver).fit(PairCounts.from_matrix([[0, 2], [1, 0]]))
+    assert two.converged_ and two.scores_[0] - two.scores_[1] == pytest.approx(np.log(2), abs=1e-7)
+    # Bipartite: every comparison is between group A and group B (e.g. models vs baselines).
+    rng = np.random.default_rng(3)
+    left = rng.integers(0, 4, 400)
+    right = rng.integers(4, 9, 400)
+    truth = rng.normal(size=9)
+    outcome = (rng.random(400) < expit(truth[left] - truth[right])).astype(float)
+    data = Comparisons.from_arrays(left, right, outcome)
+    model = BradleyTerry(solver=solver).fit(data)
+    theta, _ = brute_force_bt(left, right, outcome, 9)
+    assert model.converged_
+    np.testing.assert_allclose(model.scores_, theta, atol=1e-6)

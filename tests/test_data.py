@@ -101,3 +101,18 @@ def test_uncompared_item_in_given_list_is_a_problem():
     c = Comparisons.from_arrays(["a", "b"], ["b", "a"], [1, 1], items=["a", "b", "z"])
     err = mle_existence_problem(c.pair_counts())
     assert err is not None and "'z'" in str(err)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sorted_aggregation_path_matches_dense_for_soft_and_weighted(monkeypatch, weighted):
+    rng = np.random.default_rng(4)
+    left = rng.integers(0, 40, 5000)
+    right = (left + rng.integers(1, 40, 5000)) % 40
+    outcome = rng.choice([0.0, 1.0, 0.5, 0.3], 5000)
+    weight = rng.uniform(0, 2, 5000) if weighted else None
+    data = Comparisons.from_arrays(left, right, outcome, weight)
+    dense = data.pair_counts()
+    monkeypatch.setattr(bradley.data, "_DENSE_KEY_LIMIT", 10)
+    hashed = data.pair_counts()
+    for field in ("first", "second", "wins_first", "wins_second", "ties"):
+        np.testing.assert_allclose(getattr(dense, field), getattr(hashed, field), atol=1e-9)

@@ -4,7 +4,8 @@ Examples
 --------
 >>> import bradley
 >>> battles = bradley.datasets.load_arena_140k()
->>> model = bradley.BradleyTerry().fit(battles)
+>>> data = bradley.read_comparisons(battles, drop_self_comparisons=True)  # doctest: +SKIP
+>>> model = bradley.BradleyTerry().fit(data)  # doctest: +SKIP
 >>> model.summary().head(3)  # doctest: +SKIP
 """
 
