@@ -46,7 +46,11 @@ __all__ = [
 
 DEFAULT_TOL = 1e-8
 # Dense Newton (Cholesky) while n is small; sparse preconditioned CG beyond.
+# Newton's linear systems: dense Cholesky for few items; otherwise conjugate
+# gradients (fast on the well-mixed comparison graphs of real data), falling
+# back to Cholesky when CG stalls, as long as n is small enough for it.
 DENSE_NEWTON_MAX_ITEMS = 2000
+ALWAYS_DENSE_BELOW = 200
 
 
 @dataclass
@@ -432,12 +436,16 @@ def newton(
     max_iter: int = 100,
     dense: bool | None = None,
 ) -> SolverResult:
-    """Newton's method with backtracking on the BT log-posterior.
+    """Newton's method with a globalised step on the BT log-posterior.
 
-    For up to ``DENSE_NEWTON_MAX_ITEMS`` items the Newton system is solved by
-    Cholesky on the dense (gauge-fixed) Fisher information; beyond that it is
-    solved inexactly by Jacobi-preconditioned conjugate gradients on the sparse
-    graph Laplacian (truncated Newton), whose sparsity pattern is built once.
+    Below ``ALWAYS_DENSE_BELOW`` items the Newton system is solved by Cholesky
+    on the dense (gauge-fixed) Fisher information, with the factorisation
+    reused while it still contracts the gradient fast (chord steps). Above, it
+    is solved inexactly by Jacobi-preconditioned conjugate gradients on the
+    sparse information (truncated Newton), which takes a handful of CG
+    iterations on well-mixed comparison graphs; if CG stalls (a badly
+    conditioned design, such as a long chain of rarely compared groups) and
+    there are at most ``DENSE_NEWTON_MAX_ITEMS`` items, Cholesky takes over.
 
     Parameters
     ----------
@@ -453,7 +461,8 @@ def newton(
     """
     prob = _Problem.build(pairs, prior_variance)
     theta = _initial_scores(prob, init)
-    use_dense = prob.n <= DENSE_NEWTON_MAX_ITEMS if dense is None else dense
+    use_dense = prob.n < ALWAYS_DENSE_BELOW if dense is None else dense
+    may_switch = dense is None and prob.n <= DENSE_NEWTON_MAX_ITEMS
     system: _DenseNewtonSystem | _SparseNewtonSystem = (
         _DenseNewtonSystem(prob) if use_dense else _SparseNewtonSystem(prob)
     )
@@ -474,6 +483,10 @@ def newton(
             system.update(h, info_diag)
         forcing = min(0.1, np.sqrt(np.sqrt(merit) / grad0))
         step = system.solve(grad, forcing)
+        if not system.solved and may_switch:
+            use_dense, system = True, _DenseNewtonSystem(prob)
+            system.update(h, info_diag)
+            step = system.solve(grad, forcing)
         # Accept the full step when it shrinks the gradient (cheap: the gradient
         # is needed next anyway); otherwise backtrack on the log-posterior
         # (Armijo), which the Newton direction always increases.
@@ -512,6 +525,7 @@ class _DenseNewtonSystem:
     """Cholesky of the dense (gauge-fixed) Fisher information."""
 
     reusable = True
+    solved = True
 
     def __init__(self, prob: _Problem):
         self.prob = prob
@@ -557,6 +571,7 @@ class _SparseNewtonSystem:
     reusable = False
 
     def __init__(self, prob: _Problem):
+        self.solved = True
         indptr = np.concatenate(([0], np.cumsum(prob.sum_i.counts)))
         self.upper = sparse.csr_matrix((np.zeros(len(prob.i)), prob.j, indptr), shape=(prob.n, prob.n))
         self.prob = prob
@@ -574,7 +589,9 @@ class _SparseNewtonSystem:
         precond = splinalg.LinearOperator(shape, matvec=lambda v: inv_diag * v, dtype=np.float64)
         gauge_free = self.prob.prior_precision == 0.0
         rhs = grad - grad.mean() if gauge_free else grad
-        step, _ = splinalg.cg(matrix, rhs, rtol=max(forcing, 1e-14), atol=0.0, maxiter=500, M=precond)
+        maxiter = min(500, max(50, self.prob.n))
+        step, info = splinalg.cg(matrix, rhs, rtol=max(forcing, 1e-14), atol=0.0, maxiter=maxiter, M=precond)
+        self.solved = info == 0
         return step - step.mean() if gauge_free else step
 
 
