@@ -9,7 +9,9 @@ from collections.abc import Sequence
 
 from bradley import __version__
 from bradley.errors import BradleyError
+from bradley.data import Comparisons
 from bradley.io import read_comparisons
+from bradley.leaderboard import CI_METHODS, leaderboard
 from bradley.models import BradleyTerry
 from bradley.report import FORMATS, render_fit
 
@@ -40,15 +42,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="fit a Bradley-Terry model and print the ranking")
     _add_data_options(fit)
-    fit.add_argument("--solver", default="auto", choices=["auto", "newton", "newton-cg", "mm", "zermelo", "newman", "lbfgs"])
-    fit.add_argument("--prior", type=float, default=None, metavar="VARIANCE",
-                     help="Gaussian prior variance on scores (MAP); makes any data fit")
-    fit.add_argument("--tol", type=float, default=1e-8, help="gradient tolerance (default 1e-8)")
-    fit.add_argument("--max-iter", type=int, default=None)
+    _add_model_options(fit)
     fit.add_argument("--anchor", default=None, metavar="ITEM[=VALUE]", help="report scores with ITEM fixed at VALUE (default 0)")
     fit.add_argument("--format", default="table", choices=FORMATS)
     fit.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    board = sub.add_parser("leaderboard", help="a leaderboard with confidence intervals, rank ranges and tiers")
+    _add_data_options(board)
+    _add_model_options(board)
+    board.add_argument("--ci", default="fisher", choices=CI_METHODS, help="interval method (default fisher)")
+    board.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    board.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
+    board.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    board.add_argument("--cluster", default=None, metavar="COL",
+                       help="column of cluster labels (e.g. annotator) for sandwich errors or cluster bootstrap")
+    board.add_argument("--anchor", default=None, metavar="ITEM=ELO", help="shift the Elo scale so ITEM has rating ELO")
+    board.add_argument("--html", default=None, metavar="PATH", help="also write a self-contained HTML report")
+    board.add_argument("--format", default="table", choices=FORMATS)
+    board.add_argument("--progress", action="store_true", help="show a progress bar for the bootstrap")
+    board.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--solver", default="auto", choices=["auto", "newton", "newton-cg", "mm", "zermelo", "newman", "lbfgs"])
+    parser.add_argument("--prior", type=float, default=None, metavar="VARIANCE",
+                        help="Gaussian prior variance on scores (MAP); makes any data fit")
+    parser.add_argument("--tol", type=float, default=1e-8, help="convergence tolerance (default 1e-8)")
+    parser.add_argument("--max-iter", type=int, default=None)
 
 
 def _parse_anchor(text: str | None) -> str | tuple[str, float] | None:
@@ -63,8 +84,8 @@ def _parse_anchor(text: str | None) -> str | tuple[str, float] | None:
         return text
 
 
-def _run_fit(args: argparse.Namespace) -> str:
-    comparisons = read_comparisons(
+def _read(args: argparse.Namespace) -> Comparisons:
+    return read_comparisons(
         args.data,
         left=args.left,
         right=args.right,
@@ -74,11 +95,39 @@ def _run_fit(args: argparse.Namespace) -> str:
         weight=args.weight,
         format=args.input_format,
         drop_self_comparisons=args.drop_self_comparisons,
+        annotator=getattr(args, "cluster", None),
     )
+
+
+def _run_fit(args: argparse.Namespace) -> str:
     model = BradleyTerry(
         prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter, anchor=_parse_anchor(args.anchor)
-    ).fit(comparisons)
+    ).fit(_read(args))
     return render_fit(model, args.format)
+
+
+def _run_leaderboard(args: argparse.Namespace) -> str:
+    data = _read(args)
+    board = leaderboard(
+        data,
+        model=BradleyTerry(prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter),
+        ci=args.ci,
+        level=args.level,
+        rounds=args.rounds,
+        seed=args.seed,
+        cluster="annotator" if args.cluster else None,
+        anchor=args.anchor,
+        progress=args.progress,
+    )
+    if args.html:
+        board.to_html(args.html)
+    if args.format == "json":
+        return board.to_json()
+    if args.format == "csv":
+        return board.to_csv()
+    if args.format == "markdown":
+        return board.to_markdown()
+    return board.to_text()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
-            output = _run_fit(args)
+            output = _run_fit(args) if args.command == "fit" else _run_leaderboard(args)
         except (BradleyError, ValueError, OSError) as exc:
             if debug:
                 raise

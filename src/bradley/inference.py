@@ -1,0 +1,286 @@
+"""Uncertainty for fitted Bradley-Terry scores.
+
+* :func:`fisher_covariance`: inverse observed Fisher information under the
+  mean-zero constraint (the Moore-Penrose inverse of the information, whose
+  null space is the shift direction) or a reference-item constraint.
+* :func:`sandwich_covariance`: robust (Huber-White) covariance, optionally
+  clustered (e.g. by annotator), from row-level score contributions.
+* :func:`quasi_variances`: Firth & de Menezes (2004) quasi-variances, so that
+  ``var(s_i - s_j) ~ q_i + q_j`` for every pair, from the table alone.
+* :func:`bootstrap_scores`: nonparametric bootstrap by multinomial resampling
+  of the unique (left, right, outcome, weight) rows (exactly row resampling),
+  or of clusters; each replicate is refitted by Newton from the full-data
+  scores.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from bradley.data import Comparisons, mle_existence_problem
+from bradley.errors import DataWarning
+from bradley.solvers import bt as bt_solvers
+
+__all__ = [
+    "fisher_covariance",
+    "sandwich_covariance",
+    "standard_errors",
+    "quasi_variances",
+    "BootstrapResult",
+    "bootstrap_scores",
+    "FALLBACK_PRIOR",
+]
+
+#: Prior variance used for bootstrap replicates whose MLE does not exist when
+#: the model itself has no prior (they are counted and reported).
+FALLBACK_PRIOR = 10.0
+
+
+def _constrain(cov_centred: np.ndarray, reference: int | None) -> np.ndarray:
+    if reference is None:
+        return cov_centred
+    # scores relative to the reference item: s_i - s_ref = (I - 1 e_ref^T) s
+    n = cov_centred.shape[0]
+    transform = np.eye(n)
+    transform[:, reference] -= 1.0
+    return transform @ cov_centred @ transform.T
+
+
+def fisher_covariance(model: Any, reference: int | None = None) -> np.ndarray:
+    """Covariance of ``model.scores_`` from the observed Fisher information.
+
+    Parameters
+    ----------
+    model : fitted BradleyTerry
+    reference : int, optional
+        Index of an item fixed at its value (its variance is then 0);
+        default: the mean-zero constraint.
+
+    Examples
+    --------
+    >>> import bradley
+    >>> m = bradley.BradleyTerry().fit(bradley.PairCounts.from_matrix([[0, 6], [4, 0]]))
+    >>> cov = fisher_covariance(m)
+    >>> bool(np.isclose(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], 1 / (10 * 0.6 * 0.4)))
+    True
+    """
+    info = bt_solvers.bt_neg_hessian(model.scores_, model.pair_counts_, model.prior)
+    if model.prior is None:
+        n = info.shape[0]
+        # pinv of the Laplacian: invert on the complement of the ones vector.
+        cov = np.linalg.inv(info + 1.0 / n) - 1.0 / n
+    else:
+        cov = np.linalg.inv(info)
+    return _constrain(cov, reference)
+
+
+def sandwich_covariance(
+    model: Any, data: Comparisons, cluster: np.ndarray | None = None, reference: int | None = None
+) -> np.ndarray:
+    """Robust sandwich covariance ``H^+ M H^+`` with ``M`` the (clustered) outer product of scores.
+
+    Each row contributes ``w (o - p) (e_left - e_right)`` to the score
+    (ties as half wins, soft labels as their probability); rows of one
+    cluster are summed before the outer product. Use it when comparisons are
+    not independent, e.g. many votes from the same annotator.
+    """
+    n = len(model.items_)
+    if len(data.items) != n or np.any(np.asarray(data.items, dtype=object) != model.items_):
+        raise ValueError("data must be the Comparisons the model was fitted on (same items, same order).")
+    scores = model.scores_
+    w = np.ones(data.n_comparisons) if data.weight is None else data.weight
+    p = 1.0 / (1.0 + np.exp(-np.clip(scores[data.left] - scores[data.right], -700, 700)))
+    resid = w * (data.outcome - p)
+    if cluster is None:
+        codes, n_clusters = np.arange(data.n_comparisons), data.n_comparisons
+    else:
+        codes, uniques = pd.factorize(np.asarray(cluster))
+        if (codes < 0).any():
+            raise ValueError("cluster labels must not be missing.")
+        n_clusters = len(uniques)
+    # cluster-by-item score sums, as a sparse accumulation (no per-row Python)
+    flat = np.bincount(codes * n + data.left, resid, n_clusters * n) - np.bincount(codes * n + data.right, resid, n_clusters * n)
+    scores_by_cluster = flat.reshape(n_clusters, n)
+    meat = scores_by_cluster.T @ scores_by_cluster
+    bread = fisher_covariance(model)
+    if model.prior is not None:
+        warnings.warn("sandwich errors with a prior describe the MAP estimator; the prior term is in the bread only.",
+                      DataWarning, stacklevel=2)
+    return _constrain(bread @ meat @ bread, reference)
+
+
+def standard_errors(cov: np.ndarray) -> np.ndarray:
+    """Square roots of the diagonal (clipped at zero)."""
+    return np.sqrt(np.clip(np.diag(cov), 0.0, None))
+
+
+def quasi_variances(cov: np.ndarray) -> np.ndarray:
+    """Quasi-variances (Firth & de Menezes 2004) of a score covariance matrix.
+
+    Finds ``q`` minimising ``sum_{i<j} log((q_i + q_j) / v_ij)^2`` with
+    ``v_ij = var(s_i - s_j)``, so that any contrast's variance is read off the
+    table as ``q_i + q_j``.
+
+    Examples
+    --------
+    >>> cov = np.diag([0.1, 0.2, 0.3])
+    >>> np.round(quasi_variances(cov), 6).tolist()
+    [0.1, 0.2, 0.3]
+    """
+    n = cov.shape[0]
+    d = np.diag(cov)
+    iu, ju = np.triu_indices(n, 1)
+    v = d[iu] + d[ju] - 2.0 * cov[iu, ju]
+    if np.any(v <= 0):
+        raise ValueError("the covariance gives non-positive contrast variances.")
+    log_v = np.log(v)
+
+    def objective(log_q: np.ndarray) -> tuple[float, np.ndarray]:
+        q = np.exp(log_q)
+        s = q[iu] + q[ju]
+        r = np.log(s) - log_v
+        g_pair = 2.0 * r / s
+        grad = (np.bincount(iu, g_pair, n) * q) + (np.bincount(ju, g_pair, n) * q)
+        return float(r @ r), grad
+
+    start = np.log(np.clip(d, 1e-12, None))
+    res = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "maxiter": 10_000})
+    return np.exp(res.x)
+
+
+@dataclass
+class BootstrapResult:
+    """Bootstrap replicates of the scores.
+
+    Attributes
+    ----------
+    scores : numpy.ndarray, shape (rounds, n_items)
+        Mean-zero scores of each replicate.
+    n_fallback : int
+        Replicates whose MLE did not exist and were fitted with the fallback
+        prior (0 when the model has its own prior).
+    rounds, seed : int
+    unit : str
+        What was resampled: ``"rows"`` or ``"clusters"``.
+    """
+
+    scores: np.ndarray
+    n_fallback: int
+    rounds: int
+    seed: int | None
+    unit: str
+
+    def ranks(self) -> np.ndarray:
+        """Rank of every item in every replicate (1 = best; ties share the better rank)."""
+        s = self.scores
+        return (s[:, None, :] > s[:, :, None]).sum(axis=2) + 1
+
+    def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the scores."""
+        alpha = (1.0 - level) / 2.0
+        return np.quantile(self.scores, alpha, axis=0), np.quantile(self.scores, 1.0 - alpha, axis=0)
+
+    def rank_interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the ranks (integers)."""
+        alpha = (1.0 - level) / 2.0
+        ranks = self.ranks()
+        low = np.floor(np.quantile(ranks, alpha, axis=0, method="lower")).astype(np.int64)
+        high = np.ceil(np.quantile(ranks, 1.0 - alpha, axis=0, method="higher")).astype(np.int64)
+        return low, high
+
+
+def _unique_rows(data: Comparisons) -> tuple[pd.DataFrame, np.ndarray]:
+    frame = pd.DataFrame({"left": data.left, "right": data.right, "outcome": data.outcome,
+                          "weight": np.ones(data.n_comparisons) if data.weight is None else data.weight})
+    grouped = frame.groupby(["left", "right", "outcome", "weight"], sort=False).size().reset_index(name="count")
+    return grouped, grouped["count"].to_numpy(np.float64)
+
+
+def bootstrap_scores(
+    model: Any,
+    data: Comparisons,
+    rounds: int = 1000,
+    seed: int | None = 0,
+    cluster: np.ndarray | None = None,
+    progress: bool = False,
+) -> BootstrapResult:
+    """Bootstrap the BT scores of ``model`` (fitted on ``data``).
+
+    Row resampling is done exactly and fast: the multinomial counts of the
+    unique (left, right, outcome, weight) rows are drawn at once. With
+    ``cluster`` (one label per row) whole clusters are resampled instead.
+    Each replicate is refitted by Newton, warm-started at the full-data
+    scores, with the model's prior. A replicate whose MLE does not exist
+    (an item that never won or never lost in it) is fitted with the prior
+    ``FALLBACK_PRIOR`` instead of being dropped; their number is reported in
+    ``n_fallback`` and by a warning.
+
+    Examples
+    --------
+    >>> import bradley
+    >>> data, _ = bradley.simulate_bt(5, 2000, seed=1)
+    >>> model = bradley.BradleyTerry().fit(data)
+    >>> boot = bootstrap_scores(model, data, rounds=50, seed=3)
+    >>> boot.scores.shape
+    (50, 5)
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}.")
+    rng = np.random.default_rng(seed)
+    n = len(model.items_)
+    if cluster is None:
+        table, counts = _unique_rows(data)
+        total = int(counts.sum())
+        probs = counts / counts.sum()
+        unit = "rows"
+    else:
+        cluster_codes, uniques = pd.factorize(np.asarray(cluster))
+        n_clusters = len(uniques)
+        unit = "clusters"
+    left_u = right_u = outcome_u = weight_u = None
+    if cluster is None:
+        left_u = table["left"].to_numpy(np.int64)
+        right_u = table["right"].to_numpy(np.int64)
+        outcome_u = table["outcome"].to_numpy(np.float64)
+        weight_u = table["weight"].to_numpy(np.float64)
+    out = np.empty((rounds, n))
+    n_fallback = 0
+    iterator: Any = range(rounds)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="bootstrap", unit="round")
+    for b in iterator:
+        if cluster is None:
+            draw = rng.multinomial(total, probs).astype(np.float64)
+            keep = draw > 0
+            replicate = Comparisons(left_u[keep], right_u[keep], outcome_u[keep], data.items, weight_u[keep] * draw[keep])
+        else:
+            picks = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+            row_weight = picks[cluster_codes].astype(np.float64)
+            base = np.ones(data.n_comparisons) if data.weight is None else data.weight
+            keep = row_weight > 0
+            replicate = Comparisons(data.left[keep], data.right[keep], data.outcome[keep], data.items,
+                                    (base * row_weight)[keep])
+        pairs = replicate.pair_counts()
+        prior = model.prior
+        if prior is None and mle_existence_problem(pairs) is not None:
+            prior = FALLBACK_PRIOR
+            n_fallback += 1
+        fit = bt_solvers.newton(pairs, init=model.scores_ - model.scores_.mean(), prior_variance=prior)
+        out[b] = fit.scores
+    if n_fallback:
+        warnings.warn(
+            f"{n_fallback} of {rounds} bootstrap replicates had no finite MLE (an item never won or never "
+            f"lost in them) and were fitted with a N(0, {FALLBACK_PRIOR:g}) prior.",
+            DataWarning,
+            stacklevel=2,
+        )
+    return BootstrapResult(out, n_fallback, rounds, seed, unit)
+

@@ -1,0 +1,306 @@
+"""Leaderboards with honest uncertainty: one call from battles to a publishable table.
+
+>>> import bradley
+>>> board = bradley.leaderboard(bradley.simulate_bt(6, 3000, seed=0, item_names=True)[0], ci="fisher")
+>>> list(board.table.columns)[:6]
+['rank', 'item', 'score', 'se', 'ci_low', 'ci_high']
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from scipy.stats import norm
+
+from bradley import inference
+from bradley.data import Comparisons
+from bradley.models import BradleyTerry
+from bradley.models.base import as_comparisons
+from bradley.scales import to_elo
+
+__all__ = ["Leaderboard", "leaderboard", "CI_METHODS"]
+
+CI_METHODS = ("fisher", "sandwich", "bootstrap", "none")
+
+
+@dataclass
+class Leaderboard:
+    """A ranked table of items with scores, intervals and counts.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per item, best first: ``rank`` (1 + number of items whose
+        interval lies entirely above, the arena "rank upper bound"), ``item``,
+        ``score`` (natural-log strength, mean zero), ``se``, ``ci_low``,
+        ``ci_high``, ``elo``, ``elo_low``, ``elo_high``, ``rank_low``,
+        ``rank_high``, ``tier``, ``battles``, ``wins``, ``losses``, ``ties``,
+        ``win_rate`` (ties as half).
+    model : BradleyTerry
+        The fitted model.
+    ci : dict
+        ``method``, ``level``, ``rounds``, ``seed`` (and ``fallback_replicates``
+        for the bootstrap).
+    anchor : (str, float) or None
+        Item and Elo rating the Elo columns are shifted to.
+    """
+
+    table: pd.DataFrame
+    model: BradleyTerry
+    ci: dict[str, Any]
+    anchor: tuple[str, float] | None = None
+    bootstrap: inference.BootstrapResult | None = field(default=None, repr=False)
+
+    def win_probabilities(self) -> pd.DataFrame:
+        """Matrix of ``P(row beats column)`` in leaderboard order."""
+        order = self.table["item"].to_numpy()
+        idx = self.model._index.codes(order)
+        s = self.model.scores_[idx]
+        return pd.DataFrame(expit(s[:, None] - s[None, :]), index=order, columns=order)
+
+    def battle_counts(self) -> pd.DataFrame:
+        """Matrix of the number of comparisons between every two items, in leaderboard order."""
+        order = self.table["item"].to_numpy()
+        idx = self.model._index.codes(order)
+        pairs = self.model.pair_counts_
+        m = np.zeros((len(self.model.items_),) * 2)
+        m[pairs.first, pairs.second] = pairs.totals
+        m[pairs.second, pairs.first] = pairs.totals
+        return pd.DataFrame(m[np.ix_(idx, idx)], index=order, columns=order)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON schema of ``bradley leaderboard --format json``."""
+        model = self.model
+        items = []
+        for row in self.table.itertuples(index=False):
+            items.append(
+                {
+                    "name": row.item.item() if isinstance(row.item, np.generic) else row.item,
+                    "score": float(row.score),
+                    "rank": int(row.rank),
+                    "wins": float(row.wins),
+                    "losses": float(row.losses),
+                    "ties": float(row.ties),
+                    "se": _nan_to_none(row.se),
+                    "ci_low": _nan_to_none(row.ci_low),
+                    "ci_high": _nan_to_none(row.ci_high),
+                    "rank_low": int(row.rank_low),
+                    "rank_high": int(row.rank_high),
+                    "elo": float(row.elo),
+                }
+            )
+        return {
+            "model": "bradley-terry",
+            "n_items": int(len(model.items_)),
+            "n_comparisons": int(model.n_comparisons_),
+            "log_likelihood": float(model.log_likelihood_),
+            "converged": bool(model.converged_),
+            "iterations": int(model.n_iter_),
+            "ci": self.ci,
+            "items": items,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        from bradley.report import render_summary
+
+        return render_summary(self._display_table(), "markdown")
+
+    def to_csv(self) -> str:
+        return self.table.to_csv(index=False)
+
+    def to_text(self) -> str:
+        from bradley.report import render_summary
+
+        return render_summary(self._display_table(), "table")
+
+    def _display_table(self) -> pd.DataFrame:
+        t = self.table
+        shown = pd.DataFrame({"rank": t["rank"], "item": t["item"], "elo": t["elo"].round(1)})
+        if self.ci["method"] != "none":
+            pct = int(round(100 * self.ci["level"]))
+            shown[f"{pct}% CI (elo)"] = [f"{lo:.1f} to {hi:.1f}" for lo, hi in zip(t["elo_low"], t["elo_high"])]
+            shown["rank range"] = [f"{a}-{b}" if a != b else f"{a}" for a, b in zip(t["rank_low"], t["rank_high"])]
+            shown["tier"] = t["tier"]
+        shown["score"] = t["score"]
+        battles = t["battles"].to_numpy()
+        shown["battles"] = battles.astype(np.int64) if np.all(battles == np.round(battles)) else battles.round(1)
+        shown["win rate"] = [f"{100 * w:.1f}%" if np.isfinite(w) else "" for w in t["win_rate"]]
+        return shown
+
+    def to_html(self, path: str | None = None, title: str = "Leaderboard") -> str:
+        """A self-contained HTML report (plots embedded); written to ``path`` if given."""
+        from bradley.report import leaderboard_html
+
+        html = leaderboard_html(self, title=title)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(html)
+        return html
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _parse_anchor(anchor: str | tuple[str, float] | None) -> tuple[str, float] | None:
+    if anchor is None:
+        return None
+    if isinstance(anchor, tuple):
+        return (anchor[0], float(anchor[1]))
+    name, sep, value = str(anchor).rpartition("=")
+    if not sep:
+        raise ValueError(f"anchor must look like 'model-x=1114' (item=Elo rating), got {anchor!r}.")
+    return (name, float(value))
+
+
+def _tiers(order_low: np.ndarray, order_high: np.ndarray) -> np.ndarray:
+    """Statistical tiers in leaderboard order: a new tier starts at the first item
+    whose interval lies entirely below the interval of the current tier's leader."""
+    tiers = np.empty(len(order_low), dtype=np.int64)
+    tier, leader_low = 1, order_low[0] if len(order_low) else 0.0
+    for k in range(len(order_low)):
+        if order_high[k] < leader_low:
+            tier += 1
+            leader_low = order_low[k]
+        tiers[k] = tier
+    return tiers
+
+
+def leaderboard(
+    data: Any,
+    model: BradleyTerry | None = None,
+    ci: str = "fisher",
+    level: float = 0.95,
+    rounds: int = 1000,
+    seed: int | None = 0,
+    cluster: Any | None = None,
+    anchor: str | tuple[str, float] | None = None,
+    progress: bool = False,
+) -> Leaderboard:
+    """Fit a Bradley-Terry model and build a leaderboard with intervals.
+
+    Parameters
+    ----------
+    data : Comparisons, DataFrame or path
+        Battles (any input :func:`bradley.read_comparisons` accepts).
+    model : BradleyTerry, optional
+        An unfitted estimator to configure the fit (prior, solver); default
+        ``BradleyTerry()``.
+    ci : {"fisher", "sandwich", "bootstrap", "none"}
+        Interval method: observed Fisher information (normal intervals),
+        sandwich errors (clustered by ``cluster`` if given), percentile
+        bootstrap (``rounds`` replicates, reproducible by ``seed``; clusters
+        resampled when ``cluster`` is given), or no intervals.
+    level : float
+        Confidence level of the intervals.
+    cluster : array-like or str, optional
+        A cluster label per row (e.g. annotator) or ``"annotator"`` to use the
+        data's annotator column.
+    anchor : str or (str, float), optional
+        ``"model-x=1114"``: shift the Elo columns so that this item has this
+        rating. It is one common shift of every rating: ranks, tiers and
+        win probabilities do not change, and the intervals keep their widths,
+        which describe each score under the mean-zero constraint. (Intervals
+        of scores *relative to* the anchor item would be wider for the others
+        and zero for the anchor; use ``inference.fisher_covariance(model,
+        reference=...)`` for those.)
+
+    Returns
+    -------
+    Leaderboard
+    """
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}.")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}.")
+    comparisons: Comparisons = as_comparisons(data)
+    estimator = BradleyTerry() if model is None else model
+    if estimator.anchor is not None:
+        raise ValueError("pass the anchor to leaderboard(), not to the model.")
+    estimator.fit(comparisons)
+    scores = estimator.scores_
+    n = len(scores)
+    if isinstance(cluster, str):
+        if cluster != "annotator" or comparisons.annotator is None:
+            raise ValueError("cluster='annotator' needs an annotator column in the data.")
+        cluster = comparisons.annotator
+
+    z = norm.ppf(0.5 + level / 2.0)
+    boot = None
+    info: dict[str, Any] = {"method": ci, "level": level, "rounds": None, "seed": None}
+    if ci in ("fisher", "sandwich"):
+        cov = (
+            inference.fisher_covariance(estimator)
+            if ci == "fisher"
+            else inference.sandwich_covariance(estimator, comparisons, None if cluster is None else np.asarray(cluster))
+        )
+        se = inference.standard_errors(cov)
+        low, high = scores - z * se, scores + z * se
+    elif ci == "bootstrap":
+        boot = inference.bootstrap_scores(
+            estimator, comparisons, rounds=rounds, seed=seed,
+            cluster=None if cluster is None else np.asarray(cluster), progress=progress,
+        )
+        se = boot.scores.std(axis=0, ddof=1)
+        low, high = boot.interval(level)
+        info.update(rounds=rounds, seed=seed, fallback_replicates=boot.n_fallback)
+    else:
+        se = low = high = np.full(n, np.nan)
+
+    if ci == "none":
+        rank_ub = rank_low = rank_high = pd.Series(-scores).rank(method="min").astype(np.int64).to_numpy()
+    else:
+        # 1 + number of items certainly better (interval entirely above) / certainly worse
+        rank_ub = 1 + (low[None, :] > high[:, None]).sum(axis=1)
+        rank_worst = n - (high[None, :] < low[:, None]).sum(axis=1)
+        if boot is not None:
+            rank_low, rank_high = boot.rank_interval(level)
+        else:
+            rank_low, rank_high = rank_ub, rank_worst
+
+    totals = estimator.pair_counts_.item_totals()
+    wins, losses, ties = totals["wins"].to_numpy(), totals["losses"].to_numpy(), totals["ties"].to_numpy()
+    battles = wins + losses + ties
+    win_rate = np.divide(wins + 0.5 * ties, battles, out=np.full(n, np.nan), where=battles > 0)
+
+    anchor_parsed = _parse_anchor(anchor)
+    elo_shift = 0.0
+    if anchor_parsed is not None:
+        code = estimator._index.codes([anchor_parsed[0]])[0]
+        elo_shift = anchor_parsed[1] - float(to_elo(scores[code]))
+
+    table = pd.DataFrame(
+        {
+            "rank": rank_ub,
+            "item": estimator.items_,
+            "score": scores,
+            "se": se,
+            "ci_low": low,
+            "ci_high": high,
+            "elo": to_elo(scores) + elo_shift,
+            "elo_low": to_elo(low) + elo_shift,
+            "elo_high": to_elo(high) + elo_shift,
+            "rank_low": rank_low,
+            "rank_high": rank_high,
+            "battles": battles,
+            "wins": wins,
+            "losses": losses,
+            "ties": ties,
+            "win_rate": win_rate,
+        }
+    )
+    table = table.sort_values(["score"], ascending=False, kind="stable").reset_index(drop=True)
+    if ci == "none":
+        table["tier"] = np.arange(1, n + 1)
+    else:
+        table["tier"] = _tiers(table["ci_low"].to_numpy(), table["ci_high"].to_numpy())
+    return Leaderboard(table, estimator, info, anchor_parsed, boot)
+
