@@ -9,7 +9,7 @@ Examples
 >>> model.summary().head(3)  # doctest: +SKIP
 """
 
-from bradley import datasets
+from bradley import datasets, inference
 from bradley.data import Comparisons, PairCounts, check_mle_exists, mle_existence_problem
 from bradley.errors import (
     BradleyError,
@@ -20,6 +20,7 @@ from bradley.errors import (
     NotFittedError,
 )
 from bradley.io import read_comparisons
+from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
 from bradley.models import BradleyTerry
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
@@ -32,6 +33,7 @@ __all__ = [
     "ComparisonDataError",
     "Comparisons",
     "ConvergenceWarning",
+    "Leaderboard",
     "DataWarning",
     "MLEDoesNotExistError",
     "NotFittedError",
@@ -39,6 +41,8 @@ __all__ = [
     "check_mle_exists",
     "datasets",
     "from_elo",
+    "inference",
+    "leaderboard",
     "mle_existence_problem",
     "read_comparisons",
     "simulate_bt",
