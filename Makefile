@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bradley fit src/bradley/datasets/arena_human_preference_140k.csv.gz --drop-self-comparisons
+	$(BIN)/bradley leaderboard src/bradley/datasets/arena_human_preference_140k.csv.gz --drop-self-comparisons --ci bootstrap --rounds 1000 --seed 0
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet arena-rank || true
 	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_bootstrap.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -25,3 +25,9 @@ def test_dpo_tiny_example_learns():
     out = run("dpo_tiny.py")
     last = out.strip().splitlines()[-1]
     assert "accuracy 1.00" in last
+
+
+def test_relative_scoring_example():
+    out = run("relative_scoring.py")
+    tau = float(out.strip().splitlines()[-1].split(":")[-1])
+    assert tau > 0.8

@@ -9,7 +9,7 @@ Examples
 >>> model.summary().head(3)  # doctest: +SKIP
 """
 
-from bradley import datasets, inference
+from bradley import datasets, evaluate, inference, matchups
 from bradley.data import Comparisons, PairCounts, check_mle_exists, mle_existence_problem
 from bradley.errors import (
     BradleyError,
@@ -40,9 +40,11 @@ __all__ = [
     "PairCounts",
     "check_mle_exists",
     "datasets",
+    "evaluate",
     "from_elo",
     "inference",
     "leaderboard",
+    "matchups",
     "mle_existence_problem",
     "read_comparisons",
     "simulate_bt",

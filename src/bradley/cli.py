@@ -11,9 +11,10 @@ from bradley import __version__
 from bradley.errors import BradleyError
 from bradley.data import Comparisons
 from bradley.io import read_comparisons
+from bradley.evaluate import METHODS, compare_methods
 from bradley.leaderboard import CI_METHODS, leaderboard
 from bradley.models import BradleyTerry
-from bradley.report import FORMATS, render_fit
+from bradley.report import FORMATS, render_fit, render_summary
 
 __all__ = ["main", "build_parser"]
 
@@ -61,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--format", default="table", choices=FORMATS)
     board.add_argument("--progress", action="store_true", help="show a progress bar for the bootstrap")
     board.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    compare = sub.add_parser("compare", help="compare rating methods by k-fold held-out log-loss, accuracy and calibration")
+    _add_data_options(compare)
+    compare.add_argument("--methods", default="bt,elo,trueskill,winrate",
+                         help="comma-separated methods: " + ", ".join(sorted(METHODS)))
+    compare.add_argument("--folds", type=int, default=5)
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--elo-k", type=float, default=4.0, help="Elo K factor (default 4)")
+    compare.add_argument("--format", default="table", choices=FORMATS)
+    compare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -130,6 +141,14 @@ def _run_leaderboard(args: argparse.Namespace) -> str:
     return board.to_text()
 
 
+def _run_compare(args: argparse.Namespace) -> str:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    table = compare_methods(_read(args), methods=methods, folds=args.folds, seed=args.seed, elo_k=args.elo_k)
+    if args.format == "json":
+        return table.to_json(orient="records", indent=2)
+    return render_summary(table, args.format)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bradley`` command; returns the exit code."""
     parser = build_parser()
@@ -142,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
-            output = _run_fit(args) if args.command == "fit" else _run_leaderboard(args)
+            runners = {"fit": _run_fit, "leaderboard": _run_leaderboard, "compare": _run_compare}
+            output = runners[args.command](args)
         except (BradleyError, ValueError, OSError) as exc:
             if debug:
                 raise
