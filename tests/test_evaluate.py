@@ -85,3 +85,35 @@ def test_relative_scoring_recovers_the_judges_order():
     order = board.table["item"].tolist()
     assert order == sorted(truth, key=truth.get, reverse=True)
     assert set(matchups.outcome.unique()) <= {0.0, 0.5, 1.0}
+
+
+def test_davidson_matches_brute_force_and_predicts_three_outcomes():
+    from scipy import optimize
+
+    from bradley.models.davidson import davidson_log_likelihood
+
+    rng = np.random.default_rng(4)
+    left = rng.integers(0, 5, 400)
+    right = (left + rng.integers(1, 5, 400)) % 5
+    outcome = rng.choice([0.0, 0.5, 1.0], 400, p=[0.35, 0.3, 0.35])
+    data = bradley.Comparisons.from_arrays(left, right, outcome)
+    model = bradley.Davidson().fit(data)
+
+    def negll(x):  # independent: row-level probabilities written out here
+        s = np.append(0.0, x[:4])
+        nu = np.exp(x[4])
+        pl, pr = np.exp(s[left]), np.exp(s[right])
+        denom = pl + pr + nu * np.sqrt(pl * pr)
+        p = np.where(outcome == 1.0, pl, np.where(outcome == 0.0, pr, nu * np.sqrt(pl * pr))) / denom
+        return -np.log(p).sum()
+
+    res = optimize.minimize(negll, np.zeros(5), method="BFGS", options={"gtol": 1e-9})
+    truth = np.append(0.0, res.x[:4])
+    np.testing.assert_allclose(model.scores_, truth - truth.mean(), atol=1e-5)
+    assert model.nu_ == pytest.approx(np.exp(res.x[4]), rel=1e-5)
+    assert model.log_likelihood_ == pytest.approx(-res.fun, rel=1e-9)
+    assert davidson_log_likelihood(model.scores_, model.nu_, data.pair_counts()) == pytest.approx(model.log_likelihood_)
+    proba = model.predict_proba([0, 1], [2, 3])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    table = compare_methods(data, methods=["bt", "davidson"], folds=3)
+    assert list(table.method) == ["bt", "davidson"]

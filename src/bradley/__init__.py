@@ -21,7 +21,7 @@ from bradley.errors import (
 )
 from bradley.io import read_comparisons
 from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
-from bradley.models import BradleyTerry
+from bradley.models import BradleyTerry, Davidson
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
 
@@ -35,6 +35,7 @@ __all__ = [
     "ConvergenceWarning",
     "Leaderboard",
     "DataWarning",
+    "Davidson",
     "MLEDoesNotExistError",
     "NotFittedError",
     "PairCounts",

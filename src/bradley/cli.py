@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="compare rating methods by k-fold held-out log-loss, accuracy and calibration")
     _add_data_options(compare)
-    compare.add_argument("--methods", default="bt,elo,trueskill,winrate",
+    compare.add_argument("--methods", default="bt,davidson,elo,trueskill,winrate",
                          help="comma-separated methods: " + ", ".join(sorted(METHODS)))
     compare.add_argument("--folds", type=int, default=5)
     compare.add_argument("--seed", type=int, default=0)

@@ -4,6 +4,8 @@ Methods (each maps training comparisons to a predictor of ``P(left wins)``):
 
 * ``bt``: Bradley-Terry (with a weak N(0, 10) prior so that every fold fits,
   even when an item never wins in it).
+* ``davidson``: BT with ties (Davidson 1970), predicting the expected score
+  ``P(left wins) + P(tie) / 2`` so that it is scored like the other methods.
 * ``elo``: online Elo over the rows in their order (K factor ``elo_k``, 400
   points per factor 10, start 1000); it depends on that order, which
   :func:`elo_order_spread` measures.
@@ -64,6 +66,18 @@ def _fit_bt(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
     return (lambda left, right: expit(s[left] - s[right])), s
 
 
+def _fit_davidson(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
+    from bradley.models import Davidson
+
+    model = Davidson(prior=EVAL_PRIOR).fit(train)
+
+    def predict(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        proba = model.predict_proba(left, right)
+        return proba[:, 0] + 0.5 * proba[:, 1]  # expected score of left
+
+    return predict, model.scores_
+
+
 def elo_ratings(data: Comparisons, k: float = 4.0, order: np.ndarray | None = None) -> np.ndarray:
     """Online Elo ratings after one pass over the rows (in ``order`` if given).
 
@@ -120,6 +134,7 @@ def _fit_winrate(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
 
 METHODS: dict[str, Callable[..., tuple[Predictor, np.ndarray]]] = {
     "bt": _fit_bt,
+    "davidson": _fit_davidson,
     "elo": _fit_elo,
     "trueskill": _fit_trueskill,
     "winrate": _fit_winrate,
@@ -161,7 +176,7 @@ def expected_calibration_error(prob: np.ndarray, outcome: np.ndarray, bins: int 
 
 def compare_methods(
     data: Any,
-    methods: list[str] | tuple[str, ...] = ("bt", "elo", "trueskill", "winrate"),
+    methods: list[str] | tuple[str, ...] = ("bt", "davidson", "elo", "trueskill", "winrate"),
     folds: int = 5,
     seed: int | None = 0,
     elo_k: float = 4.0,

@@ -119,7 +119,16 @@ class Leaderboard:
     def to_text(self) -> str:
         from bradley.report import render_summary
 
-        return render_summary(self._display_table(), "table")
+        model, ci = self.model, self.ci
+        about = "no intervals" if ci["method"] == "none" else (
+            f"{int(round(100 * ci['level']))}% {ci['method']} intervals"
+            + (f" ({ci['rounds']} rounds, seed {ci['seed']})" if ci["method"] == "bootstrap" else "")
+        )
+        header = (
+            f"Bradley-Terry leaderboard: {len(model.items_)} items, {model.n_comparisons_:,} comparisons, {about}; "
+            f"rank = 1 + items certainly better\n\n"
+        )
+        return header + render_summary(self._display_table(), "table")
 
     def _display_table(self) -> pd.DataFrame:
         t = self.table
