@@ -12,7 +12,7 @@ from bradley.data import Comparisons, PairCounts
 from bradley.errors import ComparisonDataError, NotFittedError
 from bradley.io import read_comparisons
 
-__all__ = ["as_comparisons", "as_pair_counts", "ItemIndex"]
+__all__ = ["as_comparisons", "as_pair_counts", "ItemIndex", "summary_table", "require_fitted"]
 
 
 def as_comparisons(data: Any) -> Comparisons:
@@ -59,6 +59,20 @@ class ItemIndex:
                 names = pd.unique(arr[unknown])[:5].tolist()
                 raise ComparisonDataError(f"unknown item(s) {names}: the model was fitted on {len(self.items)} items.")
         return pos.astype(np.int64)
+
+
+def summary_table(items: np.ndarray, scores: np.ndarray, pairs: PairCounts, **extra: np.ndarray) -> pd.DataFrame:
+    """The tidy per-item table of a fitted pairwise model, best first.
+
+    Columns: item, score, the ``extra`` columns, rank (1 = best, ties share the
+    better rank), wins, losses, ties, comparisons (weighted counts).
+    """
+    totals = pairs.item_totals()
+    table = pd.DataFrame({"item": items, "score": scores, **extra})
+    table["rank"] = pd.Series(-scores).rank(method="min").astype(np.int64).to_numpy()
+    for column in ("wins", "losses", "ties", "comparisons"):
+        table[column] = totals[column].to_numpy()
+    return table.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
 def require_fitted(model: Any, attribute: str = "scores_") -> None:

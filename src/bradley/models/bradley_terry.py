@@ -11,7 +11,7 @@ from scipy.special import expit
 
 from bradley.data import PairCounts, check_mle_exists
 from bradley.errors import ConvergenceWarning
-from bradley.models.base import ItemIndex, as_comparisons, require_fitted
+from bradley.models.base import ItemIndex, as_comparisons, require_fitted, summary_table
 from bradley.scales import to_elo
 from bradley.solvers import bt as bt_solvers
 
@@ -210,17 +210,4 @@ class BradleyTerry:
         Wins, losses and ties are weighted counts (soft outcomes count fractionally).
         """
         require_fitted(self)
-        totals = self.pair_counts_.item_totals()
-        table = pd.DataFrame(
-            {
-                "item": self.items_,
-                "score": self.scores_,
-                "elo": to_elo(self.scores_),
-                "rank": pd.Series(-self.scores_).rank(method="min").astype(np.int64).to_numpy(),
-                "wins": totals["wins"].to_numpy(),
-                "losses": totals["losses"].to_numpy(),
-                "ties": totals["ties"].to_numpy(),
-                "comparisons": totals["comparisons"].to_numpy(),
-            }
-        )
-        return table.sort_values("rank", kind="stable").reset_index(drop=True)
+        return summary_table(self.items_, self.scores_, self.pair_counts_, elo=to_elo(self.scores_))

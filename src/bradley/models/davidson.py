@@ -12,7 +12,7 @@ from scipy.special import logsumexp
 
 from bradley.data import PairCounts, check_mle_exists
 from bradley.errors import ConvergenceWarning
-from bradley.models.base import ItemIndex, as_comparisons, require_fitted
+from bradley.models.base import ItemIndex, as_comparisons, require_fitted, summary_table
 
 __all__ = ["Davidson", "davidson_log_likelihood"]
 
@@ -121,10 +121,4 @@ class Davidson:
     def summary(self) -> pd.DataFrame:
         """item, score, rank, wins, losses, ties, comparisons; best first."""
         require_fitted(self)
-        totals = self.pair_counts_.item_totals()
-        table = pd.DataFrame({
-            "item": self.items_, "score": self.scores_,
-            "rank": pd.Series(-self.scores_).rank(method="min").astype(np.int64).to_numpy(),
-            **{c: totals[c].to_numpy() for c in ("wins", "losses", "ties", "comparisons")},
-        })
-        return table.sort_values("rank", kind="stable").reset_index(drop=True)
+        return summary_table(self.items_, self.scores_, self.pair_counts_)
