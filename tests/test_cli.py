@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -88,3 +89,25 @@ def test_console_script_runs_on_shipped_data():
     )
     assert result.returncode == 0, result.stderr
     assert "gemini-2.5-pro " in result.stdout and "dropped 10 of 135634" in result.stderr
+
+
+def test_fit_tie_models_and_order_effect_json(tmp_path, capsys):
+    data, _ = bradley.simulate_bt(6, 2000, seed=4, item_names=True)
+    frame = data.to_frame()
+    rng = np.random.default_rng(0)
+    frame.loc[rng.random(len(frame)) < 0.2, "outcome"] = 0.5
+    frame["judge"] = rng.choice(["human", "gpt"], len(frame))
+    frame["length_diff"] = rng.normal(size=len(frame))
+    path = tmp_path / "games.csv"
+    frame.to_csv(path, index=False)
+    for model, param in (("davidson", "nu"), ("rao-kupper", "eta"), ("tobt", "alpha")):
+        assert main(["fit", str(path), "--model", model, "--order-effect", "--format", "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["model"] == model and set(out["parameters"]) == {param, "order_effect"}
+        assert set(out["parameters"][param]) == {"estimate", "se"}
+    assert main(["fit", str(path), "--order-effect", "annotator", "--annotator", "judge",
+                 "--covariates", "length_diff", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["parameters"]) == {"order_effect[human]", "order_effect[gpt]", "length_diff"}
+    assert main(["fit", str(path), "--model", "davidson"]) == 0
+    assert "parameters:" in capsys.readouterr().out

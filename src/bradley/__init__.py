@@ -21,7 +21,7 @@ from bradley.errors import (
 )
 from bradley.io import read_comparisons
 from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
-from bradley.models import BradleyTerry, Davidson
+from bradley.models import TOBT, BradleyTerry, Davidson, PairwiseModel, RaoKupper
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
 
@@ -38,6 +38,9 @@ __all__ = [
     "Davidson",
     "MLEDoesNotExistError",
     "NotFittedError",
+    "PairwiseModel",
+    "RaoKupper",
+    "TOBT",
     "PairCounts",
     "check_mle_exists",
     "datasets",

@@ -213,6 +213,11 @@ class Comparisons:
     tie_kind : numpy.ndarray of int8 or None
         For tied rows, 0 = ordinary tie and 1 = "both bad" (the arena's
         ``tie (bothbad)``). None when the input had no such distinction.
+    features : numpy.ndarray of float64, shape (n_comparisons, k), or None
+        Comparison-level covariates entering the log-odds of left winning
+        (e.g. the length difference left - right, for style control).
+    feature_names : tuple of str
+        Names of the feature columns.
     """
 
     left: np.ndarray
@@ -223,6 +228,8 @@ class Comparisons:
     time: np.ndarray | None = None
     annotator: np.ndarray | None = None
     tie_kind: np.ndarray | None = None
+    features: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _validate_comparisons(self)
@@ -239,6 +246,8 @@ class Comparisons:
         time: Any | None = None,
         annotator: Any | None = None,
         tie_kind: Any | None = None,
+        features: Any | None = None,
+        feature_names: Any | None = None,
         drop_self_comparisons: bool = False,
     ) -> "Comparisons":
         """Build comparisons from arrays of names (or integer codes) and outcomes.
@@ -273,8 +282,13 @@ class Comparisons:
         t = None if time is None else np.asarray(time).reshape(-1)
         a = None if annotator is None else np.asarray(annotator).reshape(-1)
         tk = None if tie_kind is None else np.asarray(tie_kind, dtype=np.int8).reshape(-1)
+        feats = None if features is None else np.asarray(features, dtype=np.float64).reshape(n, -1)
+        names = tuple(feature_names) if feature_names is not None else (
+            tuple(f"x{k}" for k in range(feats.shape[1])) if feats is not None else ()
+        )
         comparisons = cls.__new__(cls)
-        fields = dict(left=lc, right=rc, outcome=out, items=item_names, weight=w, time=t, annotator=a, tie_kind=tk)
+        fields = dict(left=lc, right=rc, outcome=out, items=item_names, weight=w, time=t, annotator=a, tie_kind=tk,
+                      features=feats, feature_names=names)
         if drop_self_comparisons:
             fields = drop_self_comparisons_from(fields, keep_items=items is not None)
         for name, value in fields.items():
@@ -311,6 +325,9 @@ class Comparisons:
             value = getattr(self, name)
             if value is not None:
                 frame[name] = value
+        if self.features is not None:
+            for k, name in enumerate(self.feature_names):
+                frame[name] = self.features[:, k]
         return frame
 
 
@@ -326,7 +343,7 @@ def drop_self_comparisons_from(fields: dict[str, Any], keep_items: bool = False)
     if n_same == 0:
         return fields
     keep = ~same
-    out = {k: (v[keep] if (v is not None and k != "items") else v) for k, v in fields.items()}
+    out = {k: (v[keep] if (v is not None and k not in ("items", "feature_names")) else v) for k, v in fields.items()}
     text, _ = describe_rows(same)
     message = f"dropped {n_same} of {len(left)} comparisons of an item with itself ({text})"
     if not keep_items:
@@ -350,7 +367,7 @@ def _validate_comparisons(c: Comparisons) -> None:
     n = len(c.left)
     if n == 0:
         raise ComparisonDataError("the data hold no comparisons (zero rows).")
-    for name in ("right", "outcome", "weight", "time", "annotator", "tie_kind"):
+    for name in ("right", "outcome", "weight", "time", "annotator", "tie_kind", "features"):
         value = getattr(c, name)
         if value is not None and len(value) != n:
             raise ComparisonDataError(f"{name} has {len(value)} entries but left has {n}.")
@@ -391,6 +408,18 @@ def _validate_comparisons(c: Comparisons) -> None:
             )
     if c.tie_kind is not None:
         object.__setattr__(c, "tie_kind", np.ascontiguousarray(c.tie_kind, dtype=np.int8))
+    if c.features is not None:
+        f = np.asarray(c.features, dtype=np.float64)
+        f = f.reshape(n, -1)
+        object.__setattr__(c, "features", f)
+        bad = ~np.isfinite(f).all(axis=1)
+        if bad.any():
+            text, rows = describe_rows(bad)
+            raise ComparisonDataError(f"features must be finite; NaN or infinite values in {text}.", rows)
+        names = tuple(c.feature_names) if c.feature_names else tuple(f"x{k}" for k in range(f.shape[1]))
+        if len(names) != f.shape[1]:
+            raise ComparisonDataError(f"{len(names)} feature names for {f.shape[1]} feature columns.")
+        object.__setattr__(c, "feature_names", names)
 
 
 @dataclass(frozen=True, eq=False)

@@ -186,6 +186,7 @@ def read_comparisons(
     items: Sequence[Any] | None = None,
     format: str | None = None,
     drop_self_comparisons: bool = False,
+    features: Sequence[str] | None = None,
 ) -> Comparisons:
     """Read pairwise comparisons from a file or a table.
 
@@ -216,6 +217,9 @@ def read_comparisons(
     drop_self_comparisons : bool
         Drop rows that compare an item with itself, warning with their count
         (:class:`~bradley.errors.DataWarning`); by default they are an error.
+    features : sequence of str, optional
+        Numeric columns of comparison-level covariates (e.g. a length
+        difference left - right), for models with covariates.
 
     Returns
     -------
@@ -258,9 +262,19 @@ def read_comparisons(
         left_col, right_col = frame[roles["left"]], frame[roles["right"]]
         lc, rc, item_names = encode_items(left_col, right_col, items)
         values, tie_kind = parse_outcomes(frame[roles["outcome"]], left_col, right_col, item_names)
+    feature_values = None
+    if features:
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            raise ComparisonDataError(f"missing feature column(s) {missing}: the data have columns {list(frame.columns)[:20]}.")
+        try:
+            feature_values = frame[list(features)].apply(pd.to_numeric, errors="raise").to_numpy(np.float64)
+        except (ValueError, TypeError) as exc:
+            raise ComparisonDataError(f"feature columns must be numeric: {exc}") from exc
     fields = dict(
         left=lc, right=rc, outcome=values, items=item_names, weight=weights,
         time=optional["time"], annotator=optional["annotator"], tie_kind=tie_kind,
+        features=feature_values, feature_names=tuple(features) if features else (),
     )
     if drop_self_comparisons:
         fields = drop_self_comparisons_from(fields, keep_items=items is not None)

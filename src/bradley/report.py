@@ -40,7 +40,7 @@ def fit_to_dict(model: Any, model_name: str = "bradley-terry") -> dict[str, Any]
         }
         for row in table.itertuples(index=False)
     ]
-    return {
+    result = {
         "model": model_name,
         "n_items": int(len(model.items_)),
         "n_comparisons": int(model.n_comparisons_),
@@ -49,6 +49,12 @@ def fit_to_dict(model: Any, model_name: str = "bradley-terry") -> dict[str, Any]
         "iterations": int(model.n_iter_),
         "items": items,
     }
+    params = getattr(model, "params_", None)
+    if params is not None and len(params):
+        result["parameters"] = {
+            str(name): {"estimate": float(row.estimate), "se": float(row.se)} for name, row in params.iterrows()
+        }
+    return result
 
 
 def _plain(value: Any) -> Any:
@@ -83,13 +89,18 @@ def render_fit(model: Any, fmt: str = "table", model_name: str = "bradley-terry"
     table = model.summary()
     if fmt in ("csv", "markdown"):
         return render_summary(table, fmt)
+    params = getattr(model, "params_", None)
+    footer = ""
+    if params is not None and len(params):
+        footer = "\n\nparameters:\n" + tabulate(params.reset_index(), headers="keys", tablefmt="simple",
+                                                  showindex=False, floatfmt=".4g")
     header = (
         f"{model_name}: {len(model.items_)} items, {model.n_comparisons_:,} comparisons, "
         f"log-likelihood {model.log_likelihood_:.2f}, solver {model.solver_}, "
         f"{'converged' if model.converged_ else 'NOT converged'} in {model.n_iter_} iterations\n"
         "score = natural-log strength (mean zero); elo = 1000 + 400 * score / ln(10)\n\n"
     )
-    return header + render_summary(table, "table")
+    return header + render_summary(table, "table") + footer
 
 
 def _figure_png(fig: Any) -> str:
