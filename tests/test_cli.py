@@ -111,3 +111,16 @@ def test_fit_tie_models_and_order_effect_json(tmp_path, capsys):
     assert set(out["parameters"]) == {"order_effect[human]", "order_effect[gpt]", "length_diff"}
     assert main(["fit", str(path), "--model", "davidson"]) == 0
     assert "parameters:" in capsys.readouterr().out
+
+
+def test_fit_plackett_luce_from_long_and_wide_files(tmp_path, capsys):
+    wide = tmp_path / "races.csv"
+    pd.DataFrame([["x", "y", "z"], ["y", "x", "z"], ["x", "z", "y"], ["z", "y", "x"]]).to_csv(wide, index=False)
+    assert main(["fit", str(wide), "--model", "plackett-luce", "--layout", "wide", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "plackett-luce" and out["n_comparisons"] == 4 and out["items"][0]["name"] == "x"
+    assert {"se", "first_place"} <= set(out["items"][0])
+    long = tmp_path / "long.csv"
+    pd.DataFrame({"ranking_id": [1, 1, 1, 2, 2, 2, 3, 3], "item": list("abccabab"), "rank": [1, 2, 3, 1, 2, 2, 2, 1]}).to_csv(long, index=False)
+    assert main(["fit", str(long), "--model", "plackett-luce", "--solver", "mm"]) == 0
+    assert "plackett-luce: 3 items, 3 rankings" in capsys.readouterr().out

@@ -21,7 +21,8 @@ from bradley.errors import (
 )
 from bradley.io import read_comparisons
 from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
-from bradley.models import TOBT, BradleyTerry, Davidson, PairwiseModel, RaoKupper
+from bradley.models import TOBT, BradleyTerry, Davidson, PairwiseModel, PlackettLuce, RaoKupper
+from bradley.rankings import Rankings, break_rankings, read_rankings
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
 
@@ -39,6 +40,8 @@ __all__ = [
     "MLEDoesNotExistError",
     "NotFittedError",
     "PairwiseModel",
+    "PlackettLuce",
+    "Rankings",
     "RaoKupper",
     "TOBT",
     "PairCounts",
@@ -50,7 +53,9 @@ __all__ = [
     "leaderboard",
     "matchups",
     "mle_existence_problem",
+    "break_rankings",
     "read_comparisons",
+    "read_rankings",
     "simulate_bt",
     "to_elo",
     "__version__",

@@ -13,7 +13,8 @@ from bradley.data import Comparisons
 from bradley.io import read_comparisons
 from bradley.evaluate import METHODS, compare_methods
 from bradley.leaderboard import CI_METHODS, leaderboard
-from bradley.models import BradleyTerry, PairwiseModel
+from bradley.models import BradleyTerry, PairwiseModel, PlackettLuce
+from bradley.rankings import read_rankings
 from bradley.report import FORMATS, render_fit, render_summary
 
 __all__ = ["main", "build_parser"]
@@ -44,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit a Bradley-Terry-family model and print the ranking")
     _add_data_options(fit)
     _add_model_options(fit)
-    fit.add_argument("--model", default="bt", choices=["bt", "davidson", "rao-kupper", "tobt"],
-                     help="bt (ties as half wins), or a tie model: davidson, rao-kupper, tobt")
+    fit.add_argument("--model", default="bt", choices=["bt", "davidson", "rao-kupper", "tobt", "plackett-luce"],
+                     help="bt (ties as half wins); a tie model: davidson, rao-kupper, tobt; or plackett-luce for rankings")
+    fit.add_argument("--layout", default="long", choices=["long", "wide"],
+                     help="rankings file layout for plackett-luce: long (ranking_id,item,rank) or wide (items best first)")
+    fit.add_argument("--ranking-col", default="ranking_id", help="ranking id column (long layout)")
+    fit.add_argument("--item-col", default="item", help="item column (long layout)")
+    fit.add_argument("--rank-col", default="rank", help="rank column (long layout; equal ranks are ties)")
     fit.add_argument("--order-effect", nargs="?", const="yes", choices=["yes", "annotator"], default=None,
                      help="fit a first-position (home) advantage; 'annotator' fits one per annotator (--annotator COL)")
     fit.add_argument("--covariates", default=None, metavar="COL[,COL...]",
@@ -120,6 +126,11 @@ def _read(args: argparse.Namespace) -> Comparisons:
 
 
 def _run_fit(args: argparse.Namespace) -> str:
+    if args.model == "plackett-luce":
+        rankings = read_rankings(args.data, layout=args.layout, ranking=args.ranking_col, item=args.item_col,
+                                 rank=args.rank_col, format=args.input_format)
+        model = PlackettLuce(solver="mm" if args.solver in ("mm", "zermelo") else "newton", prior=args.prior).fit(rankings)
+        return render_fit(model, args.format, model_name="plackett-luce")
     data = _read(args)
     extras = args.order_effect or args.covariates or args.flip_rate is not None
     if args.model == "bt" and not extras:

@@ -29,21 +29,20 @@ def fit_to_dict(model: Any, model_name: str = "bradley-terry") -> dict[str, Any]
     (2, 'x', 1)
     """
     table = model.summary()
+    optional = [c for c in ("wins", "losses", "ties", "se", "first_place") if c in table.columns]
     items = [
         {
-            "name": _plain(row.item),
-            "score": float(row.score),
-            "rank": int(row.rank),
-            "wins": float(row.wins),
-            "losses": float(row.losses),
-            "ties": float(row.ties),
+            "name": _plain(row["item"]),
+            "score": float(row["score"]),
+            "rank": int(row["rank"]),
+            **{c: float(row[c]) for c in optional},
         }
-        for row in table.itertuples(index=False)
+        for _, row in table.iterrows()
     ]
     result = {
         "model": model_name,
         "n_items": int(len(model.items_)),
-        "n_comparisons": int(model.n_comparisons_),
+        "n_comparisons": int(getattr(model, "n_comparisons_", getattr(model, "n_rankings_", 0))),
         "log_likelihood": float(model.log_likelihood_),
         "converged": bool(model.converged_),
         "iterations": int(model.n_iter_),
@@ -94,8 +93,10 @@ def render_fit(model: Any, fmt: str = "table", model_name: str = "bradley-terry"
     if params is not None and len(params):
         footer = "\n\nparameters:\n" + tabulate(params.reset_index(), headers="keys", tablefmt="simple",
                                                   showindex=False, floatfmt=".4g")
+    count = (f"{model.n_comparisons_:,} comparisons" if hasattr(model, "n_comparisons_")
+             else f"{model.n_rankings_:,} rankings")
     header = (
-        f"{model_name}: {len(model.items_)} items, {model.n_comparisons_:,} comparisons, "
+        f"{model_name}: {len(model.items_)} items, {count}, "
         f"log-likelihood {model.log_likelihood_:.2f}, solver {model.solver_}, "
         f"{'converged' if model.converged_ else 'NOT converged'} in {model.n_iter_} iterations\n"
         "score = natural-log strength (mean zero); elo = 1000 + 400 * score / ln(10)\n\n"

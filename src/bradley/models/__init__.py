@@ -2,5 +2,6 @@
 
 from bradley.models.bradley_terry import BradleyTerry
 from bradley.models.pairwise import TOBT, Davidson, PairwiseModel, RaoKupper
+from bradley.models.plackett_luce import PlackettLuce
 
-__all__ = ["BradleyTerry", "Davidson", "PairwiseModel", "RaoKupper", "TOBT"]
+__all__ = ["BradleyTerry", "Davidson", "PairwiseModel", "PlackettLuce", "RaoKupper", "TOBT"]
