@@ -187,3 +187,11 @@ def test_shipped_arena_data_loads():
     battles = bradley.datasets.load_arena_140k()
     assert len(battles) == 135_634
     assert set(battles.winner.unique()) == {"model_a", "model_b", "tie", "both_bad"}
+
+
+def test_both_bad_votes_merged_or_dropped(battles):
+    merged = read_comparisons(battles)
+    assert merged.tie_kind.tolist() == [0, 0, 0, 1, 1]
+    with pytest.warns(bradley.DataWarning, match="dropped 2 of 5 'both bad'"):
+        dropped = read_comparisons(battles, both_bad="drop")
+    assert dropped.n_comparisons == 3 and dropped.outcome.tolist() == [1.0, 0.0, 0.5]

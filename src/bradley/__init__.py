@@ -21,7 +21,7 @@ from bradley.errors import (
 )
 from bradley.io import read_comparisons
 from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
-from bradley.models import TOBT, BradleyTerry, Davidson, PairwiseModel, PlackettLuce, RaoKupper
+from bradley.models import TOBT, BradleyTerry, Davidson, PairwiseModel, PlackettLuce, RaoKupper, RobustBradleyTerry
 from bradley.rankings import Rankings, break_rankings, read_rankings
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
@@ -43,6 +43,7 @@ __all__ = [
     "PlackettLuce",
     "Rankings",
     "RaoKupper",
+    "RobustBradleyTerry",
     "TOBT",
     "PairCounts",
     "check_mle_exists",

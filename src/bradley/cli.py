@@ -31,6 +31,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     cols.add_argument("--weight", help="column with non-negative row weights")
     cols.add_argument("--input-format", choices=["csv", "tsv", "whitespace", "jsonl", "json", "parquet"],
                       help="file format when the file name does not tell it")
+    cols.add_argument("--both-bad", default="tie", choices=["tie", "drop"],
+                      help="arena 'tie (bothbad)' votes: count as ties (default) or drop them (the count is reported)")
     cols.add_argument("--drop-self-comparisons", action="store_true",
                       help="drop rows comparing an item with itself (the count is reported) instead of failing")
 
@@ -120,6 +122,7 @@ def _read(args: argparse.Namespace) -> Comparisons:
         weight=args.weight,
         format=args.input_format,
         drop_self_comparisons=args.drop_self_comparisons,
+        both_bad=args.both_bad,
         annotator=getattr(args, "cluster", None) or getattr(args, "annotator", None),
         features=[c.strip() for c in args.covariates.split(",")] if getattr(args, "covariates", None) else None,
     )

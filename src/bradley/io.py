@@ -20,6 +20,7 @@ neither is an error naming the value and the rows.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from bradley.data import (
     encode_items,
     python_values,
 )
-from bradley.errors import ComparisonDataError
+from bradley.errors import ComparisonDataError, DataWarning
 
 __all__ = ["read_comparisons", "parse_outcomes", "OUTCOME_LABELS", "read_table"]
 
@@ -187,6 +188,7 @@ def read_comparisons(
     format: str | None = None,
     drop_self_comparisons: bool = False,
     features: Sequence[str] | None = None,
+    both_bad: str = "tie",
 ) -> Comparisons:
     """Read pairwise comparisons from a file or a table.
 
@@ -220,6 +222,10 @@ def read_comparisons(
     features : sequence of str, optional
         Numeric columns of comparison-level covariates (e.g. a length
         difference left - right), for models with covariates.
+    both_bad : {"tie", "drop"}
+        The arena's ``tie (bothbad)`` / ``both_bad`` votes: ``"tie"`` merges
+        them with ordinary ties (their kind stays in ``tie_kind`` = 1);
+        ``"drop"`` removes them, warning with the count.
 
     Returns
     -------
@@ -276,6 +282,13 @@ def read_comparisons(
         time=optional["time"], annotator=optional["annotator"], tie_kind=tie_kind,
         features=feature_values, feature_names=tuple(features) if features else (),
     )
+    if both_bad not in ("tie", "drop"):
+        raise ValueError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}.")
+    if both_bad == "drop" and tie_kind is not None and (tie_kind == TIE_KIND_BOTH_BAD).any():
+        keep = tie_kind != TIE_KIND_BOTH_BAD
+        n_dropped = int((~keep).sum())
+        fields = {k: (v[keep] if isinstance(v, np.ndarray) and k != "items" else v) for k, v in fields.items()}
+        warnings.warn(f"dropped {n_dropped} of {len(keep)} 'both bad' votes (both_bad='drop').", DataWarning, stacklevel=2)
     if drop_self_comparisons:
         fields = drop_self_comparisons_from(fields, keep_items=items is not None)
     return Comparisons(**fields)
