@@ -21,7 +21,7 @@ from bradley.errors import (
 )
 from bradley.io import read_comparisons
 from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
-from bradley.models import TOBT, BradleyTerry, Davidson, PairwiseModel, PlackettLuce, RaoKupper, RobustBradleyTerry
+from bradley.models import TOBT, BradleyTerry, BTProbe, FeatureBT, Davidson, PairwiseModel, PlackettLuce, RaoKupper, RobustBradleyTerry
 from bradley.rankings import Rankings, break_rankings, read_rankings
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
@@ -30,7 +30,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BradleyError",
+    "BTProbe",
     "BradleyTerry",
+    "FeatureBT",
     "ComparisonDataError",
     "Comparisons",
     "ConvergenceWarning",

@@ -1,8 +1,9 @@
 """Estimators users hold: configured in ``__init__``, ``fit(data) -> self``."""
 
 from bradley.models.bradley_terry import BradleyTerry
+from bradley.models.features import BTProbe, FeatureBT, probe_layers
 from bradley.models.pairwise import TOBT, Davidson, PairwiseModel, RaoKupper
 from bradley.models.plackett_luce import PlackettLuce
 from bradley.models.robust import RobustBradleyTerry
 
-__all__ = ["BradleyTerry", "Davidson", "PairwiseModel", "PlackettLuce", "RaoKupper", "RobustBradleyTerry", "TOBT"]
+__all__ = ["BTProbe", "BradleyTerry", "Davidson", "FeatureBT", "probe_layers", "PairwiseModel", "PlackettLuce", "RaoKupper", "RobustBradleyTerry", "TOBT"]

@@ -1,0 +1,67 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize
+from scipy.special import expit, log_expit
+
+import bradley
+from bradley import BTProbe, Comparisons, FeatureBT
+from bradley.models import probe_layers
+
+
+def simulate_features(n_items=40, n_rows=20_000, seed=0, w=(0.8, -0.5, 0.0), noise=0.0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_items, len(w)))
+    strength = x @ np.asarray(w) + noise * rng.normal(size=n_items)
+    left = rng.integers(0, n_items, n_rows)
+    right = (left + rng.integers(1, n_items, n_rows)) % n_items
+    outcome = (rng.random(n_rows) < expit(strength[left] - strength[right])).astype(float)
+    names = [f"m{k}" for k in range(n_items)]
+    feats = pd.DataFrame(x, index=names, columns=[f"f{k}" for k in range(len(w))])
+    data = Comparisons.from_arrays(np.array(names, dtype=object)[left], np.array(names, dtype=object)[right], outcome)
+    return data, feats, strength
+
+
+def test_feature_bt_matches_brute_force_and_recovers_weights():
+    data, feats, _ = simulate_features()
+    model = FeatureBT(feats).fit(data)
+    x = feats.loc[list(data.items)].to_numpy()
+    d = x[data.left] - x[data.right]
+
+    def negll(w):
+        eta = d @ w
+        return -(data.outcome @ log_expit(eta) + (1 - data.outcome) @ log_expit(-eta))
+
+    res = optimize.minimize(negll, np.zeros(3), method="BFGS", options={"gtol": 1e-8})
+    np.testing.assert_allclose(model.coef_.to_numpy(), res.x, atol=1e-5)
+    table = model.params_
+    assert list(table.columns) == ["estimate", "se", "z", "p_value", "ci_low", "ci_high"]
+    for name, true in (("f0", 0.8), ("f1", -0.5), ("f2", 0.0)):
+        assert table.loc[name, "ci_low"] < true < table.loc[name, "ci_high"]
+    assert table.loc["f0", "p_value"] < 1e-10 and table.loc["f2", "p_value"] > 0.001
+
+
+def test_free_effects_absorb_what_features_miss():
+    data, feats, strength = simulate_features(noise=0.7, seed=1)
+    plain = FeatureBT(feats).fit(data)
+    free = FeatureBT(feats, free_effects=True, free_effect_variance=1.0).fit(data)
+    truth = strength - strength.mean()
+    order = [int(x[1:]) for x in data.items]
+    assert np.corrcoef(free.scores_, truth[order])[0, 1] > np.corrcoef(plain.scores_, truth[order])[0, 1]
+    with pytest.raises(bradley.ComparisonDataError, match="no features"):
+        FeatureBT(feats.iloc[:5]).fit(data)
+
+
+def test_probe_accuracy_antisymmetry_and_layers():
+    rng = np.random.default_rng(2)
+    n, dim = 3000, 16
+    direction = rng.normal(size=dim)
+    a, b = rng.normal(size=(n, dim)), rng.normal(size=(n, dim))
+    y = (rng.random(n) < expit(2 * (a - b) @ direction / np.sqrt(dim))).astype(float)
+    probe = BTProbe(l2=1.0).fit(a[:2000], b[:2000], y[:2000])
+    assert probe.score(a[2000:], b[2000:], y[2000:]) > 0.75
+    np.testing.assert_allclose(probe.predict_proba(a, b), 1 - probe.predict_proba(b, a))
+    noise_a, noise_b = rng.normal(size=(n, dim)), rng.normal(size=(n, dim))
+    table = probe_layers({"informative": (a, b), "noise": (noise_a, noise_b)}, y, seed=3)
+    best = table.set_index("layer")["test_accuracy"]
+    assert best["informative"] > 0.75 and best["noise"] < 0.6
