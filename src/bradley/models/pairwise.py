@@ -25,8 +25,8 @@ which keeps the estimate consistent where the naive fit shrinks towards zero.
 Rows are aggregated to (left, right, group) cells when there are no
 covariates, so the fit costs the number of distinct ordered pairs, not rows.
 Standard errors come from the observed information (the Hessian of the
-log-likelihood, by central differences of the exact gradient), with the item
-scores under the mean-zero constraint.
+log-likelihood, assembled through the sparse design of the linear predictor),
+with the item scores under the mean-zero constraint.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+from scipy import optimize, sparse
 from scipy.special import expit, log_expit, logsumexp
 from scipy.stats import norm
 
@@ -162,14 +162,17 @@ class PairwiseModel:
         return parts
 
     # ------------------------------------------------------------------ likelihood
-    def _terms(self, x: np.ndarray, cells: _Cells, layout: dict[str, slice]) -> tuple[float, np.ndarray, float]:
-        """Log-likelihood, its derivative in d per cell, and in the tie parameter."""
+    def _predictor(self, x: np.ndarray, cells: _Cells, layout: dict[str, slice]) -> np.ndarray:
         s = x[layout["scores"]]
         d = s[cells.left] - s[cells.right]
         if self.order_effect:
             d = d + x[layout["order"]][cells.group]
         if self.covariates:
             d = d + cells.features @ x[layout["beta"]]
+        return d
+
+    def _row_terms(self, d: np.ndarray, t: float, cells: _Cells) -> tuple[float, np.ndarray, np.ndarray]:
+        """Log-likelihood, and its derivatives per cell in d and in the tie parameter t."""
         win, tie, loss = cells.win, cells.tie, cells.loss
         if self.family == "bt":
             if self.flip_rate:
@@ -180,20 +183,23 @@ class PairwiseModel:
                 value = win @ log_m + loss @ log_1m + 0.5 * tie @ (log_m + log_1m)
                 slope = (1 - 2 * eps) * p * q
                 dd = (win + 0.5 * tie) * slope / m - (loss + 0.5 * tie) * slope / (1 - m)
-                return float(value), dd, 0.0
-            value = (win + 0.5 * tie) @ log_expit(d) + (loss + 0.5 * tie) @ log_expit(-d)
-            dd = (win + 0.5 * tie) * expit(-d) - (loss + 0.5 * tie) * expit(d)
-            return float(value), dd, 0.0
-        t = x[layout["tie"]][0]
+                return float(value), dd, np.zeros_like(d)
+            a, b = win + 0.5 * tie, loss + 0.5 * tie
+            # log expit(+-d) = -log1p(exp(-|d|)) - max(-+d, 0): numpy's SIMD exp/log1p, exact for any d
+            soft = np.log1p(np.exp(-np.abs(d)))
+            log_p = -soft - np.maximum(-d, 0.0)
+            log_q = -soft - np.maximum(d, 0.0)
+            value = a @ log_p + b @ log_q
+            dd = a * np.exp(log_q) - b * np.exp(log_p)
+            return float(value), dd, np.zeros_like(d)
         if self.family == "davidson":
             half = 0.5 * d
             log_norm = logsumexp(np.stack([half, -half, np.full_like(half, t)]), axis=0)
             lw, ll, lt = half - log_norm, -half - log_norm, t - log_norm
             pw, pl, pt = np.exp(lw), np.exp(ll), np.exp(lt)
-            delta = 0.5 * (pw - pl)
             value = win @ lw + loss @ ll + tie @ lt
-            dd = 0.5 * (win - loss) - cells.total * delta
-            return float(value), dd, float(tie.sum() - cells.total @ pt)
+            dd = 0.5 * (win - loss) - cells.total * 0.5 * (pw - pl)
+            return float(value), dd, tie - cells.total * pt
         # Rao-Kupper / TOBT with alpha = exp(t) > 0
         alpha = np.exp(t)
         lw, ll = log_expit(d - alpha), log_expit(-d - alpha)
@@ -201,11 +207,15 @@ class PairwiseModel:
         value = win @ lw + loss @ ll + tie @ (log_gap + lw + ll)
         s1, s2 = np.exp(lw), np.exp(ll)
         dd = win * (1 - s1) - loss * (1 - s2) + tie * (s2 - s1)
-        d_alpha = -(win @ (1 - s1)) - (loss @ (1 - s2)) + tie @ (2.0 / -np.expm1(-2 * alpha) - (1 - s1) - (1 - s2))
-        return float(value), dd, float(d_alpha * alpha)
+        d_alpha = -win * (1 - s1) - loss * (1 - s2) + tie * (2.0 / -np.expm1(-2 * alpha) - (1 - s1) - (1 - s2))
+        return float(value), dd, d_alpha * alpha
+
+    def _tie_value(self, x: np.ndarray, layout: dict[str, slice]) -> float:
+        return float(x[layout["tie"]][0]) if self.family != "bt" else 0.0
 
     def _objective(self, x: np.ndarray, cells: _Cells, layout: dict[str, slice], n: int, n_groups: int) -> tuple[float, np.ndarray]:
-        value, dd, d_tie = self._terms(x, cells, layout)
+        value, dd, dt_rows = self._row_terms(self._predictor(x, cells, layout), self._tie_value(x, layout), cells)
+        d_tie = float(dt_rows.sum())
         grad = np.zeros_like(x)
         grad[layout["scores"]] = np.bincount(cells.left, dd, n) - np.bincount(cells.right, dd, n)
         if self.order_effect:
@@ -257,17 +267,38 @@ class PairwiseModel:
             value, grad = self._objective(x, cells, layout, n, n_groups)
             return -value / total, -grad / total
 
-        res = optimize.minimize(negative, x0, jac=True, method="L-BFGS-B",
-                                options={"maxiter": self.max_iter, "gtol": 1e-12, "ftol": 0.0, "maxcor": 30})
-        x = res.x
-        # Newton polish with the observed information: quadratic convergence
-        # from L-BFGS's answer, and the information is needed for the SEs anyway.
+        # Start from the plain BT scores (fast, from pair counts), then Newton
+        # with the observed information and backtracking; L-BFGS takes over
+        # if Newton does not settle (it has not been needed in the tests).
+        from bradley.models.bradley_terry import BradleyTerry
+
+        x0[layout["scores"]] = BradleyTerry(prior=self.prior if self.prior is not None else 10.0).fit(pairs).scores_
         gauge = self.prior is None
-        for _ in range(3):
-            grad = self._objective(x, cells, layout, n, n_groups)[1]
+        x = x0
+        value, grad = self._objective(x, cells, layout, n, n_groups)
+        iterations, newton_ok = 0, False
+        for iterations in range(1, 51):
             info = self._information(x, cells, layout, n, n_groups)
             cov = self._invert(info, layout, gauge)
-            x = x + cov @ grad
+            step = cov @ grad
+            if np.max(np.abs(grad)) / total <= self.tol and np.max(np.abs(step)) < 1e-10:
+                newton_ok = True
+                break
+            t_step = 1.0
+            while t_step > 1e-8:
+                candidate = x + t_step * step
+                cand_value, cand_grad = self._objective(candidate, cells, layout, n, n_groups)
+                if cand_value >= value + 1e-4 * t_step * float(grad @ step) - 1e-12 * abs(value):
+                    break
+                t_step *= 0.5
+            x, value, grad = candidate, cand_value, cand_grad
+            if np.max(np.abs(grad)) / total <= self.tol:
+                newton_ok = True
+                break
+        if not newton_ok:
+            res = optimize.minimize(negative, x, jac=True, method="L-BFGS-B",
+                                    options={"maxiter": self.max_iter, "gtol": 1e-12, "ftol": 0.0, "maxcor": 30})
+            x, iterations = res.x, iterations + int(res.nit)
         value, grad = self._objective(x, cells, layout, n, n_groups)
         info = self._information(x, cells, layout, n, n_groups)
         cov = self._invert(info, layout, gauge)
@@ -282,10 +313,11 @@ class PairwiseModel:
         self.covariance_ = cov
         self.scores_se_ = np.sqrt(np.clip(np.diag(cov)[layout["scores"]], 0, None))
         self.log_likelihood_ = value if self.prior is None else value + 0.5 * float(self.scores_ @ self.scores_) / self.prior
-        self.n_iter_ = int(res.nit)
-        self.solver_ = "lbfgs+newton"
+        self.n_iter_ = int(iterations)
+        self.solver_ = "newton" if newton_ok else "newton+lbfgs"
         self.converged_ = bool(np.max(np.abs(grad)) / total <= self.tol)
         self._x, self._layout_, self._group_names = x, layout, group_names
+        self._design_cache = None
         self._feature_names = comparisons.feature_names if self.covariates else ()
         self.params_ = self._parameter_table(x, cov, layout, group_names)
         if not self.converged_:
@@ -297,17 +329,58 @@ class PairwiseModel:
         return self
 
     def _information(self, x: np.ndarray, cells: _Cells, layout: dict[str, slice], n: int, n_groups: int) -> np.ndarray:
-        """Observed information by central differences of the exact gradient."""
-        size = len(x)
-        info = np.empty((size, size))
-        for j in range(size):
-            h = 1e-5 * max(1.0, abs(x[j]))
-            e = np.zeros(size)
-            e[j] = h
-            g_plus = self._objective(x + e, cells, layout, n, n_groups)[1]
-            g_minus = self._objective(x - e, cells, layout, n, n_groups)[1]
-            info[:, j] = -(g_plus - g_minus) / (2 * h)
+        """Observed information ``-d2 loglik``, assembled through the linear predictor.
+
+        The log-likelihood is a sum of per-cell functions f(d_k, t), so the
+        Hessian is ``J' diag(f_dd) J`` plus the tie-parameter row and column,
+        with ``J`` the sparse design of d. The per-cell second derivatives come
+        from central differences of the exact first derivatives: O(cells) work,
+        whatever the number of parameters.
+        """
+        d, t = self._predictor(x, cells, layout), self._tie_value(x, layout)
+        h = 1e-5
+        _, dd_plus, _ = self._row_terms(d + h, t, cells)
+        _, dd_minus, _ = self._row_terms(d - h, t, cells)
+        f_dd = (dd_plus - dd_minus) / (2 * h)
+        design = self._design(cells, layout)
+        hessian = (design.T @ design.multiply(f_dd[:, None]).tocsr()).toarray()
+        if self.family != "bt":
+            j = layout["tie"].start
+            _, dd_tp, dt_plus = self._row_terms(d, t + h, cells)
+            _, dd_tm, dt_minus = self._row_terms(d, t - h, cells)
+            f_dt = (dd_tp - dd_tm) / (2 * h)
+            cross = design.T @ f_dt
+            hessian[:, j] += cross
+            hessian[j, :] += cross
+            hessian[j, j] = float((dt_plus - dt_minus).sum() / (2 * h))
+        if self.prior is not None:
+            idx = np.arange(layout["scores"].start, layout["scores"].stop)
+            hessian[idx, idx] -= 1.0 / self.prior
+        info = -hessian
         return 0.5 * (info + info.T)
+
+    def _design(self, cells: _Cells, layout: dict[str, slice]) -> sparse.csr_matrix:
+        """Sparse Jacobian of the linear predictor d with respect to all parameters (built once per fit)."""
+        cached = getattr(self, "_design_cache", None)
+        if cached is not None and cached[0] is cells:
+            return cached[1]
+        m = len(cells.left)
+        rows = [np.arange(m), np.arange(m)]
+        cols = [cells.left, cells.right]
+        vals = [np.ones(m), -np.ones(m)]
+        if self.order_effect:
+            rows.append(np.arange(m))
+            cols.append(layout["order"].start + cells.group)
+            vals.append(np.ones(m))
+        if self.covariates:
+            k = cells.features.shape[1]
+            rows.append(np.repeat(np.arange(m), k))
+            cols.append(np.tile(np.arange(layout["beta"].start, layout["beta"].stop), m))
+            vals.append(cells.features.ravel())
+        size = layout["_size"].start
+        design = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, size))
+        self._design_cache = (cells, design)
+        return design
 
     @staticmethod
     def _invert(info: np.ndarray, layout: dict[str, slice], gauge: bool) -> np.ndarray:
