@@ -294,3 +294,10 @@ def test_badly_conditioned_chain_falls_back_to_cholesky():
     dense = kernels.newton(data.pair_counts(), dense=True)
     assert auto.converged_ and auto.solver_ == "newton"
     np.testing.assert_allclose(auto.scores_, dense.scores, atol=1e-6)
+
+
+def test_summary_reports_identifiability():
+    data, _ = bradley.simulate_bt(5, 500, seed=1, item_names=True)
+    assert BradleyTerry().fit(data).summary().attrs["identifiability"] == "scores centred to mean zero"
+    anchored = BradleyTerry(anchor=("item2", 1.0), prior=4.0).fit(data).summary().attrs["identifiability"]
+    assert "item2 = 1" in anchored and "prior" in anchored

@@ -188,3 +188,45 @@ def test_trimming_keeps_the_order_on_clean_data():
     data, truth, *_ = simulate(30, 20_000, 11)
     robust = bradley.RobustBradleyTerry(trim=0.05).fit(data)
     assert spearmanr(robust.scores_, truth).statistic > 0.99
+
+
+def _judged(n_items, n_rows, reliabilities, seed):
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0, 1, n_items)
+    truth -= truth.mean()
+    left = rng.integers(0, n_items, n_rows)
+    right = (left + rng.integers(1, n_items, n_rows)) % n_items
+    judge = rng.integers(0, len(reliabilities), n_rows)
+    judge[: len(reliabilities)] = np.arange(len(reliabilities))  # judge-0 appears first: the reference
+    d = np.asarray(reliabilities)[judge] * (truth[left] - truth[right])
+    outcome = (rng.random(n_rows) < expit(d)).astype(float)
+    names = np.array([f"judge-{k}" for k in range(len(reliabilities))])
+    data = Comparisons.from_arrays(left, right, outcome, items=np.arange(n_items), annotator=names[judge])
+    return data, truth, left, right, judge, outcome
+
+
+def test_judge_reliability_matches_brute_force():
+    data, _, left, right, judge, outcome = _judged(4, 1200, [1.0, 0.5, 2.0], seed=12)
+    model = PairwiseModel(judge_reliability=True).fit(data)
+
+    def negll(x):
+        s = np.append(0.0, x[:3])
+        r = np.exp(np.append(0.0, x[3:]))[judge]
+        d = r * (s[left] - s[right])
+        return -(outcome * np.log(expit(d)) + (1 - outcome) * np.log(expit(-d))).sum()
+
+    res = optimize.minimize(negll, np.zeros(5), method="BFGS", options={"gtol": 1e-9})
+    s = np.append(0.0, res.x[:3])
+    np.testing.assert_allclose(model.scores_, s - s.mean(), atol=1e-5)
+    for k, name in ((3, "judge-1"), (4, "judge-2")):
+        assert model.params_.loc[f"reliability[{name}]", "estimate"] == pytest.approx(np.exp(res.x[k]), rel=1e-5)
+    assert model.converged_ and model.log_likelihood_ == pytest.approx(-res.fun, rel=1e-9)
+
+
+def test_judge_reliability_recovery():
+    data, truth, *_ = _judged(15, 30_000, [1.0, 0.4, 2.5], seed=13)
+    model = PairwiseModel(judge_reliability=True).fit(data)
+    for name, true in (("judge-1", 0.4), ("judge-2", 2.5)):
+        row = model.params_.loc[f"reliability[{name}]"]
+        assert row["ci_low"] < true < row["ci_high"], (name, row["estimate"], row["se"])
+    assert np.corrcoef(model.scores_, truth)[0, 1] > 0.99

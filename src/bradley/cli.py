@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--covariates", default=None, metavar="COL[,COL...]",
                      help="comparison-level covariate columns entering the log-odds (e.g. length difference)")
     fit.add_argument("--flip-rate", type=float, default=None, help="known label-flip probability to correct for (bt)")
+    fit.add_argument("--judge-reliability", action="store_true",
+                     help="fit a reliability (scale on the score difference) per annotator (--annotator COL)")
     fit.add_argument("--annotator", default=None, metavar="COL", help="annotator / judge column")
     fit.add_argument("--anchor", default=None, metavar="ITEM[=VALUE]", help="report scores with ITEM fixed at VALUE (default 0)")
     fit.add_argument("--format", default="table", choices=FORMATS)
@@ -135,7 +137,7 @@ def _run_fit(args: argparse.Namespace) -> str:
         model = PlackettLuce(solver="mm" if args.solver in ("mm", "zermelo") else "newton", prior=args.prior).fit(rankings)
         return render_fit(model, args.format, model_name="plackett-luce")
     data = _read(args)
-    extras = args.order_effect or args.covariates or args.flip_rate is not None
+    extras = args.order_effect or args.covariates or args.flip_rate is not None or args.judge_reliability
     if args.model == "bt" and not extras:
         model = BradleyTerry(
             prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter, anchor=_parse_anchor(args.anchor)
@@ -145,7 +147,7 @@ def _run_fit(args: argparse.Namespace) -> str:
         raise ValueError("--anchor is available for the plain bt model; scores of other models are mean-zero.")
     order = {"yes": True, "annotator": "annotator", None: False}[args.order_effect]
     model = PairwiseModel(family=args.model, order_effect=order, covariates=bool(args.covariates),
-                          flip_rate=args.flip_rate, prior=args.prior).fit(data)
+                          flip_rate=args.flip_rate, prior=args.prior, judge_reliability=args.judge_reliability).fit(data)
     name = {"bt": "bradley-terry", "davidson": "davidson", "rao-kupper": "rao-kupper", "tobt": "tobt"}[args.model]
     return render_fit(model, args.format, model_name=name)
 

@@ -61,18 +61,24 @@ class ItemIndex:
         return pos.astype(np.int64)
 
 
-def summary_table(items: np.ndarray, scores: np.ndarray, pairs: PairCounts, **extra: np.ndarray) -> pd.DataFrame:
+def summary_table(
+    items: np.ndarray, scores: np.ndarray, pairs: PairCounts, identifiability: str = "scores centred to mean zero",
+    **extra: np.ndarray,
+) -> pd.DataFrame:
     """The tidy per-item table of a fitted pairwise model, best first.
 
     Columns: item, score, the ``extra`` columns, rank (1 = best, ties share the
-    better rank), wins, losses, ties, comparisons (weighted counts).
+    better rank), wins, losses, ties, comparisons (weighted counts). How the
+    scores are identified is in ``table.attrs["identifiability"]``.
     """
     totals = pairs.item_totals()
     table = pd.DataFrame({"item": items, "score": scores, **extra})
     table["rank"] = pd.Series(-scores).rank(method="min").astype(np.int64).to_numpy()
     for column in ("wins", "losses", "ties", "comparisons"):
         table[column] = totals[column].to_numpy()
-    return table.sort_values("rank", kind="stable").reset_index(drop=True)
+    table = table.sort_values("rank", kind="stable").reset_index(drop=True)
+    table.attrs["identifiability"] = identifiability
+    return table
 
 
 def require_fitted(model: Any, attribute: str = "scores_") -> None:

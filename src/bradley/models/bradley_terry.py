@@ -208,6 +208,14 @@ class BradleyTerry:
 
         ``rank`` is 1 for the best item (equal scores share the better rank).
         Wins, losses and ties are weighted counts (soft outcomes count fractionally).
+        ``table.attrs["identifiability"]`` says how the scores are pinned down.
         """
         require_fitted(self)
-        return summary_table(self.items_, self.scores_, self.pair_counts_, elo=to_elo(self.scores_))
+        if self.anchor is not None:
+            name, value = (self.anchor, 0.0) if not isinstance(self.anchor, tuple) else self.anchor
+            how = f"scores shifted so that {name} = {float(value):g}"
+        else:
+            how = "scores centred to mean zero"
+        if self.prior is not None:
+            how += f"; Gaussian prior N(0, {self.prior:g}) on the scores (MAP)"
+        return summary_table(self.items_, self.scores_, self.pair_counts_, how, elo=to_elo(self.scores_))

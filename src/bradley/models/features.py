@@ -182,7 +182,8 @@ class FeatureBT:
     def summary(self) -> pd.DataFrame:
         """Per-item table (scores = feature-explained strengths, mean zero); coefficients are in ``params_``."""
         require_fitted(self)
-        return summary_table(self.items_, self.scores_, self.pair_counts_)
+        return summary_table(self.items_, self.scores_, self.pair_counts_,
+                             "strengths x.w (+ free effects) centred to mean zero; coefficients act on feature differences")
 
 
 class BTProbe:

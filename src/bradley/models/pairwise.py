@@ -104,6 +104,12 @@ class PairwiseModel:
         Gaussian prior variance on the item scores (MAP).
     tol : float
         Tolerance on the largest gradient entry divided by the total weight.
+    judge_reliability : bool
+        Give each annotator/judge a reliability ``r_j > 0`` that scales the
+        score difference (``d = r_j (s_left - s_right) + ...``): a reliable
+        judge's verdicts follow the scores closely, an unreliable one's are
+        closer to coin flips. The first judge (in order of appearance) is the
+        reference with ``r = 1``; ``params_`` reports the others relative to it.
 
     Attributes
     ----------
@@ -129,7 +135,9 @@ class PairwiseModel:
         prior: float | None = None,
         tol: float = 1e-9,
         max_iter: int = 10_000,
+        judge_reliability: bool = False,
     ):
+        self.judge_reliability = judge_reliability
         self.family = family
         self.order_effect = order_effect
         self.covariates = covariates
@@ -154,19 +162,30 @@ class PairwiseModel:
 
     def _layout(self, n: int, n_groups: int, k: int) -> dict[str, slice]:
         parts, start = {}, 0
-        for name, size in (("scores", n), ("order", n_groups if self.order_effect else 0), ("beta", k),
-                           ("tie", 1 if self.family != "bt" else 0)):
+        n_order = (n_groups if self.order_effect == "annotator" else 1) if self.order_effect else 0
+        n_reliability = n_groups - 1 if self.judge_reliability else 0
+        for name, size in (("scores", n), ("order", n_order), ("beta", k),
+                           ("tie", 1 if self.family != "bt" else 0), ("reliability", n_reliability)):
             parts[name] = slice(start, start + size)
             start += size
         parts["_size"] = slice(start, start)
         return parts
 
     # ------------------------------------------------------------------ likelihood
+    def _scale(self, x: np.ndarray, cells: _Cells, layout: dict[str, slice]) -> np.ndarray | float:
+        """Per-cell judge reliability r (1 without judge_reliability)."""
+        if not self.judge_reliability:
+            return 1.0
+        return np.exp(np.concatenate([[0.0], x[layout["reliability"]]]))[cells.group]
+
+    def _order_index(self, cells: _Cells) -> np.ndarray:
+        return cells.group if self.order_effect == "annotator" else np.zeros_like(cells.group)
+
     def _predictor(self, x: np.ndarray, cells: _Cells, layout: dict[str, slice]) -> np.ndarray:
         s = x[layout["scores"]]
-        d = s[cells.left] - s[cells.right]
+        d = self._scale(x, cells, layout) * (s[cells.left] - s[cells.right])
         if self.order_effect:
-            d = d + x[layout["order"]][cells.group]
+            d = d + x[layout["order"]][self._order_index(cells)]
         if self.covariates:
             d = d + cells.features @ x[layout["beta"]]
         return d
@@ -217,9 +236,15 @@ class PairwiseModel:
         value, dd, dt_rows = self._row_terms(self._predictor(x, cells, layout), self._tie_value(x, layout), cells)
         d_tie = float(dt_rows.sum())
         grad = np.zeros_like(x)
-        grad[layout["scores"]] = np.bincount(cells.left, dd, n) - np.bincount(cells.right, dd, n)
+        scale = self._scale(x, cells, layout)
+        scaled = dd * scale
+        grad[layout["scores"]] = np.bincount(cells.left, scaled, n) - np.bincount(cells.right, scaled, n)
         if self.order_effect:
-            grad[layout["order"]] = np.bincount(cells.group, dd, n_groups)
+            sl = layout["order"]
+            grad[sl] = np.bincount(self._order_index(cells), dd, sl.stop - sl.start)
+        if self.judge_reliability:
+            s = x[layout["scores"]]
+            grad[layout["reliability"]] = np.bincount(cells.group, scaled * (s[cells.left] - s[cells.right]), n_groups)[1:]
         if self.covariates:
             grad[layout["beta"]] = cells.features.T @ dd
         if self.family != "bt":
@@ -236,9 +261,9 @@ class PairwiseModel:
         self._check()
         comparisons = as_comparisons(data)
         n = len(comparisons.items)
-        if self.order_effect == "annotator":
+        if self.order_effect == "annotator" or self.judge_reliability:
             if comparisons.annotator is None:
-                raise ValueError("order_effect='annotator' needs an annotator column in the data.")
+                raise ValueError("order_effect='annotator' and judge_reliability need an annotator column in the data.")
             group, group_names = pd.factorize(np.asarray(comparisons.annotator))
             group_names = [str(g) for g in group_names]
         else:
@@ -342,8 +367,23 @@ class PairwiseModel:
         _, dd_plus, _ = self._row_terms(d + h, t, cells)
         _, dd_minus, _ = self._row_terms(d - h, t, cells)
         f_dd = (dd_plus - dd_minus) / (2 * h)
-        design = self._design(cells, layout)
+        design = self._design(cells, layout) if not self.judge_reliability else self._design(cells, layout, x)
         hessian = (design.T @ design.multiply(f_dd[:, None]).tocsr()).toarray()
+        if self.judge_reliability:
+            # d is not linear in (s, rho): add sum_k dd_k * d2 d_k / dx dx'
+            _, dd, _ = self._row_terms(d, t, cells)
+            s = x[layout["scores"]]
+            r = self._scale(x, cells, layout)
+            judged = cells.group > 0
+            rel = layout["reliability"].start + cells.group[judged] - 1
+            w = (dd * r)[judged]
+            size = layout["_size"].start
+            flat = np.bincount(cells.left[judged] * size + rel, w, size * size)
+            flat -= np.bincount(cells.right[judged] * size + rel, w, size * size)
+            flat += np.bincount(rel * size + rel, w * (s[cells.left] - s[cells.right])[judged], size * size)
+            block = flat.reshape(size, size)
+            off = block - np.diag(np.diag(block))
+            hessian += off + off.T + np.diag(np.diag(block))
         if self.family != "bt":
             j = layout["tie"].start
             _, dd_tp, dt_plus = self._row_terms(d, t + h, cells)
@@ -359,19 +399,30 @@ class PairwiseModel:
         info = -hessian
         return 0.5 * (info + info.T)
 
-    def _design(self, cells: _Cells, layout: dict[str, slice]) -> sparse.csr_matrix:
-        """Sparse Jacobian of the linear predictor d with respect to all parameters (built once per fit)."""
+    def _design(self, cells: _Cells, layout: dict[str, slice], x: np.ndarray | None = None) -> sparse.csr_matrix:
+        """Sparse Jacobian of the predictor d with respect to all parameters.
+
+        Constant (and cached per fit) unless judges have reliabilities, which
+        make it depend on the current parameters ``x``.
+        """
         cached = getattr(self, "_design_cache", None)
-        if cached is not None and cached[0] is cells:
+        if x is None and cached is not None and cached[0] is cells:
             return cached[1]
         m = len(cells.left)
+        scale = np.ones(m) if x is None else np.broadcast_to(self._scale(x, cells, layout), (m,))
         rows = [np.arange(m), np.arange(m)]
         cols = [cells.left, cells.right]
-        vals = [np.ones(m), -np.ones(m)]
+        vals = [scale, -scale]
         if self.order_effect:
             rows.append(np.arange(m))
-            cols.append(layout["order"].start + cells.group)
+            cols.append(layout["order"].start + self._order_index(cells))
             vals.append(np.ones(m))
+        if self.judge_reliability:
+            s = x[layout["scores"]]
+            judged = np.flatnonzero(cells.group > 0)
+            rows.append(judged)
+            cols.append(layout["reliability"].start + cells.group[judged] - 1)
+            vals.append((scale * (s[cells.left] - s[cells.right]))[judged])
         if self.covariates:
             k = cells.features.shape[1]
             rows.append(np.repeat(np.arange(m), k))
@@ -379,7 +430,8 @@ class PairwiseModel:
             vals.append(cells.features.ravel())
         size = layout["_size"].start
         design = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, size))
-        self._design_cache = (cells, design)
+        if x is None:
+            self._design_cache = (cells, design)
         return design
 
     @staticmethod
@@ -405,6 +457,10 @@ class PairwiseModel:
             sl = layout["beta"]
             for name, idx in zip(self._feature_names, range(sl.start, sl.stop)):
                 rows.append((name, x[idx], np.sqrt(cov[idx, idx])))
+        if self.judge_reliability:
+            sl = layout["reliability"]
+            for name, idx in zip(groups[1:], range(sl.start, sl.stop)):
+                rows.append((f"reliability[{name}]", np.exp(x[idx]), np.exp(x[idx]) * np.sqrt(cov[idx, idx])))
         if self.family != "bt":
             idx = layout["tie"].start
             t, se_t = x[idx], np.sqrt(cov[idx, idx])
@@ -423,11 +479,10 @@ class PairwiseModel:
         table["p_value"] = 2 * norm.sf(np.abs(table["z"]))
         table["ci_low"] = table["estimate"] - z * table["se"]
         table["ci_high"] = table["estimate"] + z * table["se"]
-        if "eta" in table.index or "nu" in table.index or "alpha" in table.index:
-            # z tests of a tie parameter against 0 are not meaningful (eta >= 1 by construction)
-            for name in ("eta", "nu", "alpha"):
-                if name in table.index:
-                    table.loc[name, ["z", "p_value"]] = np.nan
+        # z tests against 0 are not meaningful for positive parameters (tie
+        # parameters, reliabilities); their intervals are what to read
+        positive = [name for name in table.index if name in ("eta", "nu", "alpha") or name.startswith("reliability[")]
+        table.loc[positive, ["z", "p_value"]] = np.nan
         return table
 
     # ------------------------------------------------------------------ use
@@ -464,7 +519,12 @@ class PairwiseModel:
         under that constraint); extra parameters are in ``params_``.
         """
         require_fitted(self)
-        return summary_table(self.items_, self.scores_, self.pair_counts_, se=self.scores_se_)
+        how = "scores centred to mean zero (SEs under that constraint)"
+        if self.prior is not None:
+            how += f"; Gaussian prior N(0, {self.prior:g}) on the scores (MAP)"
+        if self.judge_reliability:
+            how += f"; reliability of the first judge ({self._group_names[0]}) fixed at 1"
+        return summary_table(self.items_, self.scores_, self.pair_counts_, how, se=self.scores_se_)
 
 
 class Davidson(PairwiseModel):

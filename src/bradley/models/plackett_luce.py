@@ -204,5 +204,7 @@ class PlackettLuce:
         table = pd.DataFrame({"item": self.items_, "score": self.scores_, "se": self.scores_se_})
         table["rank"] = pd.Series(-self.scores_).rank(method="min").astype(np.int64).to_numpy()
         table["first_place"] = self.first_place_.to_numpy()
-        return table.sort_values("rank", kind="stable").reset_index(drop=True)
+        table = table.sort_values("rank", kind="stable").reset_index(drop=True)
+        table.attrs["identifiability"] = "scores centred to mean zero (SEs under that constraint)"
+        return table
 
