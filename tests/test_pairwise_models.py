@@ -230,3 +230,37 @@ def test_judge_reliability_recovery():
         row = model.params_.loc[f"reliability[{name}]"]
         assert row["ci_low"] < true < row["ci_high"], (name, row["estimate"], row["se"])
     assert np.corrcoef(model.scores_, truth)[0, 1] > 0.99
+
+
+def test_covariates_and_flip_rate_match_brute_force():
+    data, _, left, right, outcome, features = simulate(5, 1500, 14, beta=[0.4, -0.3])
+    model = PairwiseModel(covariates=True, order_effect=True).fit(data)
+
+    def negll_cov(x):
+        s = np.append(0.0, x[:4])
+        d = s[left] - s[right] + x[4] + features @ x[5:]
+        return -(outcome * np.log(expit(d)) + (1 - outcome) * np.log(expit(-d))).sum()
+
+    res = optimize.minimize(negll_cov, np.zeros(7), method="BFGS", options={"gtol": 1e-9})
+    s = np.append(0.0, res.x[:4])
+    np.testing.assert_allclose(model.scores_, s - s.mean(), atol=1e-5)
+    np.testing.assert_allclose(model.params_.loc[["order_effect", "f0", "f1"], "estimate"], res.x[4:], atol=1e-5)
+    # standard errors: inverse of a numerical Hessian of the brute-force likelihood (reference item fixed)
+    h = 1e-4
+    hess = np.array([[(negll_cov(res.x + h * (np.eye(7)[i] + np.eye(7)[j])) - negll_cov(res.x + h * (np.eye(7)[i] - np.eye(7)[j]))
+                       - negll_cov(res.x - h * (np.eye(7)[i] - np.eye(7)[j])) + negll_cov(res.x - h * (np.eye(7)[i] + np.eye(7)[j]))) / (4 * h * h)
+                      for j in range(7)] for i in range(7)])
+    se_brute = np.sqrt(np.diag(np.linalg.inv(hess)))[4:]
+    np.testing.assert_allclose(model.params_.loc[["order_effect", "f0", "f1"], "se"], se_brute, rtol=1e-3)
+
+    noisy, _, l2, r2, o2, _ = simulate(5, 1500, 15, flip=0.15)
+    flip_model = PairwiseModel(flip_rate=0.15).fit(noisy)
+
+    def negll_flip(x):
+        s = np.append(0.0, x)
+        m = 0.85 * expit(s[l2] - s[r2]) + 0.15 * expit(s[r2] - s[l2])
+        return -(o2 * np.log(m) + (1 - o2) * np.log(1 - m)).sum()
+
+    res = optimize.minimize(negll_flip, np.zeros(4), method="BFGS", options={"gtol": 1e-9})
+    s = np.append(0.0, res.x)
+    np.testing.assert_allclose(flip_model.scores_, s - s.mean(), atol=1e-5)
