@@ -45,12 +45,14 @@ class BradleyTerry:
         never lose or never win). Without it such data raise
         :class:`~bradley.errors.MLEDoesNotExistError`.
     solver : {"auto", "newton", "newton-cg", "mm", "zermelo", "newman", "lbfgs"}
-        ``"auto"`` uses Newton (dense Cholesky up to 2,000 items, sparse
-        preconditioned CG above). ``"mm"``/``"zermelo"`` is Hunter's MM form of
+        ``"auto"`` uses Newton (dense Cholesky below 200 items, sparse
+        preconditioned conjugate gradients above, with a Cholesky fallback
+        when CG stalls). ``"mm"``/``"zermelo"`` is Hunter's MM form of
         Zermelo's iteration, ``"newman"`` Newman's (2023) fixed point.
     tol : float
-        Convergence tolerance on the largest per-item gradient divided by the
-        item's number of comparisons (an observed-minus-expected win fraction).
+        Convergence tolerance on the largest one-item Newton step
+        ``|gradient_i| / information_ii``, i.e. how far a score may still be
+        from the optimum in log units.
     max_iter : int, optional
         Iteration limit (default: 100 for Newton, 100,000 for MM/Newman, 10,000
         for L-BFGS). Stopping at it raises a :class:`ConvergenceWarning`.
