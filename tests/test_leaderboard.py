@@ -145,3 +145,27 @@ def test_cli_leaderboard_json_and_html(tmp_path, capsys):
     assert html.exists() and "<table" in html.read_text()
     assert main(["leaderboard", str(path), "--ci", "sandwich", "--format", "markdown"]) == 0
     assert "95% CI (elo)" in capsys.readouterr().out
+
+
+def test_leaderboard_with_family_models(tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    data, _ = bradley.simulate_bt(8, 4000, seed=9, item_names=True)
+    frame = data.to_frame()
+    frame.loc[rng.random(len(frame)) < 0.25, "outcome"] = 0.5
+    frame["length_diff"] = rng.normal(size=len(frame))
+    board = leaderboard(frame, model=bradley.Davidson(order_effect=True), ci="fisher")
+    doc = board.to_dict()
+    assert doc["model"] == "davidson" and {"nu", "order_effect"} == set(doc["parameters"])
+    probs = board.win_probabilities().to_numpy()
+    np.testing.assert_allclose(probs + probs.T, 1.0)  # expected scores are complementary
+    boot = leaderboard(frame, model=bradley.Davidson(), ci="bootstrap", rounds=15, seed=2)
+    assert boot.table["ci_low"].le(boot.table["score"]).all() and boot.ci["rounds"] == 15
+    with pytest.raises(ValueError, match="sandwich"):
+        leaderboard(frame, model=bradley.Davidson(), ci="sandwich")
+    path = tmp_path / "votes.csv"
+    frame.to_csv(path, index=False)
+    assert main(["leaderboard", str(path), "--covariates", "length_diff", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "length_diff" in out["parameters"]
+    assert main(["leaderboard", str(path), "--model", "rao-kupper", "--order-effect"]) == 0
+    assert capsys.readouterr().out.startswith("Rao-Kupper leaderboard")

@@ -54,14 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--ranking-col", default="ranking_id", help="ranking id column (long layout)")
     fit.add_argument("--item-col", default="item", help="item column (long layout)")
     fit.add_argument("--rank-col", default="rank", help="rank column (long layout; equal ranks are ties)")
-    fit.add_argument("--order-effect", nargs="?", const="yes", choices=["yes", "annotator"], default=None,
-                     help="fit a first-position (home) advantage; 'annotator' fits one per annotator (--annotator COL)")
-    fit.add_argument("--covariates", default=None, metavar="COL[,COL...]",
-                     help="comparison-level covariate columns entering the log-odds (e.g. length difference)")
-    fit.add_argument("--flip-rate", type=float, default=None, help="known label-flip probability to correct for (bt)")
-    fit.add_argument("--judge-reliability", action="store_true",
-                     help="fit a reliability (scale on the score difference) per annotator (--annotator COL)")
-    fit.add_argument("--annotator", default=None, metavar="COL", help="annotator / judge column")
+    _add_family_options(fit)
     fit.add_argument("--anchor", default=None, metavar="ITEM[=VALUE]", help="report scores with ITEM fixed at VALUE (default 0)")
     fit.add_argument("--format", default="table", choices=FORMATS)
     fit.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -69,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="a leaderboard with confidence intervals, rank ranges and tiers")
     _add_data_options(board)
     _add_model_options(board)
+    board.add_argument("--model", default="bt", choices=["bt", "davidson", "rao-kupper", "tobt"],
+                       help="bt (ties as half wins) or a tie model")
+    _add_family_options(board)
     board.add_argument("--ci", default="fisher", choices=CI_METHODS, help="interval method (default fisher)")
     board.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
     board.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
@@ -91,6 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--format", default="table", choices=FORMATS)
     compare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _add_family_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--order-effect", nargs="?", const="yes", choices=["yes", "annotator"], default=None,
+                        help="fit a first-position (home) advantage; 'annotator' fits one per annotator (--annotator COL)")
+    parser.add_argument("--covariates", default=None, metavar="COL[,COL...]",
+                        help="comparison-level covariate columns entering the log-odds (e.g. length difference)")
+    parser.add_argument("--flip-rate", type=float, default=None, help="known label-flip probability to correct for (bt)")
+    parser.add_argument("--judge-reliability", action="store_true",
+                        help="fit a reliability (scale on the score difference) per annotator (--annotator COL)")
+    parser.add_argument("--annotator", default=None, metavar="COL", help="annotator / judge column")
+
+
+def _family_estimator(args: argparse.Namespace) -> PairwiseModel | None:
+    """The PairwiseModel the options ask for, or None for plain Bradley-Terry."""
+    extras = args.order_effect or args.covariates or args.flip_rate is not None or args.judge_reliability
+    if args.model == "bt" and not extras:
+        return None
+    order = {"yes": True, "annotator": "annotator", None: False}[args.order_effect]
+    return PairwiseModel(family=args.model, order_effect=order, covariates=bool(args.covariates),
+                         flip_rate=args.flip_rate, prior=args.prior, judge_reliability=args.judge_reliability)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +142,7 @@ def _read(args: argparse.Namespace) -> Comparisons:
         format=args.input_format,
         drop_self_comparisons=args.drop_self_comparisons,
         both_bad=args.both_bad,
-        annotator=getattr(args, "cluster", None) or getattr(args, "annotator", None),
+        annotator=getattr(args, "annotator", None) or getattr(args, "cluster", None),
         features=[c.strip() for c in args.covariates.split(",")] if getattr(args, "covariates", None) else None,
     )
 
@@ -137,26 +154,27 @@ def _run_fit(args: argparse.Namespace) -> str:
         model = PlackettLuce(solver="mm" if args.solver in ("mm", "zermelo") else "newton", prior=args.prior).fit(rankings)
         return render_fit(model, args.format, model_name="plackett-luce")
     data = _read(args)
-    extras = args.order_effect or args.covariates or args.flip_rate is not None or args.judge_reliability
-    if args.model == "bt" and not extras:
+    family = _family_estimator(args)
+    if family is None:
         model = BradleyTerry(
             prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter, anchor=_parse_anchor(args.anchor)
         ).fit(data)
         return render_fit(model, args.format)
     if args.anchor:
         raise ValueError("--anchor is available for the plain bt model; scores of other models are mean-zero.")
-    order = {"yes": True, "annotator": "annotator", None: False}[args.order_effect]
-    model = PairwiseModel(family=args.model, order_effect=order, covariates=bool(args.covariates),
-                          flip_rate=args.flip_rate, prior=args.prior, judge_reliability=args.judge_reliability).fit(data)
+    model = family.fit(data)
     name = {"bt": "bradley-terry", "davidson": "davidson", "rao-kupper": "rao-kupper", "tobt": "tobt"}[args.model]
     return render_fit(model, args.format, model_name=name)
 
 
 def _run_leaderboard(args: argparse.Namespace) -> str:
+    if args.cluster and args.annotator and args.cluster != args.annotator:
+        raise ValueError("--cluster and --annotator must name the same column (clusters are read as annotators).")
     data = _read(args)
+    family = _family_estimator(args)
     board = leaderboard(
         data,
-        model=BradleyTerry(prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter),
+        model=family or BradleyTerry(prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter),
         ci=args.ci,
         level=args.level,
         rounds=args.rounds,

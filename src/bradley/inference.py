@@ -195,6 +195,62 @@ class BootstrapResult:
         return low, high
 
 
+def _bootstrap_by_refitting(
+    model: Any, data: Comparisons, rounds: int, seed: int | None, cluster: np.ndarray | None, progress: bool
+) -> BootstrapResult:
+    """Bootstrap for any estimator with ``fit``/``scores_``: resample rows (or clusters) as
+    multinomial weights and refit a copy; keeps annotators and features with their rows."""
+    import copy
+
+    from bradley.errors import MLEDoesNotExistError
+
+    rng = np.random.default_rng(seed)
+    m = data.n_comparisons
+    base = np.ones(m) if data.weight is None else data.weight
+    if cluster is not None:
+        cluster_codes, uniques = pd.factorize(np.asarray(cluster))
+        n_clusters = len(uniques)
+    out = np.empty((rounds, len(model.items_)))
+    n_fallback = 0
+    iterator: Any = range(rounds)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="bootstrap", unit="round")
+    for b in iterator:
+        if cluster is None:
+            counts = rng.multinomial(m, np.full(m, 1.0 / m)).astype(np.float64)
+        else:
+            counts = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)[cluster_codes].astype(np.float64)
+        keep = counts > 0
+        replicate = Comparisons(
+            data.left[keep], data.right[keep], data.outcome[keep], data.items, (base * counts)[keep],
+            None if data.time is None else data.time[keep],
+            None if data.annotator is None else data.annotator[keep],
+            None if data.tie_kind is None else data.tie_kind[keep],
+            None if data.features is None else data.features[keep], data.feature_names,
+        )
+        refit = copy.copy(model)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                refit.fit(replicate)
+        except MLEDoesNotExistError:
+            refit = copy.copy(model)
+            refit.prior = FALLBACK_PRIOR
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                refit.fit(replicate)
+            n_fallback += 1
+        out[b] = refit.scores_ - refit.scores_.mean()
+    if n_fallback:
+        warnings.warn(
+            f"{n_fallback} of {rounds} bootstrap replicates had no finite MLE and were fitted with a "
+            f"N(0, {FALLBACK_PRIOR:g}) prior.", DataWarning, stacklevel=3,
+        )
+    return BootstrapResult(out, n_fallback, rounds, seed, "rows" if cluster is None else "clusters")
+
+
 def _unique_rows(data: Comparisons) -> tuple[pd.DataFrame, np.ndarray]:
     frame = pd.DataFrame({"left": data.left, "right": data.right, "outcome": data.outcome,
                           "weight": np.ones(data.n_comparisons) if data.weight is None else data.weight})
@@ -232,6 +288,10 @@ def bootstrap_scores(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}.")
+    from bradley.models import BradleyTerry
+
+    if not isinstance(model, BradleyTerry):
+        return _bootstrap_by_refitting(model, data, rounds, seed, cluster, progress)
     rng = np.random.default_rng(seed)
     n = len(model.items_)
     if cluster is None:

@@ -57,11 +57,18 @@ class Leaderboard:
     bootstrap: inference.BootstrapResult | None = field(default=None, repr=False)
 
     def win_probabilities(self) -> pd.DataFrame:
-        """Matrix of ``P(row beats column)`` in leaderboard order."""
+        """Matrix of ``P(row beats column)`` in leaderboard order (for tie models the
+        expected score ``P(win) + P(tie)/2``)."""
         order = self.table["item"].to_numpy()
         idx = self.model._index.codes(order)
-        s = self.model.scores_[idx]
-        return pd.DataFrame(expit(s[:, None] - s[None, :]), index=order, columns=order)
+        n = len(order)
+        left, right = np.repeat(idx, n), np.tile(idx, n)
+        proba = self.model.predict_proba(left, right)
+        if proba.ndim == 2:  # tie models: win / tie / loss -> expected score of the row item
+            proba = proba[:, 0] + 0.5 * proba[:, 1]
+        matrix = proba.reshape(n, n)
+        np.fill_diagonal(matrix, 0.5)
+        return pd.DataFrame(matrix, index=order, columns=order)
 
     def battle_counts(self) -> pd.DataFrame:
         """Matrix of the number of comparisons between every two items, in leaderboard order."""
@@ -94,8 +101,9 @@ class Leaderboard:
                     "elo": float(row.elo),
                 }
             )
-        return {
-            "model": "bradley-terry",
+        family = getattr(model, "family", "bt")
+        result = {
+            "model": "bradley-terry" if family == "bt" else family,
             "n_items": int(len(model.items_)),
             "n_comparisons": int(model.n_comparisons_),
             "log_likelihood": float(model.log_likelihood_),
@@ -104,6 +112,10 @@ class Leaderboard:
             "ci": self.ci,
             "items": items,
         }
+        params = getattr(model, "params_", None)
+        if params is not None and len(params):
+            result["parameters"] = {str(k): {"estimate": float(r.estimate), "se": float(r.se)} for k, r in params.iterrows()}
+        return result
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -124,8 +136,9 @@ class Leaderboard:
             f"{int(round(100 * ci['level']))}% {ci['method']} intervals"
             + (f" ({ci['rounds']} rounds, seed {ci['seed']})" if ci["method"] == "bootstrap" else "")
         )
+        kind = {"davidson": "Davidson", "rao-kupper": "Rao-Kupper", "tobt": "TOBT"}.get(getattr(model, "family", "bt"), "Bradley-Terry")
         header = (
-            f"Bradley-Terry leaderboard: {len(model.items_)} items, {model.n_comparisons_:,} comparisons, {about}; "
+            f"{kind} leaderboard: {len(model.items_)} items, {model.n_comparisons_:,} comparisons, {about}; "
             f"rank = 1 + items certainly better\n\n"
         )
         return header + render_summary(self._display_table(), "table")
@@ -200,9 +213,12 @@ def leaderboard(
     ----------
     data : Comparisons, DataFrame or path
         Battles (any input :func:`bradley.read_comparisons` accepts).
-    model : BradleyTerry, optional
-        An unfitted estimator to configure the fit (prior, solver); default
-        ``BradleyTerry()``.
+    model : estimator, optional
+        An unfitted estimator to configure the fit: ``BradleyTerry(prior=...)``
+        (default ``BradleyTerry()``), or a model of the family such as
+        ``Davidson(order_effect=True)`` or ``PairwiseModel(covariates=True)``
+        (style control); the latter support ``ci="fisher"`` (from their
+        observed information) and ``"bootstrap"`` (refitting each replicate).
     ci : {"fisher", "sandwich", "bootstrap", "none"}
         Interval method: observed Fisher information (normal intervals),
         sandwich errors (clustered by ``cluster`` if given), percentile
@@ -232,8 +248,11 @@ def leaderboard(
         raise ValueError(f"level must lie in (0, 1), got {level}.")
     comparisons: Comparisons = as_comparisons(data)
     estimator = BradleyTerry() if model is None else model
-    if estimator.anchor is not None:
+    if getattr(estimator, "anchor", None) is not None:
         raise ValueError("pass the anchor to leaderboard(), not to the model.")
+    is_bt = isinstance(estimator, BradleyTerry)
+    if not is_bt and ci == "sandwich":
+        raise ValueError("sandwich intervals are available for BradleyTerry; use ci='fisher' or 'bootstrap'.")
     estimator.fit(comparisons)
     scores = estimator.scores_
     n = len(scores)
@@ -245,7 +264,10 @@ def leaderboard(
     z = norm.ppf(0.5 + level / 2.0)
     boot = None
     info: dict[str, Any] = {"method": ci, "level": level, "rounds": None, "seed": None}
-    if ci in ("fisher", "sandwich"):
+    if ci == "fisher" and not is_bt:
+        se = estimator.scores_se_
+        low, high = scores - z * se, scores + z * se
+    elif ci in ("fisher", "sandwich"):
         cov = (
             inference.fisher_covariance(estimator)
             if ci == "fisher"
