@@ -12,7 +12,7 @@ from bradley.data import Comparisons, PairCounts
 from bradley.errors import ComparisonDataError, NotFittedError
 from bradley.io import read_comparisons
 
-__all__ = ["as_comparisons", "as_pair_counts", "ItemIndex", "summary_table", "require_fitted"]
+__all__ = ["as_comparisons", "ItemIndex", "summary_table", "require_fitted"]
 
 
 def as_comparisons(data: Any) -> Comparisons:
@@ -27,13 +27,6 @@ def as_comparisons(data: Any) -> Comparisons:
         f"cannot fit on a {type(data).__name__}: pass Comparisons, PairCounts, a DataFrame "
         "(left/right/outcome or model_a/model_b/winner columns), or a file path."
     )
-
-
-def as_pair_counts(data: Any) -> PairCounts:
-    """Accept PairCounts directly, or anything :func:`as_comparisons` accepts."""
-    if isinstance(data, PairCounts):
-        return data
-    return as_comparisons(data).pair_counts()
 
 
 class ItemIndex:
