@@ -195,3 +195,9 @@ def test_both_bad_votes_merged_or_dropped(battles):
     with pytest.warns(bradley.DataWarning, match="dropped 2 of 5 'both bad'"):
         dropped = read_comparisons(battles, both_bad="drop")
     assert dropped.n_comparisons == 3 and dropped.outcome.tolist() == [1.0, 0.0, 0.5]
+
+
+def test_chess_result_notation():
+    frame = pd.DataFrame({"white": ["a", "b", "a"], "black": ["b", "a", "c"], "result": ["1-0", "0-1", "1/2-1/2"]})
+    c = read_comparisons(frame, left="white", right="black", outcome="result")
+    assert c.outcome.tolist() == [1.0, 0.0, 0.5]

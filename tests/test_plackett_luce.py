@@ -105,3 +105,9 @@ def test_readers_and_breaking(tmp_path):
         Rankings.from_long([1, 2, 2], ["a", "a", "b"], [1, 1, 2])
     with pytest.raises(bradley.MLEDoesNotExistError):
         PlackettLuce().fit(Rankings.from_orderings([["a", "b"], ["a", "c"]]))
+
+
+def test_wide_layout_with_an_id_column():
+    frame = pd.DataFrame({"race": [1, 2], "p1": [5, 7], "p2": [7, 9], "p3": [9, None]})
+    r = read_rankings(frame, layout="wide", ranking="race")
+    assert r.n_rankings == 2 and sorted(r.items.tolist()) == [5, 7, 9]

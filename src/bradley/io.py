@@ -44,9 +44,9 @@ __all__ = ["read_comparisons", "parse_outcomes", "OUTCOME_LABELS", "read_table"]
 #: Outcome labels understood without options (lower-cased, stripped), with
 #: their value and tie kind (0 ordinary, 1 "both bad").
 OUTCOME_LABELS: dict[str, tuple[float, int]] = {
-    **{k: (1.0, TIE_KIND_TIE) for k in ("left", "model_a", "win", "won", "first", "1", "1.0")},
-    **{k: (0.0, TIE_KIND_TIE) for k in ("right", "model_b", "loss", "lose", "lost", "second", "0", "0.0")},
-    **{k: (0.5, TIE_KIND_TIE) for k in ("tie", "draw", "0.5", "=")},
+    **{k: (1.0, TIE_KIND_TIE) for k in ("left", "model_a", "win", "won", "first", "1", "1.0", "1-0")},
+    **{k: (0.0, TIE_KIND_TIE) for k in ("right", "model_b", "loss", "lose", "lost", "second", "0", "0.0", "0-1")},
+    **{k: (0.5, TIE_KIND_TIE) for k in ("tie", "draw", "0.5", "=", "1/2-1/2", "½-½", "0.5-0.5")},
     **{k: (0.5, TIE_KIND_BOTH_BAD) for k in ("tie (bothbad)", "both_bad", "bothbad", "both bad", "tie(bothbad)")},
 }
 

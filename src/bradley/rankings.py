@@ -121,7 +121,8 @@ def read_rankings(
     ``layout="long"``: columns ``ranking_id, item, rank`` (names configurable;
     equal ranks are ties, empty rank = present but unranked).
     ``layout="wide"``: one row per ranking, items best first across the
-    columns (empty cells end a shorter ranking).
+    columns (empty cells end a shorter ranking); a column named ``ranking``,
+    if present, holds the ranking ids and is not an item column.
     """
     frame = read_table(source, format) if isinstance(source, (str, os.PathLike)) else pd.DataFrame(source)
     if len(frame) == 0:
@@ -132,6 +133,8 @@ def read_rankings(
             raise ComparisonDataError(f"missing column(s) {missing}: the data have columns {list(frame.columns)[:20]}.")
         return Rankings.from_long(frame[ranking].to_numpy(), frame[item].to_numpy(), frame[rank].to_numpy())
     if layout == "wide":
+        if ranking in frame.columns:
+            frame = frame.drop(columns=[ranking])
         values = frame.to_numpy(dtype=object)
         present = ~pd.isna(values)
         rows, cols = np.nonzero(present)
