@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ import pandas as pd
 from scipy import optimize
 
 from bradley.data import Comparisons, mle_existence_problem
-from bradley.errors import DataWarning
+from bradley.errors import DataWarning, MLEDoesNotExistError
 from bradley.solvers import bt as bt_solvers
 
 __all__ = [
@@ -195,67 +196,48 @@ class BootstrapResult:
         return low, high
 
 
-def _bootstrap_by_refitting(
-    model: Any, data: Comparisons, rounds: int, seed: int | None, cluster: np.ndarray | None, progress: bool
-) -> BootstrapResult:
-    """Bootstrap for any estimator with ``fit``/``scores_``: resample rows (or clusters) as
-    multinomial weights and refit a copy; keeps annotators and features with their rows."""
-    import copy
+def _rounds(rounds: int, progress: bool) -> Any:
+    """The replicate loop, with a progress bar on request."""
+    if not progress:
+        return range(rounds)
+    from tqdm.auto import tqdm
 
-    from bradley.errors import MLEDoesNotExistError
+    return tqdm(range(rounds), desc="bootstrap", unit="round")
 
-    rng = np.random.default_rng(seed)
-    m = data.n_comparisons
-    base = np.ones(m) if data.weight is None else data.weight
-    if cluster is not None:
-        cluster_codes, uniques = pd.factorize(np.asarray(cluster))
-        n_clusters = len(uniques)
-    out = np.empty((rounds, len(model.items_)))
-    n_fallback = 0
-    iterator: Any = range(rounds)
-    if progress:
-        from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="bootstrap", unit="round")
-    for b in iterator:
-        if cluster is None:
-            counts = rng.multinomial(m, np.full(m, 1.0 / m)).astype(np.float64)
-        else:
-            counts = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)[cluster_codes].astype(np.float64)
-        keep = counts > 0
-        replicate = Comparisons(
-            data.left[keep], data.right[keep], data.outcome[keep], data.items, (base * counts)[keep],
-            None if data.time is None else data.time[keep],
-            None if data.annotator is None else data.annotator[keep],
-            None if data.tie_kind is None else data.tie_kind[keep],
-            None if data.features is None else data.features[keep], data.feature_names,
-        )
-        refit = copy.copy(model)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                refit.fit(replicate)
-        except MLEDoesNotExistError:
-            refit = copy.copy(model)
-            refit.prior = FALLBACK_PRIOR
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                refit.fit(replicate)
-            n_fallback += 1
-        out[b] = refit.scores_ - refit.scores_.mean()
+def _reweighted(data: Comparisons, counts: np.ndarray) -> Comparisons:
+    """The rows of ``data`` drawn ``counts`` times, as weights (rows drawn 0 times dropped)."""
+    keep = counts > 0
+    base = np.ones(data.n_comparisons) if data.weight is None else data.weight
+
+    def take(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else values[keep]
+
+    return Comparisons(
+        data.left[keep], data.right[keep], data.outcome[keep], data.items, (base * counts)[keep],
+        take(data.time), take(data.annotator), take(data.tie_kind), take(data.features), data.feature_names,
+    )
+
+
+def _warn_fallbacks(n_fallback: int, rounds: int) -> None:
     if n_fallback:
         warnings.warn(
-            f"{n_fallback} of {rounds} bootstrap replicates had no finite MLE and were fitted with a "
-            f"N(0, {FALLBACK_PRIOR:g}) prior.", DataWarning, stacklevel=3,
+            f"{n_fallback} of {rounds} bootstrap replicates had no finite MLE (an item never won or never "
+            f"lost in them) and were fitted with a N(0, {FALLBACK_PRIOR:g}) prior.",
+            DataWarning,
+            stacklevel=3,
         )
-    return BootstrapResult(out, n_fallback, rounds, seed, "rows" if cluster is None else "clusters")
 
 
-def _unique_rows(data: Comparisons) -> tuple[pd.DataFrame, np.ndarray]:
+def _unique_rows(data: Comparisons) -> tuple[Comparisons, np.ndarray]:
+    """The distinct (left, right, outcome, weight) rows, each weighted by weight x its count."""
     frame = pd.DataFrame({"left": data.left, "right": data.right, "outcome": data.outcome,
                           "weight": np.ones(data.n_comparisons) if data.weight is None else data.weight})
     grouped = frame.groupby(["left", "right", "outcome", "weight"], sort=False).size().reset_index(name="count")
-    return grouped, grouped["count"].to_numpy(np.float64)
+    return Comparisons(
+        grouped["left"].to_numpy(np.int64), grouped["right"].to_numpy(np.int64),
+        grouped["outcome"].to_numpy(np.float64), data.items, grouped["weight"].to_numpy(np.float64),
+    ), grouped["count"].to_numpy(np.float64)
 
 
 def bootstrap_scores(
@@ -266,16 +248,18 @@ def bootstrap_scores(
     cluster: np.ndarray | None = None,
     progress: bool = False,
 ) -> BootstrapResult:
-    """Bootstrap the BT scores of ``model`` (fitted on ``data``).
+    """Bootstrap the scores of ``model`` (fitted on ``data``).
 
-    Row resampling is done exactly and fast: the multinomial counts of the
-    unique (left, right, outcome, weight) rows are drawn at once. With
-    ``cluster`` (one label per row) whole clusters are resampled instead.
-    Each replicate is refitted by Newton, warm-started at the full-data
-    scores, with the model's prior. A replicate whose MLE does not exist
-    (an item that never won or never lost in it) is fitted with the prior
-    ``FALLBACK_PRIOR`` instead of being dropped; their number is reported in
-    ``n_fallback`` and by a warning.
+    Row resampling draws the multinomial counts of the unique (left, right,
+    outcome, weight) rows at once, which is exact for row resampling and fast;
+    with ``cluster`` (one label per row) whole clusters are resampled instead.
+    For :class:`~bradley.BradleyTerry` each replicate is refitted by Newton,
+    warm-started at the full-data scores, with the model's prior; any other
+    estimator (e.g. ``Davidson(order_effect=True)``) is copied and refitted on
+    the resampled rows, which keep their annotators and features. A replicate
+    whose MLE does not exist (an item that never won or never lost in it) is
+    fitted with the prior ``FALLBACK_PRIOR`` instead of being dropped; their
+    number is reported in ``n_fallback`` and by a warning.
 
     Examples
     --------
@@ -290,57 +274,46 @@ def bootstrap_scores(
         raise ValueError(f"rounds must be at least 1, got {rounds}.")
     from bradley.models import BradleyTerry
 
-    if not isinstance(model, BradleyTerry):
-        return _bootstrap_by_refitting(model, data, rounds, seed, cluster, progress)
+    is_bt = isinstance(model, BradleyTerry)
     rng = np.random.default_rng(seed)
-    n = len(model.items_)
     if cluster is None:
-        table, counts = _unique_rows(data)
-        total = int(counts.sum())
-        probs = counts / counts.sum()
-        unit = "rows"
+        # BT fits only need the distinct rows; other models keep every row's annotator and features
+        source, counts = _unique_rows(data) if is_bt else (data, np.ones(data.n_comparisons))
+        total, probs = int(counts.sum()), counts / counts.sum()
     else:
+        source = data
         cluster_codes, uniques = pd.factorize(np.asarray(cluster))
         n_clusters = len(uniques)
-        unit = "clusters"
-    left_u = right_u = outcome_u = weight_u = None
-    if cluster is None:
-        left_u = table["left"].to_numpy(np.int64)
-        right_u = table["right"].to_numpy(np.int64)
-        outcome_u = table["outcome"].to_numpy(np.float64)
-        weight_u = table["weight"].to_numpy(np.float64)
-    out = np.empty((rounds, n))
+    out = np.empty((rounds, len(model.items_)))
     n_fallback = 0
-    iterator: Any = range(rounds)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="bootstrap", unit="round")
-    for b in iterator:
+    start = model.scores_ - model.scores_.mean()
+    for b in _rounds(rounds, progress):
         if cluster is None:
             draw = rng.multinomial(total, probs).astype(np.float64)
-            keep = draw > 0
-            replicate = Comparisons(left_u[keep], right_u[keep], outcome_u[keep], data.items, weight_u[keep] * draw[keep])
         else:
-            picks = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
-            row_weight = picks[cluster_codes].astype(np.float64)
-            base = np.ones(data.n_comparisons) if data.weight is None else data.weight
-            keep = row_weight > 0
-            replicate = Comparisons(data.left[keep], data.right[keep], data.outcome[keep], data.items,
-                                    (base * row_weight)[keep])
-        pairs = replicate.pair_counts()
-        prior = model.prior
-        if prior is None and mle_existence_problem(pairs) is not None:
-            prior = FALLBACK_PRIOR
+            draw = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)[cluster_codes].astype(np.float64)
+        replicate = _reweighted(source, draw)
+        if is_bt:
+            pairs = replicate.pair_counts()
+            prior = model.prior
+            if prior is None and mle_existence_problem(pairs) is not None:
+                prior = FALLBACK_PRIOR
+                n_fallback += 1
+            out[b] = bt_solvers.newton(pairs, init=start, prior_variance=prior).scores
+            continue
+        refit = copy.copy(model)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                refit.fit(replicate)
+        except MLEDoesNotExistError:
+            refit = copy.copy(model)
+            refit.prior = FALLBACK_PRIOR
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                refit.fit(replicate)
             n_fallback += 1
-        fit = bt_solvers.newton(pairs, init=model.scores_ - model.scores_.mean(), prior_variance=prior)
-        out[b] = fit.scores
-    if n_fallback:
-        warnings.warn(
-            f"{n_fallback} of {rounds} bootstrap replicates had no finite MLE (an item never won or never "
-            f"lost in them) and were fitted with a N(0, {FALLBACK_PRIOR:g}) prior.",
-            DataWarning,
-            stacklevel=2,
-        )
-    return BootstrapResult(out, n_fallback, rounds, seed, unit)
+        out[b] = refit.scores_ - refit.scores_.mean()
+    _warn_fallbacks(n_fallback, rounds)
+    return BootstrapResult(out, n_fallback, rounds, seed, "rows" if cluster is None else "clusters")
 
