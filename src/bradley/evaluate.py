@@ -30,7 +30,7 @@ from scipy import stats
 from scipy.special import expit, logit
 
 from bradley.data import Comparisons
-from bradley.models import BradleyTerry
+from bradley.models import BradleyTerry, Davidson
 from bradley.models.base import as_comparisons
 from bradley.scales import ELO_SCALE
 
@@ -67,8 +67,6 @@ def _fit_bt(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
 
 
 def _fit_davidson(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
-    from bradley.models import Davidson
-
     model = Davidson(prior=EVAL_PRIOR).fit(train)
 
     def predict(left: np.ndarray, right: np.ndarray) -> np.ndarray:

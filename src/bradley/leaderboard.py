@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from bradley import inference
-from bradley.data import Comparisons
+from bradley.data import Comparisons, python_values
 from bradley.models import BradleyTerry
 from bradley.models.base import as_comparisons
 from bradley.scales import to_elo
@@ -86,7 +86,7 @@ class Leaderboard:
         for row in self.table.itertuples(index=False):
             items.append(
                 {
-                    "name": row.item.item() if isinstance(row.item, np.generic) else row.item,
+                    "name": python_values([row.item])[0],
                     "score": float(row.score),
                     "rank": int(row.rank),
                     "wins": float(row.wins),

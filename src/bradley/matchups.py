@@ -59,12 +59,10 @@ def schedule_matchups(
         if not 1 <= k < n:
             raise ValueError(f"k must lie in 1..{n - 1}, got {k}.")
         # each item draws k distinct opponents; duplicates (a-b and b-a) are merged
-        opponents = np.argsort(rng.random((n, n - 1)), axis=1)[:, :k]
-        others = np.array([np.delete(np.arange(n), i) for i in range(n)]) if n <= 2000 else None
-        if others is None:
-            raise ValueError("for more than 2,000 items use a sparser design of your own.")
+        # k distinct draws from the n - 1 others: positions 0..n-2, shifted past the item itself
+        picks = np.argsort(rng.random((n, n - 1)), axis=1)[:, :k]
         first = np.repeat(np.arange(n), k)
-        second = others[first, opponents.ravel()]
+        second = picks.ravel() + (picks.ravel() >= first)
         key = np.unique(np.minimum(first, second) * n + np.maximum(first, second))
         first, second = key // n, key % n
     else:

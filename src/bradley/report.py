@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from bradley.data import python_values
+
 __all__ = ["FORMATS", "fit_to_dict", "render_summary", "render_fit"]
 
 FORMATS = ("table", "csv", "json", "markdown")
@@ -32,7 +34,7 @@ def fit_to_dict(model: Any, model_name: str = "bradley-terry") -> dict[str, Any]
     optional = [c for c in ("wins", "losses", "ties", "se", "first_place") if c in table.columns]
     items = [
         {
-            "name": _plain(row["item"]),
+            "name": python_values([row["item"]])[0],
             "score": float(row["score"]),
             "rank": int(row["rank"]),
             **{c: float(row[c]) for c in optional},
@@ -54,10 +56,6 @@ def fit_to_dict(model: Any, model_name: str = "bradley-terry") -> dict[str, Any]
             str(name): {"estimate": float(row.estimate), "se": float(row.se)} for name, row in params.iterrows()
         }
     return result
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 _COLUMN_FORMATS = {"score": ".4f", "elo": ".1f", "se": ".4f"}

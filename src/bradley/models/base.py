@@ -12,7 +12,7 @@ from bradley.data import Comparisons, PairCounts
 from bradley.errors import ComparisonDataError, NotFittedError
 from bradley.io import read_comparisons
 
-__all__ = ["as_comparisons", "ItemIndex", "summary_table", "require_fitted"]
+__all__ = ["as_comparisons", "ItemIndex", "check_prior", "summary_table", "require_fitted"]
 
 
 def as_comparisons(data: Any) -> Comparisons:
@@ -72,6 +72,12 @@ def summary_table(
     table = table.sort_values("rank", kind="stable").reset_index(drop=True)
     table.attrs["identifiability"] = identifiability
     return table
+
+
+def check_prior(prior: float | None) -> None:
+    """A Gaussian prior variance must be None or a positive finite number."""
+    if prior is not None and not (np.isfinite(prior) and prior > 0):
+        raise ValueError(f"prior must be a positive variance, got {prior!r}.")
 
 
 def require_fitted(model: Any, attribute: str = "scores_") -> None:

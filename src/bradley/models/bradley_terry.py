@@ -11,7 +11,7 @@ from scipy.special import expit
 
 from bradley.data import PairCounts, check_mle_exists
 from bradley.errors import ConvergenceWarning
-from bradley.models.base import ItemIndex, as_comparisons, require_fitted, summary_table
+from bradley.models.base import ItemIndex, as_comparisons, check_prior, require_fitted, summary_table
 from bradley.scales import to_elo
 from bradley.solvers import bt as bt_solvers
 
@@ -118,8 +118,7 @@ class BradleyTerry:
     def _check_params(self) -> str:
         if self.solver not in _SOLVER_ALIASES:
             raise ValueError(f"unknown solver {self.solver!r}; choose one of {sorted(_SOLVER_ALIASES)}.")
-        if self.prior is not None and not (np.isfinite(self.prior) and self.prior > 0):
-            raise ValueError(f"prior must be a positive variance, got {self.prior!r}.")
+        check_prior(self.prior)
         if not (self.tol > 0):
             raise ValueError(f"tol must be positive, got {self.tol!r}.")
         if self.max_iter is not None and self.max_iter < 1:

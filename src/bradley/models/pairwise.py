@@ -43,7 +43,7 @@ from scipy.stats import norm
 
 from bradley.data import Comparisons, check_mle_exists
 from bradley.errors import ConvergenceWarning
-from bradley.models.base import ItemIndex, as_comparisons, require_fitted, summary_table
+from bradley.models.base import ItemIndex, as_comparisons, check_prior, require_fitted, summary_table
 
 __all__ = ["PairwiseModel", "Davidson", "RaoKupper", "TOBT", "FAMILIES"]
 
@@ -157,8 +157,7 @@ class PairwiseModel:
                 raise ValueError("flip_rate is available for family='bt' only.")
             if not 0.0 <= self.flip_rate < 0.5:
                 raise ValueError(f"flip_rate must lie in [0, 0.5), got {self.flip_rate}.")
-        if self.prior is not None and not self.prior > 0:
-            raise ValueError(f"prior must be a positive variance, got {self.prior}.")
+        check_prior(self.prior)
 
     def _layout(self, n: int, n_groups: int, k: int) -> dict[str, slice]:
         parts, start = {}, 0
@@ -527,7 +526,21 @@ class PairwiseModel:
         return summary_table(self.items_, self.scores_, self.pair_counts_, how, se=self.scores_se_)
 
 
-class Davidson(PairwiseModel):
+class _TieFamily(PairwiseModel):
+    """A named tie model: the family is fixed, the other options are PairwiseModel's."""
+
+    _family = "bt"
+    _tie_parameter = ""
+
+    def __init__(self, order_effect: bool | str = False, covariates: bool = False, prior: float | None = None,
+                 tol: float = 1e-9, max_iter: int = 10_000, judge_reliability: bool = False):
+        super().__init__(self._family, order_effect, covariates, None, prior, tol, max_iter, judge_reliability)
+
+    def _tie_estimate(self) -> float:
+        return float(self.params_.loc[self._tie_parameter, "estimate"])
+
+
+class Davidson(_TieFamily):
     """Bradley-Terry with ties, Davidson (1970): tie parameter ``nu >= 0`` (``params_.loc["nu"]``).
 
     Examples
@@ -539,37 +552,22 @@ class Davidson(PairwiseModel):
     (True, True)
     """
 
-    def __init__(self, order_effect: bool | str = False, covariates: bool = False, prior: float | None = None,
-                 tol: float = 1e-9, max_iter: int = 10_000):
-        super().__init__("davidson", order_effect, covariates, None, prior, tol, max_iter)
-
-    @property
-    def nu_(self) -> float:
-        return float(self.params_.loc["nu", "estimate"])
+    _family, _tie_parameter = "davidson", "nu"
+    nu_ = property(_TieFamily._tie_estimate)
 
 
-class RaoKupper(PairwiseModel):
+class RaoKupper(_TieFamily):
     """Rao & Kupper (1967) ties: threshold ``eta >= 1`` (``params_.loc["eta"]``), ``P(i beats j) = pi_i / (pi_i + eta pi_j)``."""
 
-    def __init__(self, order_effect: bool | str = False, covariates: bool = False, prior: float | None = None,
-                 tol: float = 1e-9, max_iter: int = 10_000):
-        super().__init__("rao-kupper", order_effect, covariates, None, prior, tol, max_iter)
-
-    @property
-    def eta_(self) -> float:
-        return float(self.params_.loc["eta", "estimate"])
+    _family, _tie_parameter = "rao-kupper", "eta"
+    eta_ = property(_TieFamily._tie_estimate)
 
 
-class TOBT(PairwiseModel):
+class TOBT(_TieFamily):
     """Tie-rank oriented BT of the TODO paper: ``P(i beats j) = expit(d - alpha)``, tie otherwise (``params_.loc["alpha"]``).
 
     The same model as :class:`RaoKupper` with ``alpha = log(eta)``.
     """
 
-    def __init__(self, order_effect: bool | str = False, covariates: bool = False, prior: float | None = None,
-                 tol: float = 1e-9, max_iter: int = 10_000):
-        super().__init__("tobt", order_effect, covariates, None, prior, tol, max_iter)
-
-    @property
-    def alpha_(self) -> float:
-        return float(self.params_.loc["alpha", "estimate"])
+    _family, _tie_parameter = "tobt", "alpha"
+    alpha_ = property(_TieFamily._tie_estimate)

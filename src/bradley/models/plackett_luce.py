@@ -13,7 +13,7 @@ from scipy.special import expit
 
 from bradley.data import mle_existence_problem
 from bradley.errors import ConvergenceWarning
-from bradley.models.base import ItemIndex, require_fitted
+from bradley.models.base import ItemIndex, check_prior, require_fitted
 from bradley.rankings import UNRANKED, Rankings, break_rankings
 
 __all__ = ["PlackettLuce", "plackett_luce_log_likelihood"]
@@ -119,6 +119,7 @@ class PlackettLuce:
             raise TypeError("PlackettLuce.fit takes Rankings (see bradley.read_rankings).")
         if self.solver not in ("newton", "mm"):
             raise ValueError(f"solver must be 'newton' or 'mm', got {self.solver!r}.")
+        check_prior(self.prior)
         if self.solver == "mm" and self.prior is not None:
             raise ValueError("the MM solver fits the MLE; use solver='newton' with a prior.")
         n = rankings.n_items
