@@ -191,6 +191,10 @@ def _float_column(name: str, values: Any, n: int) -> np.ndarray:
     return arr
 
 
+#: The fields of :class:`Comparisons` that hold one value per row.
+PER_ROW_FIELDS = ("left", "right", "outcome", "weight", "time", "annotator", "tie_kind", "features", "order")
+
+
 @dataclass(frozen=True, eq=False)
 class Comparisons:
     """Pairwise comparisons, one row per judged pair, as columnar arrays.
@@ -218,6 +222,12 @@ class Comparisons:
         (e.g. the length difference left - right, for style control).
     feature_names : tuple of str
         Names of the feature columns.
+    order : numpy.ndarray of float64 or None
+        Per-row position indicator for order (home / first-position) effects:
+        1 = left had the advantage (home, shown first), -1 = right had it
+        (swapped), 0 = neutral venue. None means every row is ``1`` (left is
+        always the first-shown / home item), which is how order effects are
+        fitted when no indicator is given.
     """
 
     left: np.ndarray
@@ -230,6 +240,7 @@ class Comparisons:
     tie_kind: np.ndarray | None = None
     features: np.ndarray | None = None
     feature_names: tuple[str, ...] = ()
+    order: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _validate_comparisons(self)
@@ -248,6 +259,7 @@ class Comparisons:
         tie_kind: Any | None = None,
         features: Any | None = None,
         feature_names: Any | None = None,
+        order: Any | None = None,
         drop_self_comparisons: bool = False,
     ) -> "Comparisons":
         """Build comparisons from arrays of names (or integer codes) and outcomes.
@@ -265,6 +277,9 @@ class Comparisons:
             never compared.
         time, annotator, tie_kind : array-like, optional
             Per-row time stamps, annotator labels, and tie kinds (0/1).
+        order : array-like of {1, 0, -1}, optional
+            Who had the order (home / first-position) advantage in each row:
+            1 = left, -1 = right, 0 = neither (neutral).
         drop_self_comparisons : bool
             Drop rows that compare an item with itself (and warn with their
             count) instead of raising an error.
@@ -286,9 +301,10 @@ class Comparisons:
         names = tuple(feature_names) if feature_names is not None else (
             tuple(f"x{k}" for k in range(feats.shape[1])) if feats is not None else ()
         )
+        o = None if order is None else _float_column("order", order, n)
         comparisons = cls.__new__(cls)
         fields = dict(left=lc, right=rc, outcome=out, items=item_names, weight=w, time=t, annotator=a, tie_kind=tk,
-                      features=feats, feature_names=names)
+                      features=feats, feature_names=names, order=o)
         if drop_self_comparisons:
             fields = drop_self_comparisons_from(fields, keep_items=items is not None)
         for name, value in fields.items():
@@ -312,6 +328,12 @@ class Comparisons:
     def __repr__(self) -> str:
         return f"Comparisons(n_comparisons={self.n_comparisons}, n_items={self.n_items})"
 
+    def take(self, rows: Any) -> "Comparisons":
+        """The comparisons at ``rows`` (indices or a boolean mask), every per-row field kept, items unchanged."""
+        rows = np.asarray(rows)
+        fields = {name: (None if getattr(self, name) is None else getattr(self, name)[rows]) for name in PER_ROW_FIELDS}
+        return Comparisons(items=self.items, feature_names=self.feature_names, **fields)
+
     def pair_counts(self) -> "PairCounts":
         """Aggregate to :class:`PairCounts` (weighted wins each way and ties per pair)."""
         return PairCounts.from_comparisons(self)
@@ -321,7 +343,7 @@ class Comparisons:
         frame = pd.DataFrame(
             {"left": self.items[self.left], "right": self.items[self.right], "outcome": self.outcome}
         )
-        for name in ("weight", "time", "annotator", "tie_kind"):
+        for name in ("weight", "time", "annotator", "tie_kind", "order"):
             value = getattr(self, name)
             if value is not None:
                 frame[name] = value
@@ -367,7 +389,7 @@ def _validate_comparisons(c: Comparisons) -> None:
     n = len(c.left)
     if n == 0:
         raise ComparisonDataError("the data hold no comparisons (zero rows).")
-    for name in ("right", "outcome", "weight", "time", "annotator", "tie_kind", "features"):
+    for name in ("right", "outcome", "weight", "time", "annotator", "tie_kind", "features", "order"):
         value = getattr(c, name)
         if value is not None and len(value) != n:
             raise ComparisonDataError(f"{name} has {len(value)} entries but left has {n}.")
@@ -406,6 +428,15 @@ def _validate_comparisons(c: Comparisons) -> None:
             raise ComparisonDataError(
                 f"weights must be finite and non-negative; got {shown} in {text}.", rows
             )
+    if c.order is not None:
+        o = np.ascontiguousarray(c.order, dtype=np.float64)
+        object.__setattr__(c, "order", o)
+        bad_order = ~np.isin(o, (-1.0, 0.0, 1.0))
+        if bad_order.any():
+            text, rows = describe_rows(bad_order)
+            raise ComparisonDataError(
+                f"order must be 1 (left had the advantage), -1 (right had it) or 0 (neutral); "
+                f"got {o[rows[:3]].tolist()} in {text}.", rows)
     if c.tie_kind is not None:
         object.__setattr__(c, "tie_kind", np.ascontiguousarray(c.tie_kind, dtype=np.int8))
     if c.features is not None:
@@ -485,6 +516,29 @@ class PairCounts:
             comparisons.weight,
             comparisons.items,
         )
+
+    def to_comparisons(self) -> Comparisons:
+        """Weighted comparison rows carrying exactly these counts (no loss for models without row covariates).
+
+        Each pair gives up to three rows (first won, second won, tie) with the
+        counts as weights; pairs and kinds with zero count give none.
+
+        Examples
+        --------
+        >>> p = PairCounts.from_matrix([[0, 3], [1, 0]], items=["x", "y"])
+        >>> c = p.to_comparisons()
+        >>> c.outcome.tolist(), c.weight.tolist()
+        ([1.0, 0.0], [3.0, 1.0])
+        """
+        k = self.n_pairs
+        first = np.concatenate([self.first] * 3)
+        second = np.concatenate([self.second] * 3)
+        outcome = np.repeat([1.0, 0.0, 0.5], k)
+        weight = np.concatenate([self.wins_first, self.wins_second, self.ties])
+        keep = weight > 0
+        order = np.argsort(np.tile(np.arange(k), 3)[keep], kind="stable")
+        return Comparisons(first[keep][order], second[keep][order], outcome[keep][order], self.items,
+                           weight[keep][order])
 
     @classmethod
     def from_matrix(cls, wins: Any, ties: Any | None = None, items: Any | None = None) -> "PairCounts":

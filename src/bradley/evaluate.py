@@ -51,13 +51,7 @@ EVAL_PRIOR = 10.0
 
 
 def _subset(data: Comparisons, rows: np.ndarray) -> Comparisons:
-    return Comparisons(
-        data.left[rows],
-        data.right[rows],
-        data.outcome[rows],
-        data.items,
-        None if data.weight is None else data.weight[rows],
-    )
+    return data.take(rows)
 
 
 def _fit_bt(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:

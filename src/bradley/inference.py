@@ -216,6 +216,7 @@ def _reweighted(data: Comparisons, counts: np.ndarray) -> Comparisons:
     return Comparisons(
         data.left[keep], data.right[keep], data.outcome[keep], data.items, (base * counts)[keep],
         take(data.time), take(data.annotator), take(data.tie_kind), take(data.features), data.feature_names,
+        take(data.order),
     )
 
 

@@ -12,15 +12,17 @@ from bradley.data import Comparisons, PairCounts
 from bradley.errors import ComparisonDataError, NotFittedError
 from bradley.io import read_comparisons
 
-__all__ = ["as_comparisons", "ItemIndex", "check_prior", "summary_table", "require_fitted"]
+__all__ = ["as_comparisons", "ItemIndex", "check_prior", "summary_table", "require_fitted", "ScoreUncertainty",
+           "constrain_covariance"]
 
 
 def as_comparisons(data: Any) -> Comparisons:
-    """Accept Comparisons, a path, or a pandas/polars/pyarrow table with known columns."""
+    """Accept Comparisons, PairCounts, a path, or a pandas/polars/pyarrow table with known columns."""
     if isinstance(data, Comparisons):
         return data
     if isinstance(data, PairCounts):
-        raise ComparisonDataError("this model needs row-level Comparisons, not PairCounts.")
+        # counts carry everything a model without row-level covariates needs
+        return data.to_comparisons()
     if isinstance(data, (str, os.PathLike)) or hasattr(data, "columns") or type(data).__module__.startswith("pyarrow"):
         return read_comparisons(data)
     raise ComparisonDataError(
@@ -83,3 +85,61 @@ def check_prior(prior: float | None) -> None:
 def require_fitted(model: Any, attribute: str = "scores_") -> None:
     if not hasattr(model, attribute):
         raise NotFittedError(f"this {type(model).__name__} is not fitted yet; call fit(data) first.")
+
+
+def constrain_covariance(cov_centred: np.ndarray, reference: int | None) -> np.ndarray:
+    """Covariance of scores re-identified by fixing item ``reference`` at zero.
+
+    ``cov_centred`` is under any constraint that leaves contrasts unchanged
+    (e.g. mean zero); the result is that of ``s_i - s_reference``.
+    """
+    if reference is None:
+        return cov_centred
+    n = cov_centred.shape[0]
+    transform = np.eye(n)
+    transform[:, reference] -= 1.0
+    return transform @ cov_centred @ transform.T
+
+
+class ScoreUncertainty:
+    """Uncertainty that every fitted model offers in the same way.
+
+    A model using it sets ``items_``, ``scores_`` and ``covariance_``: the
+    covariance of ``scores_`` (n_items x n_items) under the mean-zero
+    constraint (models with extra parameters keep the covariance of all
+    parameters in ``parameter_covariance_``). Item contrasts ``s_i - s_j`` and
+    their variances do not depend on the constraint; only how single scores
+    are pinned down does.
+    """
+
+    def score_covariance(self, reference: Any = None) -> np.ndarray:
+        """Covariance of the scores, centred (``reference=None``) or relative to the item ``reference``."""
+        require_fitted(self, "covariance_")
+        ref = None if reference is None else int(self._index.codes([reference])[0])
+        return constrain_covariance(np.asarray(self.covariance_, dtype=np.float64), ref)
+
+    def standard_errors(self, reference: Any = None) -> pd.Series:
+        """Standard errors of the scores, indexed by item.
+
+        Parameters
+        ----------
+        reference : item name (or code), optional
+            Report SEs of ``s_i - s_reference`` (the reference gets 0), as
+            R's BradleyTerry2 does with its ``refcat``; default: under the
+            mean-zero constraint.
+        """
+        cov = self.score_covariance(reference)
+        return pd.Series(np.sqrt(np.clip(np.diag(cov), 0.0, None)), index=pd.Index(self.items_, name="item"), name="se")
+
+    def quasi_variances(self) -> pd.DataFrame:
+        """Quasi-variances (Firth & de Menezes 2004): ``var(s_i - s_j) ~ q_i + q_j`` for every pair.
+
+        Returns a DataFrame indexed by item with ``score``, ``quasi_var`` and
+        ``quasi_se`` (its square root), so that intervals for any contrast can
+        be read off one table.
+        """
+        from bradley.inference import quasi_variances
+
+        q = quasi_variances(self.score_covariance())
+        return pd.DataFrame({"score": self.scores_, "quasi_var": q, "quasi_se": np.sqrt(q)},
+                            index=pd.Index(self.items_, name="item"))
