@@ -32,7 +32,7 @@ def brute_force_pl(rankings_as_levels, n):
             for lv in ranked_levels:
                 remaining = [i for i, l2 in entries if l2 is None or l2 >= lv]
                 chosen = [i for i, l2 in entries if l2 == lv]
-                if len(remaining) == len(chosen):
+                if len(remaining) == 1:  # a single item choosing from itself: probability 1
                     continue
                 total += sum(s[i] for i in chosen) - len(chosen) * logsumexp(s[remaining])
         return -total
