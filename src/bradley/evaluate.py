@@ -13,6 +13,19 @@ Methods (each maps training comparisons to a predictor of ``P(left wins)``):
   predicting ``Phi((mu_l - mu_r) / sqrt(2 beta^2 + sigma_l^2 + sigma_r^2))``.
 * ``winrate``: each item's smoothed win rate (ties half), predicting
   ``expit(logit(w_l) - logit(w_r))``.
+* ``average_win_rate``: evalica's average win rate (the mean over an item's
+  opponents of its win rate against each, ties half), see
+  :func:`average_win_rates`.
+* ``eigen``: the eigenvector rating (Keener 1993; evalica's ``eigen``, with
+  winners and losers the right way round), see :func:`eigenvector_ratings`.
+* ``pagerank``: PageRank of the graph in which losers point to winners
+  (evalica's ``pagerank``, damping 0.85), see :func:`pagerank_ratings`.
+
+The last three are ratings, not probabilities; they predict through a
+one-parameter logistic link fitted on the training fold,
+``P(left wins) = expit(a * (z_l - z_r))`` with ``z`` the log rating (eigen,
+PageRank) or the rating itself (average win rate), ``a`` by maximum
+likelihood (ties as half wins), see :func:`fit_rating_link`.
 
 Metrics on each held-out fold: log-loss (cross-entropy against the outcome,
 ties as 0.5), accuracy on decisive rows, and expected calibration error (ECE,
@@ -21,15 +34,16 @@ ties as 0.5), accuracy on decisive rows, and expected calibration error (ECE,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.special import expit, logit
+from scipy.special import expit, log_expit, logit, ndtr
 
-from bradley.data import Comparisons
+from bradley.data import Comparisons, PairCounts
+from bradley.errors import ConvergenceWarning
 from bradley.models import BradleyTerry, Davidson
 from bradley.models.base import as_comparisons
 from bradley.scales import ELO_SCALE
@@ -44,6 +58,10 @@ __all__ = [
     "elo_ratings",
     "elo_order_spread",
     "rank_correlation",
+    "eigenvector_ratings",
+    "pagerank_ratings",
+    "average_win_rates",
+    "fit_rating_link",
 ]
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -112,7 +130,7 @@ def _fit_trueskill(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]
     beta = env.beta
 
     def predict(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return stats.norm.cdf((mu[left] - mu[right]) / np.sqrt(2 * beta**2 + sigma[left] ** 2 + sigma[right] ** 2))
+        return ndtr((mu[left] - mu[right]) / np.sqrt(2 * beta**2 + sigma[left] ** 2 + sigma[right] ** 2))
 
     return predict, mu
 
@@ -124,12 +142,241 @@ def _fit_winrate(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
     return (lambda left, right: expit(scores[left] - scores[right])), scores
 
 
+def _as_pairs(data: Any) -> PairCounts:
+    return data if isinstance(data, PairCounts) else as_comparisons(data).pair_counts()
+
+
+def _credited(pairs: PairCounts, tie_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, ``A[first, second]`` and ``A[second, first]`` of the matrix A = wins + tie_weight * ties."""
+    if not np.isfinite(tie_weight) or tie_weight < 0:
+        raise ValueError(f"tie_weight must be finite and non-negative, got {tie_weight}.")
+    return pairs.wins_first + tie_weight * pairs.ties, pairs.wins_second + tie_weight * pairs.ties
+
+
+def average_win_rates(pairs: Any, *, tie_weight: float = 0.5) -> np.ndarray:
+    """Average win rate: the mean over an item's opponents of its win rate against each.
+
+    With ``A[i, j]`` = wins of i over j plus ``tie_weight`` times their ties,
+    item i's rating is the mean of ``A[i, j] / (A[i, j] + A[j, i])`` over the
+    opponents j it met (evalica's ``average_win_rate``); an item that met
+    nobody gets 0. Unlike the overall win rate, every opponent counts once
+    however often they met.
+
+    Parameters
+    ----------
+    pairs : PairCounts, Comparisons, DataFrame or path
+    tie_weight : float
+        Credit of a tie to each side (default one half).
+
+    Returns
+    -------
+    numpy.ndarray, one rating in [0, 1] per item (in ``pairs.items`` order)
+
+    Examples
+    --------
+    >>> p = PairCounts.from_matrix([[0, 3, 1], [1, 0, 0], [1, 0, 0]], items=["a", "b", "c"])
+    >>> average_win_rates(p).tolist()
+    [0.625, 0.25, 0.5]
+    """
+    pairs = _as_pairs(pairs)
+    a_fs, a_sf = _credited(pairs, tie_weight)
+    total = a_fs + a_sf
+    met = total > 0
+    rate_first = np.divide(a_fs, total, out=np.zeros_like(total), where=met)
+    n = pairs.n_items
+    opponents = np.bincount(pairs.first[met], minlength=n) + np.bincount(pairs.second[met], minlength=n)
+    summed = np.bincount(pairs.first[met], rate_first[met], n) + np.bincount(pairs.second[met], 1.0 - rate_first[met], n)
+    return np.divide(summed, opponents, out=np.zeros(n), where=opponents > 0)
+
+
+def eigenvector_ratings(pairs: Any, *, tie_weight: float = 0.5, tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
+    """Eigenvector ratings (Keener 1993): the Perron vector of the win matrix.
+
+    With ``A[i, j]`` = wins of i over j plus ``tie_weight`` times their ties,
+    the ratings solve ``A r = rho r`` with ``rho`` the largest eigenvalue: an
+    item is strong when it beats strong items. They are normalised to unit
+    Euclidean norm, non-negative, as in evalica's ``eigen``. (evalica 0.4
+    iterates with ``A`` transposed, ``r_j ~ sum_i A[i, j] r_i``, which rates
+    items by whom they *lost* to and orders simulated Bradley-Terry items
+    backwards; this function equals evalica's ``eigen`` on the data with
+    every winner and loser swapped.)
+
+    Computed by power iteration on ``A + c I`` (``c`` = the mean row sum of
+    ``A``): the shift leaves the eigenvectors unchanged and makes the
+    iteration converge also where plain power iteration oscillates (e.g. two
+    items, or any bipartite comparison graph). The vector is unique and
+    positive when the win graph is strongly connected; otherwise items that
+    cannot reach the strongest group get 0, and where several groups tie the
+    iteration may not converge (:class:`~bradley.errors.ConvergenceWarning`).
+
+    Parameters
+    ----------
+    pairs : PairCounts, Comparisons, DataFrame or path
+    tie_weight : float
+        Credit of a tie to each side (default one half).
+    tol : float
+        Stop when the Euclidean change of the unit-norm iterate is below ``tol``.
+    max_iter : int
+        Iteration limit; reaching it warns.
+
+    Returns
+    -------
+    numpy.ndarray, one rating per item (in ``pairs.items`` order), unit norm
+
+    Examples
+    --------
+    >>> p = PairCounts.from_matrix([[0, 3], [1, 0]], items=["a", "b"])
+    >>> r = eigenvector_ratings(p)  # A r = sqrt(3) r  ->  r ~ (sqrt(3), 1)
+    >>> bool(np.allclose(r, np.array([3 ** 0.5, 1.0]) / 2.0))
+    True
+    """
+    pairs = _as_pairs(pairs)
+    a_fs, a_sf = _credited(pairs, tie_weight)
+    n = pairs.n_items
+    first, second = pairs.first, pairs.second
+    shift = float((a_fs.sum() + a_sf.sum()) / max(n, 1)) or 1.0
+    r = np.full(n, 1.0 / np.sqrt(n))
+    for iteration in range(1, max_iter + 1):
+        new = shift * r + np.bincount(first, a_fs * r[second], n) + np.bincount(second, a_sf * r[first], n)
+        norm = np.linalg.norm(new)
+        if norm > 0:
+            new /= norm
+        change = float(np.linalg.norm(new - r))
+        r = new
+        if change < tol:
+            return r
+    warnings.warn(f"eigenvector ratings did not converge in {max_iter} iterations (last change {change:.2e} > "
+                  f"tol {tol:g}); the win graph may not be strongly connected.", ConvergenceWarning, stacklevel=2)
+    return r
+
+
+def pagerank_ratings(pairs: Any, damping: float = 0.85, *, tie_weight: float = 0.5, tol: float = 1e-12,
+                     max_iter: int = 10_000) -> np.ndarray:
+    """PageRank ratings (Brin & Page 1998) of the graph in which losers point to winners.
+
+    Each item passes a share ``damping`` of its rating to the items that beat
+    it, in proportion to ``A[i, j]`` (wins of i over j plus ``tie_weight``
+    times their ties); an item that never lost spreads it evenly over all
+    items; the remaining ``1 - damping`` is spread evenly. The ratings are the
+    stationary distribution of this chain (they sum to 1), as in evalica's
+    ``pagerank`` with the same damping, tie credit and normalisation.
+
+    Parameters
+    ----------
+    pairs : PairCounts, Comparisons, DataFrame or path
+    damping : float
+        Damping factor in [0, 1) (default 0.85).
+    tie_weight : float
+        Credit of a tie to each side (default one half).
+    tol : float
+        Stop when the L1 change of the ratings is below ``tol`` (the
+        iteration contracts by ``damping`` per step).
+    max_iter : int
+        Iteration limit; reaching it warns.
+
+    Returns
+    -------
+    numpy.ndarray, one rating per item (in ``pairs.items`` order), summing to 1
+
+    Examples
+    --------
+    >>> p = PairCounts.from_matrix([[0, 1], [0, 0]], items=["a", "b"])
+    >>> r = pagerank_ratings(p, damping=0.5)  # b gives a half of its rating; a spreads evenly
+    >>> bool(np.allclose(r, [0.6, 0.4]))
+    True
+    """
+    if not 0.0 <= damping < 1.0:
+        raise ValueError(f"damping must lie in [0, 1), got {damping}.")
+    pairs = _as_pairs(pairs)
+    a_fs, a_sf = _credited(pairs, tie_weight)
+    n = pairs.n_items
+    first, second = pairs.first, pairs.second
+    # losses[j] = sum_i A[i, j]: what item j hands on, split over the items that beat it
+    losses = np.bincount(second, a_fs, n) + np.bincount(first, a_sf, n)
+    dangling = losses == 0
+    share_fs = np.divide(a_fs, losses[second], out=np.zeros_like(a_fs), where=losses[second] > 0)
+    share_sf = np.divide(a_sf, losses[first], out=np.zeros_like(a_sf), where=losses[first] > 0)
+    r = np.full(n, 1.0 / n)
+    for iteration in range(1, max_iter + 1):
+        flow = np.bincount(first, share_fs * r[second], n) + np.bincount(second, share_sf * r[first], n)
+        new = damping * flow + (damping * r[dangling].sum() + (1.0 - damping) * r.sum()) / n
+        new /= new.sum()
+        change = float(np.abs(new - r).sum())
+        r = new
+        if change < tol:
+            return r
+    warnings.warn(f"PageRank did not converge in {max_iter} iterations (last change {change:.2e} > tol {tol:g}).",
+                  ConvergenceWarning, stacklevel=2)
+    return r
+
+
+def fit_rating_link(z: np.ndarray, pairs: Any) -> float:
+    """Slope ``a`` of the link ``P(i beats j) = expit(a * (z_i - z_j))``, by maximum likelihood on ``pairs``.
+
+    Ties count as half a win to each side (cross-entropy against 0.5), as in
+    the metrics. The slope is searched in ``|a| * max|z_i - z_j| <= 50`` (by
+    bounded Brent minimisation of the convex negative log-likelihood), so
+    perfectly separated data give a steep but finite link. Returns 0 when
+    all compared pairs have equal ``z``.
+
+    Examples
+    --------
+    >>> p = PairCounts.from_matrix([[0, 3], [1, 0]], items=["a", "b"])
+    >>> a = fit_rating_link(np.array([1.0, 0.0]), p)  # expit(a) = 3/4
+    >>> round(a, 6) == round(float(np.log(3.0)), 6)
+    True
+    """
+    from scipy.optimize import minimize_scalar
+
+    pairs = _as_pairs(pairs)
+    x = np.asarray(z, dtype=np.float64)[pairs.first] - np.asarray(z, dtype=np.float64)[pairs.second]
+    win = pairs.wins_first + 0.5 * pairs.ties
+    lose = pairs.wins_second + 0.5 * pairs.ties
+    scale = float(np.abs(x).max(initial=0.0))
+    if scale == 0.0 or not np.isfinite(scale):
+        return 0.0
+    bound = 50.0 / scale
+
+    def nll(a: float) -> float:
+        return float(-(win * log_expit(a * x) + lose * log_expit(-a * x)).sum())
+
+    result = minimize_scalar(nll, bounds=(-bound, bound), method="bounded", options={"xatol": 1e-10 * bound})
+    return float(result.x)
+
+
+def _linked(z: np.ndarray, train: Comparisons) -> tuple[Predictor, np.ndarray]:
+    slope = fit_rating_link(z, train.pair_counts())
+    return (lambda left, right: expit(slope * (z[left] - z[right]))), z
+
+
+def _log_ratings(r: np.ndarray) -> np.ndarray:
+    """Log ratings; zero ratings (possible for the eigenvector) are floored at half the smallest positive one."""
+    positive = r[r > 0]
+    floor = 0.5 * positive.min() if len(positive) else 1.0
+    return np.log(np.maximum(r, floor))
+
+
+def _fit_average_win_rate(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
+    return _linked(average_win_rates(train.pair_counts()), train)
+
+
+def _fit_eigen(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
+    return _linked(_log_ratings(eigenvector_ratings(train.pair_counts())), train)
+
+
+def _fit_pagerank(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
+    return _linked(_log_ratings(pagerank_ratings(train.pair_counts())), train)
+
+
 METHODS: dict[str, Callable[..., tuple[Predictor, np.ndarray]]] = {
     "bt": _fit_bt,
     "davidson": _fit_davidson,
     "elo": _fit_elo,
     "trueskill": _fit_trueskill,
     "winrate": _fit_winrate,
+    "average_win_rate": _fit_average_win_rate,
+    "eigen": _fit_eigen,
+    "pagerank": _fit_pagerank,
 }
 
 
@@ -237,6 +484,8 @@ def rank_correlation(scores_a: pd.Series, scores_b: pd.Series) -> dict[str, floa
     >>> rank_correlation(a, a[::-1])
     {'kendall_tau': 1.0, 'spearman_rho': 1.0, 'n_items': 3}
     """
+    from scipy import stats  # lazily: scipy.stats is slow to import
+
     common = scores_a.index.intersection(scores_b.index)
     a, b = scores_a.loc[common].to_numpy(float), scores_b.loc[common].to_numpy(float)
     return {

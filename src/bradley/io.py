@@ -15,6 +15,13 @@ Outcomes may be numbers (1 = left wins, 0 = right wins, 0.5 = tie, or a
 probability), labels (see :data:`OUTCOME_LABELS`, case-insensitive), or the
 name of the winning item (a "winner-name" column); a row whose value is
 neither is an error naming the value and the rows.
+
+Aggregated count tables (one row per pair: ``item1, item2, win1, win2`` and
+optionally ``tie``, the shape R's BradleyTerry2 takes) are read by
+:func:`read_pair_counts` into :class:`~bradley.data.PairCounts`, and by
+:func:`read_comparisons` into one comparison row per counted game, so that
+resampling and cross-validation see the individual comparisons. An order
+(home / first-position) indicator per row is read by :func:`parse_order`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from bradley.data import (
     TIE_KIND_BOTH_BAD,
     TIE_KIND_TIE,
     Comparisons,
+    PairCounts,
     describe_rows,
     drop_self_comparisons_from,
     encode_items,
@@ -39,7 +47,20 @@ from bradley.data import (
 )
 from bradley.errors import ComparisonDataError, DataWarning
 
-__all__ = ["read_comparisons", "parse_outcomes", "OUTCOME_LABELS", "read_table"]
+__all__ = [
+    "read_comparisons",
+    "read_pair_counts",
+    "parse_outcomes",
+    "parse_order",
+    "OUTCOME_LABELS",
+    "ORDER_LABELS",
+    "COUNT_TABLE_ITEM_COLUMNS",
+    "COUNT_TABLE_WIN_COLUMNS",
+    "COUNT_TABLE_TIE_COLUMNS",
+    "MAX_EXPANDED_ROWS",
+    "is_count_table",
+    "read_table",
+]
 
 #: Outcome labels understood without options (lower-cased, stripped), with
 #: their value and tie kind (0 ordinary, 1 "both bad").
@@ -189,6 +210,11 @@ def read_comparisons(
     drop_self_comparisons: bool = False,
     features: Sequence[str] | None = None,
     both_bad: str = "tie",
+    order: str | None = None,
+    counts: bool | None = None,
+    win1: str | None = None,
+    win2: str | None = None,
+    tie: str | None = None,
 ) -> Comparisons:
     """Read pairwise comparisons from a file or a table.
 
@@ -198,7 +224,7 @@ def read_comparisons(
         A CSV / TSV / JSONL / JSON / Parquet file (``.gz`` allowed), a plain
         ``winner loser`` text file (``.txt``), or a pandas, polars or pyarrow table.
     left, right : str, optional
-        Columns with the two compared items.
+        Columns with the two compared items (for count tables: ``item1``, ``item2``).
     outcome : str, optional
         Column with the outcome: numbers in [0, 1], labels such as
         ``left/right/tie`` or ``model_a/model_b/tie/tie (bothbad)/both_bad``,
@@ -226,6 +252,29 @@ def read_comparisons(
         The arena's ``tie (bothbad)`` / ``both_bad`` votes: ``"tie"`` merges
         them with ordinary ties (their kind stays in ``tie_kind`` = 1);
         ``"drop"`` removes them, warning with the count.
+    order : str, optional
+        Column saying which side had the order (home / first-position)
+        advantage in each row, read by :func:`parse_order`: numbers 1 / 0 / -1
+        (left / neutral / right), booleans (True = left, False = right),
+        labels (:data:`ORDER_LABELS`), or the name of the home item (one of
+        the row's two items; empty = neutral). Used by models fitted with an
+        order effect; without it every row counts as "left had it".
+    counts : bool, optional
+        The source is an aggregated count table (one row per pair with win
+        counts each way, as R's BradleyTerry2 takes it). Default: detected
+        when ``win1``/``win2`` are given or the columns ``win1, win2`` (or
+        ``wins1, wins2``) exist. Each counted game becomes one comparison row
+        (left = ``item1``), so that bootstrap resampling and k-fold splits
+        resample individual comparisons; non-integer counts cannot be
+        expanded and become one weighted row per pair and outcome (with a
+        :class:`~bradley.errors.DataWarning`). ``order``, ``time``,
+        ``annotator`` and ``features`` columns of a count table apply to
+        every game counted in their row.
+    win1, win2 : str, optional
+        Count-table columns with the wins of ``item1`` and of ``item2``.
+    tie : str, optional
+        Count-table column with the ties (default: a ``tie`` or ``ties``
+        column if there is one).
 
     Returns
     -------
@@ -239,6 +288,10 @@ def read_comparisons(
     >>> c = read_comparisons(battles)
     >>> c.outcome.tolist(), c.tie_kind.tolist()
     ([1.0, 0.5], [0, 1])
+    >>> table = pd.DataFrame({"item1": ["x", "y"], "item2": ["y", "x"], "win1": [2, 0], "win2": [1, 1]})
+    >>> c = read_comparisons(table)
+    >>> c.items[c.left].tolist(), c.outcome.tolist()
+    (['x', 'x', 'x', 'y'], [1.0, 1.0, 0.0, 0.0])
     """
     if isinstance(source, (str, os.PathLike)):
         frame = read_table(source, format)
@@ -246,44 +299,49 @@ def read_comparisons(
         frame = _to_pandas(source)
     if len(frame.columns) == 0 or len(frame) == 0:
         raise ComparisonDataError("the data hold no comparisons (zero rows).")
-    roles = _resolve_columns([str(c) for c in frame.columns], left, right, outcome, winner, loser)
+    if both_bad not in ("tie", "drop"):
+        raise ValueError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}.")
+    columns = [str(c) for c in frame.columns]
+    if counts is None:
+        counts = is_count_table(columns, win1, win2)
+    if counts:
+        if outcome is not None or winner is not None or loser is not None or weight is not None:
+            raise ComparisonDataError(
+                "a count table has win1/win2 (and tie) count columns; outcome=, winner=, loser= and weight= "
+                "do not apply to it (the counts are the frequencies)."
+            )
+        return _read_count_rows(frame, _count_roles(columns, left, right, win1, win2, tie), items=items,
+                                time=time, annotator=annotator, features=features, order=order,
+                                drop_self_comparisons=drop_self_comparisons)
+    if win1 is not None or win2 is not None or tie is not None:
+        raise ComparisonDataError("win1=, win2= and tie= name count-table columns; they need counts=True (or None).")
+    roles = _resolve_columns(columns, left, right, outcome, winner, loser)
 
-    optional: dict[str, np.ndarray | None] = {}
-    for role, given in (("weight", weight), ("time", time), ("annotator", annotator)):
-        name = given if given is not None else (role if role in frame.columns else None)
-        if given is not None and given not in frame.columns:
-            raise ComparisonDataError(f"missing {role} column {given!r}: the data have columns {list(frame.columns)[:20]}.")
-        optional[role] = None if name is None else frame[name].to_numpy()
+    optional = _optional_columns(frame, time=time, annotator=annotator)
     weights = None
-    if optional["weight"] is not None:
+    weight_name = weight if weight is not None else ("weight" if "weight" in frame.columns else None)
+    if weight is not None and weight not in frame.columns:
+        raise ComparisonDataError(f"missing weight column {weight!r}: the data have columns {list(frame.columns)[:20]}.")
+    if weight_name is not None:
         try:
-            weights = np.asarray(pd.to_numeric(pd.Series(optional["weight"]), errors="raise"), dtype=np.float64)
+            weights = np.asarray(pd.to_numeric(pd.Series(frame[weight_name].to_numpy()), errors="raise"), dtype=np.float64)
         except (ValueError, TypeError) as exc:
             raise ComparisonDataError(f"weight column is not numeric: {exc}") from exc
 
     if roles["winner"] is not None:
-        lc, rc, item_names = encode_items(frame[roles["winner"]], frame[roles["loser"]], items)
+        left_col, right_col = frame[roles["winner"]], frame[roles["loser"]]
+        lc, rc, item_names = encode_items(left_col, right_col, items)
         values, tie_kind = np.ones(len(lc)), None
     else:
         left_col, right_col = frame[roles["left"]], frame[roles["right"]]
         lc, rc, item_names = encode_items(left_col, right_col, items)
         values, tie_kind = parse_outcomes(frame[roles["outcome"]], left_col, right_col, item_names)
-    feature_values = None
-    if features:
-        missing = [c for c in features if c not in frame.columns]
-        if missing:
-            raise ComparisonDataError(f"missing feature column(s) {missing}: the data have columns {list(frame.columns)[:20]}.")
-        try:
-            feature_values = frame[list(features)].apply(pd.to_numeric, errors="raise").to_numpy(np.float64)
-        except (ValueError, TypeError) as exc:
-            raise ComparisonDataError(f"feature columns must be numeric: {exc}") from exc
     fields = dict(
         left=lc, right=rc, outcome=values, items=item_names, weight=weights,
         time=optional["time"], annotator=optional["annotator"], tie_kind=tie_kind,
-        features=feature_values, feature_names=tuple(features) if features else (),
+        features=_feature_values(frame, features), feature_names=tuple(features) if features else (),
+        order=_order_values(frame, order, left_col, right_col),
     )
-    if both_bad not in ("tie", "drop"):
-        raise ValueError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}.")
     if both_bad == "drop" and tie_kind is not None and (tie_kind == TIE_KIND_BOTH_BAD).any():
         keep = tie_kind != TIE_KIND_BOTH_BAD
         n_dropped = int((~keep).sum())
@@ -292,6 +350,360 @@ def read_comparisons(
     if drop_self_comparisons:
         fields = drop_self_comparisons_from(fields, keep_items=items is not None)
     return Comparisons(**fields)
+
+
+def _optional_columns(frame: pd.DataFrame, **given: str | None) -> dict[str, np.ndarray | None]:
+    """Optional per-row columns (time, annotator): the named column, or one of exactly the role's name."""
+    out: dict[str, np.ndarray | None] = {}
+    for role, name in given.items():
+        if name is not None and name not in frame.columns:
+            raise ComparisonDataError(f"missing {role} column {name!r}: the data have columns {list(frame.columns)[:20]}.")
+        use = name if name is not None else (role if role in frame.columns else None)
+        out[role] = None if use is None else frame[use].to_numpy()
+    return out
+
+
+def _feature_values(frame: pd.DataFrame, features: Sequence[str] | None) -> np.ndarray | None:
+    if not features:
+        return None
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise ComparisonDataError(f"missing feature column(s) {missing}: the data have columns {list(frame.columns)[:20]}.")
+    try:
+        return frame[list(features)].apply(pd.to_numeric, errors="raise").to_numpy(np.float64)
+    except (ValueError, TypeError) as exc:
+        raise ComparisonDataError(f"feature columns must be numeric: {exc}") from exc
+
+
+def _order_values(frame: pd.DataFrame, order: str | None, left_col: Any, right_col: Any) -> np.ndarray | None:
+    if order is None:
+        return None
+    if order not in frame.columns:
+        raise ComparisonDataError(f"missing order column {order!r}: the data have columns {list(frame.columns)[:20]}.")
+    return parse_order(frame[order], left_col, right_col, column=order)
+
+
+#: Order labels understood by :func:`parse_order` (lower-cased, stripped), with
+#: their value: 1 = the left item had the order advantage, -1 = the right item
+#: had it, 0 = neither (neutral).
+ORDER_LABELS: dict[str, float] = {
+    **{k: 1.0 for k in ("left", "first", "home", "model_a", "1", "+1", "1.0", "true")},
+    **{k: -1.0 for k in ("right", "second", "away", "model_b", "-1", "-1.0", "false")},
+    **{k: 0.0 for k in ("neutral", "none", "0", "0.0")},
+}
+
+
+def parse_order(values: Any, left_names: Any | None = None, right_names: Any | None = None,
+                column: str = "order") -> np.ndarray:
+    """Convert an order (home / first-position) column to 1 / 0 / -1 per row.
+
+    Accepted, exactly:
+
+    * numbers ``1`` (left had the advantage), ``-1`` (right had it), ``0``
+      (neutral); any other number, or a missing one, is an error;
+    * booleans: ``True`` = left had it, ``False`` = right had it (a boolean
+      cannot say "neutral"; use numbers or labels for that);
+    * labels (case-insensitive, see :data:`ORDER_LABELS`): ``left``,
+      ``first``, ``home``, ``model_a``, ``true`` = 1; ``right``, ``second``,
+      ``away``, ``model_b``, ``false`` = -1; ``neutral``, ``none`` = 0 (and
+      the numbers written as text). ``home``/``away`` describe the left item;
+    * the name of the item that had the advantage: a value equal to the
+      row's left item gives 1, equal to its right item gives -1. When the
+      column holds item names, an empty (missing) value means neutral (0).
+      Item names are matched before labels.
+
+    Anything else (an unknown label, or the name of an item not in that
+    row) is a :class:`~bradley.errors.ComparisonDataError` naming the values
+    and the rows.
+
+    Parameters
+    ----------
+    values : array-like
+        The order column.
+    left_names, right_names : array-like, optional
+        The row's item names, needed for a home-item column.
+    column : str
+        Column name, for messages.
+
+    Returns
+    -------
+    numpy.ndarray of float64 with values in {1, 0, -1}
+
+    Examples
+    --------
+    >>> parse_order([1, 0, -1]).tolist()
+    [1.0, 0.0, -1.0]
+    >>> parse_order(["Left", "neutral", "right"]).tolist()
+    [1.0, 0.0, -1.0]
+    >>> parse_order(["x", None, "z"], ["x", "x", "y"], ["y", "z", "z"]).tolist()
+    [1.0, 0.0, -1.0]
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(_plain(values))
+    series = series.reset_index(drop=True)
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        if series.isna().any():
+            text, rows = describe_rows(series.isna().to_numpy())
+            raise ComparisonDataError(
+                f"missing value in the order column {column!r} in {text}; use 1 / 0 / -1 or "
+                "left / neutral / right to mark neutral rows.", rows)
+        return np.where(series.to_numpy(dtype=bool), 1.0, -1.0)
+    if pd.api.types.is_numeric_dtype(dtype):
+        out = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isin(out, (-1.0, 0.0, 1.0))
+        if bad.any():
+            text, rows = describe_rows(bad)
+            raise ComparisonDataError(
+                f"the order column {column!r} must hold 1 (left had the advantage), -1 (right had it) or "
+                f"0 (neutral); got {out[rows[:3]].tolist()} in {text}.", rows)
+        return out
+
+    raw = np.asarray(series.astype(object))
+    missing = pd.isna(series).to_numpy() | np.array([isinstance(v, str) and not v.strip() for v in raw], dtype=bool)
+    codes, uniques = pd.factorize(series)
+    label_values = np.full(len(uniques), np.nan)
+    for k, label in enumerate(np.asarray(uniques, dtype=object)):
+        found = ORDER_LABELS.get(str(label).strip().lower())
+        if found is not None:
+            label_values[k] = found
+    out = np.where(codes >= 0, label_values[np.maximum(codes, 0)], np.nan)
+    if left_names is not None and right_names is not None:
+        is_left = raw == np.asarray(_plain_series(left_names).astype(object))
+        is_right = raw == np.asarray(_plain_series(right_names).astype(object))
+        names_used = bool((is_left | is_right).any())
+        out = np.where(is_left, 1.0, np.where(is_right, -1.0, out))
+        if names_used:  # a home-item column: empty means a neutral venue
+            out = np.where(missing, 0.0, out)
+    if missing.any() and np.isnan(out[missing]).any():
+        text, rows = describe_rows(missing & np.isnan(out))
+        raise ComparisonDataError(
+            f"missing value in the order column {column!r} in {text}; use 1 / 0 / -1, left / neutral / right, "
+            "or the name of the item that had the advantage (empty = neutral only in such a column).", rows)
+    bad = np.isnan(out)
+    if bad.any():
+        text, rows = describe_rows(bad)
+        labels = python_values(pd.unique(raw[bad])[:5])
+        raise ComparisonDataError(
+            f"unknown value(s) {labels} in the order column {column!r} in {text}: use 1 / 0 / -1, "
+            "left / right / neutral (also first / second, home / away, model_a / model_b, none), "
+            "True / False, or the name of the row's left or right item.", rows)
+    return out
+
+
+#: Count-table item columns found without options (first pair present wins).
+COUNT_TABLE_ITEM_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("item1", "item2"), ("player1", "player2"), ("left", "right"), ("model_a", "model_b"))
+#: Count-table win columns found without options; their presence marks a count table.
+COUNT_TABLE_WIN_COLUMNS: tuple[tuple[str, str], ...] = (("win1", "win2"), ("wins1", "wins2"))
+#: Count-table tie columns used when present.
+COUNT_TABLE_TIE_COLUMNS: tuple[str, ...] = ("tie", "ties")
+#: A count table with more counted games than this is not expanded to rows.
+MAX_EXPANDED_ROWS = 100_000_000
+
+
+def is_count_table(columns: Sequence[str], win1: str | None = None, win2: str | None = None) -> bool:
+    """Whether a table with these columns is read as an aggregated count table.
+
+    True when ``win1`` or ``win2`` is given, or when the columns include one of
+    :data:`COUNT_TABLE_WIN_COLUMNS` (``win1, win2`` or ``wins1, wins2``).
+
+    Examples
+    --------
+    >>> is_count_table(["item1", "item2", "win1", "win2"]), is_count_table(["model_a", "model_b", "winner"])
+    (True, False)
+    """
+    if win1 is not None or win2 is not None:
+        return True
+    cols = set(map(str, columns))
+    return any({a, b} <= cols for a, b in COUNT_TABLE_WIN_COLUMNS)
+
+
+def _count_roles(columns: Sequence[str], item1: str | None, item2: str | None, win1: str | None,
+                 win2: str | None, tie: str | None) -> dict[str, str | None]:
+    cols = list(map(str, columns))
+    have = set(cols)
+    roles: dict[str, str | None] = {"item1": item1, "item2": item2, "win1": win1, "win2": win2, "tie": tie}
+    if item1 is None and item2 is None:
+        for a, b in COUNT_TABLE_ITEM_COLUMNS:
+            if {a, b} <= have:
+                roles.update(item1=a, item2=b)
+                break
+    if win1 is None and win2 is None:
+        for a, b in COUNT_TABLE_WIN_COLUMNS:
+            if {a, b} <= have:
+                roles.update(win1=a, win2=b)
+                break
+    if tie is None:
+        roles["tie"] = next((c for c in COUNT_TABLE_TIE_COLUMNS if c in have), None)
+    missing = [r for r in ("item1", "item2", "win1", "win2") if roles[r] is None]
+    if missing:
+        raise ComparisonDataError(
+            f"count table: no column for {missing}: the data have columns {cols[:20]}. Name them "
+            "(item1=/item2= or left=/right=, win1=, win2=, tie=; CLI --left/--right/--win1/--win2/--tie).")
+    absent = [roles[r] for r in roles if roles[r] is not None and roles[r] not in have]
+    if absent:
+        raise ComparisonDataError(f"count table: missing column(s) {absent}: the data have columns {cols[:20]}.")
+    return roles
+
+
+def _count_columns(frame: pd.DataFrame, names: Sequence[str]) -> list[np.ndarray]:
+    """Count columns as float64; an error names every column and row that is not a finite non-negative number."""
+    out, problems, bad_rows = [], [], np.zeros(len(frame), dtype=bool)
+    for name in names:
+        raw = frame[name]
+        values = np.asarray(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+                            dtype=np.float64)
+        bad = ~(np.isfinite(values) & (values >= 0.0))
+        if bad.any():
+            text, rows = describe_rows(bad)
+            problems.append(f"{name!r}: {python_values(np.asarray(raw.astype(object))[rows[:5]])} in {text}")
+            bad_rows |= bad
+        out.append(values)
+    if problems:
+        raise ComparisonDataError(
+            "count columns must hold finite non-negative numbers; got " + "; ".join(problems) + ".",
+            describe_rows(bad_rows)[1])
+    return out
+
+
+def _count_table(frame: pd.DataFrame, roles: dict[str, str | None], items: Sequence[Any] | None,
+                 drop_self_comparisons: bool = False) -> tuple[np.ndarray, ...]:
+    """Validated per-table-row codes and counts: (keep, left, right, items, win1, win2, tie)."""
+    lc, rc, item_names = encode_items(frame[roles["item1"]], frame[roles["item2"]], items)
+    names = [roles["win1"], roles["win2"]] + ([roles["tie"]] if roles["tie"] is not None else [])
+    w1, w2, *rest = _count_columns(frame, names)
+    t = rest[0] if rest else np.zeros(len(lc))
+    keep = np.ones(len(lc), dtype=bool)
+    same = lc == rc
+    if same.any():
+        text, rows = describe_rows(same)
+        if not drop_self_comparisons:
+            name = item_names[lc[rows[0]]]
+            raise ComparisonDataError(
+                f"count table: an item is paired with itself in {text} (first: {name!r} vs {name!r}); "
+                "remove these rows, or pass drop_self_comparisons=True (CLI: --drop-self-comparisons).", rows)
+        keep = ~same
+        warnings.warn(f"dropped {int(same.sum())} of {len(lc)} count-table rows pairing an item with itself ({text}).",
+                      DataWarning, stacklevel=4)
+    return keep, lc, rc, item_names, w1, w2, t
+
+
+def read_pair_counts(
+    source: Any,
+    *,
+    item1: str | None = None,
+    item2: str | None = None,
+    win1: str | None = None,
+    win2: str | None = None,
+    tie: str | None = None,
+    items: Sequence[Any] | None = None,
+    format: str | None = None,
+) -> PairCounts:
+    """Read an aggregated count table (one row per pair) into :class:`~bradley.data.PairCounts`.
+
+    The table shape is the one R's BradleyTerry2 takes: two item columns and
+    the wins of each (``item1, item2, win1, win2``), optionally ties. A pair
+    may appear in several rows and in either orientation; its counts are
+    summed. Counts may be non-integer (weighted); pairs whose counts are all
+    zero are left out, but their items stay in ``items``.
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        A file (any format :func:`read_comparisons` reads) or a pandas /
+        polars / pyarrow table.
+    item1, item2 : str, optional
+        Item columns. Default: the first of :data:`COUNT_TABLE_ITEM_COLUMNS`
+        present (``item1, item2``, ``player1, player2``, ``left, right``,
+        ``model_a, model_b``).
+    win1, win2 : str, optional
+        Wins of ``item1`` over ``item2`` and of ``item2`` over ``item1``.
+        Default ``win1, win2`` (or ``wins1, wins2``).
+    tie : str, optional
+        Ties; default a ``tie`` or ``ties`` column if present, else none.
+    items : sequence, optional
+        Fix the item list (and its order).
+    format : str, optional
+        File format when the name does not tell it.
+
+    Returns
+    -------
+    PairCounts
+
+    Raises
+    ------
+    ComparisonDataError
+        Missing columns, counts that are not finite non-negative numbers,
+        missing item names, or an item paired with itself; the message names
+        the rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"player1": ["a", "b", "a"], "player2": ["b", "a", "c"],
+    ...                       "win1": [3, 1, 2], "win2": [1, 2, 2]})
+    >>> p = read_pair_counts(table)
+    >>> p.items.tolist(), p.wins_first.tolist(), p.wins_second.tolist()
+    (['a', 'b', 'c'], [5.0, 2.0], [2.0, 2.0])
+    """
+    frame = read_table(source, format) if isinstance(source, (str, os.PathLike)) else _to_pandas(source)
+    if len(frame.columns) == 0 or len(frame) == 0:
+        raise ComparisonDataError("the count table is empty (zero rows).")
+    roles = _count_roles([str(c) for c in frame.columns], item1, item2, win1, win2, tie)
+    _, lc, rc, item_names, w1, w2, t = _count_table(frame, roles, items)
+    n = len(item_names)
+    swap = lc > rc
+    first, second = np.where(swap, rc, lc), np.where(swap, lc, rc)
+    wins_first, wins_second = np.where(swap, w2, w1), np.where(swap, w1, w2)
+    keys, inverse = np.unique(first * n + second, return_inverse=True)
+    k = len(keys)
+    wf = np.bincount(inverse, wins_first, k)
+    ws = np.bincount(inverse, wins_second, k)
+    wt = np.bincount(inverse, t, k)
+    used = (wf + ws + wt) > 0
+    return PairCounts(keys[used] // n, keys[used] % n, wf[used], ws[used], wt[used], item_names)
+
+
+def _read_count_rows(frame: pd.DataFrame, roles: dict[str, str | None], *, items: Sequence[Any] | None,
+                     time: str | None, annotator: str | None, features: Sequence[str] | None,
+                     order: str | None, drop_self_comparisons: bool) -> Comparisons:
+    """A count table as comparisons: one row per counted game (weighted rows for non-integer counts)."""
+    keep, lc, rc, item_names, w1, w2, t = _count_table(frame, roles, items, drop_self_comparisons)
+    optional = _optional_columns(frame, time=time, annotator=annotator)
+    per_row: dict[str, np.ndarray | None] = {
+        "time": optional["time"],
+        "annotator": optional["annotator"],
+        "features": _feature_values(frame, features),
+        "order": _order_values(frame, order, frame[roles["item1"]], frame[roles["item2"]]),
+    }
+    counts = np.stack([w1, w2, t], axis=1)[keep]
+    table_rows = np.flatnonzero(keep)
+    kinds = np.tile([1.0, 0.0, 0.5], len(table_rows))
+    integer = bool(np.all(counts == np.round(counts)))
+    if integer:
+        total = float(counts.sum())
+        if total > MAX_EXPANDED_ROWS:
+            raise ComparisonDataError(
+                f"the count table holds {total:.0f} games, more than MAX_EXPANDED_ROWS = {MAX_EXPANDED_ROWS} "
+                "comparison rows; fit from bradley.read_pair_counts(...) instead (models accept PairCounts).")
+        reps = counts.astype(np.int64).ravel()
+        source_row = np.repeat(np.repeat(table_rows, 3), reps)
+        outcome, weight = np.repeat(kinds, reps), None
+    else:
+        flat = counts.ravel()
+        nonzero = flat > 0
+        source_row = np.repeat(table_rows, 3)[nonzero]
+        outcome, weight = kinds[nonzero], flat[nonzero]
+        warnings.warn(
+            "the count table has non-integer counts, so they cannot be expanded into single comparisons: "
+            "each pair and outcome is one row weighted by its count. A row bootstrap or a k-fold split then "
+            "resamples these weighted rows, not comparisons; use Fisher or sandwich intervals.",
+            DataWarning, stacklevel=3)
+    return Comparisons(
+        left=lc[source_row], right=rc[source_row], outcome=outcome, items=item_names, weight=weight,
+        tie_kind=None, feature_names=tuple(features) if features else (),
+        **{name: (None if value is None else value[source_row]) for name, value in per_row.items()},
+    )
 
 
 def parse_outcomes(
