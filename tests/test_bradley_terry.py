@@ -196,7 +196,7 @@ def test_max_iter_warns_and_reports_non_convergence():
 def test_summary_table():
     c = Comparisons.from_arrays(["a", "a", "b", "c"], ["b", "c", "c", "a"], [1, 1, 0.5, 1])
     table = BradleyTerry().fit(c).summary()
-    assert list(table.columns) == ["item", "score", "elo", "rank", "wins", "losses", "ties", "comparisons"]
+    assert list(table.columns) == ["item", "score", "se", "elo", "rank", "wins", "losses", "ties", "comparisons"]
     assert table["rank"].tolist() == [1, 2, 3]
     assert table["item"].iloc[0] == "a"
     assert table.set_index("item").loc["b", "ties"] == 1.0

@@ -2,7 +2,10 @@
 
 * :func:`fisher_covariance`: inverse observed Fisher information under the
   mean-zero constraint (the Moore-Penrose inverse of the information, whose
-  null space is the shift direction) or a reference-item constraint.
+  null space is the shift direction) or relative to a reference item; for any
+  fitted model with ``covariance_`` (every model's uncertainty API:
+  ``model.standard_errors(reference)``, ``model.score_covariance(reference)``,
+  ``model.quasi_variances()``).
 * :func:`sandwich_covariance`: robust (Huber-White) covariance, optionally
   clustered (e.g. by annotator), from row-level score contributions.
 * :func:`quasi_variances`: Firth & de Menezes (2004) quasi-variances, so that
@@ -22,11 +25,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from bradley.data import Comparisons, mle_existence_problem
 from bradley.errors import DataWarning, MLEDoesNotExistError
+from bradley.models.base import ItemIndex, constrain_covariance
 from bradley.solvers import bt as bt_solvers
+from bradley.solvers.quasi_variance import quasi_variances
 
 __all__ = [
     "fisher_covariance",
@@ -43,54 +47,60 @@ __all__ = [
 FALLBACK_PRIOR = 10.0
 
 
-def _constrain(cov_centred: np.ndarray, reference: int | None) -> np.ndarray:
+def _reference_code(model: Any, reference: Any) -> int | None:
+    """Position of the reference item (a name, or an integer code when not a name)."""
     if reference is None:
-        return cov_centred
-    # scores relative to the reference item: s_i - s_ref = (I - 1 e_ref^T) s
-    n = cov_centred.shape[0]
-    transform = np.eye(n)
-    transform[:, reference] -= 1.0
-    return transform @ cov_centred @ transform.T
+        return None
+    index = getattr(model, "_index", None)
+    if index is None:
+        index = ItemIndex(model.items_)
+    return int(index.codes([reference])[0])
 
 
-def fisher_covariance(model: Any, reference: int | None = None) -> np.ndarray:
+def fisher_covariance(model: Any, reference: Any = None) -> np.ndarray:
     """Covariance of ``model.scores_`` from the observed Fisher information.
 
     Parameters
     ----------
-    model : fitted BradleyTerry
-    reference : int, optional
-        Index of an item fixed at its value (its variance is then 0);
-        default: the mean-zero constraint.
+    model : fitted model
+        Any fitted model with ``covariance_`` (BradleyTerry, its robust and
+        bias-reduced fits, and the other models that share the uncertainty
+        API); the result is ``model.score_covariance(reference)``.
+    reference : item name (or integer code), optional
+        Report the covariance of ``s_i - s_reference`` (the reference's
+        variance is then 0), as R's BradleyTerry2 does with ``refcat``;
+        default: the mean-zero constraint. An unknown name raises
+        :class:`~bradley.errors.ComparisonDataError`.
 
     Examples
     --------
     >>> import bradley
-    >>> m = bradley.BradleyTerry().fit(bradley.PairCounts.from_matrix([[0, 6], [4, 0]]))
+    >>> m = bradley.BradleyTerry().fit(bradley.PairCounts.from_matrix([[0, 6], [4, 0]], items=["x", "y"]))
     >>> cov = fisher_covariance(m)
     >>> bool(np.isclose(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], 1 / (10 * 0.6 * 0.4)))
     True
+    >>> bool(np.isclose(fisher_covariance(m, reference="x")[1, 1], 1 / (10 * 0.6 * 0.4)))
+    True
     """
-    info = bt_solvers.bt_neg_hessian(model.scores_, model.pair_counts_, model.prior)
-    if model.prior is None:
-        n = info.shape[0]
-        # pinv of the Laplacian: invert on the complement of the ones vector.
-        cov = np.linalg.inv(info + 1.0 / n) - 1.0 / n
-    else:
-        cov = np.linalg.inv(info)
-    return _constrain(cov, reference)
+    if hasattr(model, "score_covariance"):
+        return model.score_covariance(reference)
+    cov = np.asarray(model.covariance_, dtype=np.float64)
+    return constrain_covariance(cov, _reference_code(model, reference))
 
 
 def sandwich_covariance(
-    model: Any, data: Comparisons, cluster: np.ndarray | None = None, reference: int | None = None
+    model: Any, data: Comparisons, cluster: np.ndarray | None = None, reference: Any = None
 ) -> np.ndarray:
     """Robust sandwich covariance ``H^+ M H^+`` with ``M`` the (clustered) outer product of scores.
 
     Each row contributes ``w (o - p) (e_left - e_right)`` to the score
     (ties as half wins, soft labels as their probability); rows of one
     cluster are summed before the outer product. Use it when comparisons are
-    not independent, e.g. many votes from the same annotator.
+    not independent, e.g. many votes from the same annotator. For a
+    BradleyTerry-family model; ``reference`` as in :func:`fisher_covariance`
+    (an item name or code).
     """
+    reference_code = _reference_code(model, reference)  # an unknown item fails before any work
     n = len(model.items_)
     if len(data.items) != n or np.any(np.asarray(data.items, dtype=object) != model.items_):
         raise ValueError("data must be the Comparisons the model was fitted on (same items, same order).")
@@ -113,46 +123,12 @@ def sandwich_covariance(
     if model.prior is not None:
         warnings.warn("sandwich errors with a prior describe the MAP estimator; the prior term is in the bread only.",
                       DataWarning, stacklevel=2)
-    return _constrain(bread @ meat @ bread, reference)
+    return constrain_covariance(bread @ meat @ bread, reference_code)
 
 
 def standard_errors(cov: np.ndarray) -> np.ndarray:
     """Square roots of the diagonal (clipped at zero)."""
     return np.sqrt(np.clip(np.diag(cov), 0.0, None))
-
-
-def quasi_variances(cov: np.ndarray) -> np.ndarray:
-    """Quasi-variances (Firth & de Menezes 2004) of a score covariance matrix.
-
-    Finds ``q`` minimising ``sum_{i<j} log((q_i + q_j) / v_ij)^2`` with
-    ``v_ij = var(s_i - s_j)``, so that any contrast's variance is read off the
-    table as ``q_i + q_j``.
-
-    Examples
-    --------
-    >>> cov = np.diag([0.1, 0.2, 0.3])
-    >>> np.round(quasi_variances(cov), 6).tolist()
-    [0.1, 0.2, 0.3]
-    """
-    n = cov.shape[0]
-    d = np.diag(cov)
-    iu, ju = np.triu_indices(n, 1)
-    v = d[iu] + d[ju] - 2.0 * cov[iu, ju]
-    if np.any(v <= 0):
-        raise ValueError("the covariance gives non-positive contrast variances.")
-    log_v = np.log(v)
-
-    def objective(log_q: np.ndarray) -> tuple[float, np.ndarray]:
-        q = np.exp(log_q)
-        s = q[iu] + q[ju]
-        r = np.log(s) - log_v
-        g_pair = 2.0 * r / s
-        grad = (np.bincount(iu, g_pair, n) * q) + (np.bincount(ju, g_pair, n) * q)
-        return float(r @ r), grad
-
-    start = np.log(np.clip(d, 1e-12, None))
-    res = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "maxiter": 10_000})
-    return np.exp(res.x)
 
 
 @dataclass
@@ -255,7 +231,8 @@ def bootstrap_scores(
     outcome, weight) rows at once, which is exact for row resampling and fast;
     with ``cluster`` (one label per row) whole clusters are resampled instead.
     For :class:`~bradley.BradleyTerry` each replicate is refitted by Newton,
-    warm-started at the full-data scores, with the model's prior; any other
+    warm-started at the full-data scores, with the model's prior (or by the
+    bias-reduced kernel when the model has ``bias_reduction=True``); any other
     estimator (e.g. ``Davidson(order_effect=True)``) is copied and refitted on
     the resampled rows, which keep their annotators and features. A replicate
     whose MLE does not exist (an item that never won or never lost in it) is
@@ -276,6 +253,9 @@ def bootstrap_scores(
     from bradley.models import BradleyTerry
 
     is_bt = isinstance(model, BradleyTerry)
+    firth_fit = is_bt and bool(getattr(model, "bias_reduction", False))
+    if firth_fit:
+        from bradley.solvers.firth import comparison_groups, firth
     rng = np.random.default_rng(seed)
     if cluster is None:
         # BT fits only need the distinct rows; other models keep every row's annotator and features
@@ -296,10 +276,18 @@ def bootstrap_scores(
         replicate = _reweighted(source, draw)
         if is_bt:
             pairs = replicate.pair_counts()
-            prior = model.prior
-            if prior is None and mle_existence_problem(pairs) is not None:
+            if firth_fit:
+                # bias reduction keeps every connected replicate finite: no fallback needed
+                if comparison_groups(pairs)[0] <= 1:
+                    out[b] = firth(pairs, init=start).scores
+                    continue
                 prior = FALLBACK_PRIOR
                 n_fallback += 1
+            else:
+                prior = model.prior
+                if prior is None and mle_existence_problem(pairs) is not None:
+                    prior = FALLBACK_PRIOR
+                    n_fallback += 1
             out[b] = bt_solvers.newton(pairs, init=start, prior_variance=prior).scores
             continue
         refit = copy.copy(model)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from bradley import inference
 from bradley.data import Comparisons, python_values
@@ -111,6 +111,8 @@ class Leaderboard:
             "ci": self.ci,
             "items": items,
         }
+        if getattr(model, "bias_reduction", False):
+            result["bias_reduction"] = True
         params = getattr(model, "params_", None)
         if params is not None and len(params):
             result["parameters"] = {str(k): {"estimate": float(r.estimate), "se": float(r.se)} for k, r in params.iterrows()}
@@ -136,6 +138,8 @@ class Leaderboard:
             + (f" ({ci['rounds']} rounds, seed {ci['seed']})" if ci["method"] == "bootstrap" else "")
         )
         kind = {"davidson": "Davidson", "rao-kupper": "Rao-Kupper", "tobt": "TOBT"}.get(getattr(model, "family", "bt"), "Bradley-Terry")
+        if getattr(model, "bias_reduction", False):
+            kind += " (bias-reduced)"
         header = (
             f"{kind} leaderboard: {len(model.items_)} items, {model.n_comparisons_:,} comparisons, {about}; "
             f"rank = 1 + items certainly better\n\n"
@@ -182,6 +186,14 @@ def _parse_anchor(anchor: str | tuple[str, float] | None) -> tuple[str, float] |
     return (name, float(value))
 
 
+def _fisher_standard_errors(model: Any) -> np.ndarray:
+    """Mean-zero standard errors of a fitted model's scores, through the shared uncertainty API."""
+    if hasattr(model, "standard_errors") and callable(model.standard_errors):
+        return model.standard_errors().to_numpy(dtype=np.float64)
+    # models that have not adopted the shared API yet
+    return np.asarray(model.scores_se_, dtype=np.float64)
+
+
 def _tiers(order_low: np.ndarray, order_high: np.ndarray) -> np.ndarray:
     """Statistical tiers in leaderboard order: a new tier starts at the first item
     whose interval lies entirely below the interval of the current tier's leader."""
@@ -214,12 +226,14 @@ def leaderboard(
         Battles (any input :func:`bradley.read_comparisons` accepts).
     model : estimator, optional
         An unfitted estimator to configure the fit: ``BradleyTerry(prior=...)``
-        (default ``BradleyTerry()``), or a model of the family such as
+        or ``BradleyTerry(bias_reduction=True)`` (finite, less biased scores
+        for items with few battles; default ``BradleyTerry()``), or a model of the family such as
         ``Davidson(order_effect=True)`` or ``PairwiseModel(covariates=True)``
         (style control); the latter support ``ci="fisher"`` (from their
         observed information) and ``"bootstrap"`` (refitting each replicate).
     ci : {"fisher", "sandwich", "bootstrap", "none"}
-        Interval method: observed Fisher information (normal intervals),
+        Interval method: observed Fisher information (normal intervals from
+        the model's ``standard_errors()``, mean-zero constraint),
         sandwich errors (clustered by ``cluster`` if given), percentile
         bootstrap (``rounds`` replicates, reproducible by ``seed``; clusters
         resampled when ``cluster`` is given), or no intervals.
@@ -234,8 +248,8 @@ def leaderboard(
         win probabilities do not change, and the intervals keep their widths,
         which describe each score under the mean-zero constraint. (Intervals
         of scores *relative to* the anchor item would be wider for the others
-        and zero for the anchor; use ``inference.fisher_covariance(model,
-        reference=...)`` for those.)
+        and zero for the anchor; use ``board.model.standard_errors(reference=...)``
+        for those.)
 
     Returns
     -------
@@ -260,18 +274,14 @@ def leaderboard(
             raise ValueError("cluster='annotator' needs an annotator column in the data.")
         cluster = comparisons.annotator
 
-    z = norm.ppf(0.5 + level / 2.0)
+    z = float(ndtri(0.5 + level / 2.0))
     boot = None
     info: dict[str, Any] = {"method": ci, "level": level, "rounds": None, "seed": None}
-    if ci == "fisher" and not is_bt:
-        se = estimator.scores_se_
+    if ci == "fisher":
+        se = _fisher_standard_errors(estimator)
         low, high = scores - z * se, scores + z * se
-    elif ci in ("fisher", "sandwich"):
-        cov = (
-            inference.fisher_covariance(estimator)
-            if ci == "fisher"
-            else inference.sandwich_covariance(estimator, comparisons, None if cluster is None else np.asarray(cluster))
-        )
+    elif ci == "sandwich":
+        cov = inference.sandwich_covariance(estimator, comparisons, None if cluster is None else np.asarray(cluster))
         se = inference.standard_errors(cov)
         low, high = scores - z * se, scores + z * se
     elif ci == "bootstrap":

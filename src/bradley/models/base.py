@@ -13,7 +13,7 @@ from bradley.errors import ComparisonDataError, NotFittedError
 from bradley.io import read_comparisons
 
 __all__ = ["as_comparisons", "ItemIndex", "check_prior", "summary_table", "require_fitted", "ScoreUncertainty",
-           "constrain_covariance"]
+           "constrain_covariance", "centre_covariance"]
 
 
 def as_comparisons(data: Any) -> Comparisons:
@@ -91,14 +91,31 @@ def constrain_covariance(cov_centred: np.ndarray, reference: int | None) -> np.n
     """Covariance of scores re-identified by fixing item ``reference`` at zero.
 
     ``cov_centred`` is under any constraint that leaves contrasts unchanged
-    (e.g. mean zero); the result is that of ``s_i - s_reference``.
+    (e.g. mean zero); the result is that of ``s_i - s_reference``:
+    ``C_ij - C_ir - C_rj + C_rr`` (computed without an n x n transform product).
+
+    Examples
+    --------
+    >>> c = constrain_covariance(np.array([[0.5, -0.5], [-0.5, 0.5]]), 0)
+    >>> c.tolist()
+    [[0.0, 0.0], [0.0, 2.0]]
     """
     if reference is None:
         return cov_centred
-    n = cov_centred.shape[0]
-    transform = np.eye(n)
-    transform[:, reference] -= 1.0
-    return transform @ cov_centred @ transform.T
+    column = cov_centred[:, reference]
+    return cov_centred - column[:, None] - column[None, :] + cov_centred[reference, reference]
+
+
+def centre_covariance(cov: np.ndarray) -> np.ndarray:
+    """Covariance of ``s - mean(s)`` given the covariance of ``s``: ``P C P`` with ``P = I - 11^T / n``.
+
+    Examples
+    --------
+    >>> centre_covariance(np.eye(2)).tolist()
+    [[0.5, -0.5], [-0.5, 0.5]]
+    """
+    row = cov.mean(axis=0)
+    return cov - row[:, None] - row[None, :] + row.mean()
 
 
 class ScoreUncertainty:
@@ -138,7 +155,7 @@ class ScoreUncertainty:
         ``quasi_se`` (its square root), so that intervals for any contrast can
         be read off one table.
         """
-        from bradley.inference import quasi_variances
+        from bradley.solvers.quasi_variance import quasi_variances
 
         q = quasi_variances(self.score_covariance())
         return pd.DataFrame({"score": self.scores_, "quasi_var": q, "quasi_se": np.sqrt(q)},

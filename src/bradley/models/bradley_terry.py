@@ -10,10 +10,25 @@ import pandas as pd
 from scipy.special import expit
 
 from bradley.data import PairCounts, check_mle_exists
-from bradley.errors import ConvergenceWarning
-from bradley.models.base import ItemIndex, as_comparisons, check_prior, require_fitted, summary_table
+from bradley.errors import ConvergenceWarning, MLEDoesNotExistError
+from bradley.models.base import (
+    ItemIndex,
+    ScoreUncertainty,
+    as_comparisons,
+    centre_covariance,
+    check_prior,
+    require_fitted,
+    summary_table,
+)
 from bradley.scales import to_elo
 from bradley.solvers import bt as bt_solvers
+from bradley.solvers.threads import single_blas_thread
+
+#: summary() includes standard errors up to this many items (an n x n inverse);
+#: beyond, call ``standard_errors()`` explicitly.
+SUMMARY_SE_MAX_ITEMS = 2000
+#: ``covariance_`` is refused beyond this many items (a dense n x n matrix).
+COVARIANCE_MAX_ITEMS = 20_000
 
 __all__ = ["BradleyTerry"]
 
@@ -29,11 +44,12 @@ _SOLVER_ALIASES = {
 }
 
 
-class BradleyTerry:
+class BradleyTerry(ScoreUncertainty):
     """Bradley-Terry model: ``P(i beats j) = expit(score_i - score_j)``.
 
-    Fitted by maximum likelihood, or by maximum a posteriori with a Gaussian
-    prior on the scores. In this plain model a tie counts half a win for each
+    Fitted by maximum likelihood, by maximum a posteriori with a Gaussian
+    prior on the scores, or by bias-reduced maximum likelihood (Firth 1993;
+    ``bias_reduction=True``, as R's ``BTm(..., br = TRUE)``). In this plain model a tie counts half a win for each
     side (use the tie models for a proper treatment of ties), and soft outcomes
     ``p`` count ``p`` of a win for left and ``1 - p`` for right (cross-entropy).
 
@@ -44,6 +60,17 @@ class BradleyTerry:
         estimate finite when the MLE does not exist (disconnected data, items that
         never lose or never win). Without it such data raise
         :class:`~bradley.errors.MLEDoesNotExistError`.
+    bias_reduction : bool
+        Fit by Firth's bias-reduced maximum likelihood: maximise
+        ``l(theta) + 1/2 log det I(theta)`` (the Jeffreys-prior penalty, with
+        ``I`` the Fisher information of any ``n - 1`` scores). The estimate is
+        finite whenever the comparison graph is connected (also for items that
+        never lost or never won) and its first-order bias is removed, which
+        matters for items with few comparisons. It does not depend on which
+        item is used to identify the scores. Mutually exclusive with
+        ``prior``; uses its own solver (safeguarded quasi-Fisher scoring on the
+        adjusted score, see :func:`bradley.solvers.firth.firth`), for up to
+        5,000 items. See ``docs/bias-reduction.md``.
     solver : {"auto", "newton", "newton-cg", "mm", "zermelo", "newman", "lbfgs"}
         ``"auto"`` uses Newton (dense Cholesky below 200 items, sparse
         preconditioned conjugate gradients above, with a Cholesky fallback
@@ -71,7 +98,15 @@ class BradleyTerry:
     log_likelihood_ : float
         Log-likelihood at the estimate (ties as half wins, no prior term).
     log_posterior_ : float
-        Log-likelihood plus the Gaussian log-prior (equals ``log_likelihood_`` without prior).
+        Log-likelihood plus the Gaussian log-prior (equals ``log_likelihood_`` without prior);
+        with ``bias_reduction`` the penalised log-likelihood ``l + 1/2 log det I``.
+    covariance_ : numpy.ndarray
+        Covariance of the scores (n_items x n_items) under the mean-zero
+        constraint: the inverse observed Fisher information (with a prior, of
+        the log-posterior; with bias reduction, at the bias-reduced estimate),
+        computed on first access. Use :meth:`standard_errors`,
+        :meth:`score_covariance` (``reference=`` an item, e.g. the anchor) and
+        :meth:`quasi_variances` to read it.
     converged_ : bool
     n_iter_ : int
     grad_norm_ : float
@@ -93,6 +128,15 @@ class BradleyTerry:
     (['a', 'b', 'c'], True)
     >>> float(model.predict_proba("a", "c")[0]) > 0.5
     True
+    >>> model.standard_errors("a").round(3).tolist()  # relative to item a
+    [0.0, 1.307, 1.693]
+
+    Bias reduction keeps the scores finite when an item never lost:
+
+    >>> unbeaten = bradley.Comparisons.from_arrays(["a", "a", "b", "c"], ["b", "c", "c", "b"], [1, 1, 1, 1])
+    >>> firth = bradley.BradleyTerry(bias_reduction=True).fit(unbeaten)
+    >>> firth.converged_, bool(firth.scores_[0] == firth.scores_.max())
+    (True, True)
     """
 
     def __init__(
@@ -102,17 +146,20 @@ class BradleyTerry:
         tol: float = bt_solvers.DEFAULT_TOL,
         max_iter: int | None = None,
         anchor: str | tuple[Any, float] | None = None,
+        bias_reduction: bool = False,
     ):
         self.prior = prior
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
         self.anchor = anchor
+        self.bias_reduction = bias_reduction
 
     def __repr__(self) -> str:
         return (
             f"BradleyTerry(prior={self.prior!r}, solver={self.solver!r}, tol={self.tol!r}, "
-            f"max_iter={self.max_iter!r}, anchor={self.anchor!r})"
+            f"max_iter={self.max_iter!r}, anchor={self.anchor!r}"
+            + (", bias_reduction=True)" if getattr(self, "bias_reduction", False) else ")")
         )
 
     def _check_params(self) -> str:
@@ -123,6 +170,18 @@ class BradleyTerry:
             raise ValueError(f"tol must be positive, got {self.tol!r}.")
         if self.max_iter is not None and self.max_iter < 1:
             raise ValueError(f"max_iter must be at least 1, got {self.max_iter!r}.")
+        if self.bias_reduction:
+            if self.prior is not None:
+                raise ValueError(
+                    "bias_reduction and prior are mutually exclusive: the bias-reduced fit already keeps the "
+                    "scores finite (Jeffreys-prior penalty); choose one."
+                )
+            if self.solver != "auto":
+                raise ValueError(
+                    f"bias_reduction uses its own solver (quasi-Fisher scoring on the adjusted score); "
+                    f"leave solver='auto', got {self.solver!r}."
+                )
+            return "firth"
         return _SOLVER_ALIASES[self.solver]
 
     def fit(self, data: Any) -> "BradleyTerry":
@@ -145,12 +204,16 @@ class BradleyTerry:
         else:
             comparisons = as_comparisons(data)
             pairs, n_rows = comparisons.pair_counts(), comparisons.n_comparisons
-        if self.prior is None:
+        if solver == "firth":
+            result = _fit_firth(pairs, self.tol, self.max_iter)
+        elif self.prior is None:
             check_mle_exists(pairs)
         kwargs: dict[str, Any] = {"prior_variance": self.prior, "tol": self.tol}
         if self.max_iter is not None:
             kwargs["max_iter"] = self.max_iter
-        if solver == "newton-cg":
+        if solver == "firth":
+            pass
+        elif solver == "newton-cg":
             result = bt_solvers.newton(pairs, dense=False, **kwargs)
         else:
             result = bt_solvers.SOLVERS[solver](pairs, **kwargs)
@@ -166,11 +229,12 @@ class BradleyTerry:
         self.grad_norm_ = result.grad_norm
         self.solver_ = result.solver
         self.n_comparisons_ = n_rows
+        self._covariance: np.ndarray | None = None
         if not result.converged:
             warnings.warn(
                 f"BradleyTerry ({result.solver}) stopped after {result.n_iter} iterations without "
                 f"meeting tol={self.tol:g} (gradient norm {result.grad_norm:.3g}); the scores may be "
-                "inaccurate. Raise max_iter or use solver='newton'.",
+                "inaccurate. Raise max_iter" + ("." if solver == "firth" else " or use solver='newton'."),
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -182,6 +246,37 @@ class BradleyTerry:
         name, value = (self.anchor, 0.0) if not isinstance(self.anchor, tuple) else self.anchor
         code = self._index.codes([name])[0]
         return centred - centred[code] + float(value)
+
+    @property
+    def covariance_(self) -> np.ndarray:
+        """Covariance of ``scores_`` under the mean-zero constraint (inverse observed Fisher information).
+
+        Computed on first access and kept (an n x n matrix: a 100,000-item fit
+        does not build it unless asked). With an ``anchor`` it is still the
+        centred covariance; ``standard_errors(reference=anchor item)`` gives
+        the SEs of the anchored scores.
+        """
+        require_fitted(self)
+        if getattr(self, "_covariance", None) is None:
+            self._covariance = self._fisher_covariance()
+        return self._covariance
+
+    def _fisher_covariance(self) -> np.ndarray:
+        n = len(self.items_)
+        if n > COVARIANCE_MAX_ITEMS:
+            raise ValueError(
+                f"the covariance of {n} scores is a dense {n} x {n} matrix ({8 * n * n / 1e9:.0f} GB); it is "
+                f"offered up to {COVARIANCE_MAX_ITEMS} items. Use the bootstrap on a subset of items, or refit "
+                "on the items of interest."
+            )
+        info = bt_solvers.bt_neg_hessian(self.scores_, self.pair_counts_, self.prior)
+        with single_blas_thread(n):
+            if self.prior is None:
+                # pseudo-inverse of the Laplacian: invert on the complement of the ones vector
+                return _symmetric_inverse(info + 1.0 / n) - 1.0 / n
+            # the Gaussian prior identifies the mean too; the scores are reported
+            # centred, so report the covariance of the centred scores
+            return centre_covariance(_symmetric_inverse(info))
 
     @property
     def elo_scores_(self) -> np.ndarray:
@@ -205,18 +300,73 @@ class BradleyTerry:
         return expit(self.scores_[li] - self.scores_[ri])
 
     def summary(self) -> pd.DataFrame:
-        """Tidy table: item, score, elo, rank, wins, losses, ties, comparisons; best first.
+        """Tidy table: item, score, se, elo, rank, wins, losses, ties, comparisons; best first.
 
         ``rank`` is 1 for the best item (equal scores share the better rank).
         Wins, losses and ties are weighted counts (soft outcomes count fractionally).
+        ``se`` is the standard error of ``score`` as identified: under the
+        mean-zero constraint, or relative to the anchor item (which gets 0)
+        when the model has an ``anchor``. It needs an n x n inverse, so beyond
+        ``SUMMARY_SE_MAX_ITEMS`` (2,000) items it is left out unless already
+        computed; ``table.attrs["se"]`` then says how to get it.
         ``table.attrs["identifiability"]`` says how the scores are pinned down.
         """
         require_fitted(self)
+        reference = None
         if self.anchor is not None:
             name, value = (self.anchor, 0.0) if not isinstance(self.anchor, tuple) else self.anchor
             how = f"scores shifted so that {name} = {float(value):g}"
+            reference = name
         else:
             how = "scores centred to mean zero"
         if self.prior is not None:
             how += f"; Gaussian prior N(0, {self.prior:g}) on the scores (MAP)"
-        return summary_table(self.items_, self.scores_, self.pair_counts_, how, elo=to_elo(self.scores_))
+        if getattr(self, "bias_reduction", False):
+            how += "; bias-reduced (Firth) estimate"
+        extra: dict[str, np.ndarray] = {}
+        n = len(self.items_)
+        cheap = n <= SUMMARY_SE_MAX_ITEMS or getattr(self, "_covariance", None) is not None
+        if cheap:
+            extra["se"] = self.standard_errors(reference).to_numpy()
+            se_note = "mean-zero constraint" if reference is None else f"relative to {reference} (its se is 0)"
+        else:
+            se_note = (f"not computed for {n} > {SUMMARY_SE_MAX_ITEMS} items (an n x n inverse); call "
+                       "model.standard_errors() to compute it")
+        extra["elo"] = to_elo(self.scores_)
+        table = summary_table(self.items_, self.scores_, self.pair_counts_, how, **extra)
+        table.attrs["se"] = se_note
+        return table
+
+
+def _symmetric_inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix (Cholesky; falls back to LU)."""
+    from scipy import linalg
+
+    try:
+        factor = linalg.cho_factor(matrix, check_finite=False)
+        return linalg.cho_solve(factor, np.eye(matrix.shape[0]), check_finite=False)
+    except linalg.LinAlgError:
+        return np.linalg.inv(matrix)
+
+
+def _fit_firth(pairs: PairCounts, tol: float, max_iter: int | None) -> bt_solvers.SolverResult:
+    """The bias-reduced fit, after checking that the comparison graph is connected."""
+    from bradley.solvers.firth import comparison_groups, firth
+
+    n_groups, labels = comparison_groups(pairs)
+    if n_groups > 1:
+        items = np.asarray(pairs.items, dtype=object)
+        groups = [items[labels == g].tolist() for g in range(n_groups)]
+        groups.sort(key=len)
+        shown = "; ".join(str(g[:5]) + (f" and {len(g) - 5} more" if len(g) > 5 else "") for g in groups[:3])
+        raise MLEDoesNotExistError(
+            f"the comparison graph falls into {n_groups} groups never compared with each other ({shown}"
+            f"{'; ...' if n_groups > 3 else ''}): no data link their scores, and bias reduction cannot "
+            "either. Fit the groups separately, add comparisons between them, or use a prior "
+            "(BradleyTerry(prior=...)), which ties them to a common mean.",
+            components=[[str(x) for x in g] for g in groups],
+        )
+    kwargs: dict[str, Any] = {"tol": tol}
+    if max_iter is not None:
+        kwargs["max_iter"] = max_iter
+    return firth(pairs, **kwargs)
