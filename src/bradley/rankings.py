@@ -69,7 +69,8 @@ class Rankings:
         >>> r.n_rankings, r.items.tolist()
         (2, ['a', 'b', 'c'])
         """
-        rid, _ = pd.factorize(np.asarray(ranking_ids, dtype=object))
+        rid, ranking_names = pd.factorize(np.asarray(ranking_ids, dtype=object))
+        ranking_names = np.asarray(ranking_names, dtype=object)
         if (rid < 0).any():
             raise ComparisonDataError("missing ranking id in rows " + str(np.flatnonzero(rid < 0)[:10].tolist()) + ".")
         item_codes, _, names = encode_items(np.asarray(items, dtype=object), np.asarray(items, dtype=object), item_list)
@@ -80,17 +81,97 @@ class Rankings:
         level = np.where(np.isnan(rank_values), UNRANKED, rank_values).astype(np.int64)
         order = np.lexsort((level, rid))
         rid, item_codes, level = rid[order], item_codes[order], level[order]
-        dup = pd.DataFrame({"r": rid, "i": item_codes}).duplicated().to_numpy()
+        dup = pd.DataFrame({"r": rid, "i": item_codes}).duplicated(keep=False).to_numpy()
         if dup.any():
-            raise ComparisonDataError(f"an item appears twice in one ranking ({int(dup.sum())} entries).")
+            rows = order[dup]  # input rows, grouped by ranking then item
+            cases = pd.DataFrame({"id": np.asarray(ranking_ids, dtype=object)[rows], "item": names[item_codes[dup]],
+                                  "row": rows}).groupby(["id", "item"], sort=False)["row"].apply(list)
+            listed = "; ".join(f"ranking {_plain(k[0])!r}: item {_plain(k[1])!r} at rows {v}"
+                               for k, v in list(cases.items())[:5])
+            raise ComparisonDataError(f"{len(cases)} item(s) appear more than once in a ranking ({listed}).")
         n_rankings = int(rid.max()) + 1 if len(rid) else 0
         sizes = np.bincount(rid, minlength=n_rankings)
         if (sizes < 2).any():
-            raise ComparisonDataError(f"{int((sizes < 2).sum())} ranking(s) have fewer than two items.")
+            short = np.flatnonzero(sizes < 2)
+            raise ComparisonDataError(
+                f"{len(short)} ranking(s) have fewer than two items (ids {[_plain(v) for v in ranking_names[short][:10]]}); "
+                "a ranking of one item carries no information: drop it.")
         w = np.ones(n_rankings) if weight is None else np.asarray(weight, dtype=np.float64)
         if len(w) != n_rankings or not (np.isfinite(w).all() and (w >= 0).all()):
             raise ComparisonDataError("ranking weights must be finite, non-negative, one per ranking.")
         return cls(rid, item_codes, level, names, w)
+
+    @classmethod
+    def from_rank_matrix(
+        cls, matrix: Any, items: Any | None = None, weight: Any | None = None, ids: Any | None = None
+    ) -> "Rankings":
+        """Build from a rank matrix: one row per ranking, one column per item.
+
+        Entries are rank numbers (1 = best, equal numbers = ties; gaps such
+        as 1, 3 are allowed and mean the same order as 1, 2), and 0 or
+        NaN = the item is not in that ranking, as R's
+        ``PlackettLuce::as.rankings`` takes them.
+
+        Parameters
+        ----------
+        matrix : DataFrame (columns = items) or 2-d array
+        items : sequence, optional
+            Item names, one per column (default: the DataFrame's columns, or 0..k-1).
+        weight : array-like, optional
+            One weight (e.g. a count) per row.
+        ids : array-like, optional
+            One ranking id per row, used in error messages (default: row numbers).
+
+        Examples
+        --------
+        >>> r = Rankings.from_rank_matrix([[1, 2, 0], [2, 1, 1]], items=["x", "y", "z"])
+        >>> r.n_rankings, r.level.tolist()
+        (2, [1, 2, 1, 1, 2])
+        """
+        if isinstance(matrix, pd.DataFrame):
+            names = list(matrix.columns) if items is None else list(items)
+            columns = [pd.to_numeric(matrix[c], errors="coerce").to_numpy(np.float64) for c in matrix.columns]
+            text = [c for c, raw, num in zip(matrix.columns, (matrix[c] for c in matrix.columns), columns)
+                    if (pd.isna(num) & ~pd.isna(raw.to_numpy())).any()]
+            if text:
+                raise ComparisonDataError(f"rank matrix column(s) {text[:5]} hold non-numeric values; "
+                                          "pass id= for an id column, or use layout='wide' for items best first.")
+            values = np.column_stack(columns) if columns else np.zeros((len(matrix), 0))
+        else:
+            values = np.asarray(matrix, dtype=np.float64)
+            if values.ndim != 2:
+                raise ComparisonDataError(f"a rank matrix is 2-d (rankings x items); got shape {values.shape}.")
+            names = list(range(values.shape[1])) if items is None else list(items)
+        n_rows, n_cols = values.shape
+        if len(names) != n_cols:
+            raise ComparisonDataError(f"{len(names)} item names for a rank matrix with {n_cols} columns.")
+        ids = np.arange(n_rows) if ids is None else np.asarray(ids, dtype=object)
+        if len(ids) != n_rows:
+            raise ComparisonDataError(f"{len(ids)} ranking ids for a rank matrix with {n_rows} rows.")
+        present = ~np.isnan(values) & (values != 0)
+        bad = present & ((values < 0) | (values != np.round(values)))
+        if bad.any():
+            rows, cols = np.nonzero(bad)
+            raise ComparisonDataError(
+                f"rank numbers must be positive integers (0 or empty = not ranked); row(s) {rows[:10].tolist()} "
+                f"in column(s) {pd.unique(np.asarray(names, dtype=object)[cols])[:5].tolist()}.")
+        # a rank can never exceed the number of items: a column that does is not ranks (an id column?)
+        impossible = present & (values > n_cols)
+        if impossible.any():
+            cols = np.flatnonzero(impossible.any(axis=0))
+            raise ComparisonDataError(
+                f"column(s) {[names[c] for c in cols[:5]]} hold values up to "
+                f"{int(values[:, cols].max())}, more than the {n_cols} columns a rank can reach: an id column? "
+                "Pass it as id= (read_rankings) or ids= and leave it out of the item columns.")
+        rows, cols = np.nonzero(present)
+        sizes = np.bincount(rows, minlength=n_rows)
+        if (sizes < 2).any():
+            short = np.flatnonzero(sizes < 2)
+            raise ComparisonDataError(
+                f"{len(short)} row(s) rank fewer than two items (ids {[_plain(v) for v in ids[short][:10]]}, rows "
+                f"{short[:10].tolist()}); a ranking of one item carries no information: drop those rows.")
+        return cls.from_long(ids[rows], np.asarray(names, dtype=object)[cols], values[rows, cols], weight,
+                             item_list=np.asarray(names, dtype=object))
 
     @classmethod
     def from_orderings(cls, orderings: list[list[Any]], weight: Any | None = None) -> "Rankings":
@@ -114,32 +195,92 @@ def read_rankings(
     ranking: str = "ranking_id",
     item: str = "item",
     rank: str = "rank",
+    id: str | None = None,
     format: str | None = None,
 ) -> Rankings:
     """Read rankings from a file or table.
 
-    ``layout="long"``: columns ``ranking_id, item, rank`` (names configurable;
-    equal ranks are ties, empty rank = present but unranked).
-    ``layout="wide"``: one row per ranking, items best first across the
-    columns (empty cells end a shorter ranking); a column named ``ranking``,
-    if present, holds the ranking ids and is not an item column.
+    Parameters
+    ----------
+    source : path or table (pandas/polars/pyarrow or anything ``pandas.DataFrame`` takes)
+    layout : {"long", "wide", "matrix"}
+        ``"long"``: columns ``ranking_id, item, rank`` (names configurable;
+        equal ranks are ties, empty rank = present but unranked).
+        ``"wide"``: one row per ranking, items best first across the columns
+        (empty cells end a shorter ranking).
+        ``"matrix"``: a rank matrix as R's ``PlackettLuce::as.rankings`` takes
+        it: one row per ranking (judge), one column per item, rank numbers
+        (1 = best, equal numbers = ties, 0 or empty = not in the ranking);
+        see :meth:`Rankings.from_rank_matrix`.
+    ranking, item, rank : str
+        Column names of the long layout.
+    id : str, optional
+        Column holding the ranking ids (long layout: overrides ``ranking``).
+        In the wide and matrix layouts it is not an item column; when not
+        given, a column named ``ranking`` or ``ranking_id`` (or ``ranking=``,
+        if that column exists) is taken as the id column, and any other
+        column is data. Ids must be unique per row in these layouts.
+    format : str, optional
+        File format when it cannot be told from the file name.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> wide = pd.DataFrame({"ranking": [10, 11], "p1": ["x", "z"], "p2": ["y", "x"]})
+    >>> read_rankings(wide, layout="wide").n_rankings
+    2
+    >>> matrix = pd.DataFrame({"judge": [1, 2], "A": [1, 2], "B": [2, 1], "C": [2, 0]})
+    >>> r = read_rankings(matrix, layout="matrix", id="judge")
+    >>> r.items.tolist(), r.level.tolist()
+    (['A', 'B', 'C'], [1, 2, 2, 1, 2])
     """
     frame = read_table(source, format) if isinstance(source, (str, os.PathLike)) else pd.DataFrame(source)
     if len(frame) == 0:
         raise ComparisonDataError("the data hold no rankings (zero rows).")
+    if id is not None and id not in frame.columns:
+        raise ComparisonDataError(f"id column {id!r} not found: the data have columns {list(frame.columns)[:20]}.")
     if layout == "long":
+        ranking = id if id is not None else ranking
         missing = [c for c in (ranking, item, rank) if c not in frame.columns]
         if missing:
             raise ComparisonDataError(f"missing column(s) {missing}: the data have columns {list(frame.columns)[:20]}.")
         return Rankings.from_long(frame[ranking].to_numpy(), frame[item].to_numpy(), frame[rank].to_numpy())
-    if layout == "wide":
-        if ranking in frame.columns:
-            frame = frame.drop(columns=[ranking])
-        values = frame.to_numpy(dtype=object)
-        present = ~pd.isna(values)
-        rows, cols = np.nonzero(present)
-        return Rankings.from_long(rows, values[rows, cols], cols + 1)
-    raise ValueError(f"layout must be 'long' or 'wide', got {layout!r}.")
+    if layout not in ("wide", "matrix"):
+        raise ValueError(f"layout must be 'long', 'wide' or 'matrix', got {layout!r}.")
+    if id is None:
+        id = next((c for c in (ranking, "ranking", "ranking_id") if c in frame.columns), None)
+    if id is None:
+        ids = np.arange(len(frame))
+    else:
+        ids = frame[id].to_numpy(dtype=object)
+        frame = frame.drop(columns=[id])
+        _check_unique_ids(ids, id)
+    if layout == "matrix":
+        return Rankings.from_rank_matrix(frame, ids=ids)
+    values = frame.to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    rows, cols = np.nonzero(present)
+    entries = pd.DataFrame({"row": rows, "item": values[rows, cols]})
+    twice = entries.duplicated(keep=False).to_numpy()
+    if twice.any():
+        cases = entries[twice].drop_duplicates()
+        listed = "; ".join(f"row {r} (ranking {_plain(ids[r])!r}): {_plain(v)!r}" for r, v in zip(cases.row[:5], cases["item"][:5]))
+        raise ComparisonDataError(f"an item appears twice in a ranking, {len(cases)} case(s): {listed}.")
+    return Rankings.from_long(ids[rows], values[rows, cols], cols + 1)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for readable messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_unique_ids(ids: np.ndarray, column: str) -> None:
+    repeated = pd.Series(ids).duplicated(keep=False).to_numpy()
+    if repeated.any():
+        first = [_plain(v) for v in pd.unique(ids[repeated])[:5]]
+        raise ComparisonDataError(
+            f"ranking ids in column {column!r} repeat across rows ({first}, rows "
+            f"{np.flatnonzero(repeated)[:10].tolist()}): one row per ranking is expected in this layout.")
 
 
 def break_rankings(rankings: Rankings, method: str = "full") -> Comparisons:
