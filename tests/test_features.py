@@ -35,7 +35,7 @@ def test_feature_bt_matches_brute_force_and_recovers_weights():
     res = optimize.minimize(negll, np.zeros(3), method="BFGS", options={"gtol": 1e-8})
     np.testing.assert_allclose(model.coef_.to_numpy(), res.x, atol=1e-5)
     table = model.params_
-    assert list(table.columns) == ["estimate", "se", "z", "p_value", "ci_low", "ci_high"]
+    assert list(table.columns) == ["estimate", "se", "z", "p_value", "ci_low", "ci_high", "fixed"]
     for name, true in (("f0", 0.8), ("f1", -0.5), ("f2", 0.0)):
         assert table.loc[name, "ci_low"] < true < table.loc[name, "ci_high"]
     assert table.loc["f0", "p_value"] < 1e-10 and table.loc["f2", "p_value"] > 0.001

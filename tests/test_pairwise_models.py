@@ -114,7 +114,7 @@ def test_style_control_covariates_recover_coefficients_with_ci():
     data, truth, *_ = simulate(15, 30_000, 6, beta=[0.5, -0.2])
     model = PairwiseModel(covariates=True).fit(data)
     table = model.params_
-    assert list(table.columns) == ["estimate", "se", "z", "p_value", "ci_low", "ci_high"]
+    assert list(table.columns) == ["estimate", "se", "z", "p_value", "ci_low", "ci_high", "fixed"]
     for name, true in (("f0", 0.5), ("f1", -0.2)):
         assert table.loc[name, "ci_low"] < true < table.loc[name, "ci_high"]
         assert table.loc[name, "p_value"] < 1e-6

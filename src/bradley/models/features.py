@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import linalg
 from scipy.special import expit, log_expit
-from scipy.stats import norm
 
-from bradley.errors import ComparisonDataError, ConvergenceWarning
-from bradley.models.base import ItemIndex, as_comparisons, require_fitted, summary_table
+from bradley.models.base import require_fitted
+from bradley.models.pairwise import PairwiseModel
 
 __all__ = ["fit_logistic", "LogisticFit", "FeatureBT", "BTProbe", "probe_layers"]
 
@@ -87,17 +86,7 @@ def fit_logistic(
     return LogisticFit(w, covariance, float(positive @ log_expit(eta) + negative @ log_expit(-eta)), converged, it)
 
 
-def _coefficient_table(names: list[str], coef: np.ndarray, cov: np.ndarray, level: float = 0.95) -> pd.DataFrame:
-    se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    z = coef / np.where(se > 0, se, np.nan)
-    q = norm.ppf(0.5 + level / 2)
-    return pd.DataFrame(
-        {"estimate": coef, "se": se, "z": z, "p_value": 2 * norm.sf(np.abs(z)), "ci_low": coef - q * se, "ci_high": coef + q * se},
-        index=pd.Index(names, name="parameter"),
-    )
-
-
-class FeatureBT:
+class FeatureBT(PairwiseModel):
     """Bradley-Terry with linear item strengths ``s_i = x_i . w`` (+ an optional free effect ``u_i``).
 
     The "linear reward" model of Zhu, Jordan & Jiao (2023): preferences are
@@ -106,15 +95,29 @@ class FeatureBT:
     ``free_effects=True`` each item also gets its own effect ``u_i ~ N(0,
     free_effect_variance)`` (MAP), absorbing what the features miss.
 
+    A configured front end of :class:`PairwiseModel` (``item_features=``,
+    ``item_effects="none"`` or ``"fixed"`` with a prior): the same fitting
+    engine, identifiability and existence checks. For random item effects
+    with the variance estimated, comparison-level covariates or an order
+    effect beside the features, use ``PairwiseModel(item_features=...,
+    item_effects="random", covariates=True, order_effect=True)``.
+
     Parameters
     ----------
     item_features : DataFrame
         Numeric features, one row per item (index = item names). Features
-        constant across items are not identified (only differences matter).
+        constant across items are not identified (only differences matter)
+        and are refused with an error naming them.
     free_effects : bool
     free_effect_variance : float
     l2 : float
         Ridge precision on the feature coefficients (0 = none).
+
+    Raises
+    ------
+    MLEDoesNotExistError
+        When some coefficient is infinite (e.g. a feature that only the item
+        that never lost has), naming the parameters and items.
 
     Examples
     --------
@@ -127,63 +130,35 @@ class FeatureBT:
     """
 
     def __init__(self, item_features: pd.DataFrame, free_effects: bool = False, free_effect_variance: float = 1.0,
-                 l2: float = 0.0):
+                 l2: float = 0.0, tol: float = 1e-9, max_iter: int = 10_000):
         self.item_features = item_features
         self.free_effects = free_effects
         self.free_effect_variance = free_effect_variance
         self.l2 = l2
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def _options(self) -> SimpleNamespace:
+        if not (np.isfinite(self.l2) and self.l2 >= 0):
+            raise ValueError(f"l2 must be a non-negative precision, got {self.l2!r}.")
+        return SimpleNamespace(
+            family="bt", order_effect=False, covariates=False, flip_rate=None,
+            prior=float(self.free_effect_variance) if self.free_effects else None, tol=self.tol,
+            max_iter=self.max_iter, judge_reliability=False, item_features=self.item_features,
+            item_effects="fixed" if self.free_effects else "none", fixed={}, weight_precision=float(self.l2),
+        )
 
     def fit(self, data: Any) -> "FeatureBT":
-        comparisons = as_comparisons(data)
-        names = np.asarray(comparisons.items, dtype=object)
-        features = pd.DataFrame(self.item_features)
-        missing = [x for x in names if x not in features.index]
-        if missing:
-            raise ComparisonDataError(f"no features for item(s) {[str(x) for x in missing[:8]]} ({len(missing)} in all).")
-        f = features.loc[list(names)].apply(pd.to_numeric, errors="raise").to_numpy(np.float64)
-        if not np.isfinite(f).all():
-            raise ComparisonDataError("item features must be finite numbers.")
-        pairs = comparisons.pair_counts()
-        z = f[pairs.first] - f[pairs.second]
-        precision = np.full(f.shape[1], self.l2)
-        columns = [str(c) for c in features.columns]
-        n = len(names)
-        if self.free_effects:
-            onehot = np.zeros((pairs.n_pairs, n))
-            onehot[np.arange(pairs.n_pairs), pairs.first] = 1.0
-            onehot[np.arange(pairs.n_pairs), pairs.second] = -1.0
-            z = np.hstack([z, onehot])
-            precision = np.append(precision, np.full(n, 1.0 / self.free_effect_variance))
-        positive = pairs.wins_first + 0.5 * pairs.ties
-        negative = pairs.wins_second + 0.5 * pairs.ties
-        fit = fit_logistic(z, positive, negative, precision)
-        k = f.shape[1]
-        w = fit.coef[:k]
-        strengths = f @ w + (fit.coef[k:] if self.free_effects else 0.0)
-        self.items_ = names
-        self._index = ItemIndex(names)
-        self.coef_ = pd.Series(w, index=columns)
-        self.params_ = _coefficient_table(columns, w, fit.covariance[:k, :k])
-        self.free_effects_ = pd.Series(fit.coef[k:], index=names) if self.free_effects else None
-        self.scores_ = strengths - strengths.mean()
-        self.pair_counts_ = pairs
-        self.log_likelihood_ = fit.log_likelihood
-        self.converged_ = fit.converged
-        self.n_iter_ = fit.n_iter
-        self.n_comparisons_ = comparisons.n_comparisons
-        if not fit.converged:
-            warnings.warn("FeatureBT: Newton did not converge (separable data? set l2 > 0).", ConvergenceWarning, stacklevel=2)
+        """Fit the feature coefficients (and free effects); returns self."""
+        super().fit(data)
+        self.coef_ = pd.Series(self.params_["estimate"].to_numpy(), index=list(self._item_feature_names))
+        self.free_effects_ = self.item_effects_ if self.free_effects else None
         return self
 
-    def predict_proba(self, left: Any, right: Any) -> np.ndarray:
+    def predict_proba(self, left: Any, right: Any) -> np.ndarray:  # type: ignore[override]
+        """``P(left preferred)`` for each pair (a 1-D array)."""
         require_fitted(self)
         return expit(self.scores_[self._index.codes(left)] - self.scores_[self._index.codes(right)])
-
-    def summary(self) -> pd.DataFrame:
-        """Per-item table (scores = feature-explained strengths, mean zero); coefficients are in ``params_``."""
-        require_fitted(self)
-        return summary_table(self.items_, self.scores_, self.pair_counts_,
-                             "strengths x.w (+ free effects) centred to mean zero; coefficients act on feature differences")
 
 
 class BTProbe:
