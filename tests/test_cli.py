@@ -30,11 +30,13 @@ def test_fit_json_schema(arena_csv, capsys):
     assert set(out) == {"model", "n_items", "n_comparisons", "log_likelihood", "converged", "iterations", "items"}
     assert out["model"] == "bradley-terry" and out["n_items"] == 3 and out["n_comparisons"] == 7
     assert out["converged"] is True and isinstance(out["iterations"], int)
-    assert [set(item) for item in out["items"]] == [{"name", "score", "rank", "wins", "losses", "ties"}] * 3
+    assert [set(item) for item in out["items"]] == [{"name", "score", "se", "rank", "wins", "losses", "ties"}] * 3
     model = bradley.BradleyTerry().fit(bradley.read_comparisons(arena_csv))
     by_name = {item["name"]: item for item in out["items"]}
+    se = model.standard_errors()
     for name, score in zip(model.items_, model.scores_):
         assert by_name[name]["score"] == pytest.approx(score, abs=1e-12)
+        assert by_name[name]["se"] == pytest.approx(se[name], rel=1e-9)
     assert [item["rank"] for item in out["items"]] == [1, 2, 3]
     assert out["log_likelihood"] == pytest.approx(model.log_likelihood_)
 
@@ -46,7 +48,7 @@ def test_fit_text_formats(arena_csv, capsys, fmt):
     assert "score" in out and "a" in out
     if fmt == "csv":
         table = pd.read_csv(pd.io.common.StringIO(out))
-        assert list(table.columns)[:3] == ["item", "score", "elo"]
+        assert list(table.columns)[:4] == ["item", "score", "se", "elo"]
     if fmt == "markdown":
         assert out.splitlines()[1].startswith("|--")
 

@@ -114,3 +114,115 @@ def test_davidson_matches_brute_force_and_predicts_three_outcomes():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     table = compare_methods(data, methods=["bt", "davidson"], folds=3)
     assert list(table.method) == ["bt", "davidson"]
+
+
+# --- eigenvector, PageRank and average win rate (evalica's methods) ---------------------------------
+
+from bradley.evaluate import average_win_rates, eigenvector_ratings, fit_rating_link, pagerank_ratings  # noqa: E402
+
+
+def _data_with_ties_and_weights(seed=5):
+    rng = np.random.default_rng(seed)
+    data, truth = bradley.simulate_bt(12, 3000, seed=seed)
+    outcome = data.outcome.copy()
+    outcome[rng.random(len(outcome)) < 0.15] = 0.5
+    weight = rng.choice([0.5, 1.0, 2.0], len(outcome))
+    return bradley.Comparisons.from_arrays(data.left, data.right, outcome, weight), truth
+
+
+def test_eigen_pagerank_average_win_rate_match_evalica():
+    evalica = pytest.importorskip("evalica")
+    c, truth = _data_with_ties_and_weights()
+    W = evalica.Winner
+    winners = [W.X if o == 1 else (W.Y if o == 0 else W.Draw) for o in c.outcome]
+    swapped = [W.Y if o == 1 else (W.X if o == 0 else W.Draw) for o in c.outcome]
+    xs, ys, weights, index = c.left.tolist(), c.right.tolist(), c.weight.tolist(), pd.Index(range(c.n_items))
+    tight = dict(index=index, weights=weights, tolerance=1e-13, limit=100_000)  # evalica's iterate near its fixed point
+
+    def scores(result):
+        return result.scores.sort_index().to_numpy()
+
+    ours_pr = pagerank_ratings(c)
+    np.testing.assert_allclose(ours_pr, scores(evalica.pagerank(xs, ys, winners, damping=0.85, **tight)), atol=1e-9)
+    np.testing.assert_allclose(pagerank_ratings(c, damping=0.5),
+                               scores(evalica.pagerank(xs, ys, winners, damping=0.5, **tight)), atol=1e-9)
+    np.testing.assert_allclose(average_win_rates(c), scores(evalica.average_win_rate(xs, ys, winners, index=index,
+                                                                                     weights=weights)), atol=1e-12)
+    # evalica's eigen iterates with the transposed win matrix (it rates items by whom they lost to):
+    # ours equals it with winners and losers swapped, and orders items like the truth
+    ours_eig = eigenvector_ratings(c)
+    np.testing.assert_allclose(ours_eig, scores(evalica.eigen(xs, ys, swapped, **tight)), atol=1e-9)
+    assert np.corrcoef(truth, ours_eig)[0, 1] > 0.9 and np.corrcoef(truth, ours_pr)[0, 1] > 0.9
+    assert np.corrcoef(truth, scores(evalica.eigen(xs, ys, winners, **tight)))[0, 1] < -0.9
+
+
+def test_closed_forms():
+    # 3-cycle i beats i+1 with counts 1, 8, 1: A r = rho r gives rho^3 = 8, r ~ (2, 4, 1). The matrix is
+    # cyclic (plain power iteration oscillates forever); the shifted iteration converges.
+    cycle = bradley.PairCounts.from_matrix([[0, 1, 0], [0, 0, 8], [1, 0, 0]])
+    np.testing.assert_allclose(eigenvector_ratings(cycle), np.array([2.0, 4.0, 1.0]) / np.sqrt(21.0), atol=1e-9)
+    # PageRank on the same cycle: item k hands damping x its rating to the item that beat it, so
+    # r_k = d r_{k+1} + (1 - d)/3 around the cycle: the uniform vector, whatever the counts
+    np.testing.assert_allclose(pagerank_ratings(cycle), np.full(3, 1 / 3), atol=1e-12)
+    # two items, 3-1 with 2 ties, tie credit 1/2: a beats b 4 times, b beats a twice
+    two = bradley.PairCounts.from_matrix([[0, 3], [1, 0]], ties=[[0, 2], [2, 0]])
+    np.testing.assert_allclose(eigenvector_ratings(two), np.array([np.sqrt(2), 1.0]) / np.sqrt(3.0), atol=1e-9)
+    d = 0.85  # r_a = d r_b + (1 - d)/2 and r_a + r_b = 1
+    r_a = (d + (1 - d) / 2) / (1 + d)
+    np.testing.assert_allclose(pagerank_ratings(two, damping=d), [r_a, 1 - r_a], atol=1e-12)
+    np.testing.assert_allclose(average_win_rates(two), [4 / 6, 2 / 6], atol=1e-15)
+    np.testing.assert_allclose(average_win_rates(two, tie_weight=0.0), [3 / 4, 1 / 4], atol=1e-15)
+    with pytest.raises(ValueError, match="damping"):
+        pagerank_ratings(two, damping=1.0)
+
+
+def test_eigen_warns_when_not_converged():
+    chain = bradley.PairCounts.from_matrix([[0, 1, 1], [0, 0, 1], [0, 0, 0]])  # transitive: nilpotent win matrix
+    with pytest.warns(bradley.ConvergenceWarning, match="did not converge"):
+        eigenvector_ratings(chain, max_iter=50)
+
+
+def test_rating_link_is_the_logistic_mle():
+    from scipy import optimize
+
+    c, _ = _data_with_ties_and_weights(seed=7)
+    pairs = c.pair_counts()
+    z = np.log(pagerank_ratings(pairs))
+    x = z[pairs.first] - z[pairs.second]
+    win, lose = pairs.wins_first + 0.5 * pairs.ties, pairs.wins_second + 0.5 * pairs.ties
+
+    def nll(a):
+        return -float((win * -np.logaddexp(0, -a * x) + lose * -np.logaddexp(0, a * x)).sum())
+
+    truth = optimize.minimize(lambda a: nll(a[0]), [1.0], method="Nelder-Mead",
+                              options={"xatol": 1e-10, "fatol": 1e-12}).x[0]
+    assert fit_rating_link(z, pairs) == pytest.approx(truth, rel=1e-6)
+    assert fit_rating_link(np.zeros(c.n_items), pairs) == 0.0
+
+
+def test_compare_new_methods_on_simulated_bt_data(tmp_path, capsys):
+    data, truth = bradley.simulate_bt(15, 4000, seed=4, item_names=True)
+    methods = ["bt", "average_win_rate", "eigen", "pagerank"]
+    table = compare_methods(data, methods=methods, folds=3, seed=0).set_index("method")
+    assert list(table.index) == methods
+    # every rating method predicts better than a coin, and none beats the true model by much
+    assert (table["log_loss"] < np.log(2) - 0.02).all()
+    assert (table["log_loss"] > table.loc["bt", "log_loss"] - 0.005).all()
+    for name in methods[1:]:
+        _, scores = fit_method(name, data)
+        assert np.corrcoef(scores, truth)[0, 1] > 0.9
+    path = tmp_path / "games.csv"
+    data.to_frame().to_csv(path, index=False)
+    assert main(["compare", str(path), "--methods", "eigen,pagerank,average_win_rate", "--folds", "2",
+                 "--format", "json"]) == 0
+    assert [r["method"] for r in json.loads(capsys.readouterr().out)] == ["eigen", "pagerank", "average_win_rate"]
+
+
+def test_evaluate_does_not_import_scipy_stats_at_module_level():
+    import ast
+
+    tree = ast.parse(open(bradley.evaluate.__file__).read())
+    top = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    names = [alias.name for node in top if isinstance(node, ast.Import) for alias in node.names]
+    names += [f"{node.module}.{alias.name}" for node in top if isinstance(node, ast.ImportFrom) for alias in node.names]
+    assert not [n for n in names if n.startswith("scipy.stats")], names

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from bradley import __version__
 from bradley.errors import BradleyError
 from bradley.data import Comparisons
-from bradley.io import read_comparisons
+from bradley.io import is_count_table, read_comparisons, read_table
 from bradley.evaluate import METHODS, compare_methods
 from bradley.leaderboard import CI_METHODS, leaderboard
 from bradley.models import BradleyTerry, PairwiseModel, PlackettLuce
@@ -35,6 +35,14 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
                       help="arena 'tie (bothbad)' votes: count as ties (default) or drop them (the count is reported)")
     cols.add_argument("--drop-self-comparisons", action="store_true",
                       help="drop rows comparing an item with itself (the count is reported) instead of failing")
+    counts = parser.add_argument_group(
+        "count tables (one row per pair with win counts, as BradleyTerry2 takes them; detected by win1/win2 columns)")
+    counts.add_argument("--counts", action="store_true", default=None,
+                        help="read DATA as a count table: item columns (--left/--right, default item1/item2 or "
+                             "player1/player2) and win counts (--win1/--win2, optional --tie)")
+    counts.add_argument("--win1", help="count-table column with the wins of the first item (default win1)")
+    counts.add_argument("--win2", help="count-table column with the wins of the second item (default win2)")
+    counts.add_argument("--tie", help="count-table column with the ties (default: a tie or ties column if present)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +106,10 @@ def _add_family_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-reliability", action="store_true",
                         help="fit a reliability (scale on the score difference) per annotator (--annotator COL)")
     parser.add_argument("--annotator", default=None, metavar="COL", help="annotator / judge column")
+    parser.add_argument("--order-column", default=None, metavar="COL",
+                        help="with --order-effect: which side had the home / first-position advantage per row: "
+                             "1/0/-1, left/neutral/right, or the home item's name (empty = neutral); "
+                             "default: the left item in every row")
 
 
 def _family_estimator(args: argparse.Namespace) -> PairwiseModel | None:
@@ -130,21 +142,40 @@ def _parse_anchor(text: str | None) -> str | tuple[str, float] | None:
         return text
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse option combinations that would be silently ignored."""
+    if getattr(args, "order_column", None) and not getattr(args, "order_effect", None):
+        raise ValueError("--order-column says who had the order advantage; it needs --order-effect.")
+
+
 def _read(args: argparse.Namespace) -> Comparisons:
+    """The comparisons named by the data options (one read of the file; count tables detected)."""
+    frame = read_table(args.data, args.input_format)
+    counts = args.counts or is_count_table([str(c) for c in frame.columns], args.win1, args.win2)
     return read_comparisons(
-        args.data,
+        frame,
         left=args.left,
         right=args.right,
         outcome=args.outcome,
         winner=args.winner,
         loser=args.loser,
         weight=args.weight,
-        format=args.input_format,
         drop_self_comparisons=args.drop_self_comparisons,
         both_bad=args.both_bad,
         annotator=getattr(args, "annotator", None) or getattr(args, "cluster", None),
         features=[c.strip() for c in args.covariates.split(",")] if getattr(args, "covariates", None) else None,
+        order=getattr(args, "order_column", None),
+        counts=counts,
+        win1=args.win1,
+        win2=args.win2,
+        tie=args.tie,
     )
+
+
+def _is_weighted_count_table(args: argparse.Namespace, data: Comparisons) -> bool:
+    """A count table with non-integer counts: its rows are weighted pairs, not comparisons."""
+    return data.weight is not None and (bool(args.counts) or args.win1 is not None or
+                                        is_count_table(list(read_table(args.data, args.input_format).columns)))
 
 
 def _run_fit(args: argparse.Namespace) -> str:
@@ -171,6 +202,9 @@ def _run_leaderboard(args: argparse.Namespace) -> str:
     if args.cluster and args.annotator and args.cluster != args.annotator:
         raise ValueError("--cluster and --annotator must name the same column (clusters are read as annotators).")
     data = _read(args)
+    if args.ci == "bootstrap" and _is_weighted_count_table(args, data):
+        raise ValueError("the count table has non-integer counts, so its rows are weighted pairs, not single "
+                         "comparisons, and a row bootstrap would not resample comparisons; use --ci fisher or sandwich.")
     family = _family_estimator(args)
     board = leaderboard(
         data,
@@ -214,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
+            _check_options(args)
             runners = {"fit": _run_fit, "leaderboard": _run_leaderboard, "compare": _run_compare}
             output = runners[args.command](args)
         except (BradleyError, ValueError, OSError) as exc:
