@@ -126,3 +126,62 @@ def test_fit_plackett_luce_from_long_and_wide_files(tmp_path, capsys):
     pd.DataFrame({"ranking_id": [1, 1, 1, 2, 2, 2, 3, 3], "item": list("abccabab"), "rank": [1, 2, 3, 1, 2, 2, 2, 1]}).to_csv(long, index=False)
     assert main(["fit", str(long), "--model", "plackett-luce", "--solver", "mm"]) == 0
     assert "plackett-luce: 3 items, 3 rankings" in capsys.readouterr().out
+
+
+def _home_games(tmp_path, seed=1, n=6, m=1500, gamma=0.5):
+    """Games with a home advantage on some rows only: venue names the home item, empty = neutral."""
+    rng = np.random.default_rng(seed)
+    s = rng.normal(0, 0.7, n)
+    left = rng.integers(0, n, m)
+    right = (left + rng.integers(1, n, m)) % n
+    order = rng.choice([1, 0, -1], m)
+    outcome = (rng.random(m) < 1 / (1 + np.exp(-(s[left] - s[right] + gamma * order)))).astype(float)
+    names = np.array([f"i{k}" for k in range(n)], dtype=object)
+    venue = np.where(order == 1, names[left], np.where(order == -1, names[right], ""))
+    path = tmp_path / "home.csv"
+    pd.DataFrame({"left": names[left], "right": names[right], "outcome": outcome, "venue": venue}).to_csv(path, index=False)
+    return path, left, right, order, outcome
+
+
+def test_order_column_end_to_end_matches_brute_force(tmp_path, capsys):
+    from scipy import optimize
+    from scipy.special import log_expit
+
+    path, left, right, order, outcome = _home_games(tmp_path)
+
+    def nll(theta, o):
+        s = np.concatenate([[0.0], theta[:-1]])
+        d = s[left] - s[right] + theta[-1] * o
+        return -float((outcome * log_expit(d) + (1 - outcome) * log_expit(-d)).sum())
+
+    def brute(o):
+        return optimize.minimize(nll, np.zeros(6), args=(o,), method="BFGS", options={"gtol": 1e-10}).x
+
+    truth = brute(order)
+    assert main(["fit", str(path), "--order-effect", "--order-column", "venue", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["parameters"]["order_effect"]["estimate"] == pytest.approx(truth[-1], abs=1e-5)
+    scores = {item["name"]: item["score"] for item in out["items"]}
+    fitted = np.array([scores[f"i{k}"] for k in range(6)])
+    np.testing.assert_allclose(fitted - fitted[0], np.concatenate([[0.0], truth[:-1]]), atol=1e-5)
+    # without the column every row counts as "left at home": a different (wrong) fit
+    assert main(["fit", str(path), "--order-effect", "--format", "json"]) == 0
+    ignored = json.loads(capsys.readouterr().out)["parameters"]["order_effect"]["estimate"]
+    assert ignored == pytest.approx(brute(np.ones_like(order))[-1], abs=1e-5)
+    assert abs(ignored - truth[-1]) > 0.2
+    # the leaderboard reads the same column
+    assert main(["leaderboard", str(path), "--order-effect", "--order-column", "venue", "--format", "json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert board["parameters"]["order_effect"]["estimate"] == pytest.approx(truth[-1], abs=1e-5)
+
+
+def test_order_column_needs_order_effect_and_a_valid_column(tmp_path, capsys):
+    path, *_ = _home_games(tmp_path, m=60)
+    assert main(["fit", str(path), "--order-column", "venue"]) == 2
+    assert "needs --order-effect" in capsys.readouterr().err
+    assert main(["fit", str(path), "--order-effect", "--order-column", "nope"]) == 2
+    assert "missing order column 'nope'" in capsys.readouterr().err
+    pd.read_csv(path).assign(pos=lambda f: np.where(f.index == 7, 2, 1)).to_csv(path, index=False)
+    assert main(["fit", str(path), "--order-effect", "--order-column", "pos"]) == 2
+    assert "order column 'pos' must hold 1 (left had the advantage), -1 (right had it) or 0 (neutral); got [2.0] in row 7" \
+        in capsys.readouterr().err

@@ -201,3 +201,69 @@ def test_chess_result_notation():
     frame = pd.DataFrame({"white": ["a", "b", "a"], "black": ["b", "a", "c"], "result": ["1-0", "0-1", "1/2-1/2"]})
     c = read_comparisons(frame, left="white", right="black", outcome="result")
     assert c.outcome.tolist() == [1.0, 0.0, 0.5]
+
+
+# --- per-row order (home / first-position) indicator --------------------------------------------------
+
+from bradley.io import parse_order  # noqa: E402
+
+GAMES = pd.DataFrame({"home": ["x", "y", "z", "x"], "away": ["y", "z", "x", "z"], "result": [1, 0, 0.5, 1]})
+
+
+@pytest.mark.parametrize(
+    "column, expected",
+    [
+        ([1, -1, 0, 1], [1, -1, 0, 1]),
+        ([1.0, -1.0, 0.0, 1.0], [1, -1, 0, 1]),
+        ([True, False, True, True], [1, -1, 1, 1]),
+        ([" Left", "RIGHT", "neutral", "first"], [1, -1, 0, 1]),
+        (["home", "away", "none", "model_b"], [1, -1, 0, -1]),
+        (["1", "-1", "0", "+1"], [1, -1, 0, 1]),
+        (["x", "z", None, "z"], [1, -1, 0, -1]),  # the home item's name; empty = neutral
+    ],
+)
+def test_order_column_forms(column, expected):
+    c = read_comparisons(GAMES.assign(where=column), left="home", right="away", outcome="result", order="where")
+    assert c.order.tolist() == [float(v) for v in expected]
+    assert c.to_frame()["order"].tolist() == [float(v) for v in expected]
+
+
+def test_order_column_from_csv_files(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text("home,away,result,venue,flag\nx,y,1,x,true\ny,z,0,,false\nz,x,0.5,x,True\n")
+    by_name = read_comparisons(path, left="home", right="away", outcome="result", order="venue")
+    assert by_name.order.tolist() == [1.0, 0.0, -1.0]
+    by_flag = read_comparisons(path, left="home", right="away", outcome="result", order="flag")
+    assert by_flag.order.tolist() == [1.0, -1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "column, message, rows",
+    [
+        ([1, 2, 0, -3], r"must hold 1 .* got \[2.0, -3.0\] in rows 1, 3", [1, 3]),
+        ([1, None, 0, 1], r"got \[nan\] in row 1", [1]),
+        (["left", "up", "down", "right"], r"unknown value\(s\) \['up', 'down'\] .* rows 1, 2", [1, 2]),
+        (["x", "x", "z", "y"], r"unknown value\(s\) \['x', 'y'\] .* rows 1, 3", [1, 3]),  # not an item of that row
+        (["left", None, "right", "left"], r"missing value in the order column 'where' in row 1", [1]),
+        ([True, None, False, True], r"missing value", [1]),
+    ],
+)
+def test_order_column_errors_name_rows(column, message, rows):
+    frame = GAMES.assign(where=pd.Series(column, dtype="boolean") if isinstance(column[0], bool) else column)
+    with pytest.raises(ComparisonDataError, match=message) as info:
+        read_comparisons(frame, left="home", right="away", outcome="result", order="where")
+    assert info.value.rows == rows
+
+
+def test_order_column_missing_and_kept_aligned_when_rows_are_dropped():
+    with pytest.raises(ComparisonDataError, match=r"missing order column 'nope'"):
+        read_comparisons(GAMES, left="home", right="away", outcome="result", order="nope")
+    frame = pd.DataFrame({"model_a": ["a", "b", "c", "a"], "model_b": ["b", "b", "a", "c"],
+                          "winner": ["model_a", "model_b", "both_bad", "tie"], "pos": [1, 0, -1, -1]})
+    with pytest.warns(bradley.DataWarning):
+        c = read_comparisons(frame, order="pos", drop_self_comparisons=True, both_bad="drop")
+    assert c.order.tolist() == [1.0, -1.0] and c.items[c.left].tolist() == ["a", "a"]
+    # winner/loser files: 'left' is the winner column, so a home-item column works as well
+    wl = pd.DataFrame({"winner": ["a", "b"], "loser": ["b", "c"], "venue": ["b", "b"]})
+    assert read_comparisons(wl, order="venue").order.tolist() == [-1.0, 1.0]
+    assert parse_order(np.array([1, 0, -1])).tolist() == [1.0, 0.0, -1.0]
