@@ -677,14 +677,44 @@ def _aggregate(
     return PairCounts(pair_keys // n, pair_keys % n, wf, ws, wt, items)
 
 
+def _csr_graph(first: np.ndarray, second: np.ndarray, keep: np.ndarray | None, n: int) -> sparse.csr_matrix:
+    """CSR adjacency ``first -> second`` of the pairs at positions ``keep`` (all if None).
+
+    PairCounts are sorted by ``(first, second)``, so the kept pairs are already
+    in row order: the index pointer is a cumulative count and nothing is
+    sorted (a COO -> CSR conversion would sort the pairs again).
+    """
+    rows = first if keep is None else first.take(keep)
+    cols = second if keep is None else second.take(keep)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    index_type = np.int32 if len(cols) < 2**31 and n < 2**31 else np.int64
+    return sparse.csr_matrix(
+        (np.ones(len(cols)), cols.astype(index_type, copy=False), indptr.astype(index_type, copy=False)),
+        shape=(n, n),
+    )
+
+
 def _effective_win_graph(pairs: PairCounts, tie_credit: float = 0.5) -> sparse.csr_matrix:
-    """Directed graph with an edge i -> j when i has (tie-credited) wins over j."""
-    a_fs = pairs.wins_first + tie_credit * pairs.ties
-    a_sf = pairs.wins_second + tie_credit * pairs.ties
-    src = np.concatenate([pairs.first[a_fs > 0], pairs.second[a_sf > 0]])
-    dst = np.concatenate([pairs.second[a_fs > 0], pairs.first[a_sf > 0]])
+    """Directed graph with an edge i -> j when i has (tie-credited) wins over j.
+
+    Built in linear time: the forward edges come straight from the sorted
+    pairs; the backward edges are the transpose of another such matrix
+    (a compiled counting sort).
+    """
+    forward, backward = _effective_directions(pairs, tie_credit)
     n = pairs.n_items
-    return sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    down = _csr_graph(pairs.first, pairs.second, np.flatnonzero(forward), n)
+    up = _csr_graph(pairs.first, pairs.second, np.flatnonzero(backward), n).T.tocsr()
+    return (down + up).tocsr()
+
+
+def _effective_directions(pairs: PairCounts, tie_credit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the pairs where ``first`` has (tie-credited) wins over ``second``, and vice versa."""
+    if tie_credit > 0:
+        tied = pairs.ties > 0
+        return (pairs.wins_first > 0) | tied, (pairs.wins_second > 0) | tied
+    return pairs.wins_first > 0, pairs.wins_second > 0
 
 
 def _two_way_pairs_connect(pairs: PairCounts, tie_credit: float) -> bool:
@@ -692,15 +722,16 @@ def _two_way_pairs_connect(pairs: PairCounts, tie_credit: float) -> bool:
 
     Items joined by a pair with wins each way reach each other in the win
     graph, so if those pairs connect all items it is strongly connected.
+    Linear in the number of pairs (a compiled component search on a CSR
+    graph built without sorting).
     """
-    a_fs = pairs.wins_first + tie_credit * pairs.ties
-    a_sf = pairs.wins_second + tie_credit * pairs.ties
-    both = (a_fs > 0) & (a_sf > 0)
+    forward, backward = _effective_directions(pairs, tie_credit)
+    both = np.flatnonzero(forward & backward)
     n = pairs.n_items
-    if int(both.sum()) < n - 1:
+    if len(both) < n - 1:
         return False
-    graph = sparse.csr_matrix((np.ones(int(both.sum())), (pairs.first[both], pairs.second[both])), shape=(n, n))
-    n_components, _ = csgraph.connected_components(graph, directed=False)
+    graph = _csr_graph(pairs.first, pairs.second, both, n)
+    n_components, _ = csgraph.connected_components(graph, directed=True, connection="weak")
     return n_components == 1
 
 
@@ -708,14 +739,31 @@ def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5) -> MLEDoes
     """Return an error describing why the BT maximum-likelihood estimate does not exist, or None.
 
     The MLE of the Bradley-Terry scores exists (finite, unique up to a shift)
-    exactly when the directed win graph is strongly connected (Zermelo 1929;
-    Ford 1957). Ties credit ``tie_credit`` of a win to both sides.
+    exactly when the directed win graph (an edge i -> j when i beat j) is
+    strongly connected (Zermelo 1929; Ford 1957). Ties credit ``tie_credit``
+    of a win to both sides.
+
+    When it is not, the error names the smallest sets of items that cause it.
+    In the graph of strongly connected components, a *top* component has no
+    edge coming in from outside (its items never lost against the other
+    items, scores +infinity relative to them) and a *bottom* component has no
+    edge going out (its items never won against the others, scores
+    -infinity). In each connected part of the comparison graph the largest
+    component is taken as the body the others are measured against and is not
+    blamed when it alone is the largest: one item that never won is named
+    alone, not the rest as "never lost". Parts of the comparison graph that
+    are not connected at all are reported as disconnected groups. Everything
+    is linear in the number of pairs.
 
     Examples
     --------
     >>> p = PairCounts.from_matrix([[0, 2], [0, 0]], items=["a", "b"])
-    >>> mle_existence_problem(p).never_lost
-    ['a']
+    >>> e = mle_existence_problem(p)
+    >>> e.never_lost, e.never_won
+    (['a'], ['b'])
+    >>> wins = [[0, 1, 1], [1, 0, 1], [0, 0, 0]]  # c never won; a and b won against each other
+    >>> mle_existence_problem(PairCounts.from_matrix(wins, items=["a", "b", "c"])).never_won
+    ['c']
     """
     n = pairs.n_items
     if n < 2:
@@ -724,30 +772,54 @@ def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5) -> MLEDoes
         )
     if _two_way_pairs_connect(pairs, tie_credit):
         return None
+    forward, backward = _effective_directions(pairs, tie_credit)
     graph = _effective_win_graph(pairs, tie_credit)
     n_strong, labels = csgraph.connected_components(graph, directed=True, connection="strong")
     if n_strong == 1:
         return None
     names = np.asarray(pairs.items, dtype=object)
-    components = [names[labels == k].tolist() for k in range(n_strong)]
-    coo = graph.tocoo()
-    cross = labels[coo.row] != labels[coo.col]
+    sizes = np.bincount(labels, minlength=n_strong)
+    by_component = np.split(np.argsort(labels, kind="stable"), np.cumsum(sizes)[:-1])
+    components = [[str(x) for x in names[members]] for members in by_component]
+
+    # Edges between components: "has_in" = someone outside beat the component,
+    # "has_out" = the component beat someone outside.
+    winners = np.concatenate([pairs.first[forward], pairs.second[backward]])
+    losers = np.concatenate([pairs.second[forward], pairs.first[backward]])
+    lw, ll = labels[winners], labels[losers]
+    cross = lw != ll
     has_out = np.zeros(n_strong, dtype=bool)
     has_in = np.zeros(n_strong, dtype=bool)
-    has_out[labels[coo.row[cross]]] = True
-    has_in[labels[coo.col[cross]]] = True
-    never_lost = [str(x) for k in np.flatnonzero(~has_in) for x in components[k]]
-    never_won = [str(x) for k in np.flatnonzero(~has_out) for x in components[k]]
+    has_out[lw[cross]] = True
+    has_in[ll[cross]] = True
 
-    n_weak, weak_labels = csgraph.connected_components(graph, directed=True, connection="weak")
+    # Connected parts of the comparison graph (any comparison, either direction).
+    n_weak, weak_labels = csgraph.connected_components(
+        _csr_graph(pairs.first, pairs.second, None, n), directed=True, connection="weak"
+    )
+    group = np.empty(n_strong, dtype=np.int64)
+    group[labels] = weak_labels
+    isolated = ~has_in & ~has_out  # a whole connected part that is strongly connected
+    top = ~has_in & ~isolated
+    bottom = ~has_out & ~isolated
+    # The body of each connected part: its largest component, when strictly largest.
+    largest = np.zeros(n_weak, dtype=np.int64)
+    np.maximum.at(largest, group, sizes)
+    at_max = sizes == largest[group]
+    body = at_max & (np.bincount(group[at_max], minlength=n_weak)[group] == 1) & ~isolated
+    top &= ~body
+    bottom &= ~body
+    never_lost = [str(x) for x in names[top[labels]]]
+    never_won = [str(x) for x in names[bottom[labels]]]
+
     parts = []
     if n_weak > 1:
-        sizes = np.bincount(weak_labels)
-        smallest = np.argsort(sizes)[: min(3, n_weak - 1)]
+        group_sizes = np.bincount(weak_labels)
+        smallest = np.argsort(group_sizes, kind="stable")[: min(3, n_weak - 1)]
         shown = "; ".join(f"{_name_list(names[weak_labels == k])}" for k in smallest)
         parts.append(
             f"the comparison graph falls into {n_weak} disconnected groups "
-            f"(sizes {sorted(sizes.tolist(), reverse=True)[:6]}; smallest: {shown}), "
+            f"(sizes {sorted(group_sizes.tolist(), reverse=True)[:6]}; smallest: {shown}), "
             "so scores in different groups cannot be compared"
         )
     if never_lost:
