@@ -6,7 +6,7 @@ from scipy import optimize
 from scipy.special import expit
 
 import bradley
-from bradley import TOBT, Comparisons, Davidson, PairwiseModel, RaoKupper
+from bradley import TOBT, Comparisons, Davidson, MLEDoesNotExistError, PairwiseModel, RaoKupper
 
 
 def simulate(n_items, n_rows, seed, family="bt", tie=0.0, order=0.0, beta=None, flip=0.0, annotators=None):
@@ -264,3 +264,200 @@ def test_covariates_and_flip_rate_match_brute_force():
     res = optimize.minimize(negll_flip, np.zeros(4), method="BFGS", options={"gtol": 1e-9})
     s = np.append(0.0, res.x)
     np.testing.assert_allclose(flip_model.scores_, s - s.mean(), atol=1e-5)
+
+
+# ---------------------------------------------------------------- issue 8: engine defects and new options
+def _rk_many_ties(seed):
+    """Rao-Kupper data with ~99% ties (alpha = 5): the old Newton took failed steps anyway and crashed."""
+    rng = np.random.default_rng(seed)
+    n, m = 8, 300
+    truth = rng.normal(0, 2, n)
+    left = rng.integers(0, n, m)
+    right = (left + rng.integers(1, n, m)) % n
+    d = truth[left] - truth[right]
+    pw, pl = expit(d - 5.0), expit(-d - 5.0)
+    u = rng.random(m)
+    y = np.where(u < pw, 1.0, np.where(u < 1 - pl, 0.5, 0.0))
+    return Comparisons.from_arrays(left, right, y, items=np.arange(n)), left, right, y
+
+
+def test_safeguarded_newton_on_a_poor_start_matches_brute_force():
+    # old code: LinAlgError (singular matrix) after accepting a step that failed the line search
+    data, left, right, y = _rk_many_ties(1)
+    model = RaoKupper(order_effect=True).fit(data)
+
+    def negll(x):
+        s = np.append(0.0, x[:7])
+        d = s[left] - s[right] + x[7]
+        a = np.exp(x[8])
+        pw, pl = expit(d - a), expit(-d - a)
+        return -np.log(np.where(y == 1, pw, np.where(y == 0, pl, 1 - pw - pl))).sum()
+
+    res = optimize.minimize(negll, np.r_[np.zeros(8), np.log(5.0)], method="BFGS", options={"gtol": 1e-9})
+    assert model.converged_
+    assert model.log_likelihood_ == pytest.approx(-res.fun, abs=1e-7)
+    assert model.params_.loc["eta", "estimate"] == pytest.approx(np.exp(np.exp(res.x[8])), rel=1e-4)
+    s = np.append(0.0, res.x[:7])
+    np.testing.assert_allclose(model.scores_, s - s.mean(), atol=1e-4)
+
+
+def test_safeguard_never_accepts_a_step_that_lowers_the_objective(monkeypatch):
+    import bradley.models.pairwise as pw
+
+    values = []
+    original = pw.PairwiseModel._maximise
+
+    def spy(self, x, cells, prior_variance, total):
+        out = original(self, x, cells, prior_variance, total)
+        return out
+
+    real_objective = pw.PairwiseModel._objective
+    accepted = []
+
+    def recording(self, x, cells, prior_variance):
+        v, g = real_objective(self, x, cells, prior_variance)
+        values.append(v)
+        return v, g
+
+    monkeypatch.setattr(pw.PairwiseModel, "_objective", recording)
+    data, *_ = _rk_many_ties(1)
+    RaoKupper(order_effect=True).fit(data)
+    # the accepted sequence is the running maximum: the final value is the best seen
+    assert values[-1] >= max(values[:-1]) - 1e-9 * abs(values[-1])
+    del spy, accepted
+
+
+def _football(seed, n_teams=10, n_games=6000, gamma=0.4, neutral=0.3):
+    """Home team drawn at random as left or right; some venues neutral."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0, 0.8, n_teams)
+    truth -= truth.mean()
+    home = rng.integers(0, n_teams, n_games)
+    away = (home + rng.integers(1, n_teams, n_games)) % n_teams
+    venue = np.where(rng.random(n_games) < neutral, 0.0, 1.0)
+    swap = rng.random(n_games) < 0.5
+    left, right = np.where(swap, away, home), np.where(swap, home, away)
+    order = np.where(swap, -venue, venue)
+    p = expit(truth[left] - truth[right] + gamma * order)
+    y = (rng.random(n_games) < p).astype(float)
+    return Comparisons.from_arrays(left, right, y, items=np.arange(n_teams), order=order), truth, left, right, order, y
+
+
+def test_order_indicator_recovers_home_advantage_and_matches_brute_force():
+    data, truth, left, right, order, y = _football(20)
+    model = PairwiseModel(order_effect=True).fit(data)
+    row = model.params_.loc["order_effect"]
+    assert abs(row["estimate"] - 0.4) < 4 * row["se"] and row["se"] < 0.05
+    assert np.corrcoef(model.scores_, truth)[0, 1] > 0.98
+
+    small, _, l2, r2, o2, y2 = _football(21, n_teams=5, n_games=800)
+    fit = PairwiseModel(order_effect=True).fit(small)
+
+    def negll(x):
+        s = np.append(0.0, x[:4])
+        d = s[l2] - s[r2] + x[4] * o2
+        return -(y2 * np.log(expit(d)) + (1 - y2) * np.log(expit(-d))).sum()
+
+    res = optimize.minimize(negll, np.zeros(5), method="BFGS", options={"gtol": 1e-9})
+    s = np.append(0.0, res.x[:4])
+    np.testing.assert_allclose(fit.scores_, s - s.mean(), atol=1e-5)
+    assert fit.params_.loc["order_effect", "estimate"] == pytest.approx(res.x[4], abs=1e-5)
+    # ignoring the indicator (every row "left at home") biases gamma towards zero
+    naive = PairwiseModel(order_effect=True).fit(Comparisons.from_arrays(left, right, y, items=np.arange(10)))
+    assert abs(naive.params_.loc["order_effect", "estimate"]) < 0.1
+
+
+def test_fixed_parameters_match_brute_force():
+    data, _, left, right, outcome, _ = simulate(5, 1500, 1, family="davidson", tie=0.8, order=0.3)
+    model = Davidson(order_effect=True, fixed={"nu": 0.5, "order_effect": 0.1}).fit(data)
+
+    def negll(x):
+        s = np.append(0.0, x)
+        d = s[left] - s[right] + 0.1
+        denom = np.exp(d / 2) + np.exp(-d / 2) + 0.5
+        p = np.where(outcome == 1, np.exp(d / 2), np.where(outcome == 0, np.exp(-d / 2), 0.5)) / denom
+        return -np.log(p).sum()
+
+    res = optimize.minimize(negll, np.zeros(4), method="BFGS", options={"gtol": 1e-9})
+    s = np.append(0.0, res.x)
+    np.testing.assert_allclose(model.scores_, s - s.mean(), atol=1e-5)
+    assert model.log_likelihood_ == pytest.approx(-res.fun, rel=1e-10)
+    table = model.params_
+    assert table.loc["nu", "estimate"] == 0.5 and table.loc["order_effect", "estimate"] == 0.1
+    assert table["fixed"].all() and table["se"].isna().all()
+    # one fixed, one free: the free one matches brute force with the other held
+    half = Davidson(order_effect=True, fixed={"nu": 0.5}).fit(data)
+    res2 = optimize.minimize(lambda z: negll_free_gamma(z, left, right, outcome), np.zeros(5), method="BFGS",
+                             options={"gtol": 1e-9})
+    assert half.params_.loc["order_effect", "estimate"] == pytest.approx(res2.x[4], abs=1e-5)
+    assert not half.params_.loc["order_effect", "fixed"] and half.params_.loc["order_effect", "se"] > 0
+    with pytest.raises(ValueError, match="cannot fix"):
+        Davidson(fixed={"gamma": 1.0}).fit(data)
+
+
+def negll_free_gamma(x, left, right, outcome):
+    s = np.append(0.0, x[:4])
+    d = s[left] - s[right] + x[4]
+    denom = np.exp(d / 2) + np.exp(-d / 2) + 0.5
+    p = np.where(outcome == 1, np.exp(d / 2), np.where(outcome == 0, np.exp(-d / 2), 0.5)) / denom
+    return -np.log(p).sum()
+
+
+def test_uncertainty_api_and_pair_counts_input():
+    data, *_ = simulate(6, 3000, 30, family="davidson", tie=0.6)
+    model = Davidson().fit(data)
+    n = 6
+    assert model.covariance_.shape == (n, n)
+    assert model.parameter_covariance_.shape == (n + 1, n + 1)
+    np.testing.assert_allclose(model.covariance_.sum(axis=1), 0.0, atol=1e-10)   # mean-zero constraint
+    np.testing.assert_allclose(model.standard_errors().to_numpy(), model.scores_se_)
+    ref = model.standard_errors(reference=0)
+    assert ref.iloc[0] == 0.0
+    # var(s_i - s_0) from the centred covariance
+    c = model.covariance_
+    np.testing.assert_allclose(ref.to_numpy() ** 2, np.diag(c) + c[0, 0] - 2 * c[:, 0], atol=1e-12)
+    assert "se" in model.summary().columns and len(model.quasi_variances()) == n
+    # pair counts give the same fit as the rows, for every family without row covariates
+    pairs = data.pair_counts()
+    for cls in (Davidson, RaoKupper, TOBT):
+        a, b = cls().fit(data), cls().fit(pairs)
+        np.testing.assert_allclose(a.scores_, b.scores_, atol=1e-8)
+        np.testing.assert_allclose(a.scores_se_, b.scores_se_, rtol=1e-6)
+    np.testing.assert_allclose(PairwiseModel().fit(pairs).scores_, PairwiseModel().fit(data).scores_, atol=1e-8)
+
+
+def test_seasons_linked_only_by_home_advantage():
+    a, ta, *_ = _football(40, n_teams=6, n_games=3000, neutral=0.0)
+    b, tb, *_ = _football(41, n_teams=6, n_games=3000, neutral=0.0)
+    left = np.r_[a.left, b.left + 6]
+    right = np.r_[a.right, b.right + 6]
+    outcome, order = np.r_[a.outcome, b.outcome], np.r_[a.order, b.order]
+    data = Comparisons.from_arrays(left, right, outcome, items=np.arange(12), order=order)
+    with pytest.raises(MLEDoesNotExistError, match="disconnected"):
+        PairwiseModel().fit(data)  # nothing links the seasons: the plain model is still refused
+    with pytest.warns(UserWarning, match="2 connected components"):
+        joint = PairwiseModel(order_effect=True).fit(data)
+    assert joint.n_components_ == 2 and joint.components_.nunique() == 2
+    season_a = PairwiseModel(order_effect=True).fit(a)
+    season_b = PairwiseModel(order_effect=True).fit(b)
+    # each season is centred on its own; gamma pools both (precision-weighted, approximately)
+    np.testing.assert_allclose(joint.scores_[:6].sum(), 0.0, atol=1e-10)
+    np.testing.assert_allclose(joint.scores_[6:].sum(), 0.0, atol=1e-10)
+    ga, gb = (m.params_.loc["order_effect"] for m in (season_a, season_b))
+    pooled = (ga["estimate"] / ga["se"] ** 2 + gb["estimate"] / gb["se"] ** 2) / (1 / ga["se"] ** 2 + 1 / gb["se"] ** 2)
+    assert joint.params_.loc["order_effect", "estimate"] == pytest.approx(pooled, abs=0.01)
+    assert joint.params_.loc["order_effect", "se"] < min(ga["se"], gb["se"])
+    summary = joint.summary()
+    assert "component" in summary.columns and "within" in summary.attrs["identifiability"]
+
+
+def test_tie_model_existence_names_the_items_and_non_identified_order_effect():
+    # 'a' never lost, with ties elsewhere: Davidson's MLE does not exist
+    data = Comparisons.from_arrays(["a", "a", "b", "c", "b", "c"], ["b", "c", "c", "b", "c", "b"],
+                                   [1, 1, 0.5, 1, 0, 0.5])
+    with pytest.raises(MLEDoesNotExistError, match="'a'") as info:
+        Davidson().fit(data)
+    assert info.value.never_lost == ["a"]
+    neutral = Comparisons.from_arrays(["a", "b", "c", "a"], ["b", "c", "a", "c"], [1, 1, 1, 0], order=[0, 0, 0, 0])
+    with pytest.raises(bradley.ComparisonDataError, match="order_effect"):
+        PairwiseModel(order_effect=True).fit(neutral)
