@@ -196,11 +196,14 @@ def _reweighted(data: Comparisons, counts: np.ndarray) -> Comparisons:
     )
 
 
-def _warn_fallbacks(n_fallback: int, rounds: int) -> None:
+def _warn_fallbacks(n_fallback: int, rounds: int, bias_reduced: bool = False) -> None:
     if n_fallback:
+        why = ("items not linked by any comparison in them (e.g. an item with few battles drawn 0 times), "
+               "which bias reduction cannot identify") if bias_reduced else (
+               "no finite MLE (an item never won or never lost in them)")
         warnings.warn(
-            f"{n_fallback} of {rounds} bootstrap replicates had no finite MLE (an item never won or never "
-            f"lost in them) and were fitted with a N(0, {FALLBACK_PRIOR:g}) prior.",
+            f"{n_fallback} of {rounds} bootstrap replicates had {why} and were fitted with a "
+            f"N(0, {FALLBACK_PRIOR:g}) prior.",
             DataWarning,
             stacklevel=3,
         )
@@ -303,6 +306,6 @@ def bootstrap_scores(
                 refit.fit(replicate)
             n_fallback += 1
         out[b] = refit.scores_ - refit.scores_.mean()
-    _warn_fallbacks(n_fallback, rounds)
+    _warn_fallbacks(n_fallback, rounds, firth_fit)
     return BootstrapResult(out, n_fallback, rounds, seed, "rows" if cluster is None else "clusters")
 

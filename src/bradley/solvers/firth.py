@@ -223,26 +223,34 @@ def firth(
         point = prob.evaluate(theta)
         if point is None:
             raise ValueError("the comparison graph is not connected: bias reduction cannot identify the scores.")
+        score, leverage = prob.adjusted_score(point)
         it = 0
         for it in range(1, max_iter + 1):
-            score, leverage = prob.adjusted_score(point)
             if _step_size(score, point) <= tol:
                 it -= 1
                 break
-            # quasi-Fisher scoring step, backtracked (Armijo) on the penalised likelihood
             step = prob.scoring_step(point, score, leverage)
             slope = float(score @ step)
-            t, candidate = 1.0, None
-            while t > 1e-12:
+            # The full step is taken when it raises l* enough (Armijo), or, near the
+            # optimum where changes of l* are below its rounding error, when it does
+            # not lower l* beyond that error and shrinks the adjusted score.
+            noise = 8.0 * np.finfo(float).eps * max(1.0, abs(point.penalized))
+            trial = prob.evaluate(point.theta + step)
+            accepted = None
+            if trial is not None and trial.penalized >= point.penalized - noise:
+                trial_score, trial_leverage = prob.adjusted_score(trial)
+                if (trial.penalized >= point.penalized + 1e-4 * slope
+                        or float(trial_score @ trial_score) < float(score @ score)):
+                    accepted = trial, trial_score, trial_leverage
+            t = 0.5
+            while accepted is None and t > 1e-12:  # backtracking (Armijo) on l*
                 trial = prob.evaluate(point.theta + t * step)
                 if trial is not None and trial.penalized >= point.penalized + 1e-4 * t * slope:
-                    candidate = trial
-                    break
+                    accepted = (trial, *prob.adjusted_score(trial))
                 t *= 0.5
-            if candidate is None:
+            if accepted is None:
                 break  # no ascent left in double precision: report the criterion as it stands
-            point = candidate
-        score, _ = prob.adjusted_score(point)
+            point, score, leverage = accepted
     theta = point.theta - point.theta.mean()
     return SolverResult(
         scores=theta,
