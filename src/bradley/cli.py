@@ -148,11 +148,11 @@ def _check_options(args: argparse.Namespace) -> None:
         raise ValueError("--order-column says who had the order advantage; it needs --order-effect.")
 
 
-def _read(args: argparse.Namespace) -> Comparisons:
-    """The comparisons named by the data options (one read of the file; count tables detected)."""
+def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
+    """The comparisons named by the data options, and whether DATA was a count table (one read of the file)."""
     frame = read_table(args.data, args.input_format)
-    counts = args.counts or is_count_table([str(c) for c in frame.columns], args.win1, args.win2)
-    return read_comparisons(
+    counts = bool(args.counts) or is_count_table([str(c) for c in frame.columns], args.win1, args.win2)
+    data = read_comparisons(
         frame,
         left=args.left,
         right=args.right,
@@ -170,12 +170,11 @@ def _read(args: argparse.Namespace) -> Comparisons:
         win2=args.win2,
         tie=args.tie,
     )
+    return data, counts
 
 
-def _is_weighted_count_table(args: argparse.Namespace, data: Comparisons) -> bool:
-    """A count table with non-integer counts: its rows are weighted pairs, not comparisons."""
-    return data.weight is not None and (bool(args.counts) or args.win1 is not None or
-                                        is_count_table(list(read_table(args.data, args.input_format).columns)))
+def _read(args: argparse.Namespace) -> Comparisons:
+    return _load(args)[0]
 
 
 def _run_fit(args: argparse.Namespace) -> str:
@@ -201,8 +200,8 @@ def _run_fit(args: argparse.Namespace) -> str:
 def _run_leaderboard(args: argparse.Namespace) -> str:
     if args.cluster and args.annotator and args.cluster != args.annotator:
         raise ValueError("--cluster and --annotator must name the same column (clusters are read as annotators).")
-    data = _read(args)
-    if args.ci == "bootstrap" and _is_weighted_count_table(args, data):
+    data, count_table = _load(args)
+    if args.ci == "bootstrap" and count_table and data.weight is not None:
         raise ValueError("the count table has non-integer counts, so its rows are weighted pairs, not single "
                          "comparisons, and a row bootstrap would not resample comparisons; use --ci fisher or sandwich.")
     family = _family_estimator(args)
