@@ -72,3 +72,21 @@ def test_covariate_separation_that_the_win_graph_cannot_see():
     assert mle_existence_problem(data.pair_counts()) is None
     with pytest.raises(MLEDoesNotExistError, match="len"):
         PairwiseModel(covariates=True).fit(data)
+
+
+def test_large_row_level_design_is_checked_at_the_fit():
+    # > 5000 rows with covariates: decided after fitting (positive-weights certificate, else the programme)
+    from bradley import PairwiseModel
+
+    rng = np.random.default_rng(3)
+    m = 6000
+    left = rng.integers(0, 4, m)
+    right = (left + rng.integers(1, 4, m)) % 4
+    x = rng.normal(size=m)
+    finite = Comparisons.from_arrays(left, right, (rng.random(m) < 1 / (1 + np.exp(-x))).astype(float),
+                                     items=np.arange(4), features=x[:, None], feature_names=["x"])
+    assert PairwiseModel(covariates=True).fit(finite).converged_
+    separated = Comparisons.from_arrays(left, right, (x > 0).astype(float), items=np.arange(4),
+                                        features=x[:, None], feature_names=["x"])
+    with pytest.raises(MLEDoesNotExistError, match="'x'"):
+        PairwiseModel(covariates=True).fit(separated)

@@ -53,7 +53,7 @@ from scipy.special import expit, log_expit, logsumexp, ndtr, ndtri
 from bradley.data import Comparisons, check_mle_exists
 from bradley.errors import ComparisonDataError, ConvergenceWarning, MLEDoesNotExistError
 from bradley.models.base import ItemIndex, ScoreUncertainty, as_comparisons, check_prior, require_fitted, summary_table
-from bradley.solvers.separation import design_null_space, find_separation
+from bradley.solvers.separation import design_null_space, find_separation, fitted_certificate
 from bradley.solvers.threads import single_blas_thread
 
 __all__ = ["PairwiseModel", "Davidson", "RaoKupper", "TOBT", "FAMILIES", "ITEM_EFFECTS"]
@@ -578,6 +578,7 @@ class PairwiseModel(ScoreUncertainty):
                              "use family='bt' or fix it (fixed={...}).")
         penalised = self._penalised(o)
         components, n_components = self._identify(cells, names, penalised)
+        self._deferred = False
         self._check_existence(o, comparisons, pairs, cells, names, penalised, tie_free, n_components)
 
         # start: plain BT strengths for the free effects, a tie parameter matching the tie share
@@ -601,6 +602,8 @@ class PairwiseModel(ScoreUncertainty):
         else:
             prior_variance = o.prior if o.item_effects == "fixed" else None
             x, value, grad, iterations, solver = self._maximise(x0, cells, prior_variance, total)
+        if self._deferred:
+            self._check_existence(o, comparisons, pairs, cells, names, penalised, tie_free, n_components, x=x)
         info = self._information(x, cells, prior_variance)
         cov = self._invert(info)
         scores, score_cov = self._score_moments(x, cov, components, n_components)
@@ -752,8 +755,13 @@ class PairwiseModel(ScoreUncertainty):
         return labels.astype(np.int64), int(n_comp)
 
     def _check_existence(self, o: SimpleNamespace, comparisons: Comparisons, pairs: Any, cells: _Cells,
-                         names: list[str], penalised: np.ndarray, tie_free: bool, n_components: int) -> None:
-        """Raise MLEDoesNotExistError when some parameter's estimate is infinite (separation)."""
+                         names: list[str], penalised: np.ndarray, tie_free: bool, n_components: int,
+                         x: np.ndarray | None = None) -> None:
+        """Raise MLEDoesNotExistError when some parameter's estimate is infinite (separation).
+
+        Called before the fit (``x`` None), and, for large Bradley-Terry
+        designs that no cheap certificate settles, again at the fitted ``x``.
+        """
         L = self._L
         scores_only = (o.item_effects == "fixed" and o.item_features is None and not o.order_effect
                        and not o.covariates and not tie_free and not o.judge_reliability)
@@ -766,14 +774,19 @@ class PairwiseModel(ScoreUncertainty):
         candidates[L["reliability"]] = False
         candidates[L["tie"]] = False
         observed = cells.total > 0
-        if not candidates.any() and not tie_free:
-            return
+        if (not candidates.any() and not tie_free) or x is not None:
+            return self._deferred_check(x, cells, names, candidates) if x is not None and candidates.any() else None
         design = self._design(cells)[observed][:, candidates]
         tie_scale = None
         if tie_free:
             tie_scale = 2.0 if o.family == "davidson" else 1.0
-        result = find_separation(design, cells.win[observed], cells.loss[observed], cells.tie[observed], tie_scale)
-        if result.separated:
+        # many row-level cells: decide at the fit (a positive-weights certificate) unless a cheap one settles it
+        defer = tie_scale is None and int(observed.sum()) > 5000
+        result = find_separation(design, cells.win[observed], cells.loss[observed], cells.tie[observed], tie_scale,
+                                 solve=not defer)
+        if result is None:
+            self._deferred = True
+        elif result.separated:
             raise self._separation_error(result, cells, observed, names, candidates, tie_free)
         if n_components > 1:
             warnings.warn(
@@ -781,6 +794,22 @@ class PairwiseModel(ScoreUncertainty):
                 "parameters: scores are centred within each component and comparable only within it "
                 "(components_ gives each item's component).", UserWarning, stacklevel=3,
             )
+
+    def _deferred_check(self, x: np.ndarray, cells: _Cells, names: list[str], candidates: np.ndarray) -> None:
+        from dataclasses import replace
+
+        observed = cells.total > 0
+        d = self._predictor(x, cells)
+        half = 0.5 * cells.tie
+        zero = np.zeros_like(cells.win)
+        _, lam_win, _ = self._row_terms(d, 0.0, replace(cells, win=cells.win + half, tie=zero, loss=zero))
+        _, lam_loss, _ = self._row_terms(d, 0.0, replace(cells, win=zero, tie=zero, loss=cells.loss + half))
+        design = self._design(cells, x if self._o.judge_reliability else None)[observed][:, candidates]
+        if fitted_certificate(design, lam_win[observed], -lam_loss[observed]):
+            return
+        result = find_separation(design, cells.win[observed], cells.loss[observed], cells.tie[observed], None)
+        if result.separated:
+            raise self._separation_error(result, cells, observed, names, candidates, False)
 
     def _separation_error(self, result: Any, cells: _Cells, observed: np.ndarray, names: list[str],
                           candidates: np.ndarray, tie_free: bool) -> MLEDoesNotExistError:
