@@ -65,3 +65,43 @@ def test_probe_accuracy_antisymmetry_and_layers():
     table = probe_layers({"informative": (a, b), "noise": (noise_a, noise_b)}, y, seed=3)
     best = table.set_index("layer")["test_accuracy"]
     assert best["informative"] > 0.75 and best["noise"] < 0.6
+
+
+def test_an_item_that_never_lost_is_an_error_not_a_zero_standard_error():
+    # lizard L0 has its own effect (an indicator feature) and never lost: its coefficient is +infinity.
+    # The old fit reported se ~ 1e-16 with a generic warning.
+    rng = np.random.default_rng(4)
+    names = [f"L{k}" for k in range(8)]
+    size = rng.normal(size=8)
+    feats = pd.DataFrame({"size": size, "own_L0": (np.arange(8) == 0).astype(float)}, index=names)
+    left = rng.integers(0, 8, 400)
+    right = (left + rng.integers(1, 8, 400)) % 8
+    outcome = (rng.random(400) < expit(size[left] - size[right])).astype(float)
+    outcome[left == 0], outcome[right == 0] = 1.0, 0.0
+    data = Comparisons.from_arrays(np.array(names)[left], np.array(names)[right], outcome)
+    with pytest.raises(bradley.MLEDoesNotExistError, match="own_L0") as info:
+        FeatureBT(feats).fit(data)
+    assert info.value.never_lost == ["L0"]
+    # a ridge (or free effects with a prior) keeps it finite, with an honest standard error
+    ridge = FeatureBT(feats, l2=1.0).fit(data)
+    assert ridge.converged_ and ridge.params_.loc["own_L0", "se"] > 0.3
+
+
+def test_constant_feature_is_reported_as_not_identified():
+    data, feats, _ = simulate_features(n_items=10, n_rows=2000)
+    feats = feats.assign(const=1.0)
+    with pytest.raises(bradley.ComparisonDataError, match="const"):
+        FeatureBT(feats).fit(data)
+    # free effects beside features need a prior: fixed unpenalised effects are not identified with features
+    with pytest.raises(bradley.ComparisonDataError, match="random"):
+        bradley.PairwiseModel(item_features=feats.drop(columns="const"), item_effects="fixed").fit(data)
+
+
+def test_feature_bt_uncertainty_api():
+    data, feats, _ = simulate_features(n_items=12, n_rows=3000, seed=5)
+    model = FeatureBT(feats).fit(data)
+    x = feats.loc[list(data.items)].to_numpy()
+    x_c = x - x.mean(axis=0)
+    w_cov = model.parameter_covariance_
+    np.testing.assert_allclose(model.covariance_, x_c @ w_cov @ x_c.T, atol=1e-12)
+    assert "se" in model.summary().columns and (model.standard_errors() > 0).all()

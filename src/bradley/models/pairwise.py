@@ -164,7 +164,10 @@ class PairwiseModel(ScoreUncertainty):
     component), scores_se_, covariance_ (covariance of ``scores_``),
     parameter_covariance_ (all free parameters, in the order of
     ``parameter_names_``), params_ (estimate, se, z, p_value, ci_low, ci_high,
-    fixed), components_, log_likelihood_, converged_, n_iter_, solver_.
+    fixed; ``sigma`` with random item effects), components_ (connected component
+    of each item), item_effects_, log_likelihood_ (with random effects: the
+    Laplace-approximate marginal log-likelihood; ``conditional_log_likelihood_``
+    beside it), converged_, n_iter_, solver_.
 
     Examples
     --------
@@ -628,8 +631,9 @@ class PairwiseModel(ScoreUncertainty):
         self.params_ = self._parameter_table(x, cov, names, fixed_values)
         if o.item_effects == "random":
             self._add_sigma_row(sigma_fixed)
-            if sigma_fixed is None:
-                self.log_likelihood_ = self._laplace_value
+            # the Laplace-approximate marginal likelihood; the conditional one (effects at their mode) kept beside it
+            self.conditional_log_likelihood_ = loglik
+            self.log_likelihood_ = self._laplace(x, cells, prior_variance)
         if o.item_effects != "none":
             effects = x[layout["effects"]]
             self.item_effects_ = pd.Series(effects, index=pd.Index(items, name="item"), name="effect")
