@@ -627,25 +627,38 @@ def _aggregate(
     hard = weight is None and bool(np.all((outcome == 1.0) | (outcome == 0.0) | tie))
 
     if hard:  # integer counting: the common case of plain win/loss/tie rows
-        first_won = (outcome == 1.0) != swapped
-        if dense:
+        # One count per (pair, class) with class 0 = first won, 1 = second won,
+        # 2 = tie (only when there are ties): a single bincount or sort.
+        classes = 3 if tie.any() else 2
+        second_won = (outcome == 1.0) == swapped  # first_won is its negation on decisive rows
+        if dense:  # class-major codes: each class's counts are one contiguous row
             size = n * n
-            total = np.bincount(key, minlength=size)
+            code = second_won.astype(np.int64)
+            code *= size
+            code += key
+            if classes == 3:
+                code[tie] = key[tie] + 2 * size
+            counts = np.bincount(code, minlength=size * classes).reshape(classes, size)
+            total = counts[0] + counts[1]
+            if classes == 3:
+                total += counts[2]
             pair_keys = np.flatnonzero(total)
-            wf = np.bincount(key[first_won & ~tie], minlength=size)[pair_keys].astype(np.float64)
-            wt = (
-                np.bincount(key[tie], minlength=size)[pair_keys].astype(np.float64)
-                if tie.any()
-                else np.zeros(len(pair_keys))
-            )
-            ws = total[pair_keys] - wf - wt
+            wf = counts[0].take(pair_keys).astype(np.float64)
+            ws = counts[1].take(pair_keys).astype(np.float64)
+            wt = counts[2].take(pair_keys).astype(np.float64) if classes == 3 else np.zeros(len(pair_keys))
         else:
-            # Sort key*3 + class (0 first won, 1 second won, 2 tie), then count runs.
-            combined = np.sort(key * 3 + np.where(tie, 2, np.where(first_won, 0, 1)))
-            starts = np.flatnonzero(np.concatenate(([True], combined[1:] != combined[:-1])))
+            code = key * classes
+            code += second_won
+            if classes == 3:
+                code[tie] = key[tie] * 3 + 2
+            # Sort (pair, class) codes, in 32 bits when they fit (faster); count runs.
+            if n * n * classes < 2**31:
+                code = code.astype(np.int32)
+            code.sort()
+            starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
             run_counts = np.diff(np.append(starts, m)).astype(np.float64)
-            run_values = combined[starts]
-            run_pair, run_class = run_values // 3, run_values % 3
+            run_values = code[starts].astype(np.int64)
+            run_pair, run_class = run_values // classes, run_values % classes
             new_pair = np.concatenate(([True], run_pair[1:] != run_pair[:-1]))
             pair_keys = run_pair[new_pair]
             pair_index = np.cumsum(new_pair) - 1
