@@ -67,24 +67,32 @@ class _Stages:
 
 
 def _stages(r: Rankings) -> _Stages:
-    frame = pd.DataFrame({"r": r.ranking, "i": r.item, "l": r.level})
-    levels = frame[frame.l != UNRANKED].groupby(["r", "l"], sort=True).size().reset_index(name="size")
-    levels["stage"] = np.arange(len(levels))
-    members = levels[["r", "l", "stage"]].merge(frame, on="r", suffixes=("", "_item"))
-    members = members[members.l_item >= members.l]
+    order = np.lexsort((r.level, r.ranking))
+    rid, item, level = r.ranking[order], r.item[order], r.level[order]
+    m = len(rid)
+    new_ranking = np.ones(m, bool)
+    new_ranking[1:] = rid[1:] != rid[:-1]
+    new_level = new_ranking.copy()
+    new_level[1:] |= level[1:] != level[:-1]
+    group_start = np.flatnonzero(new_level)  # first entry of each (ranking, level) group
+    group_end = np.append(group_start[1:], m)
+    ranking_end = np.append(np.flatnonzero(new_ranking)[1:], m)[np.cumsum(new_ranking)[group_start] - 1]
+    # a stage per ranked level: the group is chosen from its own entries and all later ones of the ranking;
     # only a single item choosing from a set of itself carries no information (probability 1)
-    set_size = members.groupby("stage")["i"].transform("size")
-    members = members[set_size >= 2].sort_values("stage", kind="stable")
-    keep_stages = np.unique(members.stage.to_numpy())
-    remap = np.full(len(levels), -1)
-    remap[keep_stages] = np.arange(len(keep_stages))
-    levels = levels[np.isin(levels.stage.to_numpy(), keep_stages)]
-    chosen = levels[["r", "l", "stage"]].merge(frame, on=["r", "l"])
-    return _Stages(
-        remap[members.stage.to_numpy()], members.i.to_numpy(np.int64),
-        remap[chosen.stage.to_numpy()], chosen.i.to_numpy(np.int64),
-        r.weight[levels.r.to_numpy()].astype(np.float64), levels["size"].to_numpy(np.int64), len(keep_stages),
-    )
+    keep = (level[group_start] != UNRANKED) & (ranking_end - group_start >= 2)
+    start, end, stop = group_start[keep], group_end[keep], ranking_end[keep]
+    n_stages = len(start)
+
+    def spans(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sizes = hi - lo
+        stage = np.repeat(np.arange(n_stages), sizes)
+        offset = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return stage, lo[stage] + offset
+
+    member_stage, member_pos = spans(start, stop)
+    chosen_stage, chosen_pos = spans(start, end)
+    return _Stages(member_stage, item[member_pos].astype(np.int64), chosen_stage, item[chosen_pos].astype(np.int64),
+                   r.weight[rid[start]].astype(np.float64), (end - start).astype(np.int64), n_stages)
 
 
 # --------------------------------------------------------------------------- Breslow ties
