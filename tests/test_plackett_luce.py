@@ -435,3 +435,21 @@ def test_option_errors_and_prior():
     assert m.converged_ and m.scores_[2] < m.scores_[0]
     with pytest.raises(bradley.MLEDoesNotExistError):
         PlackettLuce(ties="davidson-luce").fit(never_wins)
+
+
+def test_davidson_luce_with_a_prior_and_a_diverging_tie_parameter():
+    # every pair tied or won by the first: the MAP exists with a prior on the scores
+    r = Rankings.from_long([0, 0, 1, 1, 2, 2, 3, 3], list("abbcacab"), [1, 2, 1, 1, 1, 2, 1, 1])
+    with pytest.warns(bradley.ConvergenceWarning, match="MLE may not exist"):
+        PlackettLuce(ties="davidson-luce", max_iter=60).fit(r)
+    m = PlackettLuce(ties="davidson-luce", prior=1.0).fit(r)
+    assert m.converged_ and np.isfinite(m.params_["se"]).all()
+    # at the MAP the penalised score is zero: check against the likelihood by central differences
+    delta = {2: float(m.params_.loc["delta_2", "estimate"])}
+
+    def objective(theta):
+        return plackett_luce_log_likelihood(theta, r, "davidson-luce", delta) - 0.5 * theta @ theta
+
+    h = 1e-6
+    grad = [(objective(m.scores_ + h * e) - objective(m.scores_ - h * e)) / (2 * h) for e in np.eye(3)]
+    np.testing.assert_allclose(grad, 0, atol=1e-6)

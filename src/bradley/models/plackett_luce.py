@@ -474,9 +474,14 @@ class PlackettLuce(ScoreUncertainty):
         self.n_rankings_ = rankings.n_rankings
         self.first_place_ = pd.Series(np.bincount(rankings.item[rankings.level == 1], minlength=n), index=self.items_)
         if not self.converged_:
+            hint = ""
+            if np.max(np.abs(x)) > 30:
+                hint = (" Estimates are drifting to infinity: the MLE may not exist for these data (with "
+                        "Davidson-Luce ties, a tie parameter can diverge even when the ranked-above graph is "
+                        "strongly connected); a prior keeps the scores finite.")
             warnings.warn(f"PlackettLuce ({self.solver}) stopped after {self.n_iter_} iterations without meeting "
-                          f"tol={self.tol:g} (largest one-coordinate Newton step {self.convergence_criterion_:.3g}).",
-                          ConvergenceWarning, stacklevel=2)
+                          f"tol={self.tol:g} (largest one-coordinate Newton step {self.convergence_criterion_:.3g})."
+                          + hint, ConvergenceWarning, stacklevel=2)
         return self
 
     # ------------------------------------------------------------------ solvers
