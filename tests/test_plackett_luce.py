@@ -173,6 +173,9 @@ def test_nascar_default_newton_fits_hunters_data(nascar):
     truth -= truth.mean()
     np.testing.assert_allclose(newton.scores_, truth, atol=1e-6)
     assert newton.log_likelihood_ == pytest.approx(-res.fun, abs=1e-8)
+    # Hunter (2004, sec. 6): the MLE puts PJ Jones and Scott Pruett (one road race each) on top
+    drivers = pd.read_csv(DATA / "nascar_drivers.csv").set_index("id")["driver"]
+    assert drivers.loc[newton.summary()["item"].head(2).tolist()].tolist() == ["PJ Jones", "Scott Pruett"]
 
 
 @needs_data
