@@ -169,3 +169,26 @@ def test_leaderboard_with_family_models(tmp_path, capsys):
     assert "length_diff" in out["parameters"]
     assert main(["leaderboard", str(path), "--model", "rao-kupper", "--order-effect"]) == 0
     assert capsys.readouterr().out.startswith("Rao-Kupper leaderboard")
+
+
+def test_fisher_intervals_with_a_prior_are_those_of_the_centred_scores():
+    # Regression: with a prior the leaderboard used inv(information), whose
+    # common-shift direction carries the prior variance (10 / n per item here,
+    # se ~ 1.3 instead of ~ 0.1), so every interval overlapped every other.
+    data, _ = bradley.simulate_bt(6, 6000, seed=11, item_names=True)
+    with_prior = leaderboard(data, model=bradley.BradleyTerry(prior=10.0), ci="fisher").table.set_index("item")
+    plain = leaderboard(data, ci="fisher").table.set_index("item")
+    np.testing.assert_allclose(with_prior["se"], plain.loc[with_prior.index, "se"], rtol=0.01)
+    assert with_prior["se"].max() < 0.2
+    assert with_prior["tier"].max() == plain["tier"].max() > 1
+
+
+def test_bias_reduced_leaderboard_on_arena_battles():
+    battles = bradley.datasets.load_arena_140k()
+    battles = battles[battles.model_a != battles.model_b]
+    board = leaderboard(battles, model=bradley.BradleyTerry(bias_reduction=True), ci="fisher")
+    plain = leaderboard(battles, ci="fisher")
+    assert board.model.converged_ and board.model.solver_ == "firth"
+    # 135k battles: bias reduction moves no score by more than a few thousandths
+    a = board.table.set_index("item")["score"]
+    np.testing.assert_allclose(a, plain.table.set_index("item").loc[a.index, "score"], atol=5e-3)

@@ -324,3 +324,19 @@ def test_leaderboard_takes_fisher_ses_from_the_model():
     z = 1.959963984540054
     np.testing.assert_allclose(t["ci_high"] - t["score"], z * t["se"], rtol=1e-12)
     assert isinstance(board.table, pd.DataFrame)
+
+
+def test_bootstrap_of_the_robust_model_refits_the_trimming():
+    # Regression: bootstrap replicates of RobustBradleyTerry were refitted as
+    # plain BT on all rows, so they were centred on the untrimmed fit.
+    data, truth = bradley.simulate_bt(6, 3000, seed=12)
+    outcome = data.outcome.copy()
+    top = int(np.argmax(truth))
+    flip = np.flatnonzero((data.left == top) & (outcome == 1.0))[:150]  # an attacker flips the top item's wins
+    outcome[flip] = 0.0
+    attacked = Comparisons(data.left, data.right, outcome, data.items)
+    robust = bradley.RobustBradleyTerry(trim=0.05).fit(attacked)
+    plain = BradleyTerry(prior=10.0).fit(attacked)
+    boot = inference.bootstrap_scores(robust, attacked, rounds=8, seed=1)
+    centre = boot.scores.mean(axis=0)
+    assert abs(centre[top] - robust.scores_[top]) < abs(centre[top] - plain.scores_[top])

@@ -255,7 +255,9 @@ def bootstrap_scores(
         raise ValueError(f"rounds must be at least 1, got {rounds}.")
     from bradley.models import BradleyTerry
 
-    is_bt = isinstance(model, BradleyTerry)
+    # the pair-count fast path only for plain BT fits; subclasses that change fit()
+    # (RobustBradleyTerry re-trims) are refitted like any other estimator
+    is_bt = isinstance(model, BradleyTerry) and type(model).fit is BradleyTerry.fit
     firth_fit = is_bt and bool(getattr(model, "bias_reduction", False))
     if firth_fit:
         from bradley.solvers.firth import comparison_groups, firth

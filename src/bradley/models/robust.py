@@ -54,6 +54,13 @@ class RobustBradleyTerry(BradleyTerry):
         Total weight trimmed.
     steps_ : int
         Concentration steps taken.
+    covariance_ : numpy.ndarray
+        Inverse Fisher information of the final trimmed fit, on the kept rows
+        (with the prior), mean-zero constraint; read it with
+        ``standard_errors(reference=...)``, ``quasi_variances()`` or the ``se``
+        column of ``summary()``. It treats the kept set as given, so it
+        understates the uncertainty of which rows were trimmed (the bootstrap
+        refits the trimming).
 
     Examples
     --------
@@ -62,6 +69,8 @@ class RobustBradleyTerry(BradleyTerry):
     >>> m = RobustBradleyTerry(trim=0.05).fit(data)
     >>> round(m.n_trimmed_)
     200
+    >>> bool(m.standard_errors().gt(0).all())
+    True
     """
 
     def __init__(self, trim: float = 0.1, max_steps: int = 50, prior: float | None = 10.0, solver: str = "auto",
