@@ -456,3 +456,13 @@ def test_davidson_luce_with_a_prior_and_a_diverging_tie_parameter():
     h = 1e-6
     grad = [(objective(m.scores_ + h * e) - objective(m.scores_ - h * e)) / (2 * h) for e in np.eye(3)]
     np.testing.assert_allclose(grad, 0, atol=1e-6)
+
+
+def test_zero_weight_rankings_bring_no_tie_order():
+    ids = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
+    items = list("abbcacababc")
+    ranks = [1, 2, 1, 2, 2, 1, 1, 2, 1, 1, 1]  # ranking 4 is a three-way tie, with weight 0
+    m = PlackettLuce(ties="davidson-luce").fit(Rankings.from_long(ids, items, ranks, weight=[1, 1, 1, 1, 0]))
+    plain = PlackettLuce().fit(Rankings.from_long(ids[:8], items[:8], ranks[:8]))
+    assert m.converged_ and m.params_.empty
+    np.testing.assert_allclose(m.scores_, plain.scores_, atol=1e-8)

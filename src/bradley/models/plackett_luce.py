@@ -78,8 +78,9 @@ def _stages(r: Rankings) -> _Stages:
     group_end = np.append(group_start[1:], m)
     ranking_end = np.append(np.flatnonzero(new_ranking)[1:], m)[np.cumsum(new_ranking)[group_start] - 1]
     # a stage per ranked level: the group is chosen from its own entries and all later ones of the ranking;
-    # only a single item choosing from a set of itself carries no information (probability 1)
-    keep = (level[group_start] != UNRANKED) & (ranking_end - group_start >= 2)
+    # only a single item choosing from a set of itself carries no information (probability 1);
+    # rankings of weight zero contribute nothing (and must not bring tie orders into the model)
+    keep = (level[group_start] != UNRANKED) & (ranking_end - group_start >= 2) & (r.weight[rid[group_start]] > 0)
     start, end, stop = group_start[keep], group_end[keep], ranking_end[keep]
     n_stages = len(start)
 
