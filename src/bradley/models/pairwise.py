@@ -784,8 +784,10 @@ class PairwiseModel(ScoreUncertainty):
         tie_scale = None
         if tie_free:
             tie_scale = 2.0 if o.family == "davidson" else 1.0
-        # many row-level cells: decide at the fit (a positive-weights certificate) unless a cheap one settles it
-        defer = tie_scale is None and int(observed.sum()) > 5000
+        # decide at the fit (a positive-weights certificate; the programme only if it fails) unless a cheap
+        # certificate settles it now; with a tie parameter this needs a cell with wins each way (tau = 0 forced)
+        forced = tie_scale is None or bool(((cells.win > 0) & (cells.loss > 0)).any())
+        defer = forced and int(observed.sum()) > 200
         result = find_separation(design, cells.win[observed], cells.loss[observed], cells.tie[observed], tie_scale,
                                  solve=not defer)
         if result is None:
@@ -804,14 +806,28 @@ class PairwiseModel(ScoreUncertainty):
 
         observed = cells.total > 0
         d = self._predictor(x, cells)
-        half = 0.5 * cells.tie
-        zero = np.zeros_like(cells.win)
-        _, lam_win, _ = self._row_terms(d, 0.0, replace(cells, win=cells.win + half, tie=zero, loss=zero))
-        _, lam_loss, _ = self._row_terms(d, 0.0, replace(cells, win=zero, tie=zero, loss=cells.loss + half))
+        win, loss, tie = cells.win, cells.loss, cells.tie
+        family = self._o.family
+        # the score equations split into positive weights on "left won" (wins, ties) and "right won" (losses, ties)
+        if family == "davidson":
+            t = self._tie_value(x)
+            log_norm = logsumexp(np.stack([0.5 * d, -0.5 * d, np.full_like(d, t)]), axis=0)
+            pw, pl, pt = np.exp(0.5 * d - log_norm), np.exp(-0.5 * d - log_norm), np.exp(t - log_norm)
+            lam_win, lam_loss = win * (pl + 0.5 * pt) + 0.5 * tie * pl, loss * (pw + 0.5 * pt) + 0.5 * tie * pw
+        elif family != "bt":
+            alpha = np.exp(self._tie_value(x))
+            s1, s2 = np.exp(log_expit(d - alpha)), np.exp(log_expit(-d - alpha))
+            lam_win, lam_loss = win * (1 - s1) + tie * s2, loss * (1 - s2) + tie * s1
+        else:
+            half, zero = 0.5 * tie, np.zeros_like(win)
+            _, lam_win, _ = self._row_terms(d, 0.0, replace(cells, win=win + half, tie=zero, loss=zero))
+            _, neg, _ = self._row_terms(d, 0.0, replace(cells, win=zero, tie=zero, loss=loss + half))
+            lam_loss = -neg
         design = self._design(cells, x if self._o.judge_reliability else None)[observed][:, candidates]
-        if fitted_certificate(design, lam_win[observed], -lam_loss[observed]):
+        if fitted_certificate(design, lam_win[observed], lam_loss[observed]):
             return
-        result = find_separation(design, cells.win[observed], cells.loss[observed], cells.tie[observed], None)
+        # with wins each way somewhere the tie direction is 0 and ties pin the predictor as in BT
+        result = find_separation(design, win[observed], loss[observed], tie[observed], None)
         if result.separated:
             raise self._separation_error(result, cells, observed, names, candidates, False)
 

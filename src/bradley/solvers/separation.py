@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from bradley.solvers.threads import single_blas_thread
+
 __all__ = ["SeparationResult", "find_separation", "fitted_certificate", "design_null_space"]
 
 
@@ -89,7 +91,8 @@ def design_null_space(design: sparse.spmatrix | np.ndarray, weights: np.ndarray 
     col_scale = np.where(col_scale > 0, col_scale, 1.0)
     scaled = j @ sparse.diags(1.0 / col_scale)
     gram = np.asarray((scaled.T @ scaled).todense())
-    values, vectors = np.linalg.eigh(0.5 * (gram + gram.T))
+    with single_blas_thread(gram.shape[0]):
+        values, vectors = np.linalg.eigh(0.5 * (gram + gram.T))
     limit = rtol * max(float(values[-1]), 1.0) * max(gram.shape[0], 1)
     null = vectors[:, values <= limit]
     # back to the unscaled parameters: J (S^-1 y) = 0  <=>  v = S^-1 y
@@ -239,7 +242,8 @@ def fitted_certificate(design: sparse.spmatrix | np.ndarray, weight_win: np.ndar
         return False
     g = j.T @ (lw - ll)
     gram = (j.T @ j.multiply((lw + ll)[:, None]).tocsr()).toarray()
-    values, vectors = np.linalg.eigh(0.5 * (gram + gram.T))
+    with single_blas_thread(gram.shape[0]):
+        values, vectors = np.linalg.eigh(0.5 * (gram + gram.T))
     keep = values > 1e-10 * max(float(values[-1]), 1e-300) * gram.shape[0]
     z = vectors[:, keep] @ ((vectors[:, keep].T @ g) / values[keep])
     # the remaining gradient must lie in the range of the Gram matrix (it does, up to rounding)
