@@ -192,3 +192,24 @@ def test_bias_reduced_leaderboard_on_arena_battles():
     # 135k battles: bias reduction moves no score by more than a few thousandths
     a = board.table.set_index("item")["score"]
     np.testing.assert_allclose(a, plain.table.set_index("item").loc[a.index, "score"], atol=5e-3)
+
+
+def test_bootstrap_from_pair_counts_resamples_games_not_pair_rows():
+    # One row per game and the same games as counts must give the same bootstrap:
+    # resampling weighted pair rows as units would inflate the spread ~10x.
+    wins = np.array([[0, 30, 20, 25], [20, 0, 30, 15], [25, 20, 0, 30], [10, 25, 20, 0]])
+    counts = bradley.PairCounts.from_matrix(wins, items=list("abcd"))
+    rows = counts.to_comparisons(frequencies=True)
+    assert rows.weight is None and rows.n_comparisons == wins.sum()
+    from_counts = bradley.leaderboard(counts, ci="bootstrap", rounds=200, seed=3)
+    from_rows = bradley.leaderboard(rows, ci="bootstrap", rounds=200, seed=3)
+    np.testing.assert_allclose(from_counts.table["se"], from_rows.table["se"], rtol=1e-12)
+    fisher = bradley.leaderboard(counts, ci="fisher").table.set_index("item")["se"]
+    boot = from_counts.table.set_index("item")["se"]
+    assert np.all(np.abs(boot / fisher.loc[boot.index] - 1) < 0.3)
+
+
+def test_pair_counts_as_games_need_whole_numbers():
+    counts = bradley.PairCounts.from_matrix([[0, 1.5], [2, 0]])
+    with pytest.raises(bradley.ComparisonDataError, match="whole numbers"):
+        counts.to_comparisons(frequencies=True)

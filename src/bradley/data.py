@@ -517,11 +517,15 @@ class PairCounts:
             comparisons.items,
         )
 
-    def to_comparisons(self) -> Comparisons:
-        """Weighted comparison rows carrying exactly these counts (no loss for models without row covariates).
+    def to_comparisons(self, frequencies: bool = False) -> Comparisons:
+        """Comparison rows carrying exactly these counts (no loss for models without row covariates).
 
         Each pair gives up to three rows (first won, second won, tie) with the
-        counts as weights; pairs and kinds with zero count give none.
+        counts as weights; pairs and kinds with zero count give none. With
+        ``frequencies=True`` the counts must be whole numbers and each game
+        becomes one unweighted row, which is what resampling (bootstrap) and
+        sandwich errors need: a row of weight ``w`` is one observation to them,
+        not ``w``.
 
         Examples
         --------
@@ -537,8 +541,16 @@ class PairCounts:
         weight = np.concatenate([self.wins_first, self.wins_second, self.ties])
         keep = weight > 0
         order = np.argsort(np.tile(np.arange(k), 3)[keep], kind="stable")
-        return Comparisons(first[keep][order], second[keep][order], outcome[keep][order], self.items,
-                           weight[keep][order])
+        first, second, outcome, weight = first[keep][order], second[keep][order], outcome[keep][order], weight[keep][order]
+        if not frequencies:
+            return Comparisons(first, second, outcome, self.items, weight)
+        fractional = weight != np.round(weight)
+        if fractional.any():
+            shown = weight[fractional][:3].tolist()
+            raise ComparisonDataError(
+                f"counts must be whole numbers to be read as games; {int(fractional.sum())} are not (e.g. {shown}).")
+        games = weight.astype(np.int64)
+        return Comparisons(np.repeat(first, games), np.repeat(second, games), np.repeat(outcome, games), self.items)
 
     @classmethod
     def from_matrix(cls, wins: Any, ties: Any | None = None, items: Any | None = None) -> "PairCounts":

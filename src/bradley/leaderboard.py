@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from bradley import inference
-from bradley.data import Comparisons, python_values
+from bradley.data import Comparisons, PairCounts, python_values
 from bradley.models import BradleyTerry
 from bradley.models.base import as_comparisons
 from bradley.scales import to_elo
@@ -259,7 +259,11 @@ def leaderboard(
         raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}.")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}.")
-    comparisons: Comparisons = as_comparisons(data)
+    if isinstance(data, PairCounts) and ci in ("sandwich", "bootstrap"):
+        # resampling and sandwich errors need one row per game, not weighted pair rows
+        comparisons: Comparisons = data.to_comparisons(frequencies=True)
+    else:
+        comparisons = as_comparisons(data)
     estimator = BradleyTerry() if model is None else model
     if getattr(estimator, "anchor", None) is not None:
         raise ValueError("pass the anchor to leaderboard(), not to the model.")
