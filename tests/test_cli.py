@@ -185,3 +185,22 @@ def test_order_column_needs_order_effect_and_a_valid_column(tmp_path, capsys):
     assert main(["fit", str(path), "--order-effect", "--order-column", "pos"]) == 2
     assert "order column 'pos' must hold 1 (left had the advantage), -1 (right had it) or 0 (neutral); got [2.0] in row 7" \
         in capsys.readouterr().err
+
+
+def test_bias_reduction_flag_fits_an_unbeaten_item(tmp_path, capsys):
+    # 'a' never lost: the plain MLE does not exist, Firth's estimate is finite
+    path = tmp_path / "games.csv"
+    pd.DataFrame({"left": ["a", "a", "b", "c", "b"], "right": ["b", "c", "c", "b", "a"],
+                  "outcome": [1, 1, 1, 1, 0]}).to_csv(path, index=False)
+    assert main(["fit", str(path)]) == 2
+    capsys.readouterr()
+    assert main(["fit", str(path), "--bias-reduction", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    data = bradley.read_comparisons(path)
+    model = bradley.BradleyTerry(bias_reduction=True).fit(data)
+    scores = {row["name"]: row["score"] for row in out["items"]}
+    np.testing.assert_allclose([scores[i] for i in model.items_], model.scores_, atol=1e-9)
+    assert main(["leaderboard", str(path), "--bias-reduction", "--ci", "fisher"]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(path), "--bias-reduction", "--prior", "10"]) == 2
+    assert main(["fit", str(path), "--bias-reduction", "--model", "davidson"]) == 2

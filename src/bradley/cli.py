@@ -126,8 +126,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", default="auto", choices=["auto", "newton", "newton-cg", "mm", "zermelo", "newman", "lbfgs"])
     parser.add_argument("--prior", type=float, default=None, metavar="VARIANCE",
                         help="Gaussian prior variance on scores (MAP); makes any data fit")
+    parser.add_argument("--bias-reduction", action="store_true",
+                        help="Firth bias-reduced Bradley-Terry (as BTm(br = TRUE)): finite, less biased scores for "
+                             "items with few comparisons or that never lost (plain bt only; not with --prior)")
     parser.add_argument("--tol", type=float, default=1e-8, help="convergence tolerance (default 1e-8)")
     parser.add_argument("--max-iter", type=int, default=None)
+
+
+def _bradley_terry(args: argparse.Namespace, anchor: str | tuple[str, float] | None = None) -> BradleyTerry:
+    return BradleyTerry(prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter, anchor=anchor,
+                        bias_reduction=args.bias_reduction)
 
 
 def _parse_anchor(text: str | None) -> str | tuple[str, float] | None:
@@ -146,6 +154,9 @@ def _check_options(args: argparse.Namespace) -> None:
     """Refuse option combinations that would be silently ignored."""
     if getattr(args, "order_column", None) and not getattr(args, "order_effect", None):
         raise ValueError("--order-column says who had the order advantage; it needs --order-effect.")
+    if getattr(args, "bias_reduction", False) and (args.model != "bt" or _family_estimator(args) is not None):
+        raise ValueError("--bias-reduction is available for the plain bt model (no tie model, order effect, "
+                         "covariates or flip rate).")
 
 
 def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
@@ -186,9 +197,7 @@ def _run_fit(args: argparse.Namespace) -> str:
     data = _read(args)
     family = _family_estimator(args)
     if family is None:
-        model = BradleyTerry(
-            prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter, anchor=_parse_anchor(args.anchor)
-        ).fit(data)
+        model = _bradley_terry(args, anchor=_parse_anchor(args.anchor)).fit(data)
         return render_fit(model, args.format)
     if args.anchor:
         raise ValueError("--anchor is available for the plain bt model; scores of other models are mean-zero.")
@@ -207,7 +216,7 @@ def _run_leaderboard(args: argparse.Namespace) -> str:
     family = _family_estimator(args)
     board = leaderboard(
         data,
-        model=family or BradleyTerry(prior=args.prior, solver=args.solver, tol=args.tol, max_iter=args.max_iter),
+        model=family or _bradley_terry(args),
         ci=args.ci,
         level=args.level,
         rounds=args.rounds,
