@@ -204,3 +204,46 @@ def test_bias_reduction_flag_fits_an_unbeaten_item(tmp_path, capsys):
     capsys.readouterr()
     assert main(["fit", str(path), "--bias-reduction", "--prior", "10"]) == 2
     assert main(["fit", str(path), "--bias-reduction", "--model", "davidson"]) == 2
+
+
+def test_fixed_parameters_and_item_features_flags_match_the_api(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    size = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 2.5}
+    items = list(size)
+    rows = []
+    for _ in range(300):
+        i, j = rng.choice(4, 2, replace=False)
+        p = 1 / (1 + np.exp(-0.8 * (size[items[i]] - size[items[j]])))
+        u = rng.random()
+        rows.append((items[i], items[j], 1.0 if u < 0.8 * p else (0.5 if u < 0.8 * p + 0.2 else 0.0)))
+    games = tmp_path / "games.csv"
+    pd.DataFrame(rows, columns=["left", "right", "outcome"]).to_csv(games, index=False)
+    features = pd.DataFrame({"item": items, "size": list(size.values())})
+    feature_file = tmp_path / "features.csv"
+    features.to_csv(feature_file, index=False)
+    args = ["fit", str(games), "--model", "davidson", "--item-features", str(feature_file), "--fixed", "nu=0.5"]
+    assert main(args + ["--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    model = bradley.Davidson(item_features=features.set_index("item"), fixed={"nu": 0.5}).fit(
+        bradley.read_comparisons(games))
+    scores = {row["name"]: row["score"] for row in out["items"]}
+    np.testing.assert_allclose([scores[i] for i in model.items_], model.scores_, atol=1e-8)
+    assert model.params_.loc["nu", "estimate"] == 0.5 and bool(model.params_.loc["nu", "fixed"])
+    assert main(["fit", str(games), "--fixed", "nu"]) == 2
+    assert main(["fit", str(games), "--item-effects", "random"]) == 2
+
+
+def test_plackett_luce_matrix_layout_and_davidson_luce_ties(tmp_path, capsys):
+    # rank matrix with an id column; a tied pair in every ranking makes delta_2 estimable
+    matrix = pd.DataFrame({"judge": [1, 2, 3, 4, 5, 6], "A": [1, 1, 2, 1, 3, 1], "B": [2, 1, 1, 3, 1, 2],
+                           "C": [3, 2, 1, 2, 2, 2], "D": [0, 3, 3, 3, 2, 3]})
+    path = tmp_path / "ranks.csv"
+    matrix.to_csv(path, index=False)
+    assert main(["fit", str(path), "--model", "plackett-luce", "--layout", "matrix", "--id-col", "judge",
+                 "--ties", "davidson-luce", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rankings = bradley.read_rankings(path, layout="matrix", id="judge")
+    model = bradley.PlackettLuce(ties="davidson-luce").fit(rankings)
+    scores = {row["name"]: row["score"] for row in out["items"]}
+    np.testing.assert_allclose([scores[i] for i in model.items_], model.scores_, atol=1e-7)
+    assert "delta_2" in model.params_.index

@@ -7,6 +7,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+import pandas as pd
+
 from bradley import __version__
 from bradley.errors import BradleyError
 from bradley.data import Comparisons
@@ -57,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(fit)
     fit.add_argument("--model", default="bt", choices=["bt", "davidson", "rao-kupper", "tobt", "plackett-luce"],
                      help="bt (ties as half wins); a tie model: davidson, rao-kupper, tobt; or plackett-luce for rankings")
-    fit.add_argument("--layout", default="long", choices=["long", "wide"],
-                     help="rankings file layout for plackett-luce: long (ranking_id,item,rank) or wide (items best first)")
+    fit.add_argument("--layout", default="long", choices=["long", "wide", "matrix"],
+                     help="rankings file layout for plackett-luce: long (ranking_id,item,rank), wide (items best "
+                          "first across the columns) or matrix (one column per item holding its rank; 0/empty = absent)")
+    fit.add_argument("--id-col", default=None, metavar="COL",
+                     help="ranking id column in the wide and matrix layouts (default: a 'ranking' or 'ranking_id' column)")
+    fit.add_argument("--ties", default="breslow", choices=["breslow", "davidson-luce"],
+                     help="plackett-luce ties: Breslow's approximation, or Davidson-Luce (a tie parameter per tie order)")
     fit.add_argument("--ranking-col", default="ranking_id", help="ranking id column (long layout)")
     fit.add_argument("--item-col", default="item", help="item column (long layout)")
     fit.add_argument("--rank-col", default="rank", help="rank column (long layout; equal ranks are ties)")
@@ -106,20 +113,59 @@ def _add_family_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-reliability", action="store_true",
                         help="fit a reliability (scale on the score difference) per annotator (--annotator COL)")
     parser.add_argument("--annotator", default=None, metavar="COL", help="annotator / judge column")
+    parser.add_argument("--fixed", default=None, metavar="NAME=VALUE[,...]",
+                        help="fix parameters at given values and fit the rest, e.g. nu=0.5,order_effect=0.1 "
+                             "(names as in the parameter table; natural scale)")
+    parser.add_argument("--item-features", default=None, metavar="FILE",
+                        help="item features table (first column or an 'item' column names the items): scores become "
+                             "x_i . w (+ item effects); coefficients in the parameter table")
+    parser.add_argument("--item-effects", default=None, choices=["none", "fixed", "random"],
+                        help="with --item-features: no item effects (default), free fixed effects (needs --prior), "
+                             "or random effects N(0, sigma^2) with sigma estimated (Laplace)")
     parser.add_argument("--order-column", default=None, metavar="COL",
                         help="with --order-effect: which side had the home / first-position advantage per row: "
                              "1/0/-1, left/neutral/right, or the home item's name (empty = neutral); "
                              "default: the left item in every row")
 
 
+def _parse_fixed(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    fixed = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().rpartition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            fixed[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--fixed takes NAME=VALUE pairs separated by commas, got {part.strip()!r}.") from None
+    return fixed
+
+
+def _read_item_features(path: str | None) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    frame = read_table(path)
+    key = "item" if "item" in frame.columns else frame.columns[0]
+    return frame.set_index(key)
+
+
+def _needs_pairwise_model(args: argparse.Namespace) -> bool:
+    extras = (args.order_effect or args.covariates or args.flip_rate is not None or args.judge_reliability
+              or args.fixed or args.item_features)
+    return args.model != "bt" or bool(extras)
+
+
 def _family_estimator(args: argparse.Namespace) -> PairwiseModel | None:
     """The PairwiseModel the options ask for, or None for plain Bradley-Terry."""
-    extras = args.order_effect or args.covariates or args.flip_rate is not None or args.judge_reliability
-    if args.model == "bt" and not extras:
+    if not _needs_pairwise_model(args):
         return None
     order = {"yes": True, "annotator": "annotator", None: False}[args.order_effect]
     return PairwiseModel(family=args.model, order_effect=order, covariates=bool(args.covariates),
-                         flip_rate=args.flip_rate, prior=args.prior, judge_reliability=args.judge_reliability)
+                         flip_rate=args.flip_rate, prior=args.prior, judge_reliability=args.judge_reliability,
+                         tol=1e-9, item_features=_read_item_features(args.item_features),
+                         item_effects=args.item_effects, fixed=_parse_fixed(args.fixed))
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -154,7 +200,9 @@ def _check_options(args: argparse.Namespace) -> None:
     """Refuse option combinations that would be silently ignored."""
     if getattr(args, "order_column", None) and not getattr(args, "order_effect", None):
         raise ValueError("--order-column says who had the order advantage; it needs --order-effect.")
-    if getattr(args, "bias_reduction", False) and (args.model != "bt" or _family_estimator(args) is not None):
+    if getattr(args, "item_effects", None) and not args.item_features:
+        raise ValueError("--item-effects needs --item-features.")
+    if getattr(args, "bias_reduction", False) and _needs_pairwise_model(args):
         raise ValueError("--bias-reduction is available for the plain bt model (no tie model, order effect, "
                          "covariates or flip rate).")
 
@@ -191,8 +239,10 @@ def _read(args: argparse.Namespace) -> Comparisons:
 def _run_fit(args: argparse.Namespace) -> str:
     if args.model == "plackett-luce":
         rankings = read_rankings(args.data, layout=args.layout, ranking=args.ranking_col, item=args.item_col,
-                                 rank=args.rank_col, format=args.input_format)
-        model = PlackettLuce(solver="mm" if args.solver in ("mm", "zermelo") else "newton", prior=args.prior).fit(rankings)
+                                 rank=args.rank_col, format=args.input_format, id=args.id_col)
+        solver = "mm" if args.solver in ("mm", "zermelo") else "newton"
+        model = PlackettLuce(solver=solver, prior=args.prior, ties=args.ties, tol=args.tol,
+                             max_iter=args.max_iter).fit(rankings)
         return render_fit(model, args.format, model_name="plackett-luce")
     data = _read(args)
     family = _family_estimator(args)
