@@ -9,7 +9,11 @@ Examples
 >>> model.summary().head(3)  # doctest: +SKIP
 """
 
-from bradley import datasets, evaluate, inference, matchups
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from bradley.data import Comparisons, PairCounts, check_mle_exists, mle_existence_problem
 from bradley.errors import (
     BradleyError,
@@ -27,6 +31,24 @@ from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
 
 __version__ = "0.1.0"
+
+# Submodules loaded on first use (``bradley.evaluate``, ...): ``import bradley``
+# stays cheap for a plain fit. ``leaderboard`` stays eager because the function
+# of that name must shadow the module.
+_LAZY_SUBMODULES = ("datasets", "evaluate", "inference", "matchups")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f"bradley.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'bradley' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
 
 __all__ = [
     "BradleyError",

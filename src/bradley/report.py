@@ -7,13 +7,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from bradley.data import python_values
 
 __all__ = ["FORMATS", "fit_to_dict", "render_summary", "render_fit"]
 
 FORMATS = ("table", "csv", "json", "markdown")
+
+
+def _tabulate(*args: Any, **kwargs: Any) -> str:
+    """``tabulate.tabulate``, imported on first use (keeps ``import bradley`` light)."""
+    from tabulate import tabulate
+
+    return tabulate(*args, **kwargs)
 
 
 def fit_to_dict(model: Any, model_name: str = "bradley-terry") -> dict[str, Any]:
@@ -73,9 +79,9 @@ def render_summary(table: pd.DataFrame, fmt: str = "table") -> str:
     if fmt == "json":
         return table.to_json(orient="records", indent=2)
     if fmt == "markdown":
-        return tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=_float_formats(table))
+        return _tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=_float_formats(table))
     if fmt == "table":
-        return tabulate(table, headers="keys", tablefmt="simple", showindex=False, floatfmt=_float_formats(table))
+        return _tabulate(table, headers="keys", tablefmt="simple", showindex=False, floatfmt=_float_formats(table))
     raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}.")
 
 
@@ -89,7 +95,7 @@ def render_fit(model: Any, fmt: str = "table", model_name: str = "bradley-terry"
     params = getattr(model, "params_", None)
     footer = ""
     if params is not None and len(params):
-        footer = "\n\nparameters:\n" + tabulate(params.reset_index(), headers="keys", tablefmt="simple",
+        footer = "\n\nparameters:\n" + _tabulate(params.reset_index(), headers="keys", tablefmt="simple",
                                                   showindex=False, floatfmt=".4g")
     count = (f"{model.n_comparisons_:,} comparisons" if hasattr(model, "n_comparisons_")
              else f"{model.n_rankings_:,} rankings")

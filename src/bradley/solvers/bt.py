@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize, sparse
+from scipy import linalg, sparse
 from scipy.sparse import linalg as splinalg
 from scipy.special import log_expit, wrightomega
 
@@ -619,6 +619,8 @@ def lbfgs(
     >>> bool(np.isclose(lbfgs(p).scores[0], np.log(2) / 2, atol=1e-6))
     True
     """
+    from scipy import optimize  # imported on use: scipy.optimize is slow to import
+
     prob = _Problem.build(pairs, prior_variance)
     theta = _initial_scores(prob, init)
     total = max(float(prob.n_ij.sum()), 1.0)
