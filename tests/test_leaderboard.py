@@ -213,3 +213,20 @@ def test_pair_counts_as_games_need_whole_numbers():
     counts = bradley.PairCounts.from_matrix([[0, 1.5], [2, 0]])
     with pytest.raises(bradley.ComparisonDataError, match="whole numbers"):
         counts.to_comparisons(frequencies=True)
+
+
+def test_bootstrap_names_divergence_the_score_prior_cannot_fix():
+    # A covariate that is 1 on three rows, where left won twice and lost once: any replicate
+    # that misses the loss separates the covariate, which a prior on the scores does not cure.
+    rng = np.random.default_rng(0)
+    left = rng.integers(0, 4, 200)
+    right = (left + rng.integers(1, 4, 200)) % 4
+    outcome = (rng.random(200) < 0.5).astype(float)
+    x = np.zeros(200)
+    x[:3], outcome[:3] = 1.0, [1.0, 1.0, 0.0]
+    names = np.array(["a", "b", "c", "d"], dtype=object)
+    data = bradley.Comparisons.from_arrays(names[left], names[right], outcome, features=x[:, None],
+                                           feature_names=["x"])
+    model = bradley.PairwiseModel(covariates=True)
+    with pytest.raises(bradley.MLEDoesNotExistError, match="bootstrap replicate"):
+        bradley.leaderboard(data, model=model, ci="bootstrap", rounds=40, seed=1)

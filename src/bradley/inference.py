@@ -300,12 +300,20 @@ def bootstrap_scores(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 refit.fit(replicate)
-        except MLEDoesNotExistError:
+        except MLEDoesNotExistError as first_error:
             refit = copy.copy(model)
             refit.prior = FALLBACK_PRIOR
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                refit.fit(replicate)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    refit.fit(replicate)
+            except MLEDoesNotExistError as error:
+                # the divergence is in a parameter the score prior does not reach (an order
+                # effect, a covariate or feature weight): say so rather than drop replicates
+                raise MLEDoesNotExistError(
+                    f"bootstrap replicate {b + 1} of {rounds} has no finite estimate even with a "
+                    f"N(0, {FALLBACK_PRIOR:g}) prior on the scores ({error}); use ci='fisher', or a model "
+                    "whose other parameters are penalised or fixed.") from first_error
             n_fallback += 1
         out[b] = refit.scores_ - refit.scores_.mean()
     _warn_fallbacks(n_fallback, rounds, firth_fit)
