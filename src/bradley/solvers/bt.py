@@ -31,6 +31,7 @@ from scipy.sparse import linalg as splinalg
 from scipy.special import log_expit, wrightomega
 
 from bradley.data import PairCounts
+from bradley.solvers.threads import single_blas_thread
 
 __all__ = [
     "SolverResult",
@@ -461,6 +462,15 @@ def newton(
     """
     prob = _Problem.build(pairs, prior_variance)
     theta = _initial_scores(prob, init)
+    # Small dense factorisations gain nothing from BLAS threads, and threads
+    # spinning against another busy process can stall each call by 0.1 s.
+    with single_blas_thread(prob.n):
+        return _newton_iterations(prob, theta, dense, tol, max_iter)
+
+
+def _newton_iterations(
+    prob: _Problem, theta: np.ndarray, dense: bool | None, tol: float, max_iter: int
+) -> SolverResult:
     use_dense = prob.n < ALWAYS_DENSE_BELOW if dense is None else dense
     may_switch = dense is None and prob.n <= DENSE_NEWTON_MAX_ITEMS
     system: _DenseNewtonSystem | _SparseNewtonSystem = (
