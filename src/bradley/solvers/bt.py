@@ -94,14 +94,17 @@ class _ItemSums:
     along an unsorted side ``np.bincount`` is the fastest scatter-add.
     """
 
-    def __init__(self, index: np.ndarray, n: int):
+    def __init__(self, index: np.ndarray, n: int, is_sorted: bool | None = None):
         self.n = n
         self.index = index
-        self.is_sorted = len(index) < 2 or bool(np.all(index[1:] >= index[:-1]))
+        if is_sorted is None:
+            is_sorted = len(index) < 2 or bool(np.all(index[1:] >= index[:-1]))
+        self.is_sorted = is_sorted
         self.counts = np.bincount(index, minlength=n)
-        self.nonempty = np.flatnonzero(self.counts)
-        self.starts = (np.cumsum(self.counts) - self.counts)[self.nonempty]
-        self.full = len(self.nonempty) == n
+        if is_sorted:
+            self.nonempty = np.flatnonzero(self.counts)
+            self.starts = (np.cumsum(self.counts) - self.counts)[self.nonempty]
+            self.full = len(self.nonempty) == n
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         if not self.is_sorted:
@@ -140,9 +143,13 @@ class _Problem:
 
     @classmethod
     def build(cls, pairs: PairCounts, prior_variance: float | None) -> "_Problem":
-        half_ties = 0.5 * pairs.ties
-        a_ij = pairs.wins_first + half_ties
-        a_ji = pairs.wins_second + half_ties
+        if pairs.ties.any():
+            half_ties = 0.5 * pairs.ties
+            a_ij = pairs.wins_first + half_ties
+            a_ji = pairs.wins_second + half_ties
+        else:
+            a_ij = np.asarray(pairs.wins_first, dtype=np.float64)
+            a_ji = np.asarray(pairs.wins_second, dtype=np.float64)
         n_ij = a_ij + a_ji
         n = pairs.n_items
         i = np.ascontiguousarray(pairs.first, dtype=np.int64)
@@ -152,7 +159,8 @@ class _Problem:
             # Kernels rely on pairs sorted by (i, j), as PairCounts builds them.
             order = np.argsort(key, kind="stable")
             i, j, a_ij, a_ji, n_ij = i[order], j[order], a_ij[order], a_ji[order], n_ij[order]
-        sum_i, sum_j = _ItemSums(i, n), _ItemSums(j, n)
+        # Sorted by (i, j): i is sorted; j is summed by bincount, correct in any order.
+        sum_i, sum_j = _ItemSums(i, n, is_sorted=True), _ItemSums(j, n, is_sorted=False)
         wins = sum_i(a_ij) + sum_j(a_ji)
         games = sum_i(n_ij) + sum_j(n_ij)
         precision = 0.0 if prior_variance is None else 1.0 / float(prior_variance)
@@ -168,8 +176,9 @@ class _Problem:
         """
         # p = 1 / (1 + e), q = e * p with e = exp(-d): both have full relative
         # precision; clipping d to +-700 (no overflow) moves p by < 1e-300.
-        e = np.clip(self.differences(theta), -700.0, 700.0)
-        np.negative(e, out=e)
+        e = self.sum_j.expand(theta)
+        e -= self.sum_i.expand(theta)  # -d
+        np.clip(e, -700.0, 700.0, out=e)
         np.exp(e, out=e)
         p = e + 1.0
         np.reciprocal(p, out=p)
@@ -220,15 +229,23 @@ class _Problem:
         n_iter: int,
         tol: float,
         solver: str,
-        state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        state: tuple[np.ndarray, ...] | None = None,
     ) -> SolverResult:
-        """Package a solution; ``state`` = (p, q, gradient) at ``theta`` if already known."""
+        """Package a solution.
+
+        ``state`` = (p, q, gradient[, diagonal information]) at ``theta`` if already known.
+        """
         theta = theta - theta.mean()
+        info_diag = None
         if state is not None and self.prior_precision == 0.0:
-            p, q, grad = state  # centring changes neither probabilities nor the gradient
+            p, q, grad = state[:3]  # centring changes neither probabilities nor the gradient
+            info_diag = state[3] if len(state) > 3 else None
         else:
             p, q = self.probabilities(theta)
             grad = self.gradient_from(theta, p, q)
+        if info_diag is None:
+            info_diag = self.diagonal_information(self.curvature(p, q))
+        step = float(np.max(np.abs(grad) / np.maximum(info_diag, 1e-300))) if self.n else 0.0
         ll = self.log_likelihood(theta, (p, q))
         lp = ll - 0.5 * self.prior_precision * float(theta @ theta)
         return SolverResult(
@@ -236,7 +253,7 @@ class _Problem:
             log_likelihood=ll,
             log_posterior=lp,
             n_iter=int(n_iter),
-            converged=self.step_size(grad, p, q) <= tol,
+            converged=step <= tol,
             grad_norm=float(np.max(np.abs(grad))) if len(grad) else 0.0,
             solver=solver,
         )
@@ -483,10 +500,12 @@ def _newton_iterations(
     grad0 = np.sqrt(merit) or 1.0
     stale = False  # True while the linear system is from an earlier iterate
     last_ratio: float | None = None
+    state: tuple[np.ndarray, ...] | None = None
     it = 0
     for it in range(1, max_iter + 1):
         info_diag = prob.diagonal_information(h)
         if float(np.max(np.abs(grad) / np.maximum(info_diag, 1e-300))) <= tol:
+            state = (p, q, grad, info_diag)
             it -= 1
             break
         if not stale:
@@ -528,7 +547,7 @@ def _newton_iterations(
         last_ratio = ratio
         theta, p, q, grad, merit = candidate, p_c, q_c, grad_c, merit_c
         h = prob.curvature(p, q)
-    return prob.result(theta, it, tol, "newton" if use_dense else "newton-cg", (p, q, grad))
+    return prob.result(theta, it, tol, "newton" if use_dense else "newton-cg", state or (p, q, grad))
 
 
 class _DenseNewtonSystem:
