@@ -56,3 +56,90 @@ def test_sorted_aggregation_with_64_bit_codes(monkeypatch):
     keys, table = counted(left, right, outcome, n)
     np.testing.assert_array_equal(np.c_[p.first, p.second], keys)
     np.testing.assert_array_equal(np.c_[p.wins_first, p.wins_second, p.ties], table)
+
+
+def random_pairs(n: int, m: int, seed: int, ties: bool = True, spread: float = 1.0) -> tuple[PairCounts, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0.0, spread, n)
+    left = rng.integers(0, n, m)
+    right = (left + rng.integers(1, n, m)) % n
+    p = 1.0 / (1.0 + np.exp(-(truth[left] - truth[right])))
+    outcome = (rng.random(m) < p).astype(float)
+    if ties:
+        outcome[rng.random(m) < 0.1] = 0.5
+    return Comparisons.from_arrays(left, right, outcome, items=np.arange(n)).pair_counts(), truth
+
+
+def direct_log_likelihood(theta: np.ndarray, pairs: PairCounts) -> float:
+    d = theta[pairs.first] - theta[pairs.second]
+    a = pairs.wins_first + 0.5 * pairs.ties
+    b = pairs.wins_second + 0.5 * pairs.ties
+    return float(np.sum(a * log_expit(d) + b * log_expit(-d)))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_probabilities_have_full_relative_precision_at_extreme_scores(ties):
+    pairs, _ = random_pairs(40, 2000, 1, ties=ties)
+    prob = bt._Problem.build(pairs, None)
+    theta = np.linspace(-350.0, 350.0, 40)  # differences up to 700
+    p, q = prob.probabilities(theta)
+    d = theta[prob.i] - theta[prob.j]
+    # each of p and q to full relative precision (a tiny one is never 1 - the other)
+    np.testing.assert_allclose(p, np.exp(log_expit(d)), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(q, np.exp(log_expit(-d)), rtol=1e-12, atol=0)
+    assert bt.bt_log_likelihood(theta, pairs) == pytest.approx(direct_log_likelihood(theta, pairs), rel=1e-12)
+    theta = np.linspace(-50.0, 50.0, 40) * 20  # beyond the clipping: still finite and exact
+    assert bt.bt_log_likelihood(theta, pairs) == pytest.approx(direct_log_likelihood(theta, pairs), rel=1e-12)
+
+
+def test_gradient_matches_finite_differences():
+    pairs, truth = random_pairs(12, 600, 2)
+    theta = truth + 0.3
+    grad = bt.bt_gradient(theta, pairs, prior_variance=4.0)
+
+    def post(t: np.ndarray) -> float:
+        return direct_log_likelihood(t, pairs) - 0.5 * float(t @ t) / 4.0
+
+    eps = 1e-6
+    numeric = np.array([(post(theta + eps * e) - post(theta - eps * e)) / (2 * eps) for e in np.eye(12)])
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6)
+
+
+def test_unsorted_pair_counts_give_the_same_fit():
+    pairs, _ = random_pairs(30, 3000, 3)
+    order = np.random.default_rng(0).permutation(pairs.n_pairs)
+    shuffled = PairCounts(pairs.first[order], pairs.second[order], pairs.wins_first[order],
+                          pairs.wins_second[order], pairs.ties[order], pairs.items)
+    a, b = bt.newton(pairs), bt.newton(shuffled)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-12)
+    assert a.log_likelihood == pytest.approx(b.log_likelihood, rel=1e-14)
+
+
+@pytest.mark.parametrize("n_items", [30, 400])  # dense Cholesky and sparse CG
+def test_newton_reports_converged_with_the_reused_information(n_items):
+    pairs, truth = random_pairs(n_items, 40 * n_items, 4, spread=2.0)
+    r = bt.newton(pairs)
+    prob = bt._Problem.build(pairs, None)
+    p, q = prob.probabilities(r.scores)
+    step = prob.step_size(prob.gradient_from(r.scores, p, q), p, q)
+    assert r.converged and step <= bt.DEFAULT_TOL
+    assert r.log_likelihood == pytest.approx(direct_log_likelihood(r.scores, pairs), rel=1e-13)
+    # every solver lands on the same optimum
+    for solver in (bt.mm, bt.newman, bt.lbfgs):
+        np.testing.assert_allclose(solver(pairs).scores, r.scores, atol=1e-6)
+
+
+def test_scores_of_plus_minus_50_fit_without_overflow():
+    # Near-deterministic outcomes between far-apart items: no overflow warnings (errors in this suite).
+    n = 20
+    rng = np.random.default_rng(5)
+    left = rng.integers(0, n, 4000)
+    right = (left + rng.integers(1, n, 4000)) % n
+    outcome = (left > right).astype(float)
+    # neighbours in the order split their games, so the MLE exists
+    close = np.abs(left - right) == 1
+    outcome[close] = (rng.random(int(close.sum())) < 0.5).astype(float)
+    data = Comparisons.from_arrays(left, right, outcome, items=np.arange(n))
+    model = bradley.BradleyTerry().fit(data)
+    assert model.converged_ and np.all(np.isfinite(model.scores_))
+    assert np.all(np.diff(model.scores_) > 0) and model.scores_[-1] - model.scores_[0] > 30
