@@ -136,10 +136,12 @@ def test_scores_of_plus_minus_50_fit_without_overflow():
     left = rng.integers(0, n, 4000)
     right = (left + rng.integers(1, n, 4000)) % n
     outcome = (left > right).astype(float)
-    # neighbours in the order split their games, so the MLE exists
+    # neighbours in the order play soft (probability) games at a gap of 100 / 19: scores near +-50
     close = np.abs(left - right) == 1
-    outcome[close] = (rng.random(int(close.sum())) < 0.5).astype(float)
+    gap = 100.0 / (n - 1)
+    outcome[close] = np.where(left[close] > right[close], 1.0, 0.0) / (1.0 + np.exp(-gap)) + np.where(
+        left[close] > right[close], 0.0, 1.0) / (1.0 + np.exp(gap))
     data = Comparisons.from_arrays(left, right, outcome, items=np.arange(n))
     model = bradley.BradleyTerry().fit(data)
     assert model.converged_ and np.all(np.isfinite(model.scores_))
-    assert np.all(np.diff(model.scores_) > 0) and model.scores_[-1] - model.scores_[0] > 30
+    assert np.all(np.diff(model.scores_) > 0) and model.scores_[-1] > 45 and model.scores_[0] < -45
