@@ -100,10 +100,11 @@ class _ItemSums:
         if is_sorted is None:
             is_sorted = len(index) < 2 or bool(np.all(index[1:] >= index[:-1]))
         self.is_sorted = is_sorted
-        self.counts = np.bincount(index, minlength=n)
-        if is_sorted:
+        if is_sorted:  # segment bounds by binary search: O(n log P), no pass over the pairs
+            bounds = np.searchsorted(index, np.arange(n + 1))
+            self.counts = np.diff(bounds)
             self.nonempty = np.flatnonzero(self.counts)
-            self.starts = (np.cumsum(self.counts) - self.counts)[self.nonempty]
+            self.starts = bounds[self.nonempty]
             self.full = len(self.nonempty) == n
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
