@@ -629,27 +629,31 @@ def _aggregate(
     n = len(items)
     m = len(left)
     swapped = left > right
+    # key = min * n + max, written as min * (n - 1) + left + right: no temporaries
+    # (each one costs fresh pages, i.e. page faults, at millions of rows).
     key = np.minimum(left, right)
-    key *= n
-    key += np.maximum(left, right)
+    key *= n - 1
+    key += left
+    key += right
     tie = outcome == 0.5
     # Bincount over the n*n key space when it is small next to the data;
     # otherwise sort the keys (O(m log m), memory O(m)).
     dense = n * n <= max(_DENSE_KEY_LIMIT_MIN, 4 * m) and n * n <= _DENSE_KEY_LIMIT
-    hard = weight is None and bool(np.all((outcome == 1.0) | (outcome == 0.0) | tie))
+    hard = weight is None and bool(np.all(tie | (outcome == 1.0) | (outcome == 0.0)))
 
     if hard:  # integer counting: the common case of plain win/loss/tie rows
         # One count per (pair, class) with class 0 = first won, 1 = second won,
         # 2 = tie (only when there are ties): a single bincount or sort.
         classes = 3 if tie.any() else 2
         second_won = (outcome == 1.0) == swapped  # first_won is its negation on decisive rows
+        if classes == 3:
+            second_won &= ~tie
         if dense:  # class-major codes: each class's counts are one contiguous row
             size = n * n
-            code = second_won.astype(np.int64)
-            code *= size
-            code += key
+            code = key  # key is not needed again: build the codes in place
+            np.add(code, size, out=code, where=second_won)
             if classes == 3:
-                code[tie] = key[tie] + 2 * size
+                np.add(code, 2 * size, out=code, where=tie)
             counts = np.bincount(code, minlength=size * classes).reshape(classes, size)
             total = counts[0] + counts[1]
             if classes == 3:
@@ -662,7 +666,7 @@ def _aggregate(
             code = key * classes
             code += second_won
             if classes == 3:
-                code[tie] = key[tie] * 3 + 2
+                code[tie] += 2
             # Sort (pair, class) codes, in 32 bits when they fit (faster); count runs.
             if n * n * classes < 2**31:
                 code = code.astype(np.int32)
