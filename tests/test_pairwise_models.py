@@ -1,9 +1,10 @@
 """Tie models, order effects, covariates and label noise: brute force and simulation recovery."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import optimize
-from scipy.special import expit
+from scipy.special import expit, log_expit
 
 import bradley
 from bradley import TOBT, Comparisons, Davidson, MLEDoesNotExistError, PairwiseModel, RaoKupper
@@ -461,3 +462,35 @@ def test_tie_model_existence_names_the_items_and_non_identified_order_effect():
     neutral = Comparisons.from_arrays(["a", "b", "c", "a"], ["b", "c", "a", "c"], [1, 1, 1, 0], order=[0, 0, 0, 0])
     with pytest.raises(bradley.ComparisonDataError, match="order_effect"):
         PairwiseModel(order_effect=True).fit(neutral)
+
+
+def test_convergence_criterion_is_scale_free_huge_weights():
+    """Regression: the old rule (max|grad| / total weight) stopped at a=14.64 with n_iter_=0 and converged_ True.
+
+    Weights e^15 : 1 on a>b and b>c, e^30 : 1 on a>c: every pair's log-odds are matched exactly by
+    a=15, b=0, c=-15, so that is the MLE (log-likelihood computed here in closed form).
+    """
+    e15, e30 = np.exp(15.0), np.exp(30.0)
+    data = Comparisons.from_arrays(["a", "b", "b", "c", "a", "c"], ["b", "a", "c", "b", "c", "a"], [1.0] * 6,
+                                   weight=[e15, 1.0, e15, 1.0, e30, 1.0])
+    model = PairwiseModel().fit(data)
+    np.testing.assert_allclose(model.scores_, [15.0, 0.0, -15.0], atol=1e-7)
+    exact = 2 * (e15 * log_expit(15.0) + log_expit(-15.0)) + e30 * log_expit(30.0) + log_expit(-30.0)
+    assert model.log_likelihood_ == pytest.approx(exact, abs=1e-6)
+    assert model.converged_ and model.convergence_criterion_ <= model.tol and model.n_iter_ > 0
+
+
+@pytest.mark.parametrize("big", [1e6, 1e8])
+def test_convergence_criterion_is_scale_free_count_chain(big):
+    """Regression: a 20-item chain with counts big : 1 on every link; the exact MLE has gaps log(big).
+
+    The old rule reported converged_ at gaps off by 0.09 (1e6) and 2.3 (1e8).
+    """
+    from bradley.io import read_pair_counts
+
+    items = [f"m{k}" for k in range(20)]
+    counts = read_pair_counts(pd.DataFrame({"item1": items[1:], "item2": items[:-1], "win1": big, "win2": 1.0}))
+    model = PairwiseModel().fit(counts)
+    scores = pd.Series(model.scores_, index=list(model.items_))[items].to_numpy()
+    np.testing.assert_allclose(np.diff(scores), np.log(big), atol=1e-7)
+    assert model.converged_ and model.convergence_criterion_ <= 1e-9

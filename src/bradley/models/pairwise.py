@@ -136,7 +136,11 @@ class PairwiseModel(ScoreUncertainty):
     prior : float, optional
         Gaussian prior variance on the free item effects ``u`` (MAP).
     tol : float
-        Tolerance on the largest gradient entry divided by the total weight.
+        Converged when the full Newton step ``I^-1 g`` (observed information
+        ``I``, gradient ``g`` of the log-likelihood or log-posterior) is at
+        most ``tol`` in every free parameter, in the parameter's own units
+        (log-strength, log nu, ...): independent of the data's scale.
+        Reported as ``convergence_criterion_``.
     max_iter : int
         Iteration limit (Newton, then L-BFGS should Newton stall).
     judge_reliability : bool
@@ -167,7 +171,8 @@ class PairwiseModel(ScoreUncertainty):
     fixed; ``sigma`` with random item effects), components_ (connected component
     of each item), item_effects_, log_likelihood_ (with random effects: the
     Laplace-approximate marginal log-likelihood; ``conditional_log_likelihood_``
-    beside it), converged_, n_iter_, solver_.
+    beside it), converged_, convergence_criterion_ (largest Newton step at the
+    fit), n_iter_, solver_.
 
     Examples
     --------
@@ -469,23 +474,31 @@ class PairwiseModel(ScoreUncertainty):
         value, grad = self._objective(x, cells, prior_variance)
         outer = gauge @ gauge.T if gauge.shape[1] else 0.0
         mu, iterations, solver = 0.0, 0, "newton"
-        done = np.max(np.abs(grad[free]), initial=0.0) / total <= o.tol
         limit = min(200, o.max_iter)
-        while not done and iterations < limit:
-            iterations += 1
+        done = False
+        while iterations < limit:
             gf = grad[free]
             info = self._information(x, cells, prior_variance)[np.ix_(free, free)] + outer
+            newton_step = self._newton_step(info, gf)
+            self._criterion = float(np.max(np.abs(newton_step), initial=0.0)) if newton_step is not None else np.inf
+            if self._criterion <= o.tol:
+                done = True
+                break
+            iterations += 1
             diag = np.clip(np.diag(info), 1e-12 * max(total, 1.0), None)
             accepted = False
             for _ in range(40):
-                damped = info + mu * np.diag(diag)
-                with single_blas_thread(len(gf)):
-                    try:
-                        chol = np.linalg.cholesky(damped)
-                    except np.linalg.LinAlgError:
-                        mu = max(10.0 * mu, 1e-6)
-                        continue
-                    step = np.linalg.solve(chol.T, np.linalg.solve(chol, gf))
+                if mu == 0.0 and newton_step is not None:
+                    step = newton_step
+                else:
+                    damped = info + mu * np.diag(diag)
+                    with single_blas_thread(len(gf)):
+                        try:
+                            chol = np.linalg.cholesky(damped)
+                        except np.linalg.LinAlgError:
+                            mu = max(10.0 * mu, 1e-6)
+                            continue
+                        step = np.linalg.solve(chol.T, np.linalg.solve(chol, gf))
                 slope = float(gf @ step)
                 t = 1.0
                 for _ in range(6 if mu == 0.0 else 1):
@@ -510,7 +523,6 @@ class PairwiseModel(ScoreUncertainty):
                 break
             x, value, grad = candidate, cand_value, cand_grad
             mu = 0.0 if mu < 1e-5 else mu / 10.0
-            done = np.max(np.abs(grad[free])) / total <= o.tol
         if not done and iterations < o.max_iter:
             solver = "newton+lbfgs"
             base = x.copy()
@@ -529,7 +541,29 @@ class PairwiseModel(ScoreUncertainty):
                 x = base.copy()
                 x[free] = res.x
                 value, grad = self._objective(x, cells, prior_variance)
+        if not done:
+            info = self._information(x, cells, prior_variance)[np.ix_(free, free)] + outer
+            newton_step = self._newton_step(info, grad[free])
+            self._criterion = float(np.max(np.abs(newton_step), initial=0.0)) if newton_step is not None else np.inf
         return x, value, grad, iterations, solver
+
+    @staticmethod
+    def _newton_step(info: np.ndarray, gradient: np.ndarray) -> np.ndarray | None:
+        """The full Newton step ``info^-1 gradient`` (None where the information is not positive definite).
+
+        Its largest entry is the convergence criterion: the distance to the
+        maximum in each parameter's own units (log-strength, log nu, ...),
+        whatever the scale of the data's weights.
+        """
+        if not len(gradient):
+            return np.zeros(0)
+        with single_blas_thread(len(gradient)):
+            try:
+                chol = np.linalg.cholesky(info)
+            except np.linalg.LinAlgError:
+                return None
+            step = np.linalg.solve(chol.T, np.linalg.solve(chol, gradient))
+        return step if np.all(np.isfinite(step)) else None
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: Any) -> "PairwiseModel":
@@ -624,8 +658,8 @@ class PairwiseModel(ScoreUncertainty):
         self.log_likelihood_ = loglik
         self.n_iter_ = int(iterations)
         self.solver_ = solver
-        gradient = np.max(np.abs(grad[self._free]), initial=0.0) / total
-        self.converged_ = bool(gradient <= o.tol)
+        self.convergence_criterion_ = float(self._criterion)
+        self.converged_ = bool(self.convergence_criterion_ <= o.tol)
         self._x, self._layout_, self._group_names = x, layout, group_names
         self._item_x = item_x
         self.params_ = self._parameter_table(x, cov, names, fixed_values)
@@ -639,8 +673,9 @@ class PairwiseModel(ScoreUncertainty):
             self.item_effects_ = pd.Series(effects, index=pd.Index(items, name="item"), name="effect")
         if not self.converged_:
             warnings.warn(
-                f"{type(self).__name__} did not converge in {iterations} iterations (largest scaled gradient "
-                f"{gradient:.2e} > tol {o.tol:g}).", ConvergenceWarning, stacklevel=2,
+                f"{type(self).__name__} did not converge in {iterations} iterations (largest Newton step "
+                f"{self.convergence_criterion_:.2e} > tol {o.tol:g}; inf: the information is not positive "
+                "definite there).", ConvergenceWarning, stacklevel=2,
             )
         return self
 
