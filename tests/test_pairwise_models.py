@@ -494,3 +494,42 @@ def test_convergence_criterion_is_scale_free_count_chain(big):
     scores = pd.Series(model.scores_, index=list(model.items_))[items].to_numpy()
     np.testing.assert_allclose(np.diff(scores), np.log(big), atol=1e-7)
     assert model.converged_ and model.convergence_criterion_ <= 1e-9
+
+
+def test_components_contrasts_across_are_not_identified():
+    """Regression: two leagues linked only by the home advantage gave a finite SE for a cross-league contrast.
+
+    Within a component, SEs relative to a reference equal sqrt(var_i + var_r - 2 cov_ir) of the centred
+    covariance; across components they are NaN, quasi-variances are fitted per component (equal to a fit on
+    that component's block alone) and summary ranks within each component.
+    """
+    from bradley.solvers.quasi_variance import quasi_variances
+
+    a, *_ = _football(40, n_teams=6, n_games=600, neutral=0.0)
+    b, *_ = _football(41, n_teams=5, n_games=500, neutral=0.0)
+    names = np.array([f"a{k}" for k in range(6)] + [f"b{k}" for k in range(5)])
+    data = Comparisons.from_arrays(names[np.r_[a.left, b.left + 6]], names[np.r_[a.right, b.right + 6]],
+                                   np.r_[a.outcome, b.outcome], items=names, order=np.r_[a.order, b.order])
+    with pytest.warns(UserWarning, match="2 connected components"):
+        model = PairwiseModel(order_effect=True).fit(data)
+    c = model.covariance_
+    with pytest.warns(UserWarning, match="not identified"):
+        se = model.standard_errors(reference="a0")
+    assert se[[f"b{k}" for k in range(5)]].isna().all()
+    np.testing.assert_allclose(se.iloc[:6] ** 2, np.diag(c)[:6] + c[0, 0] - 2 * c[:6, 0], atol=1e-12)
+    with pytest.warns(UserWarning, match="not identified"):
+        cov = model.score_covariance("b2")
+    assert np.isnan(cov[:6]).all() and np.isnan(cov[:, :6]).all() and np.isfinite(cov[6:, 6:]).all()
+    assert np.isfinite(model.standard_errors()).all()          # centred within each component: identified
+
+    qv = model.quasi_variances()
+    np.testing.assert_allclose(qv["quasi_var"].iloc[6:], quasi_variances(c[6:, 6:]), rtol=1e-8)
+    assert qv["component"].tolist() == [0] * 6 + [1] * 5
+
+    table = model.summary()
+    for comp, items in ((0, range(6)), (1, range(6, 11))):
+        part = table[table["component"] == comp]
+        expected = pd.Series(-model.scores_[list(items)]).rank(method="min").astype(int).to_numpy()
+        by_item = part.set_index("item").loc[np.asarray(model.items_)[list(items)], "rank"].to_numpy()
+        np.testing.assert_array_equal(by_item, expected)
+    assert (table["rank"] == 1).sum() == 2 and "within the component" in table.attrs["identifiability"]

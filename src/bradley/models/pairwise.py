@@ -1092,9 +1092,81 @@ class PairwiseModel(ScoreUncertainty):
         if o.judge_reliability:
             how += f"; reliability of the first judge ({self._group_names[0]}) fixed at 1"
         extra: dict[str, np.ndarray] = {"se": self.scores_se_}
-        if self.n_components_ > 1:
-            extra["component"] = self.components_.to_numpy()
-        return summary_table(self.items_, self.scores_, self.pair_counts_, how, **extra)
+        if self.n_components_ <= 1:
+            return summary_table(self.items_, self.scores_, self.pair_counts_, how, **extra)
+        components = self.components_.to_numpy()
+        extra["component"] = components
+        table = summary_table(self.items_, self.scores_, self.pair_counts_, how, **extra)
+        # a rank across components would compare scores whose difference is not identified: rank within each
+        table["rank"] = (table.groupby("component")["score"].rank(ascending=False, method="min")
+                         .astype(np.int64).to_numpy())
+        table = table.sort_values(["component", "rank"], kind="stable").reset_index(drop=True)
+        table.attrs["identifiability"] = how + "; rank is within the component (1 = best of its component)"
+        return table
+
+    # ------------------------------------------------------------------ uncertainty across components
+    def _component_note(self) -> str:
+        return (f"the comparison graph has {self.n_components_} connected components linked only by shared "
+                "parameters, so the difference of two scores in different components is not identified "
+                "(components_ gives each item's component)")
+
+    def score_covariance(self, reference: Any = None) -> np.ndarray:
+        """Covariance of the scores, centred within each component (``reference=None``) or relative to ``reference``.
+
+        With several connected components, scores relative to ``reference``
+        are identified only in the reference's component: the rows and
+        columns of items in other components are NaN (with a warning).
+        """
+        cov = super().score_covariance(reference)
+        if reference is None or self.n_components_ <= 1:
+            return cov
+        ref = int(self._index.codes([reference])[0])
+        components = self.components_.to_numpy()
+        outside = components != components[ref]
+        if outside.any():
+            cov = cov.copy()
+            cov[outside, :] = np.nan
+            cov[:, outside] = np.nan
+            warnings.warn(f"{self._component_note()}: relative to {self.items_[ref]!r} the {int(outside.sum())} "
+                          f"items outside its component get NaN.", UserWarning, stacklevel=2)
+        return cov
+
+    def standard_errors(self, reference: Any = None) -> pd.Series:
+        """Standard errors of the scores, indexed by item (centred within each component, or relative to ``reference``).
+
+        With several connected components, items outside the reference's
+        component get NaN: their difference from it is not identified.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            cov = self.score_covariance(reference)
+        if reference is not None and np.isnan(cov).any():
+            warnings.warn(f"{self._component_note()}: standard errors relative to {reference!r} are NaN outside "
+                          "its component.", UserWarning, stacklevel=2)
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        return pd.Series(se, index=pd.Index(self.items_, name="item"), name="se")
+
+    def quasi_variances(self) -> pd.DataFrame:
+        """Quasi-variances (Firth & de Menezes 2004), fitted within each connected component.
+
+        ``var(s_i - s_j) ~ q_i + q_j`` for items ``i``, ``j`` of the same
+        component; with several components a ``component`` column says which
+        pairs the table covers (a component of one item gets NaN).
+        """
+        table = super().quasi_variances() if self.n_components_ <= 1 else None
+        if table is not None:
+            return table
+        from bradley.solvers.quasi_variance import quasi_variances
+
+        cov = np.asarray(self.covariance_, dtype=np.float64)
+        components = self.components_.to_numpy()
+        q = np.full(len(components), np.nan)
+        for c in np.unique(components):
+            members = np.flatnonzero(components == c)
+            if len(members) >= 2:
+                q[members] = quasi_variances(cov[np.ix_(members, members)])
+        return pd.DataFrame({"score": self.scores_, "quasi_var": q, "quasi_se": np.sqrt(q), "component": components},
+                            index=pd.Index(self.items_, name="item"))
 
 
 def _shorten(names: list[str], word: str = "") -> str:
