@@ -533,3 +533,19 @@ def test_components_contrasts_across_are_not_identified():
         by_item = part.set_index("item").loc[np.asarray(model.items_)[list(items)], "rank"].to_numpy()
         np.testing.assert_array_equal(by_item, expected)
     assert (table["rank"] == 1).sum() == 2 and "within the component" in table.attrs["identifiability"]
+
+
+def test_fixed_unknown_parameter_messages_say_how_to_get_it():
+    data, _ = bradley.simulate_bt(4, 200, seed=0)
+    cases = [
+        (PairwiseModel(fixed={"nu": 0.5}), r"family='davidson'"),
+        (PairwiseModel(fixed={"eta": 1.5}), r"family='rao-kupper'"),
+        (Davidson(fixed={"alpha": 0.5}), r"family='tobt'.*whose tie parameter is 'nu'"),
+        (PairwiseModel(fixed={"order_effect": 0.1}), r"order_effect=True"),
+        (PairwiseModel(fixed={"order_effect[x]": 0.1}), r"order_effect='annotator'"),
+        (PairwiseModel(fixed={"reliability[x]": 1.0}), r"judge_reliability=True"),
+        (PairwiseModel(fixed={"nonsense": 1.0}), r"no parameter of that name; this model has no parameters"),
+    ]
+    for model, pattern in cases:
+        with pytest.raises(ValueError, match=pattern):
+            model.fit(data)

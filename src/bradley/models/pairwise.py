@@ -709,7 +709,7 @@ class PairwiseModel(ScoreUncertainty):
                     raise ValueError(f"fixed sigma must be positive, got {value!r}.")
                 continue
             if name not in position or name.startswith("effect["):
-                raise ValueError(f"cannot fix {name!r}: parameters are {[x for x in names if not x.startswith('effect[')]}.")
+                raise ValueError(self._unknown_fixed(o, name, names))
             value = float(value)
             idx = position[name]
             if name == "nu":
@@ -726,6 +726,32 @@ class PairwiseModel(ScoreUncertainty):
                 value = np.log(value)
             out[idx] = value
         return out
+
+    @staticmethod
+    def _unknown_fixed(o: SimpleNamespace, name: str, names: list[str]) -> str:
+        """Why ``fixed={name: ...}`` names no parameter of this model, and what would make it one."""
+        fixable = [x for x in names if not x.startswith("effect[")]
+        family_of = {v: k for k, v in _TIE_NAMES.items()}
+        if name in family_of:
+            classes = {"davidson": "Davidson", "rao-kupper": "RaoKupper", "tobt": "TOBT"}
+            hint = (f"{name!r} is the tie parameter of family={family_of[name]!r} ({classes[family_of[name]]}) "
+                    f"(this model has family={o.family!r}"
+                    + (f", whose tie parameter is {_TIE_NAMES[o.family]!r})" if o.family in _TIE_NAMES else ")"))
+        elif name == "order_effect" and o.order_effect == "annotator":
+            hint = "with order_effect='annotator' there is one per annotator: fix 'order_effect[<annotator>]'"
+        elif name == "order_effect" or name.startswith("order_effect["):
+            hint = ("the model has no order effect: pass order_effect=True" if name == "order_effect"
+                    else "per-annotator order effects need order_effect='annotator'")
+            if o.order_effect is True and name.startswith("order_effect["):
+                hint = "order_effect=True fits one order effect: fix 'order_effect'"
+        elif name.startswith("reliability["):
+            hint = "judge reliabilities need judge_reliability=True (the first judge is the reference, r = 1)"
+        elif name.startswith("effect["):
+            hint = "item effects cannot be fixed (use a prior, or item_effects='random')"
+        else:
+            hint = "no parameter of that name"
+        have = f"this model's parameters are {fixable}" if fixable else "this model has no parameters to fix"
+        return f"cannot fix {name!r}: {hint}; {have}."
 
     def _penalised(self, o: SimpleNamespace) -> np.ndarray:
         """Parameters a penalty keeps finite (prior or random effects, ridge on weights)."""
