@@ -229,3 +229,28 @@ def test_weight_option_refused_for_count_tables():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_comparisons(TABLE.assign(weight=1.0))  # a stray weight column is not used
+
+
+# Davidson (1970), Example 2: 6 puddings, all 15 pairs (i, j, wins of i, wins of j, ties)
+PUDDING = np.array([
+    [1, 2, 19, 22, 16], [1, 3, 16, 19, 12], [2, 3, 19, 19, 10], [1, 4, 18, 23, 13], [2, 4, 23, 19, 9],
+    [3, 4, 19, 20, 15], [1, 5, 13, 19, 18], [2, 5, 16, 20, 12], [3, 5, 16, 15, 17], [4, 5, 17, 14, 16],
+    [1, 6, 18, 21, 12], [2, 6, 22, 20, 12], [3, 6, 13, 18, 10], [4, 6, 14, 19, 18], [5, 6, 11, 21, 12]])
+
+
+def test_integer_item_ids_in_a_count_table_are_labels(tmp_path, capsys):
+    """Issue 9 item 1: brands 1..6 read as codes gave 7 items with a phantom item 0."""
+    path = tmp_path / "pudding.csv"
+    pd.DataFrame(PUDDING, columns=["item1", "item2", "win1", "win2", "tie"]).to_csv(path, index=False)
+    pairs = read_pair_counts(path)
+    assert pairs.items.tolist() == [1, 2, 3, 4, 5, 6]
+    assert read_comparisons(path).items.tolist() == [1, 2, 3, 4, 5, 6]
+    assert main(["fit", str(path), "--model", "davidson", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(item["name"] for item in out["items"]) == [1, 2, 3, 4, 5, 6]
+    # the same fit as from string names
+    named = pd.DataFrame(PUDDING, columns=["item1", "item2", "win1", "win2", "tie"]).astype({"item1": str, "item2": str})
+    ref = bradley.Davidson().fit(read_pair_counts(named))
+    got = {str(item["name"]): item["score"] for item in out["items"]}
+    for name, score in zip(ref.items_, ref.scores_):
+        assert got[name] == pytest.approx(score, abs=1e-8)

@@ -116,3 +116,53 @@ def test_sorted_aggregation_path_matches_dense_for_soft_and_weighted(monkeypatch
     hashed = data.pair_counts()
     for field in ("first", "second", "wins_first", "wins_second", "ties"):
         np.testing.assert_allclose(getattr(dense, field), getattr(hashed, field), atol=1e-9)
+
+
+# --------------------------------------------------------------------------- labels versus codes (issue 9 item 1)
+def test_integer_labels_are_labels_not_codes():
+    c = Comparisons.from_arrays(np.array([1, 2, 3, 1]), np.array([2, 3, 1, 3]), [1, 1, 1, 1])
+    assert c.items.tolist() == [1, 2, 3]  # no phantom item 0
+    assert [type(v) for v in c.items] == [int, int, int]
+    assert c.items[c.left].tolist() == [1, 2, 3, 1]
+    model = bradley.BradleyTerry().fit(c)
+    assert model.items_.tolist() == [1, 2, 3] and model.converged_
+
+
+def test_large_integer_ids_do_not_allocate_by_value():
+    # ids near 3e9: the old code built np.arange(max id + 1) (24 GB); labels cost nothing
+    big = 3_000_000_000
+    c = Comparisons.from_arrays(np.array([big, big + 7, big]), np.array([big + 7, big, big + 7]), [1, 1, 0])
+    assert c.items.tolist() == [big, big + 7]
+    assert c.pair_counts().n_items == 2
+
+
+def test_from_arrays_with_items_matches_integer_labels():
+    c = Comparisons.from_arrays([10, 30], [30, 20], [1, 0], items=[30, 20, 10])
+    assert c.items.tolist() == [30, 20, 10] and c.left.tolist() == [2, 0]
+    with pytest.raises(bradley.ComparisonDataError, match=r"not in the given item list.*\[5\]"):
+        Comparisons.from_arrays([10, 5], [30, 20], [1, 0], items=[30, 20, 10])
+
+
+def test_integers_on_one_side_and_text_on_the_other_are_one_item_set():
+    c = Comparisons.from_arrays(np.array([1, 2]), np.array(["2", "x"], dtype=object), [1, 1])
+    assert c.items.tolist() == ["1", "2", "x"]
+    assert c.items[c.left].tolist() == ["1", "2"] and c.items[c.right].tolist() == ["2", "x"]
+
+
+def test_from_codes():
+    c = Comparisons.from_codes(np.array([0, 2]), np.array([1, 0]), [1, 0])
+    assert c.items.tolist() == [0, 1, 2] and c.left.tolist() == [0, 2]
+    named = Comparisons.from_codes([0, 2], [1, 0], [1, 0], items=["a", "b", "c", "d"])
+    assert named.items.tolist() == ["a", "b", "c", "d"] and named.items[named.left].tolist() == ["a", "c"]
+    assert Comparisons.from_codes([0], [1], [1], items=5).n_items == 5
+    assert Comparisons.from_codes(np.array([0.0]), np.array([1.0]), [1]).left.dtype == np.int64
+    with pytest.raises(bradley.ComparisonDataError, match=r"out of range in row 1"):
+        Comparisons.from_codes([0, 3], [1, 0], [1, 0], items=3)
+    with pytest.raises(bradley.ComparisonDataError, match=r"negative item codes in row 0"):
+        Comparisons.from_codes([-1, 0], [1, 2], [1, 0])
+    with pytest.raises(bradley.ComparisonDataError, match="from_arrays"):
+        Comparisons.from_codes(["a"], ["b"], [1])
+    with pytest.raises(bradley.ComparisonDataError, match="whole numbers"):
+        Comparisons.from_codes([0.5], [1], [1])
+    with pytest.raises(bradley.ComparisonDataError, match="duplicate"):
+        Comparisons.from_codes([0], [1], [1], items=["a", "a"])

@@ -267,3 +267,29 @@ def test_order_column_missing_and_kept_aligned_when_rows_are_dropped():
     wl = pd.DataFrame({"winner": ["a", "b"], "loser": ["b", "c"], "venue": ["b", "b"]})
     assert read_comparisons(wl, order="venue").order.tolist() == [-1.0, 1.0]
     assert parse_order(np.array([1, 0, -1])).tolist() == [1.0, 0.0, -1.0]
+
+
+# --------------------------------------------------------------------------- integer ids in files (issue 9 item 1)
+def test_integer_winner_loser_file_fits_without_phantom_items(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    path.write_text("winner,loser\n1,2\n2,3\n3,1\n1,3\n")
+    c = read_comparisons(path)
+    assert c.items.tolist() == [1, 2, 3]
+    from bradley.cli import main
+
+    assert main(["fit", str(path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(item["name"] for item in out["items"]) == [1, 2, 3]
+
+
+def test_llmfao_style_integer_model_ids_give_exactly_the_distinct_ids():
+    rng = np.random.default_rng(3)
+    ids = np.array([4, 17, 101, 59, 230, 8])  # sparse, non-contiguous integer ids
+    x, y = rng.choice(ids, 200), rng.choice(ids, 200)
+    keep = x != y
+    frame = pd.DataFrame({"model_x": x[keep], "model_y": y[keep], "winner": rng.choice(["left", "right", "tie"], keep.sum())})
+    c = read_comparisons(frame, left="model_x", right="model_y", outcome="winner")
+    assert c.items.tolist() == sorted(ids.tolist())
+    assert c.items[c.left].tolist() == frame.model_x.tolist()
+    model = bradley.BradleyTerry(prior=10.0).fit(c)
+    assert len(model.items_) == 6

@@ -86,16 +86,21 @@ def _sorted_union(*uniques: np.ndarray) -> np.ndarray:
 def encode_items(
     left: Any, right: Any, items: Any | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Turn two columns of item names into integer codes into a shared item list.
+    """Turn two columns of item labels into integer codes into a shared item list.
+
+    Values are always labels, whatever their type: integer ids such as
+    ``[17, 3000000000]`` are item names, not positions (codes are taken only by
+    :meth:`Comparisons.from_codes`). When one side holds integers and the other
+    strings (a file whose left column happens to hold only digits), the
+    integers are read as their text, so ``1`` and ``"1"`` are one item.
 
     Parameters
     ----------
     left, right : array-like
-        Item names (strings or any hashable) or, when ``items`` is None and the
-        arrays are integer typed, integer codes already.
+        Item labels (strings, integers or any hashable).
     items : array-like, optional
-        The item list to encode against. Names outside it are an error. When
-        omitted, the items are the sorted union of the names seen.
+        The item list to encode against. Labels outside it are an error. When
+        omitted, the items are the sorted union of the labels seen.
 
     Returns
     -------
@@ -107,6 +112,8 @@ def encode_items(
     >>> l, r, items = encode_items(["b", "a"], ["a", "c"])
     >>> l.tolist(), r.tolist(), items.tolist()
     ([1, 0], [0, 2], ['a', 'b', 'c'])
+    >>> encode_items([7, 3], [3, 3_000_000_000])[2].tolist()  # integer ids are labels
+    [3, 7, 3000000000]
     """
     left_arr = _as_1d(left)
     right_arr = _as_1d(right)
@@ -114,15 +121,7 @@ def encode_items(
         raise ComparisonDataError(
             f"left and right have different lengths ({len(left_arr)} and {len(right_arr)})."
         )
-    if items is None and _is_integer_array(left_arr) and _is_integer_array(right_arr):
-        lc = np.asarray(left_arr, dtype=np.int64)
-        rc = np.asarray(right_arr, dtype=np.int64)
-        negative = (lc < 0) | (rc < 0)
-        if negative.any():
-            text, rows = describe_rows(negative)
-            raise ComparisonDataError(f"negative item codes in {text}.", rows)
-        n = int(max(lc.max(initial=-1), rc.max(initial=-1))) + 1
-        return lc, rc, np.arange(n, dtype=np.int64).astype(object)
+    left_arr, right_arr = _common_label_type(left_arr, right_arr)
 
     if items is not None:
         item_index = pd.Index(np.asarray(items, dtype=object))
@@ -134,7 +133,8 @@ def encode_items(
         unknown = (lc < 0) | (rc < 0)
         if unknown.any():
             text, rows = describe_rows(unknown)
-            names = pd.unique(np.concatenate([np.asarray(left_arr)[lc < 0], np.asarray(right_arr)[rc < 0]]))
+            names = pd.unique(np.concatenate([np.asarray(left_arr, dtype=object)[lc < 0],
+                                              np.asarray(right_arr, dtype=object)[rc < 0]]))
             raise ComparisonDataError(
                 f"items not in the given item list in {text}: {python_values(names[:5])}.", rows
             )
@@ -148,11 +148,43 @@ def encode_items(
     if missing.any():
         text, rows = describe_rows(missing)
         raise ComparisonDataError(f"missing item name (empty/NaN) in {text}.", rows)
-    all_items = _sorted_union(np.asarray(luniq, dtype=object), np.asarray(runiq, dtype=object))
+    all_items = _sorted_union(_label_values(luniq), _label_values(runiq))
     index = pd.Index(all_items)
-    lmap = index.get_indexer(np.asarray(luniq, dtype=object)).astype(np.int64)
-    rmap = index.get_indexer(np.asarray(runiq, dtype=object)).astype(np.int64)
+    lmap = index.get_indexer(_label_values(luniq)).astype(np.int64)
+    rmap = index.get_indexer(_label_values(runiq)).astype(np.int64)
     return lmap[lcodes], rmap[rcodes], all_items
+
+
+def _label_values(values: Any) -> np.ndarray:
+    """Unique labels as an object array of plain Python values (ints stay ints, not numpy scalars)."""
+    return np.asarray(python_values(values), dtype=object)
+
+
+def _is_string_array(values: Any) -> bool:
+    dtype = getattr(values, "dtype", None)
+    if dtype is None:
+        return False
+    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+        return True
+    if dtype == object:
+        sample = pd.Series(values[:1000] if len(values) else values, dtype=object).dropna()
+        return bool(len(sample)) and all(isinstance(v, str) for v in sample)
+    return False
+
+
+def _common_label_type(left: Any, right: Any) -> tuple[Any, Any]:
+    """Integers on one side and strings on the other: read the integers as text (``1`` and ``"1"`` are one item)."""
+    if _is_integer_array(left) and _is_string_array(right):
+        return _as_text(left), right
+    if _is_integer_array(right) and _is_string_array(left):
+        return left, _as_text(right)
+    return left, right
+
+
+def _as_text(values: Any) -> np.ndarray:
+    codes, uniq = pd.factorize(values)
+    text = np.asarray([str(v) for v in python_values(uniq)] + [None], dtype=object)
+    return text[codes]
 
 
 def _codes_against(values: Any, index: pd.Index) -> np.ndarray:
@@ -184,6 +216,28 @@ def _is_integer_array(values: Any) -> bool:
     return dtype is not None and pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
+def _codes(values: Any, name: str) -> np.ndarray:
+    """Integer item codes (integer-valued floats accepted); an error names rows that are not codes."""
+    arr = np.asarray(_as_1d(values))
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+                                 or (arr.dtype == object and len(arr) == 0)):
+        raise ComparisonDataError(
+            f"{name}: item codes must be integers, got dtype {arr.dtype}; for item names use Comparisons.from_arrays.")
+    with np.errstate(invalid="ignore"):
+        as_float = arr.astype(np.float64) if arr.dtype.kind != "i" and arr.dtype.kind != "u" else None
+    if as_float is not None:
+        bad = ~np.isfinite(as_float) | (as_float != np.round(as_float))
+        if bad.any():
+            text, rows = describe_rows(bad)
+            raise ComparisonDataError(f"{name}: item codes must be whole numbers; not in {text}.", rows)
+    codes = arr.astype(np.int64)
+    negative = codes < 0
+    if negative.any():
+        text, rows = describe_rows(negative)
+        raise ComparisonDataError(f"{name}: negative item codes in {text}.", rows)
+    return codes
+
+
 def _float_column(name: str, values: Any, n: int) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(arr) != n:
@@ -199,7 +253,8 @@ PER_ROW_FIELDS = ("left", "right", "outcome", "weight", "time", "annotator", "ti
 class Comparisons:
     """Pairwise comparisons, one row per judged pair, as columnar arrays.
 
-    Build it with :meth:`from_arrays` or :func:`bradley.read_comparisons`.
+    Build it with :meth:`from_arrays` (item labels), :meth:`from_codes` (integer codes)
+    or :func:`bradley.read_comparisons`.
 
     Attributes
     ----------
@@ -262,19 +317,23 @@ class Comparisons:
         order: Any | None = None,
         drop_self_comparisons: bool = False,
     ) -> "Comparisons":
-        """Build comparisons from arrays of names (or integer codes) and outcomes.
+        """Build comparisons from arrays of item labels and outcomes.
+
+        ``left`` and ``right`` are labels whatever their type: integer ids
+        such as ``[1, 2, 3]`` become the items ``1, 2, 3`` (never positions;
+        use :meth:`from_codes` for codes ``0..n-1`` into an item list).
 
         Parameters
         ----------
         left, right : array-like
-            Item names, or integer codes ``0..n-1`` when ``items`` is omitted.
+            Item labels (strings, integers or any hashable).
         outcome : array-like of float
             1 = left won, 0 = right won, 0.5 = tie, or a probability in (0, 1).
         weight : array-like of float, optional
             Non-negative row weights.
         items : array-like, optional
             Fix the item list (and its order); also lets items appear that were
-            never compared.
+            never compared. Every label must be in it.
         time, annotator, tie_kind : array-like, optional
             Per-row time stamps, annotator labels, and tie kinds (0/1).
         order : array-like of {1, 0, -1}, optional
@@ -289,8 +348,84 @@ class Comparisons:
         >>> c = Comparisons.from_arrays(["a", "a", "b"], ["b", "c", "c"], [1, 1, 0.5])
         >>> c.n_comparisons, c.items.tolist()
         (3, ['a', 'b', 'c'])
+        >>> Comparisons.from_arrays([1, 2], [2, 3], [1, 1]).items.tolist()  # integer ids are labels
+        [1, 2, 3]
         """
         lc, rc, item_names = encode_items(left, right, items)
+        return cls._from_encoded(lc, rc, item_names, outcome, weight, time=time, annotator=annotator,
+                                 tie_kind=tie_kind, features=features, feature_names=feature_names, order=order,
+                                 drop_self_comparisons=drop_self_comparisons, keep_items=items is not None)
+
+    @classmethod
+    def from_codes(
+        cls,
+        left: Any,
+        right: Any,
+        outcome: Any,
+        weight: Any | None = None,
+        *,
+        items: Any | None = None,
+        time: Any | None = None,
+        annotator: Any | None = None,
+        tie_kind: Any | None = None,
+        features: Any | None = None,
+        feature_names: Any | None = None,
+        order: Any | None = None,
+        drop_self_comparisons: bool = False,
+    ) -> "Comparisons":
+        """Build comparisons from integer codes ``0..n-1`` into an item list.
+
+        The constructor for data already encoded (simulations, arrays built by
+        other code); labels from files and frames go through
+        :meth:`from_arrays` or :func:`bradley.read_comparisons`.
+
+        Parameters
+        ----------
+        left, right : array-like of int
+            Codes of the compared items, ``0 <= code < n_items``.
+        outcome, weight, time, annotator, tie_kind, features, feature_names, order, drop_self_comparisons
+            As in :meth:`from_arrays`.
+        items : int or array-like, optional
+            The item names (``items[code]`` names a code), or the number of
+            items (names ``0..n-1``). Default: ``max code + 1`` items named by
+            their codes.
+
+        Examples
+        --------
+        >>> c = Comparisons.from_codes([0, 2], [2, 1], [1, 0], items=["a", "b", "c"])
+        >>> c.items[c.left].tolist()
+        ['a', 'c']
+        >>> Comparisons.from_codes([0, 1], [1, 2], [1, 1], items=4).items.tolist()  # item 3 never compared
+        [0, 1, 2, 3]
+        """
+        lc = _codes(left, "left")
+        rc = _codes(right, "right")
+        if len(lc) != len(rc):
+            raise ComparisonDataError(f"left and right have different lengths ({len(lc)} and {len(rc)}).")
+        top = int(max(lc.max(initial=-1), rc.max(initial=-1))) + 1
+        if items is None:
+            item_names = np.arange(top, dtype=np.int64).astype(object)
+        elif isinstance(items, (int, np.integer)) and not isinstance(items, bool):
+            item_names = np.arange(int(items), dtype=np.int64).astype(object)
+        else:
+            item_names = np.asarray(python_values(items), dtype=object)
+            if not pd.Index(item_names).is_unique:
+                index = pd.Index(item_names)
+                raise ComparisonDataError(f"the item list has duplicate names: {index[index.duplicated()].tolist()[:5]}.")
+        bad = (lc >= len(item_names)) | (rc >= len(item_names))
+        if bad.any():
+            text, rows = describe_rows(bad)
+            raise ComparisonDataError(
+                f"item codes out of range in {text}: codes must be below the number of items ({len(item_names)}).",
+                rows)
+        return cls._from_encoded(lc, rc, item_names, outcome, weight, time=time, annotator=annotator,
+                                 tie_kind=tie_kind, features=features, feature_names=feature_names, order=order,
+                                 drop_self_comparisons=drop_self_comparisons, keep_items=items is not None)
+
+    @classmethod
+    def _from_encoded(cls, lc: np.ndarray, rc: np.ndarray, item_names: np.ndarray, outcome: Any, weight: Any,
+                      *, time: Any, annotator: Any, tie_kind: Any, features: Any, feature_names: Any, order: Any,
+                      drop_self_comparisons: bool, keep_items: bool) -> "Comparisons":
         n = len(lc)
         out = _float_column("outcome", outcome, n)
         w = None if weight is None else _float_column("weight", weight, n)
@@ -306,7 +441,7 @@ class Comparisons:
         fields = dict(left=lc, right=rc, outcome=out, items=item_names, weight=w, time=t, annotator=a, tie_kind=tk,
                       features=feats, feature_names=names, order=o)
         if drop_self_comparisons:
-            fields = drop_self_comparisons_from(fields, keep_items=items is not None)
+            fields = drop_self_comparisons_from(fields, keep_items=keep_items)
         for name, value in fields.items():
             object.__setattr__(comparisons, name, value)
         comparisons.__post_init__()

@@ -60,5 +60,5 @@ def simulate_bt(
         names = np.array([f"item{k:0{width}d}" for k in range(n_items)], dtype=object)
         data = Comparisons.from_arrays(names[left], names[right], outcome, items=names)
     else:
-        data = Comparisons.from_arrays(left, right, outcome, items=np.arange(n_items))
+        data = Comparisons.from_codes(left, right, outcome, items=n_items)
     return data, scores
