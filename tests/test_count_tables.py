@@ -254,3 +254,18 @@ def test_integer_item_ids_in_a_count_table_are_labels(tmp_path, capsys):
     got = {str(item["name"]): item["score"] for item in out["items"]}
     for name, score in zip(ref.items_, ref.scores_):
         assert got[name] == pytest.approx(score, abs=1e-8)
+
+
+def test_a_misnamed_column_is_named_as_given(tmp_path, capsys):
+    """`--counts --win1 nope` reported "no column for ['win2']"; the message names 'nope' and its role."""
+    with pytest.raises(ComparisonDataError, match=r"missing column\(s\) \['nope'\] \(given as win1='nope'\)") as err:
+        read_comparisons(TABLE, counts=True, win1="nope")
+    assert "win2" not in str(err.value).split(":")[1]
+    with pytest.raises(ComparisonDataError, match=r"\['nope'\] \(given as win1='nope'\)"):
+        read_pair_counts(TABLE, win1="nope")
+    path = tmp_path / "counts.csv"
+    TABLE.to_csv(path, index=False)
+    assert main(["fit", str(path), "--counts", "--win1", "nope"]) == 2
+    assert "['nope'] (given as win1='nope')" in capsys.readouterr().err
+    with pytest.raises(ComparisonDataError, match=r"\['nope'\] \(given as left='nope'\)"):
+        read_comparisons(pd.DataFrame({"left": ["a"], "right": ["b"], "outcome": [1]}), left="nope")

@@ -162,6 +162,7 @@ def _resolve_columns(
 ) -> dict[str, str | None]:
     cols = set(columns)
     roles: dict[str, str | None] = {"left": left, "right": right, "outcome": outcome, "winner": winner, "loser": loser}
+    _check_given_columns(roles, columns)
     explicit_pair = left is not None or right is not None
     if not explicit_pair and winner is None and loser is None:
         if {"model_a", "model_b"} <= cols:
@@ -192,6 +193,16 @@ def _resolve_columns(
     if absent:
         raise ComparisonDataError(f"missing column(s) {absent}: the data have columns {list(columns)[:20]}.")
     return roles
+
+
+def _check_given_columns(roles: dict[str, str | None], columns: Sequence[str], prefix: str = "") -> None:
+    """A column the caller named that the data lack is the first thing to report, by the name given."""
+    have = set(map(str, columns))
+    absent = {role: name for role, name in roles.items() if name is not None and str(name) not in have}
+    if absent:
+        given = ", ".join(f"{role}={name!r}" for role, name in absent.items())
+        raise ComparisonDataError(f"{prefix}missing column(s) {list(absent.values())} (given as {given}): "
+                                  f"the data have columns {list(columns)[:20]}.")
 
 
 def read_comparisons(
@@ -523,6 +534,7 @@ def _count_roles(columns: Sequence[str], item1: str | None, item2: str | None, w
     cols = list(map(str, columns))
     have = set(cols)
     roles: dict[str, str | None] = {"item1": item1, "item2": item2, "win1": win1, "win2": win2, "tie": tie}
+    _check_given_columns(roles, cols, prefix="count table: ")
     if item1 is None and item2 is None:
         for a, b in COUNT_TABLE_ITEM_COLUMNS:
             if {a, b} <= have:
