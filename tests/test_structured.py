@@ -60,28 +60,68 @@ def test_structured_model_matches_brute_force():
     np.testing.assert_allclose(model.params_["se"].to_numpy(), np.sqrt(np.diag(np.linalg.inv(hess))), rtol=1e-3)
 
 
-def _laplace_by_hand(data, z, sigma, w_start):
-    """Joint mode of (w, u) for this sigma by scipy, then the Laplace formula with a numerical Hessian."""
-    n, p = z.shape
+def _laplace_by_hand(left, right, y, z, w, sigma):
+    """The Laplace formula written out: mode of u for these (w, sigma) by scipy, then the log-determinant."""
+    n = z.shape[0]
+    sign = np.where(y == 1, 1.0, -1.0)
 
-    def neg_penalised(t):
-        strength = z @ t[:p] + t[p:]
-        d = strength[data.left] - strength[data.right]
-        ll = data.outcome @ log_expit(d) + (1 - data.outcome) @ log_expit(-d)
-        return -(ll - 0.5 * t[p:] @ t[p:] / sigma ** 2)
+    def neg_penalised(u):
+        strength = z @ w + u
+        d = strength[left] - strength[right]
+        r = np.where(y == 1, expit(-d), -expit(d))
+        g = np.bincount(left, r, n) - np.bincount(right, r, n)
+        return -(log_expit(sign * d).sum() - 0.5 * u @ u / sigma ** 2), -(g - u / sigma ** 2)
 
-    res = optimize.minimize(neg_penalised, np.r_[w_start, np.zeros(n)], method="BFGS", options={"gtol": 1e-10})
-    u_hat = res.x[p:]
-    strength = z @ res.x[:p] + u_hat
-    d = strength[data.left] - strength[data.right]
+    res = optimize.minimize(neg_penalised, np.zeros(n), jac=True, method="BFGS", options={"gtol": 1e-11})
+    strength = z @ w + res.x
+    d = strength[left] - strength[right]
     c = expit(d) * expit(-d)
     h_uu = np.zeros((n, n))
-    np.add.at(h_uu, (data.left, data.left), c)
-    np.add.at(h_uu, (data.right, data.right), c)
-    np.add.at(h_uu, (data.left, data.right), -c)
-    np.add.at(h_uu, (data.right, data.left), -c)
+    np.add.at(h_uu, (left, left), c)
+    np.add.at(h_uu, (right, right), c)
+    np.add.at(h_uu, (left, right), -c)
+    np.add.at(h_uu, (right, left), -c)
     _, logdet = np.linalg.slogdet(h_uu + np.eye(n) / sigma ** 2)
     return -res.fun - n * np.log(sigma) - 0.5 * logdet
+
+
+def test_random_item_effects_maximise_the_laplace_approximation():
+    """Regression (reviewer's case): w came from the joint mode (0.944, sigma 0.685, -145.058); the Laplace maximum
+    over (w, log sigma), found here by Nelder-Mead on the hand-written formula, is w 0.990, sigma 0.686, -145.028."""
+    rng = np.random.default_rng(3)
+    n = 15
+    items = np.array([f"i{k}" for k in range(n)], dtype=object)
+    feats = pd.DataFrame({"x": rng.normal(0, 1, n)}, index=items)
+    s = feats["x"].to_numpy() + rng.normal(0, 0.8, n)
+    left, right, y = [], [], []
+    for _ in range(300):
+        a, b = rng.choice(n, 2, replace=False)
+        left.append(a)
+        right.append(b)
+        y.append(float(rng.random() < expit(s[a] - s[b])))
+    left, right, y = np.array(left), np.array(right), np.array(y)
+    data = Comparisons.from_arrays(items[left], items[right], y, items=items)
+    model = PairwiseModel(item_features=feats, item_effects="random").fit(data)
+    w, sigma = model.params_.loc["x", "estimate"], model.params_.loc["sigma", "estimate"]
+    z = feats.to_numpy()
+    assert model.converged_ and model.convergence_criterion_ <= 1e-6
+    assert model.log_likelihood_ == pytest.approx(_laplace_by_hand(left, right, y, z, np.array([w]), sigma), abs=1e-7)
+    best = optimize.minimize(lambda t: -_laplace_by_hand(left, right, y, z, t[:1], np.exp(t[1])), [0.5, np.log(0.5)],
+                             method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-11, "maxiter": 2000})
+    assert w == pytest.approx(best.x[0], abs=1e-4) and sigma == pytest.approx(np.exp(best.x[1]), abs=1e-4)
+    assert model.log_likelihood_ == pytest.approx(-best.fun, abs=1e-8)
+    assert (round(w, 3), round(sigma, 3), round(model.log_likelihood_, 3)) == (0.990, 0.686, -145.028)
+    # standard errors: the inverse curvature of the Laplace objective in (w, log sigma), by finite differences here
+    h, t0 = 1e-3, np.array([w, np.log(sigma)])
+    f = lambda t: _laplace_by_hand(left, right, y, z, t[:1], np.exp(t[1]))  # noqa: E731
+    hess = np.empty((2, 2))
+    for i in range(2):
+        for j in range(2):
+            ei, ej = np.eye(2)[i] * h, np.eye(2)[j] * h
+            hess[i, j] = (f(t0 + ei + ej) - f(t0 + ei - ej) - f(t0 - ei + ej) + f(t0 - ei - ej)) / (4 * h * h)
+    cov = np.linalg.inv(-hess)
+    assert model.params_.loc["x", "se"] == pytest.approx(np.sqrt(cov[0, 0]), rel=1e-3)
+    assert model.params_.loc["sigma", "se"] == pytest.approx(sigma * np.sqrt(cov[1, 1]), rel=1e-3)
 
 
 def test_random_item_effects_laplace_objective_by_hand_and_by_integration():
@@ -90,7 +130,8 @@ def test_random_item_effects_laplace_objective_by_hand_and_by_integration():
     model = PairwiseModel(item_features=feats, item_effects="random").fit(plain)
     sigma = model.params_.loc["sigma", "estimate"]
     z = feats.loc[list(plain.items)].to_numpy()
-    by_hand = _laplace_by_hand(plain, z, sigma, model.params_.loc[["z0"], "estimate"].to_numpy())
+    by_hand = _laplace_by_hand(plain.left, plain.right, plain.outcome, z, model.params_.loc[["z0"], "estimate"].to_numpy(),
+                               sigma)
     assert model.log_likelihood_ == pytest.approx(by_hand, abs=1e-6)
     # the estimate maximises the Laplace objective: fixing sigma nearby gives less
     for other in (0.8 * sigma, 1.25 * sigma):

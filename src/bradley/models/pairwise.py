@@ -1,8 +1,8 @@
 """Pairwise comparison models with ties, order effects, covariates, item features and noisy labels.
 
 One engine, :class:`PairwiseModel`, fits every member of the family by
-maximum likelihood (or MAP with a Gaussian prior on the item effects, or a
-Laplace-approximate marginal likelihood with random item effects) on the
+maximum likelihood (or MAP with a Gaussian prior on the item effects, or the
+maximum of the Laplace-approximate marginal likelihood with random item effects) on the
 linear predictor
 
     d = r_j (s_left - s_right) + gamma[group] * order + x . beta,    s_i = z_i . w + u_i
@@ -153,9 +153,9 @@ class PairwiseModel(ScoreUncertainty):
         column name (a structured model, as R's ``BTm`` with item covariates).
     item_effects : {"none", "fixed", "random"}, optional
         The free item effect ``u_i``: absent, fixed (unpenalised, or with
-        ``prior``), or random ``N(0, sigma^2)`` with ``sigma`` estimated by
-        the Laplace approximation of the marginal likelihood (reported as
-        ``sigma`` in ``params_``). Default: ``"fixed"`` without item features,
+        ``prior``), or random ``N(0, sigma^2)``: the other parameters and
+        ``sigma`` then maximise the Laplace approximation of the marginal
+        likelihood (as lme4's ``nAGQ=1``; ``sigma`` in ``params_``). Default: ``"fixed"`` without item features,
         ``"none"`` with them.
     fixed : dict, optional
         Parameters held at given values (natural scale, names as in
@@ -482,6 +482,12 @@ class PairwiseModel(ScoreUncertainty):
             newton_step = self._newton_step(info, gf)
             self._criterion = float(np.max(np.abs(newton_step), initial=0.0)) if newton_step is not None else np.inf
             if self._criterion <= o.tol:
+                # take the last (tiny) Newton step too: quadratic convergence leaves an error ~ tol^2
+                polished = x.copy()
+                polished[free] += newton_step
+                p_value, p_grad = self._objective(polished, cells, prior_variance)
+                if np.isfinite(p_value) and p_value >= value - 8 * np.finfo(float).eps * max(abs(value), 1.0):
+                    x, value, grad = polished, p_value, p_grad
                 done = True
                 break
             iterations += 1
@@ -634,6 +640,7 @@ class PairwiseModel(ScoreUncertainty):
         for idx, value in fixed_values.items():
             x0[idx] = value
 
+        self._criterion_tol = o.tol
         if o.item_effects == "random":
             x, value, grad, iterations, solver, prior_variance = self._fit_random(x0, cells, total, sigma_fixed)
         else:
@@ -659,10 +666,16 @@ class PairwiseModel(ScoreUncertainty):
         self.n_iter_ = int(iterations)
         self.solver_ = solver
         self.convergence_criterion_ = float(self._criterion)
-        self.converged_ = bool(self.convergence_criterion_ <= o.tol)
+        self.converged_ = bool(self.convergence_criterion_ <= self._criterion_tol)
         self._x, self._layout_, self._group_names = x, layout, group_names
         self._item_x = item_x
-        self.params_ = self._parameter_table(x, cov, names, fixed_values)
+        table_cov = cov
+        if o.item_effects == "random":
+            # fixed parameters' SEs from the curvature of the Laplace objective (sigma's uncertainty included)
+            table_cov = cov.copy()
+            idx, laplace_cov = self._laplace_cov
+            table_cov[np.ix_(idx, idx)] = laplace_cov
+        self.params_ = self._parameter_table(x, table_cov, names, fixed_values)
         if o.item_effects == "random":
             self._add_sigma_row(sigma_fixed)
             # the Laplace-approximate marginal likelihood; the conditional one (effects at their mode) kept beside it
@@ -674,7 +687,7 @@ class PairwiseModel(ScoreUncertainty):
         if not self.converged_:
             warnings.warn(
                 f"{type(self).__name__} did not converge in {iterations} iterations (largest Newton step "
-                f"{self.convergence_criterion_:.2e} > tol {o.tol:g}; inf: the information is not positive "
+                f"{self.convergence_criterion_:.2e} > tol {self._criterion_tol:g}; inf: the information is not positive "
                 "definite there).", ConvergenceWarning, stacklevel=2,
             )
         return self
@@ -1006,51 +1019,171 @@ class PairwiseModel(ScoreUncertainty):
 
     def _fit_random(self, x0: np.ndarray, cells: _Cells, total: float,
                     sigma_fixed: float | None) -> tuple[np.ndarray, float, np.ndarray, int, str, float]:
-        """Random item effects: the joint mode for each sigma, sigma maximising the Laplace marginal likelihood."""
-        if sigma_fixed is not None:
-            variance = float(sigma_fixed) ** 2
-            x, value, grad, it, solver = self._maximise(x0, cells, variance, total)
-            return x, value, grad, it, solver, variance
-        state = {"x": x0.copy(), "iterations": 0}
-        cache: dict[float, tuple[float, np.ndarray]] = {}
+        """Random item effects: maximise the Laplace approximation over the fixed parameters and ``log sigma``.
 
-        def profile(log_sigma: float) -> float:
-            key = round(float(log_sigma), 12)
-            if key not in cache:
-                variance = float(np.exp(2 * log_sigma))
-                x, _, _, it, _ = self._maximise(state["x"], cells, variance, total)
-                state["x"], state["iterations"] = x, state["iterations"] + it
-                cache[key] = (self._laplace(x, cells, variance), x)
-            return cache[key][0]
-
+        As lme4's ``glmer`` with ``nAGQ=1``: for each value of the fixed
+        parameters ``theta`` (feature weights, order effects, covariates, tie
+        parameter, reliabilities) and of ``log sigma``, the effects ``u`` are
+        set to their conditional mode by Newton's method and the Laplace
+        approximation :meth:`_laplace` is evaluated; an outer safeguarded
+        Newton method, with central-difference derivatives of that function,
+        maximises it over ``(theta, log sigma)`` (``log sigma`` in
+        ``[log 1e-3, log 20]``). Converged when every outer Newton step is at
+        most ``max(tol, 1e-6)`` (the derivatives are numerical); the inverse
+        of the numerical Hessian gives the standard errors of ``theta`` and
+        ``sigma`` (``sigma`` by the delta method on ``log sigma``).
+        """
+        L, o = self._L, self._o
+        size = L["_size"].start
+        full_free, full_gauge = self._free.copy(), self._gauge
+        effects = np.zeros(size, dtype=bool)
+        effects[L["effects"]] = True
+        outer_idx = np.flatnonzero(full_free & ~effects)
+        free_sigma = sigma_fixed is None
         lo, hi = np.log(1e-3), np.log(20.0)
-        res = optimize.minimize_scalar(lambda s: -profile(s), bounds=(lo, hi), method="bounded",
-                                       options={"xatol": 1e-5})
-        log_sigma = float(res.x)
-        best = profile(log_sigma)
-        x = cache[round(log_sigma, 12)][1]
-        variance = float(np.exp(2 * log_sigma))
-        x, value, grad, it, solver = self._maximise(x, cells, variance, total)
-        # curvature in log sigma (delta method) and a profile interval on the Laplace objective
-        h = 1e-3
-        second = (profile(log_sigma + h) - 2 * best + profile(log_sigma - h)) / h ** 2
-        se_log = float(1.0 / np.sqrt(-second)) if second < 0 else np.inf
-        cut = best - 0.5 * float(ndtri(0.975)) ** 2
+        state = {"x": x0.copy(), "iterations": 0, "criterion": 0.0}
 
-        def crossing(a: float, b: float) -> float:
-            if profile(b) > cut:
-                return b
-            return float(optimize.brentq(lambda s: profile(s) - cut, a, b, xtol=1e-6))
+        def unpack(z: np.ndarray) -> tuple[np.ndarray, float]:
+            x = state["x"].copy()
+            x[outer_idx] = z[:len(outer_idx)]
+            return x, float(np.exp(2 * z[-1])) if free_sigma else float(sigma_fixed) ** 2
 
-        low = crossing(log_sigma, lo) if log_sigma > lo + 1e-6 else lo
-        high = crossing(log_sigma, hi)
-        self._sigma = (float(np.exp(log_sigma)), float(np.exp(log_sigma)) * se_log,
-                       0.0 if low <= lo + 1e-6 else float(np.exp(low)), float(np.exp(high)))
-        self._laplace_value = best
-        if log_sigma <= lo + 1e-3:
-            warnings.warn("the random-effect standard deviation is at its lower bound (1e-3): the item "
-                          "features explain the strengths; consider item_effects='none'.", UserWarning, stacklevel=3)
-        return x, value, grad, state["iterations"] + it, solver, variance
+        def conditional_mode(z: np.ndarray) -> tuple[np.ndarray, float]:
+            x, variance = unpack(z)
+            self._free, self._gauge = effects, np.zeros((int(effects.sum()), 0))
+            try:
+                x, _, _, it, _ = self._maximise(x, cells, variance, total)
+            finally:
+                self._free, self._gauge = full_free, full_gauge
+            state["iterations"] += it
+            state["criterion"] = max(state["criterion"], self._criterion) if np.isfinite(self._criterion) else np.inf
+            return x, variance
+
+        def laplace(z: np.ndarray) -> float:
+            x, variance = conditional_mode(z)
+            value = self._laplace(x, cells, variance)
+            if np.isfinite(value):
+                state["x"] = x  # warm start for the next evaluation
+            return value
+
+        # start: the joint mode at sigma = 1 (fixed sigma: at that sigma)
+        start_variance = 1.0 if free_sigma else float(sigma_fixed) ** 2
+        joint, _, _, it0, _ = self._maximise(x0, cells, start_variance, total)
+        state["x"] = joint
+        state["iterations"] += it0
+        z = np.r_[joint[outer_idx], 0.0] if free_sigma else joint[outer_idx].copy()
+        k = len(z)
+        outer_tol = max(o.tol, 1e-6)
+        f = laplace(z) if k else None
+        h_grad, h_hess = 1e-4, 1e-3
+        at_bound = np.zeros(k, dtype=bool)
+        criterion, hessian, outer_it = 0.0, np.zeros((k, k)), 0
+        fresh, need_hessian, grad_at, previous = False, True, None, np.inf
+
+        def fd_hessian(z: np.ndarray, f: float) -> np.ndarray:
+            out = np.empty((k, k))
+            for i in range(k):
+                e = np.zeros(k)
+                e[i] = h_hess
+                out[i, i] = (laplace(z + e) - 2 * f + laplace(z - e)) / h_hess ** 2
+                for j in range(i):
+                    ei, ej = np.zeros(k), np.zeros(k)
+                    ei[i], ej[j] = h_hess, h_hess
+                    out[i, j] = out[j, i] = (laplace(z + ei + ej) - laplace(z + ei - ej)
+                                             - laplace(z - ei + ej) + laplace(z - ei - ej)) / (4 * h_hess ** 2)
+            return out
+
+        # chord Newton: the numerical Hessian is recomputed only when a full step fails or to confirm convergence
+        while k:
+            if grad_at is None or not np.array_equal(grad_at, z):
+                state["criterion"] = 0.0
+                grad = np.empty(k)
+                for i in range(k):
+                    e = np.zeros(k)
+                    e[i] = h_grad
+                    grad[i] = (laplace(z + e) - laplace(z - e)) / (2 * h_grad)
+                f = laplace(z)
+                grad_at, fresh = z.copy(), False
+            if need_hessian:
+                hessian, fresh, need_hessian = fd_hessian(z, f), True, False
+            if not np.all(np.isfinite(grad)) or not np.all(np.isfinite(hessian)):
+                criterion = np.inf
+                break
+            at_bound[:] = False
+            if free_sigma:
+                at_bound[-1] = (z[-1] <= lo + 1e-9 and grad[-1] < 0) or (z[-1] >= hi - 1e-9 and grad[-1] > 0)
+            act = ~at_bound
+            info = -hessian[np.ix_(act, act)]
+            step_act = self._newton_step(info, grad[act])
+            criterion = float(np.max(np.abs(step_act), initial=0.0)) if step_act is not None else np.inf
+            if not fresh and criterion > max(0.1 * previous, outer_tol):
+                need_hessian = True  # the old Hessian no longer contracts fast: refresh it here
+                continue
+            previous = criterion
+            if criterion <= outer_tol or outer_it >= min(o.max_iter, 100):
+                if fresh:
+                    break
+                need_hessian = True  # confirm with the Hessian at this point
+                continue
+            outer_it += 1
+            scale = max(float(np.max(np.abs(np.diag(info)), initial=1.0)), 1e-8)
+            accepted, full = False, False
+            for lam in [0.0] + list(scale * 10.0 ** np.arange(-6, 7)):
+                step_act = self._newton_step(info + lam * np.eye(len(info)), grad[act])
+                if step_act is None:
+                    continue
+                step = np.zeros(k)
+                step[act] = step_act
+                t = 1.0
+                for _ in range(30 if lam == 0.0 else 2):
+                    trial = z + t * step
+                    if free_sigma:
+                        trial[-1] = min(max(trial[-1], lo), hi)
+                    value = laplace(trial)
+                    if np.isfinite(value) and value >= f - 1e-12 * max(abs(f), 1.0):
+                        accepted, full = True, lam == 0.0 and t == 1.0
+                        break
+                    t *= 0.5
+                if accepted:
+                    break
+            if not accepted:
+                if fresh:
+                    break
+                need_hessian = True
+                continue
+            z = trial
+            need_hessian = not full  # a damped or shortened step: recompute the Hessian at the new point
+        x, variance = conditional_mode(z) if k else conditional_mode(np.zeros(0))
+        value, grad_x = self._objective(x, cells, variance)
+        self._criterion = max(criterion, state["criterion"])
+        self._criterion_tol = outer_tol
+        self._laplace_value = self._laplace(x, cells, variance)
+        # covariance of (theta, log sigma): inverse of minus the Hessian of the Laplace objective
+        laplace_cov = np.full((k, k), np.nan)
+        if k:
+            act = ~at_bound
+            try:
+                with single_blas_thread(k):
+                    inner = np.linalg.inv(-hessian[np.ix_(act, act)])
+                if np.all(np.diag(inner) > 0):
+                    laplace_cov[np.ix_(act, act)] = 0.5 * (inner + inner.T)
+            except np.linalg.LinAlgError:
+                pass
+        self._laplace_cov = (outer_idx, laplace_cov[:len(outer_idx), :len(outer_idx)])
+        if free_sigma:
+            log_sigma = float(z[-1])
+            sigma = float(np.exp(log_sigma))
+            se_log = float(np.sqrt(laplace_cov[-1, -1])) if np.isfinite(laplace_cov[-1, -1]) else np.nan
+            q = float(ndtri(0.975))
+            if at_bound[-1] and log_sigma <= lo + 1e-9:
+                self._sigma = (sigma, np.nan, 0.0, np.nan)
+                warnings.warn("the random-effect standard deviation is at its lower bound (1e-3): the item "
+                              "features explain the strengths; consider item_effects='none'.", UserWarning,
+                              stacklevel=3)
+            else:
+                self._sigma = (sigma, sigma * se_log, float(np.exp(log_sigma - q * se_log)),
+                               float(np.exp(log_sigma + q * se_log)))
+        return x, value, grad_x, state["iterations"], "laplace-newton", variance
 
     def _add_sigma_row(self, sigma_fixed: float | None) -> None:
         if sigma_fixed is not None:
