@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse
+from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.special import expit, log_expit, logsumexp, ndtr, ndtri
 
@@ -538,6 +538,8 @@ class PairwiseModel(ScoreUncertainty):
                 trial[free] = z
                 v, g = self._objective(trial, cells, prior_variance)
                 return -v / total, -g[free] / total
+
+            from scipy import optimize  # lazily: import time matters
 
             res = optimize.minimize(negative, x[free], jac=True, method="L-BFGS-B",
                                     options={"maxiter": max(o.max_iter - iterations, 1), "gtol": 1e-14,
