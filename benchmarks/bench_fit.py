@@ -3,8 +3,8 @@
 Generates BT data (scores ~ N(0, 1), uniformly random pairs) at four sizes and
 times, in this one process on the same data:
 
-* bradley from integer codes and from string labels (aggregation, MLE check
-  and fit included: ``BradleyTerry().fit(Comparisons.from_arrays(...))``);
+* bradley from integer codes (``Comparisons.from_codes``) and from string
+  labels (``Comparisons.from_arrays``), aggregation, MLE check and fit included;
 * choix ``ilsr_pairwise`` and ``mm_pairwise`` (on a prebuilt list of
   (winner, loser) tuples: building it is not timed);
 * evalica ``bradley_terry`` and ``newman`` (integer codes with a prebuilt
@@ -93,7 +93,7 @@ right = (left + rng.integers(1, {n}, {m})) % {n}
 outcome = (rng.random({m}) < 1.0 / (1.0 + np.exp(truth[right] - truth[left]))).astype(np.float64)
 start = time.perf_counter()
 import bradley
-bradley.BradleyTerry().fit(bradley.Comparisons.from_arrays(left, right, outcome))
+bradley.BradleyTerry().fit(bradley.Comparisons.from_codes(left, right, outcome))
 print(time.perf_counter() - start)
 """
 
@@ -156,7 +156,7 @@ def main() -> None:
         slow_repeat = repeat if n <= 1_000 else 1  # evalica's Newman takes minutes at 10,000 items
 
         def ours_int() -> np.ndarray:
-            comps = bradley.Comparisons.from_arrays(left, right, outcome)
+            comps = bradley.Comparisons.from_codes(left, right, outcome)
             return bradley.BradleyTerry().fit(comps).scores_
 
         def ours_str() -> np.ndarray:
@@ -165,7 +165,7 @@ def main() -> None:
             return bradley.BradleyTerry().fit(comps).scores_
 
         # warm up imports and allocator once, untimed
-        bradley.BradleyTerry(prior=1.0).fit(bradley.Comparisons.from_arrays(left[:1000], right[:1000], outcome[:1000]))
+        bradley.BradleyTerry(prior=1.0).fit(bradley.Comparisons.from_codes(left[:1000], right[:1000], outcome[:1000], items=n))
         result = run("bradley (int codes)", ours_int, None, repeat)
         reference = ours_int()
         result["max_abs_diff"] = 0.0

@@ -48,16 +48,7 @@ def test_optional_submodules_load_on_first_use(loaded, name):
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
 
 
-@pytest.mark.xfail(
-    reason="src/bradley/models/pairwise.py imports scipy.optimize at module level (line 'from scipy import "
-    "optimize, sparse'); its owner moves it into the functions that use it",
-    strict=False,
-)
-def test_scipy_optimize_is_not_loaded_by_import(loaded):
+def test_scipy_optimize_is_not_loaded_by_import_or_a_newton_fit(loaded):
+    # bt.py imports it only inside lbfgs, pairwise.py only for its L-BFGS fallback
     assert not imported(loaded["at_import"], "scipy.optimize")
-
-
-def test_scipy_optimize_is_not_loaded_by_a_newton_fit(loaded):
-    # bt.py imports it only inside lbfgs; loaded here only through other modules' top-level imports
-    new = loaded["after_fit"] - loaded["at_import"]
-    assert not imported(new, "scipy.optimize")
+    assert not imported(loaded["after_fit"], "scipy.optimize")
