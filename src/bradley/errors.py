@@ -39,9 +39,14 @@ class MLEDoesNotExistError(BradleyError, ValueError):
     components : list of list of str
         The strongly connected components of the win graph (item names).
     never_lost : list of str
-        Items in groups that never lost against any item outside the group.
+        Items of the top components (no loss against any item outside their
+        component) that cause the problem. In each connected part of the data
+        the strictly largest component is the reference and is not listed: when
+        one item never won, only that item is named (in ``never_won``), not
+        all the others as "never lost".
     never_won : list of str
-        Items in groups that never won against any item outside the group.
+        Items of the bottom components (no win against any item outside their
+        component), on the same rule.
     """
 
     def __init__(
