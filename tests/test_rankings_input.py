@@ -35,8 +35,11 @@ def test_wide_explicit_id_column_and_long_id_option(tmp_path):
     frame = pd.DataFrame({"race": ["x1", "x2"], "first": ["a", "b"], "second": ["b", "c"]})
     r = read_rankings(frame, layout="wide", id="race")
     assert entries(r) == {0: {"a": 1, "b": 2}, 1: {"b": 1, "c": 2}}
-    # without id= the race column is data (it could be an item column)
-    assert "x1" in read_rankings(frame, layout="wide").items.tolist()
+    # without id= an unnamed id column is refused (it was read as first places); id=False reads it as data
+    with pytest.raises(ComparisonDataError, match=r"first column 'race' looks like a ranking id.*id='race'"):
+        read_rankings(frame, layout="wide")
+    assert "x1" in read_rankings(frame, layout="wide", id=False).items.tolist()
+    assert "x1" in read_rankings(frame, layout="wide", id="").items.tolist()
     long = pd.DataFrame({"judge": [1, 1, 2, 2], "item": list("abba"), "rank": [1, 2, 1, 2]})
     assert read_rankings(long, id="judge").n_rankings == 2
     with pytest.raises(ComparisonDataError, match="'judge'"):
@@ -133,3 +136,58 @@ def test_beans_rank_matrix_with_ranking_id_column():
     truth = np.append(0.0, res.x)
     np.testing.assert_allclose(model.scores_, truth - truth.mean(), atol=1e-5)
     assert list(frame.columns) == r.items.tolist()
+
+
+# --------------------------------------------------------------------------- unnamed id columns, rank numbers, labels
+def nascar_like(ids):
+    """Three races, items best first under positional headers, first column = race ids."""
+    return pd.DataFrame({"race": ids, "rank1": [83, 52, 72], "rank2": [18, 72, 34], "rank3": [52, 83, 18]})
+
+
+def test_wide_unnamed_id_column_is_refused_not_read_as_first_places(tmp_path):
+    """Issue 8.3 follow-up: race ids 'R1'.. in the first column were fitted as 119 items, silently."""
+    path = tmp_path / "rid.csv"
+    nascar_like(["R1", "R2", "R3"]).to_csv(path, index=False)
+    with pytest.raises(ComparisonDataError, match=r"'race' looks like a ranking id.*none of them appears.*"
+                                                    r"--id-col race.*id=False"):
+        read_rankings(path, layout="wide")
+    r = read_rankings(path, layout="wide", id="race")
+    assert sorted(r.items.tolist()) == [18, 34, 52, 72, 83]
+    assert sorted(read_rankings(path, layout="wide", id=False).items.tolist(), key=str)[:3] == [18, 34, 52]
+    # integer race ids that are also driver numbers: caught by the headers (rank1.. and 'race')
+    with pytest.raises(ComparisonDataError, match=r"named by position \('rank1', 'rank2', \.\.\.\) and it is not"):
+        read_rankings(nascar_like([1, 2, 3]), layout="wide")
+    # the CLI says the same and fits nothing
+    from bradley.cli import main
+
+    assert main(["fit", str(path), "--model", "plackett-luce", "--layout", "wide", "--prior", "10"]) == 2
+
+
+def test_wide_layout_without_an_id_column_is_not_refused():
+    # first places repeat, or share values with the other columns, under positional headers: no id column
+    plain = pd.DataFrame({"p1": ["a", "b", "c"], "p2": ["b", "c", "a"], "p3": ["c", "a", "b"]})
+    assert read_rankings(plain, layout="wide").n_rankings == 3
+    winners = pd.DataFrame({"winner": ["a", "b"], "second": ["b", "c"], "third": ["c", "a"]})
+    assert read_rankings(winners, layout="wide").n_items == 3
+
+
+@needs_data
+def test_salad_rank_matrix_read_as_wide_suggests_the_matrix_layout():
+    with pytest.raises(ComparisonDataError, match=r"'judge'.*rank numbers 1..4.*layout='matrix', id='judge'"):
+        read_rankings(DATA / "salad_rankings.csv", layout="wide")
+    with pytest.raises(ComparisonDataError, match=r"hold rank numbers \(1..4\).*--layout matrix --id-col judge"):
+        read_rankings(DATA / "salad_rankings.csv", layout="wide", id="judge")
+    frame = pd.read_csv(DATA / "salad_rankings.csv").drop(columns="judge")
+    with pytest.raises(ComparisonDataError, match=r"rank matrix.*layout='matrix'"):
+        read_rankings(frame, layout="wide")
+
+
+def test_ragged_wide_file_gives_integer_labels(tmp_path):
+    """Empty cells made a column float: items_ held 46.0 next to ints (summary showed '75.0')."""
+    path = tmp_path / "ragged.csv"
+    path.write_text("race,rank1,rank2,rank3\n1,46,75,12\n2,12,46,75\n3,75,12,\n")
+    r = read_rankings(path, layout="wide", id="race")
+    assert sorted(r.items.tolist()) == [12, 46, 75]
+    assert {type(v) for v in r.items} == {int}
+    table = PlackettLuce().fit(r).summary()
+    assert sorted(table["item"].tolist()) == [12, 46, 75]

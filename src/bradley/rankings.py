@@ -195,7 +195,7 @@ def read_rankings(
     ranking: str = "ranking_id",
     item: str = "item",
     rank: str = "rank",
-    id: str | None = None,
+    id: str | bool | None = None,
     format: str | None = None,
 ) -> Rankings:
     """Read rankings from a file or table.
@@ -214,12 +214,20 @@ def read_rankings(
         see :meth:`Rankings.from_rank_matrix`.
     ranking, item, rank : str
         Column names of the long layout.
-    id : str, optional
+    id : str or False, optional
         Column holding the ranking ids (long layout: overrides ``ranking``).
         In the wide and matrix layouts it is not an item column; when not
         given, a column named ``ranking`` or ``ranking_id`` (or ``ranking=``,
         if that column exists) is taken as the id column, and any other
         column is data. Ids must be unique per row in these layouts.
+        ``id=False`` (or ``""``) says there is no id column: every column
+        is data. In the wide layout without an id column, a first column
+        that looks like ids is an error rather than a silent misreading:
+        its values all differ and either none of them appears in the other
+        columns (which share values), or the other columns are named by
+        position (``rank1, rank2, ...``) and it is not. Columns of rank
+        numbers (``1..k`` under item-named headers) in the wide layout are
+        an error suggesting ``layout="matrix"``.
     format : str, optional
         File format when it cannot be told from the file name.
 
@@ -237,6 +245,9 @@ def read_rankings(
     frame = read_table(source, format) if isinstance(source, (str, os.PathLike)) else pd.DataFrame(source)
     if len(frame) == 0:
         raise ComparisonDataError("the data hold no rankings (zero rows).")
+    no_id = id is False or id == ""
+    if no_id:
+        id = None
     if id is not None and id not in frame.columns:
         raise ComparisonDataError(f"id column {id!r} not found: the data have columns {list(frame.columns)[:20]}.")
     if layout == "long":
@@ -247,7 +258,8 @@ def read_rankings(
         return Rankings.from_long(frame[ranking].to_numpy(), frame[item].to_numpy(), frame[rank].to_numpy())
     if layout not in ("wide", "matrix"):
         raise ValueError(f"layout must be 'long', 'wide' or 'matrix', got {layout!r}.")
-    if id is None:
+    guessing = id is None and not no_id
+    if guessing:
         id = next((c for c in (ranking, "ranking", "ranking_id") if c in frame.columns), None)
     if id is None:
         ids = np.arange(len(frame))
@@ -257,6 +269,10 @@ def read_rankings(
         _check_unique_ids(ids, id)
     if layout == "matrix":
         return Rankings.from_rank_matrix(frame, ids=ids)
+    frame = _integer_labels(frame)
+    if guessing and id is None:
+        _refuse_unnamed_id_column(frame)
+    _refuse_rank_numbers(frame, id)
     values = frame.to_numpy(dtype=object)
     present = ~pd.isna(values)
     rows, cols = np.nonzero(present)
@@ -267,6 +283,116 @@ def read_rankings(
         listed = "; ".join(f"row {r} (ranking {_plain(ids[r])!r}): {_plain(v)!r}" for r, v in zip(cases.row[:5], cases["item"][:5]))
         raise ComparisonDataError(f"an item appears twice in a ranking, {len(cases)} case(s): {listed}.")
     return Rankings.from_long(ids[rows], values[rows, cols], cols + 1)
+
+
+def _integer_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Item columns of whole numbers stored as floats (NaN padding of ragged rows) as integer labels.
+
+    A ragged wide file reads a column with empty cells as float (``46.0``); the
+    same item in a full column is the integer ``46``. Labels are the integers.
+    """
+    out = {}
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_float_dtype(col.dtype):
+            num = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            present = ~np.isnan(num)
+            if present.any() and np.all(num[present] == np.round(num[present])) and np.all(np.abs(num[present]) < 2**53):
+                values = np.full(len(num), None, dtype=object)
+                values[present] = [int(v) for v in num[present]]
+                col = pd.Series(values, index=frame.index, dtype=object)
+        out[name] = col
+    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def _positions(headers: list[Any]) -> list[int] | None:
+    """The positions that column headers name (``rank1, rank2``; ``1, 2``; ``first, second``), or None."""
+    import re
+
+    found, frame = [], None
+    for h in headers:
+        text = str(h).strip().lower()
+        if text in _ORDINALS:
+            found.append(_ORDINALS.index(text) + 1)
+            continue
+        match = re.fullmatch(r"(\D*?)(\d+)(st|nd|rd|th)?", text)
+        if match is None:
+            return None
+        if frame is None:
+            frame = match.group(1)
+        elif match.group(1) != frame:
+            return None
+        found.append(int(match.group(2)))
+    return found
+
+
+def _is_position_sequence(headers: list[Any]) -> bool:
+    pos = _positions(headers)
+    return pos is not None and len(pos) > 0 and pos[0] in (0, 1) and pos == list(range(pos[0], pos[0] + len(pos)))
+
+
+def _rank_number_columns(frame: pd.DataFrame) -> bool:
+    """Every entry a whole number in 1..(number of columns), under headers that do not name positions."""
+    if frame.shape[1] < 2 or _positions(list(frame.columns)) is not None:
+        return False
+    values = frame.to_numpy(dtype=object)
+    present = values[~pd.isna(values)]
+    if len(present) == 0:
+        return False
+    try:
+        num = np.asarray(present, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.all((num >= 1) & (num <= frame.shape[1]) & (num == np.round(num))))
+
+
+def _refuse_rank_numbers(frame: pd.DataFrame, id_column: Any) -> None:
+    if not _rank_number_columns(frame):
+        return
+    columns = [str(c) for c in frame.columns]
+    id_hint = "" if id_column is None else f", id={str(id_column)!r}"
+    cli_hint = "" if id_column is None else f" --id-col {id_column}"
+    raise ComparisonDataError(
+        f"the columns {columns[:6]} hold rank numbers (1..{frame.shape[1]}), not items best first: this is a rank "
+        f"matrix (one column per item). Read it with layout='matrix'{id_hint} (CLI: --layout matrix{cli_hint}). If the "
+        "numbers really are item names, name the columns by position (1, 2, ... or rank1, rank2, ...).")
+
+
+def _refuse_unnamed_id_column(frame: pd.DataFrame) -> None:
+    """A wide table whose first column looks like ranking ids: refuse rather than read ids as first places."""
+    if frame.shape[1] < 3 or len(frame) < 2:
+        return
+    first, rest = frame.iloc[:, 0], frame.iloc[:, 1:]
+    if first.isna().any() or first.duplicated().any():
+        return
+    name = frame.columns[0]
+    rest_values = rest.to_numpy(dtype=object)
+    rest_values = rest_values[~pd.isna(rest_values)]
+    first_values = np.asarray(first.to_numpy(dtype=object))
+    reasons = []
+    if len(rest_values) and not pd.Index(pd.unique(rest_values)).isin(first_values).any() \
+            and pd.Series(rest_values).duplicated().any():
+        shown = [_plain(v) for v in first_values[:3]]
+        reasons.append(f"its values all differ ({', '.join(map(repr, shown))}, ...) and none of them appears in "
+                       "the other columns")
+    if _is_position_sequence(list(rest.columns)) and _positions([name]) is None:
+        reasons.append(f"the other columns are named by position ({rest.columns[0]!r}, {rest.columns[1]!r}, ...) "
+                       "and it is not")
+    matrix = _rank_number_columns(rest)
+    if matrix:
+        reasons.append(f"the other columns hold rank numbers 1..{rest.shape[1]}")
+    if not reasons:
+        return
+    what = (f"This is a rank matrix with an id column: read it with layout='matrix', id={str(name)!r} "
+            f"(CLI: --layout matrix --id-col {name})" if matrix else
+            f"Pass id={str(name)!r} (CLI: --id-col {name}) to read it as the ranking ids")
+    raise ComparisonDataError(
+        f"the first column {str(name)!r} looks like a ranking id, not the first-placed items: "
+        + "; ".join(reasons) + f". {what}; if it really holds the first-placed items, pass "
+        "id=False (CLI: --id-col '').")
 
 
 def _plain(value: Any) -> Any:

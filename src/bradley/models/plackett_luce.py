@@ -34,7 +34,7 @@ from scipy import linalg, sparse
 from scipy.special import expit, logsumexp, ndtri
 
 from bradley.data import mle_existence_problem
-from bradley.errors import ConvergenceWarning
+from bradley.errors import ConvergenceWarning, MLEDoesNotExistError
 from bradley.models.base import ItemIndex, ScoreUncertainty, check_prior, require_fitted
 from bradley.rankings import UNRANKED, Rankings, break_rankings
 from bradley.solvers.threads import single_blas_thread
@@ -209,6 +209,115 @@ def _davidson_luce_terms(theta: np.ndarray, log_delta: np.ndarray, st: _Stages, 
     return ll, grad_theta, grad_delta[1:]
 
 
+def _log_esp_leave_one_out(logx: np.ndarray, degree: int) -> np.ndarray:
+    """``out[:, q] = log e_degree(x without member q)``, per row (prefix times suffix polynomials)."""
+    rows, width = logx.shape
+    if degree == 0:
+        return np.zeros((rows, width))
+    prefix = _log_esp_prefix(logx, degree)
+    suffix = _log_esp_prefix(logx[:, ::-1], degree)[:, ::-1, :]  # suffix[:, q] = polys of members q.. end
+    return _logsumexp_last(prefix[:, :width, :] + suffix[:, 1:, ::-1])
+
+
+def _logsumexp_last(a: np.ndarray) -> np.ndarray:
+    """``log sum exp`` over the last axis; rows of all ``-inf`` give ``-inf`` (no warnings, no NaN)."""
+    top = a.max(axis=-1)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.where(np.isfinite(top), safe + np.log(np.exp(a - safe[..., None]).sum(axis=-1)), top)
+
+
+def _log_esp_leave_two_out(logx: np.ndarray, degree: int, max_cells: int = 1 << 22) -> np.ndarray:
+    """``out[s, q, j] = log e_degree(x without members q and j)`` (the diagonal is not meaningful)."""
+    rows, width = logx.shape
+    out = np.empty((rows, width, width))
+    if degree == 0:
+        out[:] = 0.0
+        return out
+    out[:] = -np.inf
+    # members are packed to the left of each row: work on each set size with its own width
+    sizes = np.isfinite(logx).sum(axis=1)
+    for size in np.unique(sizes):
+        size = int(size)
+        if size < degree + 2:
+            continue  # fewer than degree members left after removing two: e_degree = 0
+        rows_of = np.flatnonzero(sizes == size)
+        chunk = max(1, max_cells // (size * (size + 1) * (degree + 1)))
+        diag = np.arange(size)
+        for lo in range(0, len(rows_of), chunk):
+            idx = rows_of[lo:lo + chunk]
+            expanded = np.repeat(logx[idx, None, :size], size, axis=1)
+            expanded[:, diag, diag] = -np.inf
+            block = _log_esp_leave_one_out(expanded.reshape(-1, size), degree).reshape(-1, size, size)
+            out[idx[:, None, None], diag[None, :, None], diag[None, None, :]] = block
+    return out
+
+
+def _davidson_luce_information(theta: np.ndarray, log_delta: np.ndarray, st: _Stages, td: _TieDesign,
+                               n: int) -> np.ndarray:
+    """Observed information of the Davidson-Luce log-likelihood in (theta, log delta_d for d >= 2), analytic.
+
+    At a stage the normaliser is that of a distribution over the subsets ``A`` of the
+    choice set with ``|A|`` a tie order, ``P(A) ~ delta_|A| exp(sum_{i in A} theta_i / |A|)``;
+    the log-likelihood is linear in the statistics ``t_i = [i in A] / |A|`` and
+    ``u_d = [|A| = d]`` minus the log normaliser, so the information is the
+    weighted sum over stages of their covariance under ``P``. Pair inclusion
+    probabilities need ``e_{d-2}`` of the set without two members.
+    """
+    width = td.pad_item.shape[1]
+    n_orders = len(td.orders)
+    member_theta = np.where(td.pad_mask, theta[td.pad_item], -np.inf)
+    log_terms = np.full((n_orders, st.n_stages), -np.inf)
+    incl = []  # log of P(q in A, |A| = d) * Z, per order
+    for k, (d, ld) in enumerate(zip(td.orders, log_delta)):
+        d = int(d)
+        if d > width:
+            incl.append(None)
+            continue
+        logx = member_theta / d
+        log_terms[k] = ld + _log_esp_prefix(logx, d)[:, width, d]
+        with np.errstate(invalid="ignore"):
+            incl.append(ld + logx + _log_esp_leave_one_out(logx, d - 1))
+    log_norm = logsumexp(log_terms, axis=0)
+    q_order = np.exp(log_terms - log_norm)  # P(|A| = d), (orders, stages)
+    mean_t = np.zeros((st.n_stages, width))
+    second = np.zeros((st.n_stages, width, width))  # E[t_q t_r]
+    p_order = []
+    diag = np.arange(width)
+    for d, ld, term in zip(td.orders, log_delta, incl):
+        d = int(d)
+        if term is None:
+            p_order.append(np.zeros((st.n_stages, width)))
+            continue
+        p = np.exp(term - log_norm[:, None])
+        p_order.append(p)
+        mean_t += p / d
+        second[:, diag, diag] += p / d**2
+        if d >= 2:
+            logx = member_theta / d
+            with np.errstate(invalid="ignore"):
+                pair = ld + logx[:, :, None] + logx[:, None, :] + _log_esp_leave_two_out(logx, d - 2) \
+                    - log_norm[:, None, None]
+            pair[:, diag, diag] = -np.inf
+            second += np.exp(pair) / d**2
+    w = st.weight
+    cov = (second - mean_t[:, :, None] * mean_t[:, None, :]) * w[:, None, None]
+    both = td.pad_mask[:, :, None] & td.pad_mask[:, None, :]
+    flat = (td.pad_item[:, :, None] * n + td.pad_item[:, None, :])[both]
+    m = n + n_orders - 1
+    info = np.zeros((m, m))
+    info[:n, :n] = np.bincount(flat, cov[both], n * n).reshape(n, n)
+    for k in range(1, n_orders):
+        d = int(td.orders[k])
+        cross = (p_order[k] / d - mean_t * q_order[k][:, None]) * w[:, None]
+        column = np.bincount(td.pad_item[td.pad_mask], cross[td.pad_mask], n)
+        info[:n, n + k - 1] = column
+        info[n + k - 1, :n] = column
+    qd = q_order[1:]
+    info[n:, n:] = np.diag(qd @ w) - (qd * w) @ qd.T
+    return 0.5 * (info + info.T)
+
+
 # --------------------------------------------------------------------------- safeguarded Newton
 @dataclass
 class _Result:
@@ -340,6 +449,21 @@ def plackett_luce_log_likelihood(scores: np.ndarray, rankings: Rankings, ties: s
     return _davidson_luce_terms(theta, log_delta, st, td, len(theta), gradient=False)[0]
 
 
+_WARM_START_SWEEPS = 10
+
+
+def _for_rankings(problem: MLEDoesNotExistError) -> MLEDoesNotExistError:
+    """The existence error of the broken pairs, worded for a Plackett-Luce fit (its own prior, not BradleyTerry's)."""
+    message = str(problem).replace("BradleyTerry(", "PlackettLuce(")
+    message = message.replace("the maximum-likelihood scores do not exist:",
+                              "the Plackett-Luce maximum-likelihood scores do not exist (in the pairs the rankings "
+                              "order):", 1)
+    if "PlackettLuce(prior=" not in message:
+        message = message.rstrip(". ") + (". Fit with a Gaussian prior for finite MAP scores, e.g. "
+                                          "PlackettLuce(prior=10.0) (CLI: --prior 10), or remove these items.")
+    return MLEDoesNotExistError(message, problem.components, problem.never_lost, problem.never_won)
+
+
 class PlackettLuce(ScoreUncertainty):
     """Plackett-Luce model for full, partial (top-k) and tied rankings.
 
@@ -371,8 +495,13 @@ class PlackettLuce(ScoreUncertainty):
     items_, scores_ (mean zero), scores_se_, covariance_ (scores, mean-zero
     constraint), parameter_covariance_ (scores then ``log delta_d``),
     params_ (tie parameters: estimate, se, z, p_value, ci_low, ci_high; empty
-    for Breslow), log_likelihood_, converged_, n_iter_, convergence_criterion_,
-    n_fallback_steps_ (Newton steps replaced by MM or damped steps).
+    for Breslow), log_likelihood_, converged_,
+    n_iter_ (all iterations: the MM warm-start sweeps plus the Newton or MM
+    iterations), n_warm_start_sweeps_ (the MM sweeps that start Newton
+    without a prior), convergence_criterion_, n_fallback_steps_ (Newton
+    steps replaced by MM or damped steps). With ``ties="davidson-luce"`` and
+    no tied group in the data there is no tie parameter: the fit is the
+    plain Plackett-Luce (Breslow) one and ``params_`` is empty.
 
     Examples
     --------
@@ -417,23 +546,27 @@ class PlackettLuce(ScoreUncertainty):
             # it is the win graph of the fully broken rankings (ties link both ways).
             problem = mle_existence_problem(break_rankings(rankings).pair_counts())
             if problem is not None:
-                raise problem
+                raise _for_rankings(problem)
         precision = 0.0 if self.prior is None else 1.0 / self.prior
         wins = np.bincount(st.chosen_item, st.chosen_weight, n)
         max_iter = self.max_iter or (200 if self.solver == "newton" else 100_000)
 
         theta0 = np.log(wins + 0.5)
         theta0 -= theta0.mean()
-        if self.prior is None:
-            for _ in range(10):  # a few monotone MM sweeps: a start where no item is far off
+        n_sweeps = 0
+        if self.prior is None and self.solver == "newton":
+            n_sweeps = _WARM_START_SWEEPS  # a few monotone MM sweeps: a start where no item is far off
+            for _ in range(n_sweeps):
                 theta0 = _mm_step(theta0, st, n, wins)
-        else:
+        elif self.prior is not None:
             theta0 = np.zeros(n)
+        # Without tied groups Davidson-Luce has no tie parameter and is the plain (Breslow) likelihood.
+        tied = bool(np.any(st.chosen_size > 1))
 
         if self.solver == "mm":
             result = self._fit_mm(theta0, st, n, wins, max_iter)
             x, td = result.x, None
-        elif self.ties == "breslow":
+        elif self.ties == "breslow" or not tied:
             result = self._fit_breslow(theta0, st, n, wins, precision, max_iter)
             x, td = result.x, None
         else:
@@ -467,7 +600,8 @@ class PlackettLuce(ScoreUncertainty):
             self.log_likelihood_ = _davidson_luce_terms(theta, log_delta, st, td, n, gradient=False)[0]
             self.params_ = self._parameter_table([f"delta_{int(d)}" for d in td.orders[1:]], x[n:], cov[n:, n:])
         self.tie_orders_ = [] if td is None else [int(d) for d in td.orders[1:]]
-        self.n_iter_ = result.n_iter
+        self.n_warm_start_sweeps_ = n_sweeps
+        self.n_iter_ = n_sweeps + result.n_iter
         self.converged_ = result.converged
         self.convergence_criterion_ = result.criterion
         self.n_fallback_steps_ = result.n_fallback
@@ -526,8 +660,11 @@ class PlackettLuce(ScoreUncertainty):
 
         return value, gradient
 
-    def _info_dl(self, x: np.ndarray, st: _Stages, td: _TieDesign, n: int, precision: float) -> np.ndarray:
-        return _fd_information(self._objective_dl(st, td, n, precision)[1], x)
+    @staticmethod
+    def _info_dl(x: np.ndarray, st: _Stages, td: _TieDesign, n: int, precision: float) -> np.ndarray:
+        info = _davidson_luce_information(x[:n], np.concatenate([[0.0], x[n:]]), st, td, n)
+        info[np.arange(n), np.arange(n)] += precision
+        return info
 
     def _fit_davidson_luce(self, theta0: np.ndarray, st: _Stages, td: _TieDesign, n: int, precision: float,
                            max_iter: int) -> _Result:
@@ -539,7 +676,7 @@ class PlackettLuce(ScoreUncertainty):
         x0 = np.concatenate([theta0, np.log(td.observed[1:] / np.maximum(expected, 1e-300))])
 
         def grad_info(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return gradient(x), _fd_information(gradient, x)
+            return gradient(x), self._info_dl(x, st, td, n, precision)
 
         gauge = None
         if precision == 0.0:
