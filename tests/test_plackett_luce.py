@@ -510,7 +510,7 @@ def test_davidson_luce_information_is_the_hessian():
 
 
 def test_davidson_luce_without_ties_takes_the_breslow_path(monkeypatch):
-    """No tied group: no tie parameter, so no Davidson-Luce terms (NASCAR took 4.4 s instead of 0.05 s)."""
+    """No tied group: no tie parameter, so no Davidson-Luce terms are evaluated (they made NASCAR slow)."""
     from bradley.models import plackett_luce as plm
 
     def refuse(*args, **kwargs):
