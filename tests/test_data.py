@@ -129,11 +129,25 @@ def test_integer_labels_are_labels_not_codes():
 
 
 def test_large_integer_ids_do_not_allocate_by_value():
-    # ids near 3e9: the old code built np.arange(max id + 1) (24 GB); labels cost nothing
-    big = 3_000_000_000
-    c = Comparisons.from_arrays(np.array([big, big + 7, big]), np.array([big + 7, big, big + 7]), [1, 1, 0])
-    assert c.items.tolist() == [big, big + 7]
-    assert c.pair_counts().n_items == 2
+    # ids near 3e9: the old code built np.arange(max id + 1) (24 GB); labels cost nothing.
+    # Run under a 3 GB address-space cap so that a regression fails here instead of
+    # taking the machine's memory.
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+        import numpy as np
+        from bradley import Comparisons
+        big = 3_000_000_000
+        c = Comparisons.from_arrays(np.array([big, big + 7, big]), np.array([big + 7, big, big + 7]), [1, 1, 0])
+        assert c.items.tolist() == [big, big + 7]
+        assert c.pair_counts().n_items == 2
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_from_arrays_with_items_matches_integer_labels():
