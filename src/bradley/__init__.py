@@ -23,8 +23,9 @@ from bradley.errors import (
     MLEDoesNotExistError,
     NotFittedError,
 )
-from bradley.io import read_comparisons
+from bradley.io import read_comparisons, read_pair_counts
 from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
+from bradley.models.plackett_luce import plackett_luce_log_likelihood
 from bradley.models import TOBT, BradleyTerry, BTProbe, FeatureBT, Davidson, PairwiseModel, PlackettLuce, RaoKupper, RobustBradleyTerry
 from bradley.rankings import Rankings, break_rankings, read_rankings
 from bradley.scales import from_elo, to_elo
@@ -79,7 +80,9 @@ __all__ = [
     "matchups",
     "mle_existence_problem",
     "break_rankings",
+    "plackett_luce_log_likelihood",
     "read_comparisons",
+    "read_pair_counts",
     "read_rankings",
     "simulate_bt",
     "to_elo",

@@ -16,6 +16,9 @@ from bradley.solvers.bt import (
     newman,
     newton,
 )
+from bradley.solvers.firth import firth, firth_penalized_log_likelihood
+from bradley.solvers.quasi_variance import quasi_variances
+from bradley.solvers.separation import design_null_space, find_separation, fitted_certificate
 
 __all__ = [
     "DEFAULT_TOL",
@@ -24,8 +27,14 @@ __all__ = [
     "bt_gradient",
     "bt_log_likelihood",
     "bt_neg_hessian",
+    "design_null_space",
+    "find_separation",
+    "firth",
+    "firth_penalized_log_likelihood",
+    "fitted_certificate",
     "lbfgs",
     "mm",
     "newman",
     "newton",
+    "quasi_variances",
 ]
