@@ -82,7 +82,7 @@ def test_a_pair_that_only_beat_each_other_is_the_bottom_component():
     wins[:3, 3:] = 1
     err = mle_existence_problem(PairCounts.from_matrix(wins, items=items))
     assert (err.never_lost, err.never_won) == ([], ["p", "q"])
-    assert "items ['p', 'q'] never won against the other items" in str(err)
+    assert "items ['p', 'q'] never won against the items outside their group" in str(err)
 
 
 def test_two_disconnected_groups_each_strongly_connected():
@@ -176,3 +176,24 @@ def test_one_loser_among_200k_items():
     wf[at_second], ws[at_second] = total[at_second], 0.0
     err = mle_existence_problem(PairCounts(pairs.first, pairs.second, wf, ws, pairs.ties, pairs.items))
     assert (err.never_won, err.never_lost) == ([str(loser)], [])
+
+
+def test_each_offending_group_is_named_separately():
+    # c and d each lost to the body {a, b} and never met: two bottom groups, named one by one
+    # (one merged phrase "c, d never won" would wrongly suggest they lost to each other too)
+    items = ["a", "b", "c", "d"]
+    wins = np.zeros((4, 4))
+    wins[0, 1] = wins[1, 0] = 3
+    wins[0, 2] = wins[1, 3] = 1
+    err = mle_existence_problem(PairCounts.from_matrix(wins, items=items))
+    text = str(err)
+    assert "item ['c'] never won against the other items" in text
+    assert "item ['d'] never won against the other items" in text
+    assert "bias_reduction=True" in text
+
+
+def test_disconnected_data_do_not_suggest_bias_reduction():
+    wins = np.zeros((4, 4))
+    wins[0, 1] = wins[1, 0] = wins[2, 3] = wins[3, 2] = 1
+    err = mle_existence_problem(PairCounts.from_matrix(wins, items=list("abcd")))
+    assert "disconnected" in str(err) and "bias_reduction" not in str(err)

@@ -986,16 +986,19 @@ def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5) -> MLEDoes
             f"(sizes {sorted(group_sizes.tolist(), reverse=True)[:6]}; smallest: {shown}), "
             "so scores in different groups cannot be compared"
         )
-    if never_lost:
-        parts.append(f"{_name_list(never_lost)} never lost against the other items (score +infinity)")
-    if never_won:
-        parts.append(f"{_name_list(never_won)} never won against the other items (score -infinity)")
-    message = (
-        "the maximum-likelihood scores do not exist: "
-        + "; ".join(parts)
-        + ". Fit with a Gaussian prior for finite MAP scores, e.g. BradleyTerry(prior=10.0) "
-        "(CLI: --prior 10), or remove these items."
-    )
+    # one phrase per offending component: items of a group may have beaten each other
+    for flags, verb, limit in ((top, "never lost", "+infinity"), (bottom, "never won", "-infinity")):
+        offending = np.flatnonzero(flags)
+        for k in offending[:3]:
+            members = components[k]
+            against = "the other items" if len(members) == 1 else "the items outside their group"
+            parts.append(f"{_name_list(members)} {verb} against {against} (score {limit})")
+        if len(offending) > 3:
+            parts.append(f"{len(offending) - 3} more group(s) {verb} against the items outside them")
+    remedy = ". Fit with a Gaussian prior for finite MAP scores, e.g. BradleyTerry(prior=10.0) (CLI: --prior 10)"
+    if n_weak == 1:
+        remedy += ", or with Firth's bias reduction, BradleyTerry(bias_reduction=True) (CLI: --bias-reduction)"
+    message = "the maximum-likelihood scores do not exist: " + "; ".join(parts) + remedy + ", or remove these items."
     return MLEDoesNotExistError(message, components, never_lost, never_won)
 
 

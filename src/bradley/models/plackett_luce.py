@@ -24,6 +24,7 @@ set (a tied last place, a fully tied ranking, a tied pair).
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -454,7 +455,9 @@ _WARM_START_SWEEPS = 10
 
 def _for_rankings(problem: MLEDoesNotExistError) -> MLEDoesNotExistError:
     """The existence error of the broken pairs, worded for a Plackett-Luce fit (its own prior, not BradleyTerry's)."""
-    message = str(problem).replace("BradleyTerry(", "PlackettLuce(")
+    # Firth's bias reduction is a BradleyTerry option only
+    message = re.sub(r", or with Firth's bias reduction, [^,]*\(CLI: --bias-reduction\)", "", str(problem))
+    message = message.replace("BradleyTerry(", "PlackettLuce(")
     message = message.replace("the maximum-likelihood scores do not exist:",
                               "the Plackett-Luce maximum-likelihood scores do not exist (in the pairs the rankings "
                               "order):", 1)
