@@ -106,7 +106,7 @@ def test_fit_tie_models_and_order_effect_json(tmp_path, capsys):
         assert main(["fit", str(path), "--model", model, "--order-effect", "--format", "json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["model"] == model and set(out["parameters"]) == {param, "order_effect"}
-        assert set(out["parameters"][param]) == {"estimate", "se"}
+        assert set(out["parameters"][param]) == {"estimate", "se", "fixed"}
     assert main(["fit", str(path), "--order-effect", "annotator", "--annotator", "judge",
                  "--covariates", "length_diff", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -44,6 +44,8 @@ def fit_to_dict(model: Any, model_name: str = "bradley-terry") -> dict[str, Any]
             "score": float(row["score"]),
             "rank": int(row["rank"]),
             **{c: float(row[c]) for c in optional},
+            # models fitted on several linked components rank within each component
+            **({"component": int(row["component"])} if "component" in table.columns else {}),
         }
         for _, row in table.iterrows()
     ]
@@ -59,7 +61,9 @@ def fit_to_dict(model: Any, model_name: str = "bradley-terry") -> dict[str, Any]
     params = getattr(model, "params_", None)
     if params is not None and len(params):
         result["parameters"] = {
-            str(name): {"estimate": float(row.estimate), "se": float(row.se)} for name, row in params.iterrows()
+            str(name): {"estimate": float(row.estimate), "se": float(row.se),
+                        **({"fixed": bool(row.fixed)} if "fixed" in params.columns else {})}
+            for name, row in params.iterrows()
         }
     return result
 
