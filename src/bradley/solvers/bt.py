@@ -52,6 +52,10 @@ DEFAULT_TOL = 1e-8
 # back to Cholesky when CG stalls, as long as n is small enough for it.
 DENSE_NEWTON_MAX_ITEMS = 2000
 ALWAYS_DENSE_BELOW = 200
+# Newton's trust radius: the largest change of any score difference in one step
+# (log-odds units), widened 4-fold after each capped step that succeeds.
+NEWTON_TRUST_RADIUS = 20.0
+NEWTON_MAX_TRUST_RADIUS = 640.0
 
 
 @dataclass
@@ -207,6 +211,28 @@ class _Problem:
 
     def log_posterior(self, theta: np.ndarray) -> float:
         return self.log_likelihood(theta) - 0.5 * self.prior_precision * float(theta @ theta)
+
+    def gain(self, theta: np.ndarray, step: np.ndarray, p: np.ndarray, q: np.ndarray) -> float:
+        """``log_posterior(theta + step) - log_posterior(theta)`` to full relative precision.
+
+        ``p, q`` are the probabilities at ``theta``. Per pair
+        ``log(p' / p) = -log1p(q * expm1(-delta))`` with ``delta`` the change of
+        the score difference: no cancellation between two nearly equal
+        log-posteriors, so the sign is right even for the tiny steps near the
+        optimum. Pairs whose difference moves by more than 1 (no cancellation
+        there) use ``log_expit`` directly, which is exact at any distance.
+        """
+        delta = self.differences(step)
+        small = np.abs(delta) <= 1.0
+        won = np.log1p(q * np.expm1(-np.where(small, delta, 0.0)))  # -log(p'/p)
+        lost = np.log1p(p * np.expm1(np.where(small, delta, 0.0)))  # -log(q'/q)
+        big = np.flatnonzero(~small)
+        if len(big):
+            d, dd = self.differences(theta)[big], delta[big]
+            won[big] = log_expit(d) - log_expit(d + dd)
+            lost[big] = log_expit(-d) - log_expit(-d - dd)
+        change = -float(self.a_ij @ won + self.a_ji @ lost)
+        return change - 0.5 * self.prior_precision * float(step @ (2.0 * theta + step))
 
     def curvature(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
         return self.n_ij * p * q
@@ -489,6 +515,18 @@ def newton(
 def _newton_iterations(
     prob: _Problem, theta: np.ndarray, dense: bool | None, tol: float, max_iter: int
 ) -> SolverResult:
+    """Safeguarded Newton: no accepted step lowers the log-posterior.
+
+    A step is accepted without evaluating the objective when the gradient
+    shrinks and the gradient at the new point still has a non-negative slope
+    along the step: the log-posterior ``f`` is concave, so
+    ``f(x + s) >= f(x) + grad f(x + s) . s >= f(x)`` (both are known anyway).
+    Otherwise the exact change of ``f`` (:meth:`_Problem.gain`) decides, with
+    Armijo backtracking. Far from the optimum, saturated probabilities make the
+    Fisher information vanish and the Newton step explode while the gradient
+    barely changes; a trust radius on the largest change of a score difference
+    keeps such steps bounded, growing while capped steps succeed.
+    """
     use_dense = prob.n < ALWAYS_DENSE_BELOW if dense is None else dense
     may_switch = dense is None and prob.n <= DENSE_NEWTON_MAX_ITEMS
     system: _DenseNewtonSystem | _SparseNewtonSystem = (
@@ -502,6 +540,7 @@ def _newton_iterations(
     stale = False  # True while the linear system is from an earlier iterate
     last_ratio: float | None = None
     state: tuple[np.ndarray, ...] | None = None
+    radius = NEWTON_TRUST_RADIUS
     it = 0
     for it in range(1, max_iter + 1):
         info_diag = prob.diagonal_information(h)
@@ -517,28 +556,47 @@ def _newton_iterations(
             use_dense, system = True, _DenseNewtonSystem(prob)
             system.update(h, info_diag)
             step = system.solve(grad, forcing)
-        # Accept the full step when it shrinks the gradient (cheap: the gradient
-        # is needed next anyway); otherwise backtrack on the log-posterior
-        # (Armijo), which the Newton direction always increases.
+        slope = float(grad @ step)
+        if not (np.isfinite(slope) and slope > 0.0):
+            if stale:
+                stale = False
+                continue
+            # The linear algebra failed (e.g. information underflow): fall back
+            # to the diagonally scaled gradient, always an ascent direction.
+            step = grad / np.maximum(info_diag, 1e-300)
+            slope = float(grad @ step)
+        span = float(step.max() - step.min()) if prob.n else 0.0
+        capped = span > radius
+        if capped:  # bound the largest change of a score difference
+            step = step * (radius / span)
+            slope *= radius / span
         candidate = theta + step
         p_c, q_c = prob.probabilities(candidate)
         grad_c = prob.gradient_from(candidate, p_c, q_c)
         merit_c = float(grad_c @ grad_c)
-        if merit_c > (1.0 - 1e-4) * merit:
+        if not (merit_c <= (1.0 - 1e-4) * merit and float(grad_c @ step) >= 0.0):
             if stale:  # an old factorisation gave a poor step: refresh and retry
                 stale = False
                 continue
-            objective = prob.log_posterior(theta)
-            slope = float(grad @ step)
+            # Armijo backtracking on the exact change of the log-posterior.
             t = 1.0
-            while t > 1e-10:
-                if prob.log_posterior(theta + t * step) >= objective + 1e-4 * t * slope:
-                    break
+            while prob.gain(theta, t * step, p, q) < 1e-4 * t * slope:
                 t *= 0.5
-            candidate = theta + t * step
-            p_c, q_c = prob.probabilities(candidate)
-            grad_c = prob.gradient_from(candidate, p_c, q_c)
-            merit_c = float(grad_c @ grad_c)
+                if t * (span if not capped else radius) < 1e-14 * (1.0 + float(np.max(np.abs(theta)))):
+                    t = 0.0  # no representable ascent along this direction
+                    break
+            if t == 0.0:
+                break
+            if t < 1.0:
+                radius = max(t * min(span, radius), 1e-3)
+                candidate = theta + t * step
+                p_c, q_c = prob.probabilities(candidate)
+                grad_c = prob.gradient_from(candidate, p_c, q_c)
+                merit_c = float(grad_c @ grad_c)
+            elif capped:
+                radius = min(4.0 * radius, NEWTON_MAX_TRUST_RADIUS)
+        elif capped:
+            radius = min(4.0 * radius, NEWTON_MAX_TRUST_RADIUS)
         # Keep the factorisation (chord steps) while the gradient contracts fast
         # and chord steps still accelerate; refresh once they settle into linear
         # convergence. A factorisation costs several evaluations at mid-size n.
