@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import log_expit
 
@@ -143,3 +144,85 @@ def test_scores_of_plus_minus_50_fit_without_overflow():
     model = bradley.BradleyTerry().fit(data)
     assert model.converged_ and np.all(np.isfinite(model.scores_))
     assert np.all(np.diff(model.scores_) > 0) and model.scores_[-1] > 45 and model.scores_[0] < -45
+
+
+def lopsided_triangle(D: float) -> PairCounts:
+    """a>b e^D vs 1, b>c e^D vs 1, a>c e^(2D) vs 1: the MLE is exactly (D, 0, -D).
+
+    (Every pair's win ratio equals exp of its score gap, so the likelihood
+    equations hold pair by pair.) The smoothed win ratios start at about
+    (2D, 0, -2D), where every probability is saturated: the Fisher information
+    is ~exp(-2D) and the raw Newton step ~exp(2D).
+    """
+    return PairCounts(np.array([0, 0, 1]), np.array([1, 2, 2]), np.exp([D, 2 * D, D]), np.ones(3), np.zeros(3),
+                      np.array(["a", "b", "c"], dtype=object))
+
+
+@pytest.mark.parametrize("D", [15.0, 30.0, 35.0, 50.0])
+@pytest.mark.parametrize("dense", [True, False])
+def test_newton_never_steps_downhill_on_saturated_data(D, dense):
+    # Regression: Newton accepted steps that shrank the gradient but lowered the
+    # log-posterior, ending at scores ~1e41..1e58 (D >= 30), or NaN with CG.
+    pairs = lopsided_triangle(D)
+    r = bt.newton(pairs, dense=dense)
+    assert r.converged
+    np.testing.assert_allclose(r.scores, [D, 0.0, -D], atol=1e-7)
+    assert r.log_likelihood == pytest.approx(direct_log_likelihood(np.array([D, 0.0, -D]), pairs), rel=1e-12)
+    # the k-th iterate (max_iter=k) never has a lower exact log-likelihood than the one before
+    path = [direct_log_likelihood(bt.newton(pairs, dense=dense, max_iter=k).scores, pairs)
+            for k in range(1, r.n_iter + 1)]
+    assert np.all(np.diff(path) >= -1e-12 * np.abs(path[1:]))
+
+
+@pytest.mark.parametrize("D", [30.0, 50.0])
+def test_bradley_terry_default_fit_on_weighted_lopsided_rows(D):
+    frame = pd.DataFrame({"winner": ["a", "b", "b", "c", "a", "c"], "loser": ["b", "a", "c", "b", "c", "a"],
+                          "w": [np.exp(D), 1.0, np.exp(D), 1.0, np.exp(2 * D), 1.0]})
+    data = bradley.read_comparisons(frame, winner="winner", loser="loser", weight="w")
+    model = bradley.BradleyTerry().fit(data)
+    assert model.converged_
+    np.testing.assert_allclose(np.asarray(model.scores_), [D, 0.0, -D], atol=1e-7)
+
+
+@pytest.mark.parametrize("big", [1e3, 1e8])
+@pytest.mark.parametrize("solver", ["newton", "newman"])
+def test_count_chain_with_extreme_win_ratios(big, solver):
+    # m_{k+1} beats m_k big : 1: the MLE gaps are exactly log(big).
+    k = 20
+    pairs = PairCounts(np.arange(k - 1), np.arange(1, k), np.ones(k - 1), np.full(k - 1, big), np.zeros(k - 1),
+                       np.arange(k).astype(object))
+    r = bt.SOLVERS[solver](pairs)
+    assert r.converged
+    np.testing.assert_allclose(np.diff(r.scores), np.log(big), atol=1e-6)
+
+
+def test_exact_gain_and_its_cheap_lower_bound():
+    # gain() against a direct difference of log-likelihoods (log_expit), at
+    # steps from 1e-3 to 300; the curvature bound never exceeds the true gain.
+    pairs, truth = random_pairs(25, 1500, 11)
+    rng = np.random.default_rng(0)
+    for prior in (None, 2.0):
+        prob = bt._Problem.build(pairs, prior)
+        precision = 0.0 if prior is None else 1.0 / prior
+        for scale in (1e-3, 0.1, 1.0, 10.0, 300.0):
+            theta = 3.0 * truth
+            step = rng.normal(0.0, scale, 25)
+            p, q = prob.probabilities(theta)
+
+            def post(t):
+                return direct_log_likelihood(t, pairs) - 0.5 * precision * float(t @ t)
+
+            exact = post(theta + step) - post(theta)
+            gain = prob.gain(theta, step, p, q)
+            assert gain == pytest.approx(exact, rel=1e-9, abs=1e-9 * abs(post(theta)))
+            grad, h = prob.gradient_from(theta, p, q), prob.curvature(p, q)
+            span = float(step.max() - step.min())
+            assert prob.gain_lower_bound(grad, h, step, span) <= gain + 1e-9 * abs(gain)
+    # near the optimum the bound is tight enough to certify a Newton step
+    r = bt.newton(pairs)
+    prob = bt._Problem.build(pairs, None)
+    theta = r.scores + rng.normal(0.0, 1e-3, 25)
+    p, q = prob.probabilities(theta)
+    grad, h = prob.gradient_from(theta, p, q), prob.curvature(p, q)
+    step = np.linalg.lstsq(bt._dense_neg_hessian(prob, theta, add_gauge=True), grad, rcond=None)[0]
+    assert prob.gain_lower_bound(grad, h, step, float(np.ptp(step))) > 0

@@ -201,12 +201,20 @@ class _Problem:
 
     def log_likelihood(self, theta: np.ndarray, pq: tuple[np.ndarray, np.ndarray] | None = None) -> float:
         p, q = self.probabilities(theta) if pq is None else pq
-        ll = float(self.a_ij @ np.log(p) + self.a_ji @ np.log(q))
-        far = np.flatnonzero(np.minimum(p, q) < 1e-290)
+        # log of the larger probability as log1p(-smaller): log(p) of a p that
+        # rounds to 1 would drop the -exp(-d) per win, which heavy weights on
+        # lopsided pairs multiply back up to whole log-likelihood units.
+        small = np.minimum(p, q)
+        p_small = p <= q
+        log_small, log_big = np.log(small), np.log1p(-small)
+        a_small = np.where(p_small, self.a_ij, self.a_ji)
+        a_big = np.where(p_small, self.a_ji, self.a_ij)  # not n_ij - a_small: exact for any weights
+        ll = float(a_small @ log_small + a_big @ log_big)
+        far = np.flatnonzero(small < 1e-290)
         if len(far):  # near the clipping in probabilities: exact log expit
             df = self.differences(theta)[far]
             exact = self.a_ij[far] * log_expit(df) + self.a_ji[far] * log_expit(-df)
-            ll += float(exact.sum() - self.a_ij[far] @ np.log(p[far]) - self.a_ji[far] @ np.log(q[far]))
+            ll += float(exact.sum() - a_small[far] @ log_small[far] - a_big[far] @ log_big[far])
         return ll
 
     def log_posterior(self, theta: np.ndarray) -> float:
@@ -233,6 +241,22 @@ class _Problem:
             lost[big] = log_expit(-d) - log_expit(-d - dd)
         change = -float(self.a_ij @ won + self.a_ji @ lost)
         return change - 0.5 * self.prior_precision * float(step @ (2.0 * theta + step))
+
+    def gain_lower_bound(self, grad: np.ndarray, h: np.ndarray, step: np.ndarray, span: float) -> float:
+        """A cheap lower bound on :meth:`gain` from the gradient and curvature at ``theta``.
+
+        Along ``theta + t * step`` each pair's curvature ``n p q`` changes at a
+        relative rate ``|(1 - 2p) delta| <= span`` (``span`` bounds the change of
+        every score difference), so it stays below ``exp(span * t)`` times its
+        value at ``t = 0``. Integrating twice: ``gain >= grad . step - c * s'Hs``
+        with ``c = (exp(span) - 1 - span) / span**2`` (1/2 for small steps).
+        """
+        if span > 50.0:  # the bound is useless there (and expm1 would overflow)
+            return -np.inf
+        diff = self.differences(step)
+        quad = float(h @ (diff * diff)) + self.prior_precision * float(step @ step)
+        c = (np.expm1(span) - span) / span**2 if span > 1e-4 else 0.5 + span / 6.0 + span * span / 24.0
+        return float(grad @ step) - c * quad
 
     def curvature(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
         return self.n_ij * p * q
@@ -518,11 +542,14 @@ def _newton_iterations(
     """Safeguarded Newton: no accepted step lowers the log-posterior.
 
     A step is accepted without evaluating the objective when the gradient
-    shrinks and the gradient at the new point still has a non-negative slope
-    along the step: the log-posterior ``f`` is concave, so
-    ``f(x + s) >= f(x) + grad f(x + s) . s >= f(x)`` (both are known anyway).
-    Otherwise the exact change of ``f`` (:meth:`_Problem.gain`) decides, with
-    Armijo backtracking. Far from the optimum, saturated probabilities make the
+    shrinks and ``f`` (the log-posterior) provably did not decrease: either
+    the gradient at the new point still has a non-negative slope along the step
+    (``f`` is concave, so ``f(x + s) >= f(x) + grad f(x + s) . s``; both are
+    known anyway), or a curvature bound says so
+    (:meth:`_Problem.gain_lower_bound`, one pass without logarithms: this
+    covers the usual tiny overshoot of the last Newton steps). Otherwise the
+    exact change of ``f`` (:meth:`_Problem.gain`) decides, with Armijo
+    backtracking. Far from the optimum, saturated probabilities make the
     Fisher information vanish and the Newton step explode while the gradient
     barely changes; a trust radius on the largest change of a score difference
     keeps such steps bounded, growing while capped steps succeed.
@@ -574,7 +601,10 @@ def _newton_iterations(
         p_c, q_c = prob.probabilities(candidate)
         grad_c = prob.gradient_from(candidate, p_c, q_c)
         merit_c = float(grad_c @ grad_c)
-        if not (merit_c <= (1.0 - 1e-4) * merit and float(grad_c @ step) >= 0.0):
+        # Certificates that f did not decrease (f concave): grad_c . step >= 0
+        # (free), else a lower bound from the curvature at theta (no logs).
+        if not (merit_c <= (1.0 - 1e-4) * merit and (
+                float(grad_c @ step) >= 0.0 or prob.gain_lower_bound(grad, h, step, min(span, radius)) >= 0.0)):
             if stale:  # an old factorisation gave a poor step: refresh and retry
                 stale = False
                 continue
@@ -696,7 +726,8 @@ def lbfgs(
     Variables are scaled by the square root of the diagonal Fisher information
     (so the Hessian's diagonal is about 1). The objective handed to scipy is
     the change of the log-posterior from an anchor point, computed per pair as
-    ``-log1p(q0 * expm1(-(d - d0)))``: unlike the log-posterior itself it keeps
+    ``-log1p(q0 * expm1(-(d - d0)))`` (exactly by ``log_expit`` where a
+    difference moves by more than 1): unlike the log-posterior itself it keeps
     full relative precision near the optimum, so the line search can still see
     progress there. When scipy stops short of ``tol`` the run restarts once
     more from where it stopped, with a fresh anchor (at most 5 rounds).
@@ -723,14 +754,11 @@ def lbfgs(
         # |g_i| <= tol * I_ii holds when max |grad_u f| <= tol * sqrt(I_ii) / total;
         # a margin covers the change of I along the way.
         gtol = 0.1 * tol * float(scale.min()) / total
-        anchor, d0 = theta.copy(), prob.differences(theta)
+        anchor = theta.copy()
 
         def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
             current = u / scale
-            delta = np.clip(prob.differences(current) - d0, -700.0, 700.0)
-            gain = -(prob.a_ij @ np.log1p(q0 * np.expm1(-delta)) + prob.a_ji @ np.log1p(p0 * np.expm1(delta)))
-            gain -= 0.5 * prob.prior_precision * float((current - anchor) @ (current + anchor))
-            return -gain / total, -prob.gradient(current) / (scale * total)
+            return -prob.gain(anchor, current - anchor, p0, q0) / total, -prob.gradient(current) / (scale * total)
 
         res = optimize.minimize(
             fun,
