@@ -226,3 +226,16 @@ def test_exact_gain_and_its_cheap_lower_bound():
     grad, h = prob.gradient_from(theta, p, q), prob.curvature(p, q)
     step = np.linalg.lstsq(bt._dense_neg_hessian(prob, theta, add_gauge=True), grad, rcond=None)[0]
     assert prob.gain_lower_bound(grad, h, step, float(np.ptp(step))) > 0
+
+
+def test_from_codes_uses_int64_codes_without_copy_and_keeps_its_errors():
+    left, right = np.array([0, 1, 2, 3]), np.array([1, 2, 3, 0])
+    c = Comparisons.from_codes(left, right, np.ones(4))
+    assert np.shares_memory(c.left, left) and np.shares_memory(c.right, right)  # no per-call copy
+    np.testing.assert_array_equal(Comparisons.from_codes(left.astype(np.int32), right, np.ones(4)).left, left)
+    with pytest.raises(bradley.ComparisonDataError, match="negative item codes in row 1"):
+        Comparisons.from_codes([0, -1, 2], [1, 2, 0], np.ones(3))
+    with pytest.raises(bradley.ComparisonDataError, match=r"out of range in row 2.*number of items \(3\)"):
+        Comparisons.from_codes([0, 1, 2], [1, 2, 5], np.ones(3), items=3)
+    with pytest.raises(bradley.ComparisonDataError, match="whole numbers"):
+        Comparisons.from_codes([0, 1.5], [1, 0], np.ones(2))

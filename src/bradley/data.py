@@ -230,10 +230,9 @@ def _codes(values: Any, name: str) -> np.ndarray:
         if bad.any():
             text, rows = describe_rows(bad)
             raise ComparisonDataError(f"{name}: item codes must be whole numbers; not in {text}.", rows)
-    codes = arr.astype(np.int64)
-    negative = codes < 0
-    if negative.any():
-        text, rows = describe_rows(negative)
+    codes = arr.astype(np.int64, copy=False)  # int64 input is used as is: no copy, no page faults
+    if codes.min(initial=0) < 0:  # a reduction first; the row mask only to name the rows
+        text, rows = describe_rows(codes < 0)
         raise ComparisonDataError(f"{name}: negative item codes in {text}.", rows)
     return codes
 
@@ -412,8 +411,8 @@ class Comparisons:
             if not pd.Index(item_names).is_unique:
                 index = pd.Index(item_names)
                 raise ComparisonDataError(f"the item list has duplicate names: {index[index.duplicated()].tolist()[:5]}.")
-        bad = (lc >= len(item_names)) | (rc >= len(item_names))
-        if bad.any():
+        if top > len(item_names):  # the mask only when some code is out of range
+            bad = (lc >= len(item_names)) | (rc >= len(item_names))
             text, rows = describe_rows(bad)
             raise ComparisonDataError(
                 f"item codes out of range in {text}: codes must be below the number of items ({len(item_names)}).",
