@@ -301,3 +301,26 @@ def test_summary_reports_identifiability():
     assert BradleyTerry().fit(data).summary().attrs["identifiability"] == "scores centred to mean zero"
     anchored = BradleyTerry(anchor=("item2", 1.0), prior=4.0).fit(data).summary().attrs["identifiability"]
     assert "item2 = 1" in anchored and "prior" in anchored
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_solver_is_right_or_says_so_on_saturated_weighted_data(solver):
+    # a>b e^30 : 1, b>c e^30 : 1, a>c e^60 : 1: the exact MLE is (30, 0, -30), and
+    # the default start (~(60, 0, -60)) has every probability saturated. Newton
+    # used to end at ~1e41 (newton-cg at NaN) and lbfgs near 1e252 with log1p(-1)
+    # warnings; a solver that cannot get there must warn, not return a wrong answer.
+    D = 30.0
+    pairs = PairCounts(np.array([0, 0, 1]), np.array([1, 2, 2]), np.exp([D, 2 * D, D]), np.ones(3), np.zeros(3),
+                       np.array(["a", "b", "c"], dtype=object))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = BradleyTerry(solver=solver, max_iter=20_000 if solver == "mm" else None).fit(pairs)
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert not [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    if model.converged_:
+        assert not warned
+        np.testing.assert_allclose(np.asarray(model.scores_), [D, 0.0, -D], atol=1e-6)
+    else:
+        assert warned
+    if solver in ("newton", "newton-cg", "newman"):
+        assert model.converged_
