@@ -201,20 +201,16 @@ class _Problem:
 
     def log_likelihood(self, theta: np.ndarray, pq: tuple[np.ndarray, np.ndarray] | None = None) -> float:
         p, q = self.probabilities(theta) if pq is None else pq
-        # log of the larger probability as log1p(-smaller): log(p) of a p that
-        # rounds to 1 would drop the -exp(-d) per win, which heavy weights on
-        # lopsided pairs multiply back up to whole log-likelihood units.
-        small = np.minimum(p, q)
-        p_small = p <= q
-        log_small, log_big = np.log(small), np.log1p(-small)
-        a_small = np.where(p_small, self.a_ij, self.a_ji)
-        a_big = np.where(p_small, self.a_ji, self.a_ij)  # not n_ij - a_small: exact for any weights
-        ll = float(a_small @ log_small + a_big @ log_big)
-        far = np.flatnonzero(small < 1e-290)
-        if len(far):  # near the clipping in probabilities: exact log expit
-            df = self.differences(theta)[far]
-            exact = self.a_ij[far] * log_expit(df) + self.a_ji[far] * log_expit(-df)
-            ll += float(exact.sum() - a_small[far] @ log_small[far] - a_big[far] @ log_big[far])
+        ll = float(self.a_ij @ np.log(p) + self.a_ji @ np.log(q))
+        # Lopsided pairs: log of a probability near 1 drops the -exp(-|d|) per
+        # game (which heavy weights multiply back up to whole units), and near
+        # the clipping in probabilities both logs are off. Redo those exactly.
+        lopsided = np.flatnonzero(np.minimum(p, q) < 1e-3)
+        if len(lopsided):
+            a_ij, a_ji = self.a_ij[lopsided], self.a_ji[lopsided]
+            d = theta[self.i[lopsided]] - theta[self.j[lopsided]]
+            exact = a_ij @ log_expit(d) + a_ji @ log_expit(-d)
+            ll += float(exact - a_ij @ np.log(p[lopsided]) - a_ji @ np.log(q[lopsided]))
         return ll
 
     def log_posterior(self, theta: np.ndarray) -> float:
