@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from bradley.data import Comparisons, mle_existence_problem
-from bradley.errors import DataWarning, MLEDoesNotExistError
+from bradley.errors import ComparisonDataError, DataWarning, MLEDoesNotExistError
 from bradley.models.base import ItemIndex, constrain_covariance
 from bradley.solvers import bt as bt_solvers
 from bradley.solvers.quasi_variance import quasi_variances
@@ -40,6 +41,8 @@ __all__ = [
     "BootstrapResult",
     "bootstrap_scores",
     "FALLBACK_PRIOR",
+    "MIN_CLUSTERS",
+    "check_cluster_count",
 ]
 
 #: Prior variance used for bootstrap replicates whose MLE does not exist when
@@ -88,6 +91,14 @@ def fisher_covariance(model: Any, reference: Any = None) -> np.ndarray:
     return constrain_covariance(cov, _reference_code(model, reference))
 
 
+#: Fewer clusters than this make clustered sandwich and cluster-bootstrap intervals
+#: too narrow (the usual rule of thumb: Cameron & Miller 2015, section VI); they warn.
+MIN_CLUSTERS = 20
+
+#: Rows processed at a time by :func:`sandwich_covariance` (bounds its working memory).
+SANDWICH_CHUNK_ROWS = 1 << 20
+
+
 def sandwich_covariance(
     model: Any, data: Comparisons, cluster: np.ndarray | None = None, reference: Any = None
 ) -> np.ndarray:
@@ -96,34 +107,127 @@ def sandwich_covariance(
     Each row contributes ``w (o - p) (e_left - e_right)`` to the score
     (ties as half wins, soft labels as their probability); rows of one
     cluster are summed before the outer product. Use it when comparisons are
-    not independent, e.g. many votes from the same annotator. For a
+    not independent, e.g. many votes from the same annotator, or when the
+    outcomes vary less than the model says (ties counted as half wins). For a
     BradleyTerry-family model; ``reference`` as in :func:`fisher_covariance`
     (an item name or code).
+
+    Without clusters the meat is ``sum over pairs c_ij (e_i - e_j)(e_i - e_j)^T``
+    with ``c_ij`` the sum of ``w^2 (o - p)^2`` over the pair's rows: it is
+    accumulated per pair in chunks of rows, so memory is O(pairs + items^2)
+    whatever the number of rows. With clusters the cluster-by-item score sums
+    are a sparse matrix (at most two entries per row), never a dense
+    clusters x items array.
+
+    Clustered errors need many clusters: the meat is a sum of one outer
+    product per cluster and has rank at most ``clusters - 1`` at the MLE
+    (the cluster scores sum to the zero gradient). One cluster gives a zero
+    meat and is refused (:class:`~bradley.errors.ComparisonDataError`); fewer
+    than ``MIN_CLUSTERS`` (20) warn that the intervals are too narrow.
+
+    Examples
+    --------
+    >>> import bradley
+    >>> data, _ = bradley.simulate_bt(4, 2000, seed=0)
+    >>> model = bradley.BradleyTerry().fit(data)
+    >>> robust = standard_errors(sandwich_covariance(model, data))
+    >>> bool(np.allclose(robust, model.standard_errors().to_numpy(), rtol=0.1))
+    True
     """
     reference_code = _reference_code(model, reference)  # an unknown item fails before any work
     n = len(model.items_)
     if len(data.items) != n or np.any(np.asarray(data.items, dtype=object) != model.items_):
         raise ValueError("data must be the Comparisons the model was fitted on (same items, same order).")
-    scores = model.scores_
-    w = np.ones(data.n_comparisons) if data.weight is None else data.weight
-    p = 1.0 / (1.0 + np.exp(-np.clip(scores[data.left] - scores[data.right], -700, 700)))
-    resid = w * (data.outcome - p)
+    scores = np.asarray(model.scores_, dtype=np.float64)
     if cluster is None:
-        codes, n_clusters = np.arange(data.n_comparisons), data.n_comparisons
+        meat = _independent_meat(scores, data)
     else:
-        codes, uniques = pd.factorize(np.asarray(cluster))
-        if (codes < 0).any():
-            raise ValueError("cluster labels must not be missing.")
-        n_clusters = len(uniques)
-    # cluster-by-item score sums, as a sparse accumulation (no per-row Python)
-    flat = np.bincount(codes * n + data.left, resid, n_clusters * n) - np.bincount(codes * n + data.right, resid, n_clusters * n)
-    scores_by_cluster = flat.reshape(n_clusters, n)
-    meat = scores_by_cluster.T @ scores_by_cluster
+        meat = _clustered_meat(scores, data, cluster, prior=getattr(model, "prior", None) is not None)
     bread = fisher_covariance(model)
-    if model.prior is not None:
+    if getattr(model, "prior", None) is not None:
         warnings.warn("sandwich errors with a prior describe the MAP estimator; the prior term is in the bread only.",
                       DataWarning, stacklevel=2)
     return constrain_covariance(bread @ meat @ bread, reference_code)
+
+
+def _row_residuals(scores: np.ndarray, data: Comparisons, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(first, second, r)`` for a slice of rows: the pair (``first < second``) and the
+    weighted score residual ``w (o - p)`` of ``first`` (``second`` gets ``-r``)."""
+    left, right = data.left[rows], data.right[rows]
+    outcome = data.outcome[rows]
+    w = 1.0 if data.weight is None else data.weight[rows]
+    first, second = np.minimum(left, right), np.maximum(left, right)
+    o_first = np.where(left == first, outcome, 1.0 - outcome)
+    p_first = expit(scores[first] - scores[second])
+    resid = w * (o_first - p_first)
+    resid[left == right] = 0.0  # a self-comparison carries no information
+    return first, second, resid
+
+
+def _independent_meat(scores: np.ndarray, data: Comparisons) -> np.ndarray:
+    """``sum_rows w^2 (o - p)^2 (e_l - e_r)(e_l - e_r)^T`` from per-pair sums (O(pairs) memory)."""
+    n = len(scores)
+    codes_parts, sums_parts = [], []
+    for start in range(0, data.n_comparisons, SANDWICH_CHUNK_ROWS):
+        first, second, resid = _row_residuals(scores, data, slice(start, start + SANDWICH_CHUNK_ROWS))
+        codes, inverse = np.unique(first * np.int64(n) + second, return_inverse=True)
+        codes_parts.append(codes)
+        sums_parts.append(np.bincount(inverse.ravel(), resid * resid, len(codes)))
+    meat = np.zeros((n, n))
+    if not codes_parts:
+        return meat
+    codes, inverse = np.unique(np.concatenate(codes_parts), return_inverse=True)
+    c = np.bincount(inverse.ravel(), np.concatenate(sums_parts), len(codes))
+    first, second = codes // n, codes % n
+    meat[first, second] = -c
+    meat[second, first] = -c
+    meat[np.diag_indices(n)] = np.bincount(first, c, n) + np.bincount(second, c, n)
+    return meat
+
+
+def _clustered_meat(scores: np.ndarray, data: Comparisons, cluster: Any, prior: bool = False) -> np.ndarray:
+    """``G^T G`` with ``G`` the sparse clusters x items matrix of summed score contributions."""
+    from scipy import sparse
+
+    n = len(scores)
+    cluster = np.asarray(cluster)
+    if len(cluster) != data.n_comparisons:
+        raise ValueError(f"cluster must have one label per row ({data.n_comparisons}), got {len(cluster)}.")
+    codes, uniques = pd.factorize(cluster)
+    if (codes < 0).any():
+        raise ValueError("cluster labels must not be missing.")
+    check_cluster_count(len(uniques), n, "clustered sandwich", prior=prior)
+    first, second, resid = _row_residuals(scores, data, slice(None))
+    rows = np.concatenate([codes, codes])
+    cols = np.concatenate([first, second])
+    g = sparse.csr_matrix((np.concatenate([resid, -resid]), (rows, cols)), shape=(len(uniques), n))
+    return np.asarray((g.T @ g).toarray())
+
+
+def check_cluster_count(n_clusters: int, n_items: int, what: str, prior: bool = False) -> None:
+    """Refuse one cluster, warn below ``MIN_CLUSTERS`` or below the number of items, saying why.
+
+    Examples
+    --------
+    >>> check_cluster_count(50, 10, "clustered sandwich")  # enough: silent
+    """
+    if n_clusters <= 1:
+        raise ComparisonDataError(
+            f"{what} intervals need several clusters, but every row is in the same cluster: the cluster sums "
+            "of the score contributions are one vector (the zero gradient at the estimate), so the intervals "
+            "would have zero width. Drop the cluster (independent rows), or cluster by a column with many values.")
+    rank = n_clusters if prior else n_clusters - 1
+    problems = []
+    if n_clusters < MIN_CLUSTERS:
+        problems.append(f"with only {n_clusters} clusters (fewer than {MIN_CLUSTERS}) the cluster-level variance is "
+                        "estimated from too few independent units and the intervals are too narrow")
+    if rank < n_items - 1:
+        problems.append(f"the cluster sums of the score contributions span at most {rank} directions "
+                        f"(clusters{'' if prior else ' - 1'}), fewer than the {n_items - 1} free score directions, "
+                        "so some score contrasts get (nearly) zero variance")
+    if problems:
+        warnings.warn(f"{what}: " + "; ".join(problems) + ". Use more clusters, or independent rows "
+                      "(no cluster) if the clusters are not really dependent.", UserWarning, stacklevel=4)
 
 
 def standard_errors(cov: np.ndarray) -> np.ndarray:
@@ -153,20 +257,28 @@ class BootstrapResult:
     seed: int | None
     unit: str
 
-    def ranks(self) -> np.ndarray:
-        """Rank of every item in every replicate (1 = best; ties share the better rank)."""
+    def ranks(self, among: np.ndarray | None = None) -> np.ndarray:
+        """Rank of every item in every replicate (1 = best; ties share the better rank).
+
+        ``among`` (a boolean mask over items) counts only those items as
+        competitors, e.g. to leave provisional items out of the others' ranks;
+        every item still gets a rank (1 + competitors with a higher score).
+        """
         s = self.scores
-        return (s[:, None, :] > s[:, :, None]).sum(axis=2) + 1
+        better = s[:, None, :] > s[:, :, None]  # [b, i, j]: j beats i in replicate b
+        if among is not None:
+            better &= np.asarray(among, dtype=bool)[None, None, :]
+        return better.sum(axis=2) + 1
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of the scores."""
         alpha = (1.0 - level) / 2.0
         return np.quantile(self.scores, alpha, axis=0), np.quantile(self.scores, 1.0 - alpha, axis=0)
 
-    def rank_interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval of the ranks (integers)."""
+    def rank_interval(self, level: float = 0.95, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the ranks (integers); ``among`` as in :meth:`ranks`."""
         alpha = (1.0 - level) / 2.0
-        ranks = self.ranks()
+        ranks = self.ranks(among)
         low = np.floor(np.quantile(ranks, alpha, axis=0, method="lower")).astype(np.int64)
         high = np.ceil(np.quantile(ranks, 1.0 - alpha, axis=0, method="higher")).astype(np.int64)
         return low, high
@@ -240,7 +352,10 @@ def bootstrap_scores(
     the resampled rows, which keep their annotators and features. A replicate
     whose MLE does not exist (an item that never won or never lost in it) is
     fitted with the prior ``FALLBACK_PRIOR`` instead of being dropped; their
-    number is reported in ``n_fallback`` and by a warning.
+    number is reported in ``n_fallback`` and by a warning. With ``cluster``,
+    one cluster is refused and fewer than ``MIN_CLUSTERS`` (20) warn, as for
+    the clustered sandwich (:func:`check_cluster_count`): resampling a handful
+    of clusters gives too few distinct replicates and too narrow intervals.
 
     Examples
     --------
@@ -269,7 +384,13 @@ def bootstrap_scores(
     else:
         source = data
         cluster_codes, uniques = pd.factorize(np.asarray(cluster))
+        if len(cluster_codes) != data.n_comparisons:
+            raise ValueError(f"cluster must have one label per row ({data.n_comparisons}), got {len(cluster_codes)}.")
+        if (cluster_codes < 0).any():
+            raise ValueError("cluster labels must not be missing.")
         n_clusters = len(uniques)
+        check_cluster_count(n_clusters, len(model.items_), "cluster bootstrap",
+                            prior=getattr(model, "prior", None) is not None)
     out = np.empty((rounds, len(model.items_)))
     n_fallback = 0
     start = model.scores_ - model.scores_.mean()
