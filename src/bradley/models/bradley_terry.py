@@ -117,6 +117,13 @@ class BradleyTerry(ScoreUncertainty):
         The sufficient statistics the model was fitted on.
     n_comparisons_ : int
         Number of comparison rows fitted (for PairCounts input: the rounded total count).
+    components_ : pandas.Series
+        Connected component of every item in the comparison graph (0, 1, ...;
+        all 0 when connected), indexed by item, as for
+        :class:`~bradley.PairwiseModel`. Only a prior fit can have several;
+        it then warns, and ``summary()`` gains a ``component`` column and
+        ranks within each component.
+    n_components_ : int
 
     Examples
     --------
@@ -230,6 +237,7 @@ class BradleyTerry(ScoreUncertainty):
         self.solver_ = result.solver
         self.n_comparisons_ = n_rows
         self._covariance: np.ndarray | None = None
+        self._set_components(pairs)
         if not result.converged:
             warnings.warn(
                 f"BradleyTerry ({result.solver}) stopped after {result.n_iter} iterations without "
@@ -239,6 +247,34 @@ class BradleyTerry(ScoreUncertainty):
                 stacklevel=2,
             )
         return self
+
+    def _set_components(self, pairs: PairCounts) -> None:
+        """``components_`` and ``n_components_``; with a prior, warn when the graph is disconnected."""
+        n = pairs.n_items
+        if self.prior is None:
+            # without a prior the fit has already checked that the comparison graph is connected
+            labels, count = np.zeros(n, dtype=np.int64), 1
+        else:
+            from bradley.solvers.firth import comparison_groups
+
+            count, labels = comparison_groups(pairs)
+            labels = np.asarray(labels, dtype=np.int64)
+        self.components_ = pd.Series(labels, index=pd.Index(self.items_, name="item"), name="component")
+        self.n_components_ = int(count)
+        if count > 1:
+            sizes = np.bincount(labels, minlength=count)
+            warnings.warn(
+                f"{self._component_note()} (sizes {sizes.tolist()[:10]}{' ...' if count > 10 else ''}): no comparison "
+                f"links them, only the N(0, {self.prior:g}) prior, which pulls each component towards 0. Scores are "
+                "comparable only within a component; summary() ranks within each (column 'component'). Fit the "
+                "components separately or add comparisons between them.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _component_note(self) -> str:
+        return (f"the comparison graph has {self.n_components_} connected components "
+                "(components_ gives each item's component)")
 
     def _apply_anchor(self, centred: np.ndarray) -> np.ndarray:
         if self.anchor is None:
@@ -310,6 +346,8 @@ class BradleyTerry(ScoreUncertainty):
         ``SUMMARY_SE_MAX_ITEMS`` (2,000) items it is left out unless already
         computed; ``table.attrs["se"]`` then says how to get it.
         ``table.attrs["identifiability"]`` says how the scores are pinned down.
+        With a prior on disconnected data a ``component`` column says which
+        scores can be compared, and ``rank`` is within the component.
         """
         require_fitted(self)
         reference = None
@@ -333,7 +371,18 @@ class BradleyTerry(ScoreUncertainty):
             se_note = (f"not computed for {n} > {SUMMARY_SE_MAX_ITEMS} items (an n x n inverse); call "
                        "model.standard_errors() to compute it")
         extra["elo"] = to_elo(self.scores_)
+        n_components = getattr(self, "n_components_", 1)
+        if n_components > 1:
+            extra["component"] = self.components_.to_numpy()
+            how = (f"the comparison graph has {n_components} connected components linked only by the prior: "
+                   "scores are comparable only within a component; " + how)
         table = summary_table(self.items_, self.scores_, self.pair_counts_, how, **extra)
+        if n_components > 1:
+            # a rank across components would compare scores whose difference the data do not identify
+            table["rank"] = (table.groupby("component")["score"].rank(ascending=False, method="min")
+                             .astype(np.int64).to_numpy())
+            table = table.sort_values(["component", "rank"], kind="stable").reset_index(drop=True)
+            table.attrs["identifiability"] = how + "; rank is within the component (1 = best of its component)"
         table.attrs["se"] = se_note
         return table
 
