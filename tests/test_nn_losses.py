@@ -415,3 +415,112 @@ def test_tiny_linear_policy_learns_preferences(name):
     after = (features @ weights.detach()).softmax(-1)[torch.arange(n_prompts), preferred]
     assert torch.all(after > before + 0.2), (name, before, after)
     assert out.accuracy.mean().item() == 1.0
+
+
+# ---------------------------------------------------------------- shapes that would broadcast (issue 9 item 17)
+
+
+def _shape_cases():
+    """Valid keyword arguments for every registered loss, keyed by function name.
+
+    Each value is ``(kwargs, checked)``: ``checked`` names the tensor arguments
+    that must refuse a trailing singleton dimension ((B,) -> (B, 1)).
+    """
+    b, k, j = 4, 3, 2
+    x = lambda s: _random((b,), s)  # noqa: E731
+    tie = torch.tensor([True, False, True, False])
+    four = lambda: {  # noqa: E731
+        "policy_chosen_logps": x(1), "policy_rejected_logps": x(2), "ref_chosen_logps": x(3), "ref_rejected_logps": x(4),
+    }
+    prev = lambda: {  # noqa: E731
+        "policy_chosen_logps": x(1), "policy_rejected_logps": x(2), "prev_chosen_logps": x(3), "prev_rejected_logps": x(4),
+    }
+    cases = {
+        "bt_loss": {"chosen_rewards": x(1), "rejected_rewards": x(2), "margin": x(3)},
+        "soft_bt_loss": {"chosen_rewards": x(1), "rejected_rewards": x(2), "target": torch.rand(b, dtype=torch.float64)},
+        "scaled_bt_loss": {"chosen_rewards": x(1), "rejected_rewards": x(2), "strength": x(3).abs() + 0.5},
+        "regression_loss": {"predicted": x(1), "target": x(2)},
+        "tobt_loss": {"chosen_rewards": x(1), "rejected_rewards": x(2), "is_tie": tie},
+        "plackett_luce_loss": {"scores": _random((b, k), 1), "mask": torch.ones(b, k, dtype=torch.bool)},
+        "dpo_loss": four(),
+        "ipo_loss": {**four(), "chosen_lengths": x(5).abs() + 1, "rejected_lengths": x(6).abs() + 1},
+        "rdpo_loss": four(),
+        "simpo_loss": {"policy_chosen_avg_logps": x(1), "policy_rejected_avg_logps": x(2)},
+        "fdpo_loss": four(),
+        "tdpo_loss": {**four(), "chosen_seq_kl": x(5).abs(), "rejected_seq_kl": x(6).abs()},
+        "asft_loss": {"policy_chosen_avg_logps": -x(1).abs() - 0.1, "policy_rejected_avg_logps": -x(2).abs() - 0.1},
+        "dmpo_loss": {
+            "policy_chosen_turn_logps": _random((b, j), 1), "policy_rejected_turn_logps": _random((b, j + 1), 2),
+            "ref_chosen_turn_logps": _random((b, j), 3), "ref_rejected_turn_logps": _random((b, j + 1), 4),
+            "chosen_turns": torch.tensor([1, 2, 2, 1]), "rejected_turns": torch.tensor([3, 1, 2, 2]),
+        },
+        "todo_loss": {**four(), "is_tie": tie},
+        "pro_loss": {
+            "policy_avg_logps": _random((b, k), 1),
+            "rewards": torch.sort(_random((b, k), 2), dim=1, descending=True).values,
+            "best_response_logps": x(3), "mask": torch.ones(b, k, dtype=torch.bool),
+        },
+        "sppo_loss": {**prev(), "chosen_win_rate": torch.rand(b, dtype=torch.float64),
+                      "rejected_win_rate": torch.rand(b, dtype=torch.float64)},
+        "inpo_loss": {**four(), "prev_chosen_logps": x(5), "prev_rejected_logps": x(6)},
+        "dno_loss": {**prev(), "target": torch.rand(b, dtype=torch.float64)},
+        "egpo_loss": {
+            "policy_avg_logps": x(1), "ref_avg_logps": x(2), "policy_other_avg_logps": x(3), "ref_other_avg_logps": x(4),
+            "preference": torch.rand(b, dtype=torch.float64), "other_preference": torch.rand(b, dtype=torch.float64),
+        },
+    }
+    return cases
+
+
+def test_every_registered_loss_has_a_shape_case():
+    cases = _shape_cases()
+    missing = {losses.get(name).__name__ for name in losses.available()} - set(cases)
+    assert not missing, f"add shape cases for {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", losses.available())
+def test_losses_refuse_shapes_that_would_broadcast(name):
+    """(B, 1) against (B,) would broadcast into a (B, B) loss: every loss, every tensor argument, refuses it."""
+    fn = losses.get(name)
+    kwargs = _shape_cases()[fn.__name__]
+    out = fn(**kwargs)  # the valid case runs and gives one loss per example
+    assert out.loss.shape == (4,)
+    assert torch.all(torch.isfinite(out.loss))
+    for arg, value in kwargs.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        bad = dict(kwargs, **{arg: value.unsqueeze(-1)})
+        with pytest.raises(ValueError, match=arg) as info:
+            fn(**bad)
+        assert str(tuple(value.unsqueeze(-1).shape)) in str(info.value), (arg, str(info.value))
+
+
+def test_old_broadcast_bug_is_refused_with_both_shapes():
+    pc, pr, rc, rr = (_random((5,), s) for s in range(4))
+    with pytest.raises(ValueError, match=r"dpo: ref_rejected_logps has shape \(5, 1\) but policy_chosen_logps has shape \(5,\)"):
+        losses.dpo_loss(pc, pr, rc, rr.unsqueeze(1))
+    with pytest.raises(ValueError, match=r"bt: rejected_rewards has shape \(5, 1\)"):
+        losses.bt_loss(pc, pr[:, None])
+    with pytest.raises(ValueError, match="ref_chosen_logps has shape"):  # a 0-d tensor is not a batch either
+        losses.dpo_loss(pc, pr, torch.tensor(0.0, dtype=torch.float64), rr)
+    with pytest.raises(TypeError, match="ref_chosen_logps must be a torch.Tensor, got float"):
+        losses.dpo_loss(pc, pr, 0.0, rr)
+
+
+def test_documented_broadcastable_arguments_still_broadcast():
+    a, b = _random((5,), 1), _random((5,), 2)
+    full = losses.bt_loss(a, b, margin=torch.full((5,), 0.3, dtype=torch.float64)).loss
+    for margin in (0.3, torch.tensor(0.3, dtype=torch.float64), torch.tensor([0.3], dtype=torch.float64)):
+        assert torch.allclose(losses.bt_loss(a, b, margin=margin).loss, full)
+    assert losses.soft_bt_loss(a, b, target=0.7).loss.shape == (5,)
+    assert losses.sppo_loss(a, b, b, a, 0.8, torch.tensor(0.2)).loss.shape == (5,)
+    with pytest.raises(ValueError, match=r"margin has shape \(3,\), which does not broadcast to the batch shape \(5,\)"):
+        losses.bt_loss(a, b, margin=torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="margin must be a torch.Tensor or a number"):
+        losses.bt_loss(a, b, margin=[0.3] * 5)
+
+
+def test_sequence_kl_refuses_mismatched_logits():
+    ref, labels = _random((2, 6, 9), 1), torch.randint(0, 9, (2, 6))
+    with pytest.raises(ValueError, match=r"policy_logits has shape \(2, 6, 8\)"):
+        sequence_kl(ref, _random((2, 6, 8), 2), labels)

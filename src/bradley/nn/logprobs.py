@@ -110,6 +110,11 @@ def sequence_kl(
     >>> sequence_kl(z, z, labels).abs().max().item() < 1e-6
     True
     """
+    if policy_logits.shape != reference_logits.shape:
+        raise ValueError(
+            f"policy_logits has shape {tuple(policy_logits.shape)} but reference_logits has shape "
+            f"{tuple(reference_logits.shape)}; both must be (B, T, V) for the same batch and vocabulary."
+        )
     ref, targets, keep = _shifted(reference_logits, labels, mask, ignore_index)
     pol = policy_logits[:, :-1, :]
     ref_logp = ref.float().log_softmax(-1) if ref.dtype in (torch.float16, torch.bfloat16) else ref.log_softmax(-1)

@@ -10,6 +10,14 @@ summed over response tokens (``*_logps``) or length-normalised
 (``*_avg_logps``). ``reduction`` is ``"none"`` (per-example, default),
 ``"mean"`` or ``"sum"`` and applies to ``loss`` only.
 
+Every loss checks the shapes of its batch tensors before any arithmetic:
+per-example tensors must have one and the same shape, and arguments typed
+"tensor or float" (``margin``, ``target``, ``strength``, win rates) may be
+numbers or tensors that broadcast to the batch shape without enlarging it.
+Anything else (e.g. a ``(B, 1)`` tensor against ``(B,)`` ones, which would
+broadcast to a ``(B, B)`` loss) raises a ``ValueError`` naming the argument
+and both shapes.
+
 Examples
 --------
 >>> import torch
@@ -143,6 +151,49 @@ def _output(loss: Tensor, chosen: Tensor | None, rejected: Tensor | None, reduct
     )
 
 
+def _check_shapes(
+    loss: str,
+    same: dict[str, Tensor | None],
+    broadcast: dict[str, Tensor | float | None] | None = None,
+) -> torch.Size:
+    """Refuse batch tensors whose shapes differ, before arithmetic broadcasts them.
+
+    Every tensor in ``same`` (``None`` entries are skipped) must have the shape
+    of the first; a ``(B, 1)`` tensor against a ``(B,)`` one would otherwise
+    broadcast to a ``(B, B)`` loss without a word. Entries of ``broadcast``
+    (arguments documented as "tensor or float") may be Python numbers or
+    tensors that broadcast to that shape without enlarging it (a scalar, a
+    ``(1,)`` tensor or the batch shape). Returns the batch shape.
+    """
+    for name, value in same.items():
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"{loss}: {name} must be a torch.Tensor, got {type(value).__name__}.")
+    for name, value in (broadcast or {}).items():
+        if value is not None and not isinstance(value, (Tensor, int, float)):
+            raise TypeError(f"{loss}: {name} must be a torch.Tensor or a number, got {type(value).__name__}.")
+    ref_name, ref = next((k, v) for k, v in same.items() if v is not None)
+    shape = ref.shape
+    for name, value in same.items():
+        if isinstance(value, Tensor) and value.shape != shape:
+            raise ValueError(
+                f"{loss}: {name} has shape {tuple(value.shape)} but {ref_name} has shape {tuple(shape)}; "
+                "per-example inputs must have the same shape (a (B, 1) tensor against a (B,) one would "
+                "broadcast to a (B, B) loss). Reshape them alike, e.g. with .squeeze(-1)."
+            )
+    for name, value in (broadcast or {}).items():
+        if isinstance(value, Tensor) and value.dim() > 0:
+            try:
+                fits = torch.broadcast_shapes(value.shape, shape) == shape
+            except RuntimeError:
+                fits = False
+            if not fits:
+                raise ValueError(
+                    f"{loss}: {name} has shape {tuple(value.shape)}, which does not broadcast to the batch shape "
+                    f"{tuple(shape)} of {ref_name}; give a number, a scalar tensor or a tensor of shape {tuple(shape)}."
+                )
+    return shape
+
+
 def _check_epsilon(epsilon: float, name: str = "epsilon") -> None:
     if not 0.0 <= epsilon < 0.5:
         raise ValueError(f"{name} must lie in [0, 0.5), got {epsilon}.")
@@ -178,6 +229,9 @@ def bt_loss(
     center_coefficient : float, optional
         TRL's ``center_rewards_coefficient``: adds ``c * (r_w + r_l)^2``.
     """
+    _check_shapes(
+        "bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"margin": margin}
+    )
     _check_epsilon(label_smoothing, "label_smoothing")
     z = chosen_rewards - rejected_rewards
     if margin is not None:
@@ -197,6 +251,7 @@ def soft_bt_loss(
     The minimiser is ``r_w - r_l = logit(target)``; with
     ``target = mmpo_target(s_w, s_l, gamma)`` this is MMPO's margin matching.
     """
+    _check_shapes("soft-bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"target": target})
     return _output(_soft_logistic(chosen_rewards - rejected_rewards, target), chosen_rewards, rejected_rewards, reduction)
 
 
@@ -216,6 +271,9 @@ def scaled_bt_loss(
     Equivalent to repeating a pair ``m`` times. Pairs of strength 0 (no
     preference) must be removed before; they are an error here.
     """
+    _check_shapes(
+        "scaled-bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"strength": strength}
+    )
     m = torch.as_tensor(strength, dtype=chosen_rewards.dtype, device=chosen_rewards.device)
     if torch.any(m <= 0):
         raise ValueError("preference strength must be positive; drop pairs of strength 0 (no preference).")
@@ -229,6 +287,7 @@ def regression_loss(predicted: Tensor, target: Tensor, reduction: str = "none") 
     HelpSteer2-Preference's best recipe: train this, then initialise a BT model
     from it and train with :func:`scaled_bt_loss`. Shapes (B,) or (B, n_attributes).
     """
+    _check_shapes("regression", {"predicted": predicted, "target": target})
     loss = (predicted - target) ** 2
     if loss.dim() > 1:
         loss = loss.sum(-1)
@@ -272,6 +331,9 @@ def tobt_loss(
     For tied pairs the order of "chosen" and "rejected" does not matter (the
     tie loss is even in the gap).
     """
+    _check_shapes(
+        "tobt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards, "is_tie": is_tie}
+    )
     loss = _tie_aware_logistic(chosen_rewards - rejected_rewards, is_tie, alpha, 0.0)
     return _output(loss, chosen_rewards, rejected_rewards, reduction)
 
@@ -285,8 +347,9 @@ def plackett_luce_loss(scores: Tensor, mask: Tensor | None = None, reduction: st
     real responses of ragged lists (they must come first in each row).
     For a DPO-style PL loss pass ``beta * (policy_logps - ref_logps)``.
     """
+    _check_shapes("plackett-luce", {"scores": scores, "mask": mask})
     if scores.dim() != 2:
-        raise ValueError(f"scores must have shape (B, K), got {tuple(scores.shape)}.")
+        raise ValueError(f"plackett-luce: scores must have shape (B, K), got {tuple(scores.shape)}.")
     if mask is None:
         mask = torch.ones_like(scores, dtype=torch.bool)
     mask = mask.bool()
@@ -304,7 +367,25 @@ def plackett_luce_loss(scores: Tensor, mask: Tensor | None = None, reduction: st
 # --------------------------------------------------------------------------
 
 
-def _log_ratios(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor):
+def _log_ratios(
+    loss: str,
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+    ref_chosen: Tensor,
+    ref_rejected: Tensor,
+    **per_example: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """``(rho_w, rho_l)`` after checking that the four log-probs (and ``per_example``) share one shape."""
+    _check_shapes(
+        loss,
+        {
+            "policy_chosen_logps": policy_chosen,
+            "policy_rejected_logps": policy_rejected,
+            "ref_chosen_logps": ref_chosen,
+            "ref_rejected_logps": ref_rejected,
+            **per_example,
+        },
+    )
     return policy_chosen - ref_chosen, policy_rejected - ref_rejected
 
 
@@ -325,7 +406,9 @@ def dpo_loss(
     the reference log-probs.
     """
     _check_epsilon(label_smoothing, "label_smoothing")
-    rho_w, rho_l = _log_ratios(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    rho_w, rho_l = _log_ratios(
+        "dpo", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
     loss = _soft_logistic(beta * (rho_w - rho_l), 1.0 - label_smoothing)
     return _output(loss, beta * rho_w, beta * rho_l, reduction)
 
@@ -349,7 +432,15 @@ def ipo_loss(
     """
     if tau <= 0:
         raise ValueError(f"tau must be positive, got {tau}.")
-    rho_w, rho_l = _log_ratios(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    rho_w, rho_l = _log_ratios(
+        "ipo",
+        policy_chosen_logps,
+        policy_rejected_logps,
+        ref_chosen_logps,
+        ref_rejected_logps,
+        chosen_lengths=chosen_lengths,
+        rejected_lengths=rejected_lengths,
+    )
     if (chosen_lengths is None) != (rejected_lengths is None):
         raise ValueError("give both chosen_lengths and rejected_lengths, or neither.")
     if chosen_lengths is not None:
@@ -375,7 +466,9 @@ def rdpo_loss(
     loss under random flips. Unbounded below for ``eps > 0``.
     """
     _check_epsilon(epsilon)
-    rho_w, rho_l = _log_ratios(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    rho_w, rho_l = _log_ratios(
+        "rdpo", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
     z = beta * (rho_w - rho_l)
     loss = (-(1.0 - epsilon) * F.logsigmoid(z) + epsilon * F.logsigmoid(-z)) / (1.0 - 2.0 * epsilon)
     return _output(loss, beta * rho_w, beta * rho_l, reduction)
@@ -395,6 +488,10 @@ def simpo_loss(
     Parametrised as the authors' code: ``gamma = beta * gamma_beta_ratio``
     (defaults beta 2.0, ratio 0.25). Rewards are ``beta * A``.
     """
+    _check_shapes(
+        "simpo",
+        {"policy_chosen_avg_logps": policy_chosen_avg_logps, "policy_rejected_avg_logps": policy_rejected_avg_logps},
+    )
     _check_epsilon(label_smoothing, "label_smoothing")
     logits = policy_chosen_avg_logps - policy_rejected_avg_logps - gamma_beta_ratio
     loss = _soft_logistic(beta * logits, 1.0 - label_smoothing)
@@ -432,7 +529,9 @@ def fdpo_loss(
     ``"js"`` (``f' = log(2u/(1+u))``), ``"alpha"`` (``f' = (1 - u^-alpha)/alpha``,
     the paper's alpha in (0, 1); TRL's coefficient is ``1 - alpha``).
     """
-    rho_w, rho_l = _log_ratios(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    rho_w, rho_l = _log_ratios(
+        "fdpo", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
     s_w, s_l = _fdpo_score(rho_w, divergence, alpha), _fdpo_score(rho_l, divergence, alpha)
     loss = -F.logsigmoid(beta * (s_w - s_l))
     return _output(loss, beta * s_w, beta * s_l, reduction)
@@ -458,7 +557,15 @@ def tdpo_loss(
     full vocabulary, from :func:`bradley.nn.logprobs.sequence_kl`. Default
     TDPO2 with beta 0.1, alpha 0.5 (the authors' function default).
     """
-    rho_w, rho_l = _log_ratios(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    rho_w, rho_l = _log_ratios(
+        "tdpo",
+        policy_chosen_logps,
+        policy_rejected_logps,
+        ref_chosen_logps,
+        ref_rejected_logps,
+        chosen_seq_kl=chosen_seq_kl,
+        rejected_seq_kl=rejected_seq_kl,
+    )
     if version == 1:
         kl_term = rejected_seq_kl - chosen_seq_kl
     elif version == 2:
@@ -485,6 +592,10 @@ def asft_loss(
     UNCERTAIN; the default 0.1 is the low end of the grid searched by the
     "Blur" paper.
     """
+    _check_shapes(
+        "asft",
+        {"policy_chosen_avg_logps": policy_chosen_avg_logps, "policy_rejected_avg_logps": policy_rejected_avg_logps},
+    )
     a_w = policy_chosen_avg_logps.clamp(max=-1e-6)
     a_l = policy_rejected_avg_logps.clamp(max=-1e-6)
     # log(1 - p) = log1p(-exp(A)) = log(-expm1(A)), precise for A near 0.
@@ -536,6 +647,33 @@ def dmpo_loss(
     number of turns ``T_w``, ``T_l`` (they may differ). The same weights
     :func:`dmpo_turn_weights` apply to policy and reference.
     """
+    _check_shapes(
+        "dmpo", {"policy_chosen_turn_logps": policy_chosen_turn_logps, "ref_chosen_turn_logps": ref_chosen_turn_logps}
+    )
+    _check_shapes(
+        "dmpo",
+        {"policy_rejected_turn_logps": policy_rejected_turn_logps, "ref_rejected_turn_logps": ref_rejected_turn_logps},
+    )
+    for name, logps in (
+        ("policy_chosen_turn_logps", policy_chosen_turn_logps),
+        ("policy_rejected_turn_logps", policy_rejected_turn_logps),
+    ):
+        if logps.dim() != 2:
+            raise ValueError(f"dmpo: {name} must have shape (B, J), got {tuple(logps.shape)}.")
+    b = policy_chosen_turn_logps.shape[0]
+    if policy_rejected_turn_logps.shape[0] != b:
+        raise ValueError(
+            f"dmpo: policy_rejected_turn_logps has {policy_rejected_turn_logps.shape[0]} rows but "
+            f"policy_chosen_turn_logps has {b}; both need one row per pair."
+        )
+    for name, turns in (("chosen_turns", chosen_turns), ("rejected_turns", rejected_turns)):
+        if not isinstance(turns, Tensor):
+            raise TypeError(f"dmpo: {name} must be a torch.Tensor, got {type(turns).__name__}.")
+        if turns.shape != (b,):
+            raise ValueError(
+                f"dmpo: {name} has shape {tuple(turns.shape)}; it needs shape ({b},), one turn count per row of "
+                "the turn log-probs (a (B, 1) tensor would broadcast to a (B, B) loss)."
+            )
     weights_w = dmpo_turn_weights(chosen_turns, policy_chosen_turn_logps.shape[1], gamma).to(policy_chosen_turn_logps.dtype)
     weights_l = dmpo_turn_weights(rejected_turns, policy_rejected_turn_logps.shape[1], gamma).to(policy_rejected_turn_logps.dtype)
     rho_w = (weights_w * (policy_chosen_turn_logps - ref_chosen_turn_logps)).sum(-1)
@@ -563,7 +701,9 @@ def todo_loss(
     Defaults from the authors' configs: beta 0.01, alpha 0.5 (their
     ``dpo_theta = -alpha``).
     """
-    rho_w, rho_l = _log_ratios(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    rho_w, rho_l = _log_ratios(
+        "todo", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, is_tie=is_tie
+    )
     loss = _tie_aware_logistic(beta * (rho_w - rho_l), is_tie, alpha, label_smoothing)
     return _output(loss, beta * rho_w, beta * rho_l, reduction)
 
@@ -596,6 +736,17 @@ def pro_loss(
     Equal rewards would divide by zero in the temperatures ``1/(r_k - r_i)``;
     here the gaps are clamped at 1e-6 (the original code does not guard this).
     """
+    _check_shapes("pro", {"policy_avg_logps": policy_avg_logps, "rewards": rewards, "mask": mask})
+    if policy_avg_logps.dim() != 2:
+        raise ValueError(f"pro: policy_avg_logps must have shape (B, n), got {tuple(policy_avg_logps.shape)}.")
+    if best_response_logps is not None:
+        _check_shapes("pro", {"best_response_logps": best_response_logps})
+        if best_response_logps.shape != policy_avg_logps.shape[:1]:
+            raise ValueError(
+                f"pro: best_response_logps has shape {tuple(best_response_logps.shape)}; it needs shape "
+                f"({policy_avg_logps.shape[0]},), one value per row of policy_avg_logps "
+                "(a (B, 1) tensor would broadcast to a (B, B) loss)."
+            )
     s, r = policy_avg_logps, rewards
     b, n = s.shape
     if mask is None:
@@ -640,6 +791,16 @@ def sppo_loss(
     for both targets; ``"hard"`` is TRL's ``sppo_hard``: targets
     ``+-1/(2 beta)`` with ``beta = 1/eta`` and no 1/2 factor.
     """
+    _check_shapes(
+        "sppo",
+        {
+            "policy_chosen_logps": policy_chosen_logps,
+            "policy_rejected_logps": policy_rejected_logps,
+            "prev_chosen_logps": prev_chosen_logps,
+            "prev_rejected_logps": prev_rejected_logps,
+        },
+        {"chosen_win_rate": chosen_win_rate, "rejected_win_rate": rejected_win_rate},
+    )
     rho_w = policy_chosen_logps - prev_chosen_logps
     rho_l = policy_rejected_logps - prev_rejected_logps
     if variant == "sppo":
@@ -671,6 +832,17 @@ def inpo_loss(
 
     Defaults from the paper: eta 0.005, tau = eta / 3.
     """
+    _check_shapes(
+        "inpo",
+        {
+            "policy_chosen_logps": policy_chosen_logps,
+            "policy_rejected_logps": policy_rejected_logps,
+            "ref_chosen_logps": ref_chosen_logps,
+            "ref_rejected_logps": ref_rejected_logps,
+            "prev_chosen_logps": prev_chosen_logps,
+            "prev_rejected_logps": prev_rejected_logps,
+        },
+    )
     tau = eta / 3.0 if tau is None else tau
     policy_ratio = policy_chosen_logps - policy_rejected_logps
     ref_ratio = ref_chosen_logps - ref_rejected_logps
@@ -696,6 +868,16 @@ def dno_loss(
     ``-logsig(eta log pi(y+)/pi_t(y+) - eta log pi(y-)/pi_t(y-))``; a soft
     ``target = sigmoid(r_t(y1) - r_t(y2))`` gives the conceptual loss (Eq. 8).
     """
+    _check_shapes(
+        "dno",
+        {
+            "policy_chosen_logps": policy_chosen_logps,
+            "policy_rejected_logps": policy_rejected_logps,
+            "prev_chosen_logps": prev_chosen_logps,
+            "prev_rejected_logps": prev_rejected_logps,
+        },
+        {"target": target},
+    )
     rho_w = policy_chosen_logps - prev_chosen_logps
     rho_l = policy_rejected_logps - prev_rejected_logps
     loss = _soft_logistic(eta * (rho_w - rho_l), target)
@@ -723,6 +905,17 @@ def egpo_loss(
     compute the targets at the half-step parameters and call this loss at the
     saved ones, as the authors' code does.
     """
+    _check_shapes(
+        "egpo",
+        {
+            "policy_avg_logps": policy_avg_logps,
+            "ref_avg_logps": ref_avg_logps,
+            "policy_other_avg_logps": policy_other_avg_logps,
+            "ref_other_avg_logps": ref_other_avg_logps,
+            "preference": preference,
+            "other_preference": other_preference,
+        },
+    )
     rho = policy_avg_logps - ref_avg_logps
     rho_other = policy_other_avg_logps - ref_other_avg_logps
     target = (preference - 0.5) / beta if other_preference is None else (preference - other_preference) / beta
