@@ -27,17 +27,19 @@ def arena_csv(tmp_path):
 def test_fit_json_schema(arena_csv, capsys):
     assert main(["fit", str(arena_csv), "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"model", "n_items", "n_comparisons", "log_likelihood", "converged", "iterations", "items"}
+    assert set(out) == {"model", "n_items", "n_comparisons", "log_likelihood", "converged", "iterations", "solver",
+                        "identifiability", "items"}
     assert out["model"] == "bradley-terry" and out["n_items"] == 3 and out["n_comparisons"] == 7
     assert out["converged"] is True and isinstance(out["iterations"], int)
-    assert [set(item) for item in out["items"]] == [{"name", "score", "se", "rank", "wins", "losses", "ties"}] * 3
+    assert [set(item) for item in out["items"]] == [{"name", "score", "se", "elo", "position", "wins", "losses", "ties",
+                                                     "comparisons"}] * 3
     model = bradley.BradleyTerry().fit(bradley.read_comparisons(arena_csv))
     by_name = {item["name"]: item for item in out["items"]}
     se = model.standard_errors()
     for name, score in zip(model.items_, model.scores_):
         assert by_name[name]["score"] == pytest.approx(score, abs=1e-12)
         assert by_name[name]["se"] == pytest.approx(se[name], rel=1e-9)
-    assert [item["rank"] for item in out["items"]] == [1, 2, 3]
+    assert [item["position"] for item in out["items"]] == [1, 2, 3]
     assert out["log_likelihood"] == pytest.approx(model.log_likelihood_)
 
 

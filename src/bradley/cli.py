@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+import math
+import os
+import re
 import sys
+import time
 import warnings
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 import pandas as pd
 
 from bradley import __version__
-from bradley.errors import BradleyError
+from bradley.errors import BradleyError, ComparisonDataError
 from bradley.data import Comparisons
 from bradley.io import is_count_table, read_comparisons, read_table
 from bradley.evaluate import METHODS, compare_methods
 from bradley.leaderboard import CI_METHODS, leaderboard
 from bradley.models import BradleyTerry, PairwiseModel, PlackettLuce
 from bradley.rankings import read_rankings
-from bradley.report import FORMATS, render_fit, render_summary
+from bradley.scales import from_elo
+from bradley.report import (FORMATS, LEADERBOARD_COLUMNS, leaderboard_html, parse_columns, render_fit,
+                            render_leaderboard, render_summary)
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "check_order_effect_identifiable", "cli_words"]
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +57,31 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     counts.add_argument("--tie", help="count-table column with the ties (default: a tie or ties column if present)")
 
 
+_ANCHOR_HELP = ("show ratings on the Elo scale with ITEM at rating ELO (default 1000): one common shift of every "
+                "rating (elo = 1000 + 400 * score / ln 10 without it)")
+
+
+def _add_common_options(parser: argparse.ArgumentParser, top_level: bool = False) -> None:
+    """``--debug`` and ``--progress`` work before or after the command (``bradley --debug fit ...`` as
+    ``bradley fit ... --debug``): the subcommand copies default to SUPPRESS so they never overwrite the
+    top-level value."""
+    default: Any = False if top_level else argparse.SUPPRESS
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show a traceback instead of a one-line error")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None if top_level else
+                        argparse.SUPPRESS,
+                        help="progress on long work (bootstrap, compare, big reads) on stderr; default: on when "
+                             "stderr is a terminal, off when piped")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bradley`` command."""
-    parser = argparse.ArgumentParser(prog="bradley", description="Rank things from pairwise comparisons.")
+    parser = argparse.ArgumentParser(
+        prog="bradley", description="Rank things from pairwise comparisons.",
+        epilog="Exit codes: 0 success, 2 bad input or options (one line on stderr), 1 out of memory, "
+               "130 interrupted.")
     parser.add_argument("--version", action="version", version=f"bradley {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _add_common_options(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="fit a Bradley-Terry-family model and print the ranking")
@@ -70,9 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--item-col", default="item", help="item column (long layout)")
     fit.add_argument("--rank-col", default="rank", help="rank column (long layout; equal ranks are ties)")
     _add_family_options(fit)
-    fit.add_argument("--anchor", default=None, metavar="ITEM[=VALUE]", help="report scores with ITEM fixed at VALUE (default 0)")
+    fit.add_argument("--anchor", default=None, metavar="ITEM[=ELO]",
+                     help=_ANCHOR_HELP + "; scores shift with it and se becomes relative to ITEM (plain bt)")
+    fit.add_argument("--anchor-score", default=None, metavar="ITEM[=SCORE]",
+                     help="the same on the natural-log score scale: ITEM's score fixed at SCORE (default 0)")
     fit.add_argument("--format", default="table", choices=FORMATS)
-    fit.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    _add_common_options(fit)
 
     board = sub.add_parser("leaderboard", help="a leaderboard with confidence intervals, rank ranges and tiers")
     _add_data_options(board)
@@ -80,17 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--model", default="bt", choices=["bt", "davidson", "rao-kupper", "tobt"],
                        help="bt (ties as half wins) or a tie model")
     _add_family_options(board)
-    board.add_argument("--ci", default="fisher", choices=CI_METHODS, help="interval method (default fisher)")
+    board.add_argument("--ci", default=None, choices=CI_METHODS,
+                       help=f"interval method (default {_default_ci()}; the output says which interval it shows)")
     board.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
     board.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
     board.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     board.add_argument("--cluster", default=None, metavar="COL",
                        help="column of cluster labels (e.g. annotator) for sandwich errors or cluster bootstrap")
-    board.add_argument("--anchor", default=None, metavar="ITEM=ELO", help="shift the Elo scale so ITEM has rating ELO")
-    board.add_argument("--html", default=None, metavar="PATH", help="also write a self-contained HTML report")
+    board.add_argument("--min-battles", type=int, default=None, metavar="N",
+                       help="mark items with fewer than N battles as provisional")
+    board.add_argument("--anchor", default=None, metavar="ITEM[=ELO]",
+                       help=_ANCHOR_HELP + "; interval widths do not change")
     board.add_argument("--format", default="table", choices=FORMATS)
-    board.add_argument("--progress", action="store_true", help="show a progress bar for the bootstrap")
-    board.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    board.add_argument("--columns", default=None, metavar="COL[,COL...]",
+                       help="columns to show: " + ",".join(LEADERBOARD_COLUMNS) + ", or 'all' (default: a compact "
+                            "set for table, the full set for markdown and HTML, every raw column for csv)")
+    board.add_argument("--top", type=int, default=None, metavar="N",
+                       help="show the best N items in table, markdown and HTML (csv and json stay complete)")
+    board.add_argument("--html", default=None, metavar="PATH", help="also write a self-contained HTML report")
+    board.add_argument("--title", default="Leaderboard", help="title of the HTML report (default 'Leaderboard')")
+    _add_common_options(board)
 
     compare = sub.add_parser("compare", help="compare rating methods by k-fold held-out log-loss, accuracy and calibration")
     _add_data_options(compare)
@@ -100,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--elo-k", type=float, default=4.0, help="Elo K factor (default 4)")
     compare.add_argument("--format", default="table", choices=FORMATS)
-    compare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    _add_common_options(compare)
     return parser
 
 
@@ -184,16 +226,46 @@ def _bradley_terry(args: argparse.Namespace, anchor: str | tuple[str, float] | N
                         bias_reduction=args.bias_reduction)
 
 
-def _parse_anchor(text: str | None) -> str | tuple[str, float] | None:
+def _default_ci() -> str:
+    """The interval method ``leaderboard()`` uses when none is asked for."""
+    return str(inspect.signature(leaderboard).parameters["ci"].default)
+
+
+def _parse_anchor(text: str | None, option: str = "--anchor", default: float = 1000.0) -> tuple[str, float] | None:
+    """``ITEM`` or ``ITEM=VALUE`` -> (item, value); an item name may itself contain '='."""
     if text is None:
         return None
     name, sep, value = text.rpartition("=")
-    if not sep:
-        return text
-    try:
-        return (name, float(value))
-    except ValueError:
-        return text
+    if sep and name:
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if number is not None:
+            if not math.isfinite(number):
+                raise ValueError(f"{option} needs a finite value, got {value!r}.")
+            return (name, number)
+    return (text, default)
+
+
+def _elo_to_score(elo: float) -> float:
+    return float(from_elo(np.array([elo]))[0])
+
+
+def _fit_anchor(args: argparse.Namespace) -> tuple[str, float] | None:
+    """The model anchor (item, natural-log score) from ``--anchor ITEM=ELO`` or ``--anchor-score ITEM=SCORE``."""
+    if args.anchor and args.anchor_score:
+        raise ValueError("give --anchor (an Elo rating) or --anchor-score (a natural-log score), not both.")
+    if args.anchor_score:
+        return _parse_anchor(args.anchor_score, "--anchor-score", default=0.0)
+    anchor = _parse_anchor(args.anchor)
+    if anchor is None:
+        return None
+    if abs(anchor[1]) < 100:
+        warnings.warn(f"--anchor takes an Elo rating: {anchor[0]} is shown at Elo {anchor[1]:g} (a score of "
+                      f"{_elo_to_score(anchor[1]):.4g}); for a natural-log score use --anchor-score "
+                      f"{anchor[0]}={anchor[1]:g}.", UserWarning, stacklevel=2)
+    return (anchor[0], _elo_to_score(anchor[1]))
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -207,8 +279,16 @@ def _check_options(args: argparse.Namespace) -> None:
                          "covariates or flip rate).")
 
 
+_BIG_READ_BYTES = 50 * 2**20
+
+
 def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
     """The comparisons named by the data options, and whether DATA was a count table (one read of the file)."""
+    started = time.perf_counter()
+    size = os.path.getsize(args.data) if os.path.isfile(args.data) else 0
+    announce = bool(args.progress) and size >= _BIG_READ_BYTES
+    if announce:
+        print(f"bradley: reading {args.data} ({size / 2**20:,.0f} MiB) ...", file=sys.stderr, flush=True)
     frame = read_table(args.data, args.input_format)
     counts = bool(args.counts) or is_count_table([str(c) for c in frame.columns], args.win1, args.win2)
     data = read_comparisons(
@@ -229,6 +309,9 @@ def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
         win2=args.win2,
         tie=args.tie,
     )
+    if announce:
+        print(f"bradley: read {len(data):,} comparisons in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr, flush=True)
     return data, counts
 
 
@@ -236,8 +319,74 @@ def _read(args: argparse.Namespace) -> Comparisons:
     return _load(args)[0]
 
 
+def _order_effect_fixed(args: argparse.Namespace) -> bool:
+    fixed = _parse_fixed(getattr(args, "fixed", None)) or {}
+    return any(name == "order_effect" or name.startswith("order_effect[") for name in fixed)
+
+
+def check_order_effect_identifiable(data: Comparisons, per_annotator: bool = False) -> None:
+    """Refuse an order effect that the data cannot separate from the outcome.
+
+    When every decisive row (ties aside) with a position advantage was won by
+    the item that had it -- as in a file that lists the winner first -- the
+    position *is* the outcome and the order effect's estimate is infinite (and
+    the same if it always lost). Raises :class:`~bradley.errors.ComparisonDataError`
+    explaining this; with ``per_annotator`` each annotator is checked.
+
+    Examples
+    --------
+    >>> import bradley
+    >>> games = bradley.Comparisons.from_arrays(["a", "b", "c"], ["b", "c", "a"], [1.0, 1.0, 0.5])
+    >>> check_order_effect_identifiable(games)
+    Traceback (most recent call last):
+    ...
+    bradley.errors.ComparisonDataError: --order-effect: every decisive comparison (2 rows, ties aside) was won by the item listed first ...
+    """
+    side = np.ones(len(data)) if data.order is None else np.asarray(data.order, dtype=np.float64)
+    outcome = np.asarray(data.outcome, dtype=np.float64)
+    weight = np.ones(len(data)) if data.weight is None else np.asarray(data.weight, dtype=np.float64)
+    decisive = (side != 0) & (outcome != 0.5) & (weight > 0)
+    groups: list[tuple[str, np.ndarray]] = [("", decisive)]
+    if per_annotator and data.annotator is not None:
+        labels = np.asarray(data.annotator)
+        groups = [(f" of annotator {label!r}", decisive & (labels == label)) for label in np.unique(labels)]
+    # the outcome for the advantaged side: 1 = it won, 0 = it lost, in between = a soft label
+    advantaged = np.where(side > 0, outcome, 1.0 - outcome)
+    for where, rows in groups:
+        values = advantaged[rows]
+        if not len(values):
+            continue
+        how = None
+        if np.all(values == 1.0):
+            how = "won"
+        elif np.all(values == 0.0):
+            how = "lost"
+        if how is None:
+            continue
+        who = ("the item listed first" if data.order is None
+               else "the item that had the position (home) advantage")
+        raise ComparisonDataError(
+            f"--order-effect: every decisive comparison{where} ({len(values):,} rows, ties aside) was {how} by {who}, "
+            "so the position is the outcome and an order effect cannot be told apart from it (its estimate would be "
+            "infinite). This is what a file that lists the winner first looks like ('winner loser' lines, "
+            "--winner/--loser columns). An order effect needs rows where the first-listed (home) item lost: use data "
+            "that record the order in which the items were shown (e.g. model_a/model_b/winner), or leave out "
+            "--order-effect."
+        )
+
+
+def _check_family_data(args: argparse.Namespace, data: Comparisons) -> None:
+    if getattr(args, "order_effect", None) and not _order_effect_fixed(args):
+        check_order_effect_identifiable(data, per_annotator=args.order_effect == "annotator")
+
+
+_MODEL_NAMES = {"bt": "bradley-terry", "davidson": "davidson", "rao-kupper": "rao-kupper", "tobt": "tobt"}
+
+
 def _run_fit(args: argparse.Namespace) -> str:
     if args.model == "plackett-luce":
+        if args.anchor or args.anchor_score:
+            raise ValueError("--anchor is available for the pairwise models; Plackett-Luce scores are mean-zero.")
         rankings = read_rankings(args.data, layout=args.layout, ranking=args.ranking_col, item=args.item_col,
                                  rank=args.rank_col, format=args.input_format, id=args.id_col)
         solver = "mm" if args.solver in ("mm", "zermelo") else "newton"
@@ -247,61 +396,137 @@ def _run_fit(args: argparse.Namespace) -> str:
     data = _read(args)
     family = _family_estimator(args)
     if family is None:
-        model = _bradley_terry(args, anchor=_parse_anchor(args.anchor)).fit(data)
+        model = _bradley_terry(args, anchor=_fit_anchor(args)).fit(data)
         return render_fit(model, args.format)
-    if args.anchor:
-        raise ValueError("--anchor is available for the plain bt model; scores of other models are mean-zero.")
+    if args.anchor or args.anchor_score:
+        raise ValueError("--anchor is available in `bradley fit` for the plain bt model (scores of the other models "
+                         "are mean-zero); `bradley leaderboard --anchor ITEM=ELO` shifts the ratings of any model.")
+    _check_family_data(args, data)
     model = family.fit(data)
-    name = {"bt": "bradley-terry", "davidson": "davidson", "rao-kupper": "rao-kupper", "tobt": "tobt"}[args.model]
-    return render_fit(model, args.format, model_name=name)
+    return render_fit(model, args.format, model_name=_MODEL_NAMES[args.model])
 
 
 def _run_leaderboard(args: argparse.Namespace) -> str:
     if args.cluster and args.annotator and args.cluster != args.annotator:
         raise ValueError("--cluster and --annotator must name the same column (clusters are read as annotators).")
+    columns = parse_columns(args.columns)
+    if args.top is not None and args.top < 1:
+        raise ValueError(f"--top needs a positive number of items, got {args.top}.")
     data, count_table = _load(args)
-    if args.ci == "bootstrap" and count_table and data.weight is not None:
+    ci = args.ci or _default_ci()
+    if ci == "bootstrap" and count_table and data.weight is not None:
         raise ValueError("the count table has non-integer counts, so its rows are weighted pairs, not single "
                          "comparisons, and a row bootstrap would not resample comparisons; use --ci fisher or sandwich.")
     family = _family_estimator(args)
+    if family is not None:
+        _check_family_data(args, data)
+    options: dict[str, Any] = {}
+    if args.ci is not None:
+        options["ci"] = args.ci
+    if args.min_battles is not None:
+        if "min_battles" not in inspect.signature(leaderboard).parameters:
+            raise ValueError("--min-battles is not available in this version of bradley.")
+        options["min_battles"] = args.min_battles
     board = leaderboard(
         data,
         model=family or _bradley_terry(args),
-        ci=args.ci,
         level=args.level,
         rounds=args.rounds,
         seed=args.seed,
         cluster="annotator" if args.cluster else None,
-        anchor=args.anchor,
-        progress=args.progress,
+        anchor=_parse_anchor(args.anchor),
+        progress=bool(args.progress),
+        **options,
     )
+    name = _MODEL_NAMES[args.model]
     if args.html:
-        board.to_html(args.html)
-    if args.format == "json":
-        return board.to_json()
-    if args.format == "csv":
-        return board.to_csv()
-    if args.format == "markdown":
-        return board.to_markdown()
-    return board.to_text()
+        page = leaderboard_html(board, title=args.title, top=args.top, columns=columns)
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(page)
+    return render_leaderboard(board, args.format, columns=columns, top=args.top, model_name=name)
 
 
 def _run_compare(args: argparse.Namespace) -> str:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    table = compare_methods(_read(args), methods=methods, folds=args.folds, seed=args.seed, elo_k=args.elo_k)
+    data = _read(args)
+    options: dict[str, Any] = {}
+    if "progress" in inspect.signature(compare_methods).parameters:
+        options["progress"] = bool(args.progress)
+    elif args.progress:
+        print(f"bradley: fitting {len(methods)} methods on {args.folds} folds of {len(data):,} comparisons ...",
+              file=sys.stderr, flush=True)
+    table = compare_methods(data, methods=methods, folds=args.folds, seed=args.seed, elo_k=args.elo_k, **options)
     if args.format == "json":
         return table.to_json(orient="records", indent=2)
     return render_summary(table, args.format)
 
 
+# Python argument names in library messages -> the command-line options a CLI user types
+_OPTION_NAMES = {
+    "prior": "--prior", "bias_reduction": "--bias-reduction", "drop_self_comparisons": "--drop-self-comparisons",
+    "fixed": "--fixed", "family": "--model", "order_effect": "--order-effect", "item_effects": "--item-effects",
+    "item_features": "--item-features", "covariates": "--covariates", "flip_rate": "--flip-rate",
+    "judge_reliability": "--judge-reliability", "ci": "--ci", "solver": "--solver", "tol": "--tol",
+    "max_iter": "--max-iter", "ties": "--ties", "level": "--level", "rounds": "--rounds", "seed": "--seed",
+    "min_battles": "--min-battles", "anchor": "--anchor", "both_bad": "--both-bad", "layout": "--layout",
+    "methods": "--methods", "folds": "--folds", "elo_k": "--elo-k", "counts": "--counts",
+    "outcome_map": "--outcome-map", "left_score": "--left-score", "right_score": "--right-score",
+    "sep": "--sep", "where": "--where", "cluster": "--cluster",
+}
+_VALUE = r"(\{[^{}]*\}|'[^']*'|\"[^\"]*\"|\.\.\.|[-+\w.]+)"
+_KWARG = re.compile(r"\b(" + "|".join(sorted(_OPTION_NAMES, key=len, reverse=True)) + r")=" + _VALUE)
+_CALL = re.compile(r"\b[A-Z]\w*\((\s*(?:" + "|".join(_OPTION_NAMES) + r")=[^()]*)\)")
+
+
+def _option_text(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    option = _OPTION_NAMES[name]
+    if name == "fixed":
+        return f"{option} NAME=VALUE"
+    if name == "family" and value.strip("'\"") != "bt":
+        return f"{option} {value.strip(chr(39) + chr(34))}"
+    if value == "True":
+        return option
+    if value == "False":
+        return f"no {option}"
+    if value == "...":
+        return f"{option} VALUE"
+    value = value.strip("'\"")
+    try:
+        number = float(value)
+    except ValueError:
+        return f"{option} {value}"
+    return f"{option} {number:g}" if math.isfinite(number) else f"{option} {value}"
+
+
+def cli_words(message: str) -> str:
+    """A library message in command-line words: ``prior=10.0`` -> ``--prior 10``,
+    ``BradleyTerry(bias_reduction=True)`` -> ``--bias-reduction``, ``fixed={...}`` -> ``--fixed NAME=VALUE``.
+
+    Examples
+    --------
+    >>> cli_words("Use a prior (prior=10.0) or BradleyTerry(bias_reduction=True).")
+    'Use a prior (--prior 10) or --bias-reduction.'
+    """
+    message = _CALL.sub(lambda m: m.group(1).strip(), message)
+    return _KWARG.sub(_option_text, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``bradley`` command; returns the exit code."""
+    """Entry point of the ``bradley`` command; returns the exit code.
+
+    Bad input or options: exit code 2 and one line on stderr, in command-line
+    words; out of memory: 1; interrupted (Ctrl-C): 130. ``--debug`` (before or
+    after the command) shows the traceback instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
+    if args.progress is None:
+        args.progress = _stderr_is_terminal()
 
     def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-        print(f"bradley: warning: {message}", file=sys.stderr)
+        print(f"bradley: warning: {cli_words(str(message))}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
@@ -312,11 +537,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (BradleyError, ValueError, OSError) as exc:
             if debug:
                 raise
-            message = " ".join(str(exc).split())
+            message = cli_words(" ".join(str(exc).split()))
             print(f"bradley: error: {message}", file=sys.stderr)
             return 2
-    sys.stdout.write(output if output.endswith("\n") else output + "\n")
+        except MemoryError:
+            if debug:
+                raise
+            print("bradley: error: out of memory (the data or the requested computation is too large for this "
+                  "machine; try fewer items, --ci fisher, or fewer --rounds).", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print("bradley: interrupted", file=sys.stderr)
+            return 130
+    try:
+        sys.stdout.write(output if output.endswith("\n") else output + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `bradley leaderboard ... | head`: the reader has gone, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover
