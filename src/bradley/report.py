@@ -264,7 +264,8 @@ def render_fit(model: Any, fmt: str = "table", model_name: str = "bradley-terry"
         return render_summary(table, "markdown") + "\n\n" + notes + _parameters_text(model, "markdown")
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}.")
-    return (_fit_header(model, model_name, table) + "\n\n" + render_summary(table, "table")
+    header = "\n".join(_wrap(line) for line in _fit_header(model, model_name, table).splitlines())
+    return (header + "\n\n" + render_summary(table, "table")
             + _parameters_text(model, "table"))
 
 
@@ -388,6 +389,9 @@ def _leaderboard_notes(board: Any, shown: int) -> list[str]:
                      "cannot be told from its first item")
     else:
         notes.append("rank = order of the point estimates (no intervals)")
+    reason = board.ci.get("reason")
+    if board.ci.get("requested") == "auto" and reason:
+        notes.append(f"{board.ci['method']} intervals chosen automatically: {reason}")
     if board.anchor:
         notes.append(f"elo shifted so that {board.anchor[0]} = {board.anchor[1]:g}")
     else:
@@ -528,14 +532,11 @@ def leaderboard_html(board: Any, title: str = "Leaderboard", top: int | None = N
     table_html = shown.to_html(index=False, classes="board", border=0, formatters=formatters)
     if "provisional" in board.table.columns:  # mark provisional rows, whichever columns are shown
         flags = board.table["provisional"].to_numpy()[:n_shown]
-        rows = table_html.split("<tr>")
-        # rows[0] precedes the header row, rows[1] is the header, then one entry per item
-        for k, flag in enumerate(flags):
-            if flag and k + 2 < len(rows):
-                rows[k + 2] = rows[k + 2].replace("<td>", '<td class="provisional">', 1)
-        table_html = "<tr>".join(rows[:2]) + "".join(
-            ('<tr class="provisional">' if k < len(flags) and flags[k] else "<tr>") + r
-            for k, r in enumerate(rows[2:]))
+        head, sep, body = table_html.partition("<tbody>")
+        rows = body.split("<tr>")  # rows[0] is the whitespace before the first item's row
+        body = rows[0] + "".join(('<tr class="provisional">' if k < len(flags) and flags[k] else "<tr>") + r
+                                 for k, r in enumerate(rows[1:]))
+        table_html = head + sep + body
     limit = min(30, n_shown)
     limit_note = f" (top {limit})" if len(board.table) > limit else ""
     anchor_text = f"; Elo anchored at {board.anchor[0]} = {board.anchor[1]:g}" if board.anchor else ""
