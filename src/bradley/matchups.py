@@ -99,7 +99,7 @@ def score_by_matchups(
         ``left, right, outcome`` as judged.
     """
     schedule = schedule_matchups(items, design=design, k=k, seed=seed, repeats=repeats)
-    verdicts = [judge(a, b) for a, b in zip(schedule["left"], schedule["right"])]  # one call per matchup
+    verdicts = [judge(a, b) for a, b in zip(schedule["left"], schedule["right"], strict=True)]  # one call per matchup
     outcome, _ = parse_outcomes(pd.Series(verdicts, dtype=object), schedule["left"], schedule["right"])
     schedule["outcome"] = outcome
     board = leaderboard(schedule, model=BradleyTerry(prior=prior), ci=ci)

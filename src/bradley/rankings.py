@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ class Rankings:
     @classmethod
     def from_long(
         cls, ranking_ids: Any, items: Any, ranks: Any, weight: Any | None = None, item_list: Any | None = None
-    ) -> "Rankings":
+    ) -> Rankings:
         """Build from long form: one row per (ranking id, item, rank); NaN rank = unranked.
 
         Examples
@@ -77,7 +77,9 @@ class Rankings:
         rank_values = pd.to_numeric(pd.Series(ranks), errors="coerce").to_numpy(np.float64)
         bad = ~np.isnan(rank_values) & ((rank_values < 1) | (rank_values != np.round(rank_values)))
         if bad.any():
-            raise ComparisonDataError(f"ranks must be positive integers (or NaN = unranked); rows {np.flatnonzero(bad)[:10].tolist()}.")
+            raise ComparisonDataError(
+                f"ranks must be positive integers (or NaN = unranked); rows {np.flatnonzero(bad)[:10].tolist()}."
+            )
         level = np.where(np.isnan(rank_values), UNRANKED, rank_values).astype(np.int64)
         order = np.lexsort((level, rid))
         rid, item_codes, level = rid[order], item_codes[order], level[order]
@@ -94,7 +96,8 @@ class Rankings:
         if (sizes < 2).any():
             short = np.flatnonzero(sizes < 2)
             raise ComparisonDataError(
-                f"{len(short)} ranking(s) have fewer than two items (ids {[_plain(v) for v in ranking_names[short][:10]]}); "
+                f"{len(short)} ranking(s) have fewer than two items "
+                f"(ids {[_plain(v) for v in ranking_names[short][:10]]}); "
                 "a ranking of one item carries no information: drop it.")
         w = np.ones(n_rankings) if weight is None else np.asarray(weight, dtype=np.float64)
         if len(w) != n_rankings or not (np.isfinite(w).all() and (w >= 0).all()):
@@ -104,7 +107,7 @@ class Rankings:
     @classmethod
     def from_rank_matrix(
         cls, matrix: Any, items: Any | None = None, weight: Any | None = None, ids: Any | None = None
-    ) -> "Rankings":
+    ) -> Rankings:
         """Build from a rank matrix: one row per ranking, one column per item.
 
         Entries are rank numbers (1 = best, equal numbers = ties; gaps such
@@ -131,7 +134,7 @@ class Rankings:
         if isinstance(matrix, pd.DataFrame):
             names = list(matrix.columns) if items is None else list(items)
             columns = [pd.to_numeric(matrix[c], errors="coerce").to_numpy(np.float64) for c in matrix.columns]
-            text = [c for c, raw, num in zip(matrix.columns, (matrix[c] for c in matrix.columns), columns)
+            text = [c for c, raw, num in zip(matrix.columns, (matrix[c] for c in matrix.columns), columns, strict=True)
                     if (pd.isna(num) & ~pd.isna(raw.to_numpy())).any()]
             if text:
                 raise ComparisonDataError(f"rank matrix column(s) {text[:5]} hold non-numeric values; "
@@ -174,7 +177,7 @@ class Rankings:
                              item_list=np.asarray(names, dtype=object))
 
     @classmethod
-    def from_orderings(cls, orderings: list[list[Any]], weight: Any | None = None) -> "Rankings":
+    def from_orderings(cls, orderings: list[list[Any]], weight: Any | None = None) -> Rankings:
         """Build from lists of items, best first (no ties).
 
         Examples
@@ -251,7 +254,7 @@ def read_rankings(
     if id is not None and id not in frame.columns:
         raise ComparisonDataError(f"id column {id!r} not found: the data have columns {list(frame.columns)[:20]}.")
     if layout == "long":
-        ranking = id if id is not None else ranking
+        ranking = cast(str, id) if id is not None else ranking  # a column label, found above
         missing = [c for c in (ranking, item, rank) if c not in frame.columns]
         if missing:
             raise ComparisonDataError(f"missing column(s) {missing}: the data have columns {list(frame.columns)[:20]}.")
@@ -266,7 +269,7 @@ def read_rankings(
     else:
         ids = frame[id].to_numpy(dtype=object)
         frame = frame.drop(columns=[id])
-        _check_unique_ids(ids, id)
+        _check_unique_ids(ids, cast(str, id))  # a column label
     if layout == "matrix":
         return Rankings.from_rank_matrix(frame, ids=ids)
     frame = _integer_labels(frame)
@@ -280,7 +283,10 @@ def read_rankings(
     twice = entries.duplicated(keep=False).to_numpy()
     if twice.any():
         cases = entries[twice].drop_duplicates()
-        listed = "; ".join(f"row {r} (ranking {_plain(ids[r])!r}): {_plain(v)!r}" for r, v in zip(cases.row[:5], cases["item"][:5]))
+        listed = "; ".join(
+            f"row {r} (ranking {_plain(ids[r])!r}): {_plain(v)!r}"
+            for r, v in zip(cases.row[:5], cases["item"][:5], strict=True)
+        )
         raise ComparisonDataError(f"an item appears twice in a ranking, {len(cases)} case(s): {listed}.")
     return Rankings.from_long(ids[rows], values[rows, cols], cols + 1)
 
@@ -297,7 +303,11 @@ def _integer_labels(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_float_dtype(col.dtype):
             num = col.to_numpy(dtype=np.float64, na_value=np.nan)
             present = ~np.isnan(num)
-            if present.any() and np.all(num[present] == np.round(num[present])) and np.all(np.abs(num[present]) < 2**53):
+            if (
+                present.any()
+                and np.all(num[present] == np.round(num[present]))
+                and np.all(np.abs(num[present]) < 2**53)
+            ):
                 values = np.full(len(num), None, dtype=object)
                 values[present] = [int(v) for v in num[present]]
                 col = pd.Series(values, index=frame.index, dtype=object)

@@ -6,4 +6,15 @@ from bradley.models.pairwise import TOBT, Davidson, PairwiseModel, RaoKupper
 from bradley.models.plackett_luce import PlackettLuce
 from bradley.models.robust import RobustBradleyTerry
 
-__all__ = ["BTProbe", "BradleyTerry", "Davidson", "FeatureBT", "probe_layers", "PairwiseModel", "PlackettLuce", "RaoKupper", "RobustBradleyTerry", "TOBT"]
+__all__ = [
+    "BTProbe",
+    "BradleyTerry",
+    "Davidson",
+    "FeatureBT",
+    "probe_layers",
+    "PairwiseModel",
+    "PlackettLuce",
+    "RaoKupper",
+    "RobustBradleyTerry",
+    "TOBT",
+]

@@ -48,7 +48,9 @@ class ItemIndex:
             if ints.all():
                 codes = arr[unknown].astype(np.int64)
                 if ((codes < 0) | (codes >= len(self.items))).any():
-                    raise ComparisonDataError(f"item codes out of range 0..{len(self.items) - 1}: {codes[:5].tolist()}.")
+                    raise ComparisonDataError(
+                        f"item codes out of range 0..{len(self.items) - 1}: {codes[:5].tolist()}."
+                    )
                 pos[unknown] = codes
             else:
                 names = pd.unique(arr[unknown])[:5].tolist()
@@ -129,11 +131,18 @@ class ScoreUncertainty:
     are pinned down does.
     """
 
+    # Set by the model's fit (annotations only: no class attributes, so unfitted models stay unfitted).
+    # ``covariance_`` is not declared: some models store it, others compute it in a property.
+    items_: np.ndarray
+    scores_: np.ndarray
+    _index: ItemIndex
+
     def score_covariance(self, reference: Any = None) -> np.ndarray:
         """Covariance of the scores, centred (``reference=None``) or relative to the item ``reference``."""
         require_fitted(self, "covariance_")
         ref = None if reference is None else int(self._index.codes([reference])[0])
-        return constrain_covariance(np.asarray(self.covariance_, dtype=np.float64), ref)
+        cov = self.covariance_  # type: ignore[attr-defined]  # set by the model (attribute or property)
+        return constrain_covariance(np.asarray(cov, dtype=np.float64), ref)
 
     def standard_errors(self, reference: Any = None) -> pd.Series:
         """Standard errors of the scores, indexed by item.

@@ -61,7 +61,7 @@ def fit_logistic(
         return float(positive @ log_expit(eta) + negative @ log_expit(-eta) - 0.5 * coef @ (lam * coef))
 
     value = objective(w)
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the iteration count is returned)
         eta = z @ w
         prob = expit(eta)
         grad = z.T @ (positive * expit(-eta) - negative * prob) - lam * w
@@ -148,7 +148,7 @@ class FeatureBT(PairwiseModel):
             item_effects="fixed" if self.free_effects else "none", fixed={}, weight_precision=float(self.l2),
         )
 
-    def fit(self, data: Any) -> "FeatureBT":
+    def fit(self, data: Any) -> FeatureBT:
         """Fit the feature coefficients (and free effects); returns self."""
         super().fit(data)
         self.coef_ = pd.Series(self.params_["estimate"].to_numpy(), index=list(self._item_feature_names))
@@ -181,7 +181,9 @@ class BTProbe:
     def __init__(self, l2: float = 1.0):
         self.l2 = l2
 
-    def fit(self, left: np.ndarray, right: np.ndarray, outcome: np.ndarray, weight: np.ndarray | None = None) -> "BTProbe":
+    def fit(
+        self, left: np.ndarray, right: np.ndarray, outcome: np.ndarray, weight: np.ndarray | None = None
+    ) -> BTProbe:
         diff = np.asarray(left, np.float64) - np.asarray(right, np.float64)
         o = np.asarray(outcome, np.float64)
         if diff.ndim != 2 or len(diff) != len(o):

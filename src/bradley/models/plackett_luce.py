@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,8 +178,9 @@ def _davidson_luce_terms(theta: np.ndarray, log_delta: np.ndarray, st: _Stages, 
     """
     width = td.pad_item.shape[1]
     member_theta = np.where(td.pad_mask, theta[td.pad_item], -np.inf)
-    log_terms, loo = [], []
-    for d, ld in zip(td.orders, log_delta):
+    log_terms: list[np.ndarray] = []
+    loo: list[np.ndarray | None] = []
+    for d, ld in zip(td.orders, log_delta, strict=True):
         d = int(d)
         logx = member_theta / d
         if d > width:
@@ -193,20 +195,20 @@ def _davidson_luce_terms(theta: np.ndarray, log_delta: np.ndarray, st: _Stages, 
             before = prefix[:, :width, :d]
             after = suffix[:, 1:, ::-1]  # degrees d-1 .. 0
             loo.append(ld + logx + logsumexp(before + after, axis=2))
-    log_terms = np.array(log_terms)  # (orders, stages)
-    log_norm = logsumexp(log_terms, axis=0)
+    terms = np.array(log_terms)  # (orders, stages)
+    log_norm = logsumexp(terms, axis=0)
     chosen_order = np.searchsorted(td.orders, st.chosen_size)
     ll = float(st.weight @ (log_delta[chosen_order] - log_norm)
                + td.chosen_sum_weight @ theta[st.chosen_item])
     if not gradient:
         return ll, None, None
     expected_theta = np.zeros((st.n_stages, width))
-    for d, term in zip(td.orders, loo):
+    for d, term in zip(td.orders, loo, strict=True):
         if term is not None:
             expected_theta += np.exp(term - log_norm[:, None]) / d
     grad_theta = np.bincount(st.chosen_item, td.chosen_sum_weight, n) - np.bincount(
         td.pad_item[td.pad_mask], (st.weight[:, None] * expected_theta)[td.pad_mask], n)
-    grad_delta = td.observed - np.exp(log_terms - log_norm) @ st.weight
+    grad_delta = td.observed - np.exp(terms - log_norm) @ st.weight
     return ll, grad_theta, grad_delta[1:]
 
 
@@ -269,8 +271,8 @@ def _davidson_luce_information(theta: np.ndarray, log_delta: np.ndarray, st: _St
     n_orders = len(td.orders)
     member_theta = np.where(td.pad_mask, theta[td.pad_item], -np.inf)
     log_terms = np.full((n_orders, st.n_stages), -np.inf)
-    incl = []  # log of P(q in A, |A| = d) * Z, per order
-    for k, (d, ld) in enumerate(zip(td.orders, log_delta)):
+    incl: list[np.ndarray | None] = []  # log of P(q in A, |A| = d) * Z, per order
+    for k, (d, ld) in enumerate(zip(td.orders, log_delta, strict=True)):
         d = int(d)
         if d > width:
             incl.append(None)
@@ -285,7 +287,7 @@ def _davidson_luce_information(theta: np.ndarray, log_delta: np.ndarray, st: _St
     second = np.zeros((st.n_stages, width, width))  # E[t_q t_r]
     p_order = []
     diag = np.arange(width)
-    for d, ld, term in zip(td.orders, log_delta, incl):
+    for d, ld, term in zip(td.orders, log_delta, incl, strict=True):
         d = int(d)
         if term is None:
             p_order.append(np.zeros((st.n_stages, width)))
@@ -391,8 +393,15 @@ def _newton(value: Callable[[np.ndarray], float], grad_info: Callable[[np.ndarra
     return _Result(x, it, crit <= tol, crit, n_fallback)
 
 
-def _line_search(value: Callable[[np.ndarray], float], x: np.ndarray, f: float, g: np.ndarray, step: np.ndarray,
-                 recentre: Callable[[np.ndarray], np.ndarray], max_halvings: int = 40) -> tuple[bool, np.ndarray, float]:
+def _line_search(
+    value: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    f: float,
+    g: np.ndarray,
+    step: np.ndarray,
+    recentre: Callable[[np.ndarray], np.ndarray],
+    max_halvings: int = 40,
+) -> tuple[bool, np.ndarray, float]:
     """Backtracking (Armijo) along ``step``; accepts only points that do not lower the objective.
 
     When the predicted gain is below the rounding level of ``f`` (at the
@@ -529,7 +538,7 @@ class PlackettLuce(ScoreUncertainty):
         self.max_iter = max_iter
         self.ties = ties
 
-    def fit(self, rankings: Rankings) -> "PlackettLuce":
+    def fit(self, rankings: Rankings) -> PlackettLuce:
         """Fit to ``rankings`` (see :func:`bradley.read_rankings`); returns ``self``."""
         if not isinstance(rankings, Rankings):
             raise TypeError("PlackettLuce.fit takes Rankings (see bradley.read_rankings).")
@@ -541,7 +550,9 @@ class PlackettLuce(ScoreUncertainty):
         if self.solver == "mm" and self.prior is not None:
             raise ValueError("the MM solver fits the MLE; use solver='newton' with a prior.")
         if self.solver == "mm" and self.ties == "davidson-luce":
-            raise ValueError("the MM solver fits Breslow ties; use solver='newton' (the default) for ties='davidson-luce'.")
+            raise ValueError(
+                "the MM solver fits Breslow ties; use solver='newton' (the default) for ties='davidson-luce'."
+            )
         n = rankings.n_items
         st = _stages(rankings)
         if self.prior is None:
@@ -659,6 +670,7 @@ class PlackettLuce(ScoreUncertainty):
 
         def gradient(x: np.ndarray) -> np.ndarray:
             _, g_theta, g_delta = _davidson_luce_terms(x[:n], np.concatenate([[0.0], x[n:]]), st, td, n)
+            assert g_theta is not None and g_delta is not None  # gradient=True returns both
             return np.concatenate([g_theta - precision * x[:n], g_delta])
 
         return value, gradient

@@ -79,7 +79,7 @@ class RobustBradleyTerry(BradleyTerry):
         self.trim = trim
         self.max_steps = max_steps
 
-    def fit(self, data: Any) -> "RobustBradleyTerry":
+    def fit(self, data: Any) -> RobustBradleyTerry:
         if not 0.0 <= self.trim < 0.5:
             raise ValueError(f"trim must lie in [0, 0.5), got {self.trim}.")
         comparisons = as_comparisons(data)
@@ -94,7 +94,7 @@ class RobustBradleyTerry(BradleyTerry):
         kept = weight.copy()
         previous = None
         step = 0
-        for step in range(1, self.max_steps + 1):
+        for step in range(1, self.max_steps + 1):  # noqa: B007 (steps_ is set from it below)
             reduced = Comparisons(left[kept > 0], right[kept > 0], outcome[kept > 0], comparisons.items, kept[kept > 0])
             super().fit(reduced)
             d = self.scores_[left] - self.scores_[right]

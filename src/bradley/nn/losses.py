@@ -140,7 +140,9 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}.")
 
 
-def _output(loss: Tensor, chosen: Tensor | None, rejected: Tensor | None, reduction: str, **extras: Tensor) -> LossOutput:
+def _output(
+    loss: Tensor, chosen: Tensor | None, rejected: Tensor | None, reduction: str, **extras: Tensor
+) -> LossOutput:
     margins = accuracy = None
     if chosen is not None and rejected is not None:
         chosen, rejected = chosen.detach(), rejected.detach()
@@ -168,9 +170,9 @@ def _check_shapes(
     for name, value in same.items():
         if value is not None and not isinstance(value, Tensor):
             raise TypeError(f"{loss}: {name} must be a torch.Tensor, got {type(value).__name__}.")
-    for name, value in (broadcast or {}).items():
-        if value is not None and not isinstance(value, (Tensor, int, float)):
-            raise TypeError(f"{loss}: {name} must be a torch.Tensor or a number, got {type(value).__name__}.")
+    for name, number in (broadcast or {}).items():
+        if number is not None and not isinstance(number, (Tensor, int, float)):
+            raise TypeError(f"{loss}: {name} must be a torch.Tensor or a number, got {type(number).__name__}.")
     ref_name, ref = next((k, v) for k, v in same.items() if v is not None)
     shape = ref.shape
     for name, value in same.items():
@@ -180,15 +182,15 @@ def _check_shapes(
                 "per-example inputs must have the same shape (a (B, 1) tensor against a (B,) one would "
                 "broadcast to a (B, B) loss). Reshape them alike, e.g. with .squeeze(-1)."
             )
-    for name, value in (broadcast or {}).items():
-        if isinstance(value, Tensor) and value.dim() > 0:
+    for name, number in (broadcast or {}).items():
+        if isinstance(number, Tensor) and number.dim() > 0:
             try:
-                fits = torch.broadcast_shapes(value.shape, shape) == shape
+                fits = torch.broadcast_shapes(number.shape, shape) == shape
             except RuntimeError:
                 fits = False
             if not fits:
                 raise ValueError(
-                    f"{loss}: {name} has shape {tuple(value.shape)}, which does not broadcast to the batch shape "
+                    f"{loss}: {name} has shape {tuple(number.shape)}, which does not broadcast to the batch shape "
                     f"{tuple(shape)} of {ref_name}; give a number, a scalar tensor or a tensor of shape {tuple(shape)}."
                 )
     return shape
@@ -251,8 +253,11 @@ def soft_bt_loss(
     The minimiser is ``r_w - r_l = logit(target)``; with
     ``target = mmpo_target(s_w, s_l, gamma)`` this is MMPO's margin matching.
     """
-    _check_shapes("soft-bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"target": target})
-    return _output(_soft_logistic(chosen_rewards - rejected_rewards, target), chosen_rewards, rejected_rewards, reduction)
+    _check_shapes(
+        "soft-bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"target": target}
+    )
+    loss = _soft_logistic(chosen_rewards - rejected_rewards, target)
+    return _output(loss, chosen_rewards, rejected_rewards, reduction)
 
 
 def mmpo_target(chosen_scores: Tensor, rejected_scores: Tensor, gamma: float | None) -> Tensor | float:
@@ -358,7 +363,9 @@ def plackett_luce_loss(scores: Tensor, mask: Tensor | None = None, reduction: st
     terms = torch.where(mask, scores - tail_lse, torch.zeros_like(scores))
     loss = -terms.sum(-1)
     first = scores[:, 0]
-    second = torch.where(mask[:, 1], scores[:, 1], torch.full_like(first, float("nan"))) if scores.shape[1] > 1 else None
+    second = (
+        torch.where(mask[:, 1], scores[:, 1], torch.full_like(first, float("nan"))) if scores.shape[1] > 1 else None
+    )
     return _output(loss, first, second, reduction)
 
 
@@ -443,7 +450,7 @@ def ipo_loss(
     )
     if (chosen_lengths is None) != (rejected_lengths is None):
         raise ValueError("give both chosen_lengths and rejected_lengths, or neither.")
-    if chosen_lengths is not None:
+    if chosen_lengths is not None and rejected_lengths is not None:
         rho_w, rho_l = rho_w / chosen_lengths, rho_l / rejected_lengths
     loss = (rho_w - rho_l - 1.0 / (2.0 * tau)) ** 2
     return _output(loss, tau * rho_w, tau * rho_l, reduction)
@@ -674,8 +681,10 @@ def dmpo_loss(
                 f"dmpo: {name} has shape {tuple(turns.shape)}; it needs shape ({b},), one turn count per row of "
                 "the turn log-probs (a (B, 1) tensor would broadcast to a (B, B) loss)."
             )
-    weights_w = dmpo_turn_weights(chosen_turns, policy_chosen_turn_logps.shape[1], gamma).to(policy_chosen_turn_logps.dtype)
-    weights_l = dmpo_turn_weights(rejected_turns, policy_rejected_turn_logps.shape[1], gamma).to(policy_rejected_turn_logps.dtype)
+    weights_w = dmpo_turn_weights(chosen_turns, policy_chosen_turn_logps.shape[1], gamma)
+    weights_l = dmpo_turn_weights(rejected_turns, policy_rejected_turn_logps.shape[1], gamma)
+    weights_w = weights_w.to(policy_chosen_turn_logps.dtype)
+    weights_l = weights_l.to(policy_rejected_turn_logps.dtype)
     rho_w = (weights_w * (policy_chosen_turn_logps - ref_chosen_turn_logps)).sum(-1)
     rho_l = (weights_l * (policy_rejected_turn_logps - ref_rejected_turn_logps)).sum(-1)
     loss = -F.logsigmoid(beta * (rho_w - rho_l))
@@ -849,7 +858,8 @@ def inpo_loss(
     prev_ratio = prev_chosen_logps - prev_rejected_logps
     h = policy_ratio - (tau / eta) * ref_ratio - ((eta - tau) / eta) * prev_ratio
     loss = (h - 1.0 / (2.0 * eta)) ** 2
-    return _output(loss, policy_chosen_logps - prev_chosen_logps, policy_rejected_logps - prev_rejected_logps, reduction, h=h)
+    chosen, rejected = policy_chosen_logps - prev_chosen_logps, policy_rejected_logps - prev_rejected_logps
+    return _output(loss, chosen, rejected, reduction, h=h)
 
 
 @register("dno")

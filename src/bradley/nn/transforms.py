@@ -37,7 +37,7 @@ def conjunction_reward(rewards: Sequence[Tensor], reference_rewards: Sequence[Te
     """
     if len(rewards) != len(reference_rewards) or not rewards:
         raise ValueError("give one reference reward per reward (and at least one).")
-    terms = [F.logsigmoid(r - ref) for r, ref in zip(rewards, reference_rewards)]
+    terms = [F.logsigmoid(r - ref) for r, ref in zip(rewards, reference_rewards, strict=True)]
     total = terms[0]
     for term in terms[1:]:
         total = total + term

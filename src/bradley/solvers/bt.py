@@ -147,7 +147,7 @@ class _Problem:
     sum_j: _ItemSums
 
     @classmethod
-    def build(cls, pairs: PairCounts, prior_variance: float | None) -> "_Problem":
+    def build(cls, pairs: PairCounts, prior_variance: float | None) -> _Problem:
         if pairs.ties.any():
             half_ties = 0.5 * pairs.ties
             a_ij = pairs.wins_first + half_ties
@@ -752,9 +752,13 @@ def lbfgs(
         gtol = 0.1 * tol * float(scale.min()) / total
         anchor = theta.copy()
 
+        # fun is used only by the minimize call of this iteration, so it may read the loop variables.
         def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
-            current = u / scale
-            return -prob.gain(anchor, current - anchor, p0, q0) / total, -prob.gradient(current) / (scale * total)
+            current = u / scale  # noqa: B023
+            return (
+                -prob.gain(anchor, current - anchor, p0, q0) / total,  # noqa: B023
+                -prob.gradient(current) / (scale * total),  # noqa: B023
+            )
 
         res = optimize.minimize(
             fun,

@@ -247,7 +247,7 @@ def fitted_certificate(design: sparse.spmatrix | np.ndarray, weight_win: np.ndar
     keep = values > 1e-10 * max(float(values[-1]), 1e-300) * gram.shape[0]
     z = vectors[:, keep] @ ((vectors[:, keep].T @ g) / values[keep])
     # the remaining gradient must lie in the range of the Gram matrix (it does, up to rounding)
-    if np.linalg.norm(gram @ z - g) > 1e-6 * max(np.linalg.norm(g), 1e-300) + 1e-12 * np.abs(lam).sum():
+    if np.linalg.norm(gram @ z - g) > 1e-6 * max(float(np.linalg.norm(g)), 1e-300) + 1e-12 * np.abs(lam).sum():
         return False
     r = j @ z
     return bool(np.all(r[obs_w] < margin) and np.all(-r[obs_l] < margin))
