@@ -100,7 +100,8 @@ SANDWICH_CHUNK_ROWS = 1 << 20
 
 
 def sandwich_covariance(
-    model: Any, data: Comparisons, cluster: np.ndarray | None = None, reference: Any = None
+    model: Any, data: Comparisons, cluster: np.ndarray | None = None, reference: Any = None,
+    model_based: np.ndarray | None = None,
 ) -> np.ndarray:
     """Robust sandwich covariance ``H^+ M H^+`` with ``M`` the (clustered) outer product of scores.
 
@@ -118,6 +119,14 @@ def sandwich_covariance(
     whatever the number of rows. With clusters the cluster-by-item score sums
     are a sparse matrix (at most two entries per row), never a dense
     clusters x items array.
+
+    ``model_based`` (a boolean mask over items) makes the rows that involve
+    those items contribute the model's variance ``w^2 p (1 - p)`` (as
+    independent rows) instead of their squared residuals: for items with a
+    handful of battles the residuals cannot estimate a variance (two ties
+    give almost none), and through the mean-zero constraint that
+    underestimate would narrow every other item's interval too.
+    :func:`bradley.leaderboard` passes its provisional items.
 
     Clustered errors need many clusters: the meat is a sum of one outer
     product per cluster and has rank at most ``clusters - 1`` at the MLE
@@ -139,10 +148,17 @@ def sandwich_covariance(
     if len(data.items) != n or np.any(np.asarray(data.items, dtype=object) != model.items_):
         raise ValueError("data must be the Comparisons the model was fitted on (same items, same order).")
     scores = np.asarray(model.scores_, dtype=np.float64)
+    if model_based is not None:
+        model_based = np.asarray(model_based, dtype=bool)
+        if model_based.shape != (n,):
+            raise ValueError(f"model_based must be a boolean mask over the {n} items, got shape {model_based.shape}.")
+        if not model_based.any():
+            model_based = None
     if cluster is None:
-        meat = _independent_meat(scores, data)
+        meat = _independent_meat(scores, data, model_based)
     else:
-        meat = _clustered_meat(scores, data, cluster, prior=getattr(model, "prior", None) is not None)
+        meat = _clustered_meat(scores, data, cluster, prior=getattr(model, "prior", None) is not None,
+                               model_based=model_based)
     bread = fisher_covariance(model)
     if getattr(model, "prior", None) is not None:
         warnings.warn("sandwich errors with a prior describe the MAP estimator; the prior term is in the bread only.",
@@ -150,9 +166,11 @@ def sandwich_covariance(
     return constrain_covariance(bread @ meat @ bread, reference_code)
 
 
-def _row_residuals(scores: np.ndarray, data: Comparisons, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(first, second, r)`` for a slice of rows: the pair (``first < second``) and the
-    weighted score residual ``w (o - p)`` of ``first`` (``second`` gets ``-r``)."""
+def _row_residuals(scores: np.ndarray, data: Comparisons, rows: slice,
+                   model_based: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(first, second, r, v)`` for a slice of rows: the pair (``first < second``), the
+    weighted score residual ``w (o - p)`` of ``first`` (``second`` gets ``-r``), and the
+    row's meat term: ``r^2``, or ``w^2 p (1 - p)`` where the pair touches a ``model_based`` item."""
     left, right = data.left[rows], data.right[rows]
     outcome = data.outcome[rows]
     w = 1.0 if data.weight is None else data.weight[rows]
@@ -161,18 +179,28 @@ def _row_residuals(scores: np.ndarray, data: Comparisons, rows: slice) -> tuple[
     p_first = expit(scores[first] - scores[second])
     resid = w * (o_first - p_first)
     resid[left == right] = 0.0  # a self-comparison carries no information
-    return first, second, resid
+    term = resid * resid
+    if model_based is not None:
+        touched = (model_based[first] | model_based[second]) & (left != right)
+        term = np.where(touched, (w * w) * p_first * (1.0 - p_first), term)
+        resid = np.where(touched, 0.0, resid)  # leaves the cluster sums: counted as independent rows
+    return first, second, resid, term
 
 
-def _independent_meat(scores: np.ndarray, data: Comparisons) -> np.ndarray:
-    """``sum_rows w^2 (o - p)^2 (e_l - e_r)(e_l - e_r)^T`` from per-pair sums (O(pairs) memory)."""
+def _independent_meat(scores: np.ndarray, data: Comparisons, model_based: np.ndarray | None = None,
+                      only_model_based: bool = False) -> np.ndarray:
+    """``sum_rows w^2 (o - p)^2 (e_l - e_r)(e_l - e_r)^T`` from per-pair sums (O(pairs) memory);
+    ``w^2 p (1 - p)`` instead for rows touching ``model_based`` items (only those with ``only_model_based``)."""
     n = len(scores)
     codes_parts, sums_parts = [], []
     for start in range(0, data.n_comparisons, SANDWICH_CHUNK_ROWS):
-        first, second, resid = _row_residuals(scores, data, slice(start, start + SANDWICH_CHUNK_ROWS))
+        first, second, resid, term = _row_residuals(scores, data, slice(start, start + SANDWICH_CHUNK_ROWS),
+                                                    model_based)
+        if only_model_based:
+            term = np.where(resid == 0.0, term, 0.0) if model_based is not None else np.zeros_like(term)
         codes, inverse = np.unique(first * np.int64(n) + second, return_inverse=True)
         codes_parts.append(codes)
-        sums_parts.append(np.bincount(inverse.ravel(), resid * resid, len(codes)))
+        sums_parts.append(np.bincount(inverse.ravel(), term, len(codes)))
     meat = np.zeros((n, n))
     if not codes_parts:
         return meat
@@ -185,7 +213,8 @@ def _independent_meat(scores: np.ndarray, data: Comparisons) -> np.ndarray:
     return meat
 
 
-def _clustered_meat(scores: np.ndarray, data: Comparisons, cluster: Any, prior: bool = False) -> np.ndarray:
+def _clustered_meat(scores: np.ndarray, data: Comparisons, cluster: Any, prior: bool = False,
+                    model_based: np.ndarray | None = None) -> np.ndarray:
     """``G^T G`` with ``G`` the sparse clusters x items matrix of summed score contributions."""
     from scipy import sparse
 
@@ -197,11 +226,14 @@ def _clustered_meat(scores: np.ndarray, data: Comparisons, cluster: Any, prior: 
     if (codes < 0).any():
         raise ValueError("cluster labels must not be missing.")
     check_cluster_count(len(uniques), n, "clustered sandwich", prior=prior)
-    first, second, resid = _row_residuals(scores, data, slice(None))
+    first, second, resid, _ = _row_residuals(scores, data, slice(None), model_based)
     rows = np.concatenate([codes, codes])
     cols = np.concatenate([first, second])
     g = sparse.csr_matrix((np.concatenate([resid, -resid]), (rows, cols)), shape=(len(uniques), n))
-    return np.asarray((g.T @ g).toarray())
+    meat = np.asarray((g.T @ g).toarray())
+    if model_based is not None:
+        meat += _independent_meat(scores, data, model_based, only_model_based=True)
+    return meat
 
 
 def check_cluster_count(n_clusters: int, n_items: int, what: str, prior: bool = False) -> None:

@@ -405,6 +405,12 @@ def leaderboard(
     boot = None
     info: dict[str, Any] = {"method": method, "requested": ci, "reason": reason, "level": level,
                             "rounds": None, "seed": None, "min_battles": min_battles}
+    totals = estimator.pair_counts_.item_totals()
+    wins, losses, ties = totals["wins"].to_numpy(), totals["losses"].to_numpy(), totals["ties"].to_numpy()
+    battles = wins + losses + ties
+    win_rate = np.divide(wins + 0.5 * ties, battles, out=np.full(n, np.nan), where=battles > 0)
+    provisional = battles < min_battles
+
     if method == "fisher":
         se = _fisher_standard_errors(estimator)
         low, high = scores - z * se, scores + z * se
@@ -412,7 +418,10 @@ def leaderboard(
         with warnings.catch_warnings():
             if ci == "auto":  # chosen for the user: the MAP note of an explicit request is not news here
                 warnings.filterwarnings("ignore", message="sandwich errors with a prior")
-            cov = inference.sandwich_covariance(estimator, comparisons, None if cluster is None else np.asarray(cluster))
+            # provisional items' battles enter with the model's variance: their few residuals cannot
+            # estimate one, and through the mean-zero constraint they would narrow every interval
+            cov = inference.sandwich_covariance(estimator, comparisons, None if cluster is None else np.asarray(cluster),
+                                                model_based=provisional if provisional.any() else None)
         se = inference.standard_errors(cov)
         low, high = scores - z * se, scores + z * se
     elif method == "bootstrap":
@@ -428,12 +437,6 @@ def leaderboard(
     if cluster is not None:
         info["clusters"] = int(len(pd.unique(np.asarray(cluster))))
 
-    totals = estimator.pair_counts_.item_totals()
-    wins, losses, ties = totals["wins"].to_numpy(), totals["losses"].to_numpy(), totals["ties"].to_numpy()
-    battles = wins + losses + ties
-    win_rate = np.divide(wins + 0.5 * ties, battles, out=np.full(n, np.nan), where=battles > 0)
-
-    provisional = battles < min_battles
     info["n_provisional"] = int(provisional.sum())
     if method in ("sandwich", "bootstrap") and provisional.any():
         # resampling cannot see what it never sampled, and an item's residuals say little
