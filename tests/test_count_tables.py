@@ -78,7 +78,7 @@ def test_items_fixed_and_zero_pairs_left_out():
         ({"win1": [3, -2, 4, 1]}, r"'win1': \[-2\] in row 1", [1]),
         ({"win2": [1, 2, np.nan, 2]}, r"'win2': \[nan\] in row 2", [2]),
         ({"tie": [0, 1, 0, np.inf]}, r"'tie': \[inf\] in row 3", [3]),
-        ({"win1": ["3", "x", "4", "1"], "win2": [1, 2, 1, -1]}, r"'win1': \['x'\] in row 1; 'win2': \[-1\] in row 3",
+        ({"win1": ["3", "x", "4", "1"], "win2": [1, 2, 1, -1]}, r"'win1': \['x'\] in row 1 \(0-based\); 'win2': \[-1\] in row 3",
          [1, 3]),
     ],
 )
@@ -92,7 +92,7 @@ def test_bad_counts_name_columns_and_rows(change, message, rows):
 
 def test_self_pairs_missing_columns_and_missing_names():
     bad = TABLE.assign(player2=["b", "b", "c", "b"])
-    with pytest.raises(ComparisonDataError, match=r"paired with itself in row 1 \(first: 'b' vs 'b'\)"):
+    with pytest.raises(ComparisonDataError, match=r"paired with itself in row 1 \(0-based\) \(first: 'b' vs 'b'\)"):
         read_pair_counts(bad)
     with pytest.warns(DataWarning, match=r"dropped 1 of 4 count-table rows .*row 1"):
         c = read_comparisons(bad, drop_self_comparisons=True)

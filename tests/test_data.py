@@ -15,7 +15,8 @@ def comparison_rows(draw):
     shift = draw(st.lists(st.integers(1, n - 1), min_size=m, max_size=m))
     right = [(a + s) % n for a, s in zip(left, shift)]
     outcome = draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 0.25, 0.9]), min_size=m, max_size=m))
-    weight = draw(st.lists(st.floats(0.0, 5.0), min_size=m, max_size=m))
+    # zero or a sane positive weight (weights more than MAX_WEIGHT_RATIO apart are refused)
+    weight = draw(st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 5.0)), min_size=m, max_size=m))
     return n, np.array(left), np.array(right), np.array(outcome), np.array(weight)
 
 

@@ -13,8 +13,11 @@ is a soft label (the probability that left wins).
 
 from __future__ import annotations
 
+import contextvars
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,10 @@ __all__ = [
     "mle_existence_problem",
     "check_mle_exists",
     "drop_self_comparisons_from",
+    "RowSource",
+    "rows_from",
+    "MAX_WEIGHT_RATIO",
+    "WEIGHT_RANGE",
 ]
 
 # Bincount over the n*n pair keys is fastest while the key space is small next
@@ -44,8 +51,102 @@ TIE_KIND_TIE = 0
 TIE_KIND_BOTH_BAD = 1
 
 
+@dataclass
+class RowSource:
+    """Where the rows being validated came from, so that messages can name them.
+
+    Errors and warnings name rows through :func:`describe_rows`. While a
+    ``RowSource`` is active (see :func:`rows_from`) the row positions of the
+    arrays being checked are translated: through ``positions`` (current row ->
+    data row, after a ``where=`` filter or dropped rows) and, for files,
+    ``line_of`` (data row -> 1-based line in the file, the header being line 1),
+    so a message says ``line 7 of 'votes.csv'``. Without a source, or for a
+    data frame, the message says ``row 5 (0-based)``: the position among the
+    data rows.
+
+    Attributes
+    ----------
+    name : str or None
+        The file name (None for a data frame or arrays).
+    line_of : callable or None
+        Returns, when first needed, an array mapping each data row to its
+        1-based file line, or None when the format has no lines (Parquet, JSON).
+    n_rows : int or None
+        Number of data rows read from the source (to check the map still fits).
+    positions : numpy.ndarray or None
+        The data row of each current row (None = the identity).
+    """
+
+    name: str | None = None
+    line_of: Callable[[], np.ndarray | None] | None = None
+    n_rows: int | None = None
+    positions: np.ndarray | None = None
+    _lines: Any = field(default=None, repr=False)
+
+    def keep(self, mask_or_rows: np.ndarray) -> None:
+        """Rows were filtered or reordered: the current rows are now ``old_rows[mask_or_rows]``."""
+        arr = np.asarray(mask_or_rows)
+        base = np.arange(len(arr)) if (self.positions is None and arr.dtype == bool) else self.positions
+        if base is None:
+            self.positions = arr.astype(np.int64)
+        else:
+            self.positions = np.asarray(base)[arr]
+
+    def data_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Data rows (0-based, before filtering) of current row positions."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return rows if self.positions is None else np.asarray(self.positions)[rows]
+
+    def lines(self) -> np.ndarray | None:
+        """The data row -> file line map, computed once (None when unknown or stale)."""
+        if self._lines is None:
+            found = None
+            if self.line_of is not None:
+                try:
+                    found = self.line_of()
+                except Exception:  # line numbers are a courtesy: never fail a message over them
+                    found = None
+            if found is not None and self.n_rows is not None and len(found) != self.n_rows:
+                found = None
+            self._lines = (found,)
+        return self._lines[0]
+
+
+_ROW_SOURCE: contextvars.ContextVar[RowSource | None] = contextvars.ContextVar("bradley_row_source", default=None)
+
+
+@contextmanager
+def rows_from(source: RowSource) -> Iterator[RowSource]:
+    """Name rows by ``source`` in every message raised or warned inside the block.
+
+    On the way out of the block, a :class:`~bradley.errors.ComparisonDataError`
+    gets its ``rows`` translated to data rows (0-based, before any filtering).
+
+    Examples
+    --------
+    >>> with rows_from(RowSource(name="votes.csv", line_of=lambda: np.array([2, 3, 5]))):
+    ...     describe_rows(np.array([False, False, True]))[0]
+    "line 5 of 'votes.csv'"
+    """
+    token = _ROW_SOURCE.set(source)
+    try:
+        yield source
+    except ComparisonDataError as exc:
+        if exc.rows and not getattr(exc, "_rows_translated", False):
+            exc.rows = [int(r) for r in source.data_rows(np.asarray(exc.rows))]
+            exc._rows_translated = True  # type: ignore[attr-defined]
+        raise
+    finally:
+        _ROW_SOURCE.reset(token)
+
+
 def describe_rows(mask_or_rows: np.ndarray, limit: int = 10) -> tuple[str, list[int]]:
     """Return a short text naming the first offending rows, and those rows.
+
+    The text counts rows from 0 and says so (``rows 1, 2 (0-based)``); while a
+    :class:`RowSource` for a file is active it names file lines instead
+    (``lines 3, 4 of 'votes.csv'``, the header being line 1). The returned
+    list always holds the positions in the arrays being checked.
 
     Parameters
     ----------
@@ -57,15 +158,23 @@ def describe_rows(mask_or_rows: np.ndarray, limit: int = 10) -> tuple[str, list[
     Examples
     --------
     >>> describe_rows(np.array([False, True, True]))
-    ('rows 1, 2', [1, 2])
+    ('rows 1, 2 (0-based)', [1, 2])
     """
     arr = np.asarray(mask_or_rows)
     rows = np.flatnonzero(arr) if arr.dtype == bool else arr.astype(np.int64)
     shown = [int(r) for r in rows[:limit]]
-    word = "row" if len(rows) == 1 else "rows"
-    text = f"{word} " + ", ".join(str(r) for r in shown)
-    if len(rows) > limit:
-        text += f" (and {len(rows) - limit} more)"
+    more = f" (and {len(rows) - limit} more)" if len(rows) > limit else ""
+    source = _ROW_SOURCE.get()
+    numbers, unit, where = shown, "row", " (0-based)"
+    if source is not None:
+        numbers = [int(r) for r in source.data_rows(np.asarray(shown, dtype=np.int64))]
+        lines = source.lines() if source.name is not None else None
+        if lines is not None:
+            numbers, unit, where = [int(x) for x in lines[numbers]], "line", f" of {source.name!r}"
+        elif source.name is not None:
+            where = f" (0-based data rows of {source.name!r})"
+    word = unit if len(rows) == 1 else unit + "s"
+    text = f"{word} " + ", ".join(str(r) for r in numbers) + more + where
     return text, shown
 
 
@@ -93,6 +202,9 @@ def encode_items(
     :meth:`Comparisons.from_codes`). When one side holds integers and the other
     strings (a file whose left column happens to hold only digits), the
     integers are read as their text, so ``1`` and ``"1"`` are one item.
+    Spaces around string labels are removed (``" gpt-4"`` and ``"gpt-4"`` are
+    one item, with a :class:`~bradley.errors.DataWarning` naming the labels
+    merged that way); a label of spaces only is a missing name.
 
     Parameters
     ----------
@@ -124,7 +236,7 @@ def encode_items(
     left_arr, right_arr = _common_label_type(left_arr, right_arr)
 
     if items is not None:
-        item_index = pd.Index(np.asarray(items, dtype=object))
+        item_index = pd.Index(_strip_labels(np.asarray(python_values(items), dtype=object)))
         if not item_index.is_unique:
             dup = item_index[item_index.duplicated()].tolist()[:5]
             raise ComparisonDataError(f"the item list has duplicate names: {dup}.")
@@ -144,15 +256,43 @@ def encode_items(
     # small unique sets: hashing the labels once is the whole cost.
     lcodes, luniq = pd.factorize(left_arr)
     rcodes, runiq = pd.factorize(right_arr)
-    missing = (lcodes < 0) | (rcodes < 0)
+    lnames, rnames = _strip_labels(_label_values(luniq)), _strip_labels(_label_values(runiq))
+    # code -1 (NaN) and labels that are only spaces are missing names
+    missing = _empty_labels(lnames)[lcodes] | _empty_labels(rnames)[rcodes]
     if missing.any():
         text, rows = describe_rows(missing)
         raise ComparisonDataError(f"missing item name (empty/NaN) in {text}.", rows)
-    all_items = _sorted_union(_label_values(luniq), _label_values(runiq))
+    _warn_merged_labels(np.concatenate([_label_values(luniq), _label_values(runiq)]), np.concatenate([lnames, rnames]))
+    all_items = _sorted_union(lnames, rnames)
     index = pd.Index(all_items)
-    lmap = index.get_indexer(_label_values(luniq)).astype(np.int64)
-    rmap = index.get_indexer(_label_values(runiq)).astype(np.int64)
+    lmap = index.get_indexer(lnames).astype(np.int64)
+    rmap = index.get_indexer(rnames).astype(np.int64)
     return lmap[lcodes], rmap[rcodes], all_items
+
+
+def _strip_labels(labels: np.ndarray) -> np.ndarray:
+    """Unique labels with the spaces around string labels removed (``' gpt-4'`` is ``'gpt-4'``)."""
+    return np.asarray([v.strip() if isinstance(v, str) else v for v in labels.tolist()], dtype=object)
+
+
+def _empty_labels(names: np.ndarray) -> np.ndarray:
+    """Per unique label: is it an empty string; one more True at the end for the NaN code -1."""
+    return np.asarray([isinstance(v, str) and v == "" for v in names.tolist()] + [True], dtype=bool)
+
+
+def _warn_merged_labels(raw: np.ndarray, stripped: np.ndarray) -> None:
+    """Warn when labels that differ only by surrounding spaces became one item (the data are changed)."""
+    raw_unique = pd.unique(raw)
+    if len(raw_unique) == len(pd.unique(stripped)):
+        return
+    groups: dict[Any, set[Any]] = {}
+    for before, after in zip(raw.tolist(), stripped.tolist()):
+        groups.setdefault(after, set()).add(before)
+    merged = {k: sorted(v, key=repr) for k, v in groups.items() if len(v) > 1}
+    shown = "; ".join(f"{v} -> {k!r}" for k, v in list(merged.items())[:3])
+    warnings.warn(
+        f"{len(merged)} item name(s) differed only by surrounding spaces and were merged ({shown}): "
+        "spaces around item names are removed.", DataWarning, stacklevel=4)
 
 
 def _label_values(values: Any) -> np.ndarray:
@@ -189,7 +329,7 @@ def _as_text(values: Any) -> np.ndarray:
 
 def _codes_against(values: Any, index: pd.Index) -> np.ndarray:
     codes, uniq = pd.factorize(values)
-    mapping = index.get_indexer(np.asarray(uniq, dtype=object)).astype(np.int64)
+    mapping = index.get_indexer(_strip_labels(_label_values(uniq))).astype(np.int64)
     out = np.full(len(codes), -1, dtype=np.int64)
     ok = codes >= 0
     out[ok] = mapping[codes[ok]]
@@ -562,6 +702,7 @@ def _validate_comparisons(c: Comparisons) -> None:
             raise ComparisonDataError(
                 f"weights must be finite and non-negative; got {shown} in {text}.", rows
             )
+        _check_weight_range(w)
     if c.order is not None:
         o = np.ascontiguousarray(c.order, dtype=np.float64)
         object.__setattr__(c, "order", o)
@@ -585,6 +726,41 @@ def _validate_comparisons(c: Comparisons) -> None:
         if len(names) != f.shape[1]:
             raise ComparisonDataError(f"{len(names)} feature names for {f.shape[1]} feature columns.")
         object.__setattr__(c, "feature_names", names)
+
+
+#: Largest ratio between the largest and the smallest positive row weight. Weights
+#: further apart than this do not describe one data set (the light rows are
+#: invisible next to the heavy ones, and the fit's curvature spans more than
+#: float64 resolves in a sum); zero weights are allowed.
+MAX_WEIGHT_RATIO = 1e12
+#: Smallest and largest positive weight: squares of weights (sandwich and
+#: bootstrap variances) must stay normal float64 numbers.
+WEIGHT_RANGE = (1e-150, 1e150)
+
+
+def _check_weight_range(w: np.ndarray) -> None:
+    """Refuse positive weights that span more than MAX_WEIGHT_RATIO or leave WEIGHT_RANGE."""
+    positive = w > 0
+    if not positive.any():
+        return  # nothing to compare (the models say what is missing)
+    low, high = float(w[positive].min()), float(w.max())
+    lo_limit, hi_limit = WEIGHT_RANGE
+    if high > hi_limit or low < lo_limit or not np.isfinite(w.sum()):
+        bad = positive & ((w > hi_limit) | (w < lo_limit))
+        text, rows = describe_rows(bad)
+        raise ComparisonDataError(
+            f"weights must lie between {lo_limit:g} and {hi_limit:g} (or be 0); got {w[rows[:3]].tolist()} in {text}. "
+            "Weights count comparisons only up to a common factor for the scores, so divide them all by "
+            "a common number (e.g. their mean).", rows)
+    if high > MAX_WEIGHT_RATIO * low:
+        heavy, light = w >= high / np.sqrt(MAX_WEIGHT_RATIO), positive & (w <= low * np.sqrt(MAX_WEIGHT_RATIO))
+        heavy_text, rows = describe_rows(heavy)
+        light_text, _ = describe_rows(light, limit=5)
+        raise ComparisonDataError(
+            f"the positive weights span a factor {high / low:.3g} (largest {high:g} in {heavy_text}; smallest "
+            f"{low:g} in {light_text}), more than MAX_WEIGHT_RATIO = {MAX_WEIGHT_RATIO:g}: the light rows would weigh "
+            "less than a 1e-12 share next to the heavy ones, which usually means a unit or parsing slip in the weight "
+            "column. Check it, or give the rows to ignore weight 0.", rows)
 
 
 @dataclass(frozen=True, eq=False)

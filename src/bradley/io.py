@@ -26,9 +26,15 @@ resampling and cross-validation see the individual comparisons. An order
 
 from __future__ import annotations
 
+import ast
+import functools
+import io
+import operator
 import os
+import re
+import tokenize
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +46,12 @@ from bradley.data import (
     TIE_KIND_TIE,
     Comparisons,
     PairCounts,
+    RowSource,
     describe_rows,
     drop_self_comparisons_from,
     encode_items,
     python_values,
+    rows_from,
 )
 from bradley.errors import ComparisonDataError, DataWarning
 
@@ -60,6 +68,11 @@ __all__ = [
     "MAX_EXPANDED_ROWS",
     "is_count_table",
     "read_table",
+    "map_outcomes",
+    "parse_outcome_map",
+    "select_rows",
+    "CONVENTION_OUTCOME_COLUMNS",
+    "HEADER_NAMES",
 ]
 
 #: Outcome labels understood without options (lower-cased, stripped), with
@@ -97,8 +110,28 @@ def _file_format(path: Path, fmt: str | None) -> str:
     )
 
 
-def read_table(path: str | os.PathLike[str], fmt: str | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike[str],
+    fmt: str | None = None,
+    columns: Sequence[str] | None = None,
+    *,
+    sep: str | None = None,
+    header: bool | None = None,
+    names: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Read a comparison file into a DataFrame (strings stay Arrow-backed).
+
+    Column names are stripped of surrounding spaces; a header that names a
+    column twice is refused (pandas would silently read the second as
+    ``name.1``). The frame remembers its file, so that
+    :func:`read_comparisons` names file lines (the header is line 1) in its
+    messages while the frame is passed on unchanged.
+
+    Plain ``.txt`` match lists are ``winner loser`` per line, whitespace
+    separated: blank lines and lines starting with ``#`` are skipped; a first
+    line of column names (``winner loser``, ``left right outcome``, ...) is
+    taken as a header; lines with more than two fields are refused unless a
+    header line or ``names`` names the columns.
 
     Parameters
     ----------
@@ -107,36 +140,242 @@ def read_table(path: str | os.PathLike[str], fmt: str | None = None, columns: Se
         Default: from the file name.
     columns : sequence of str, optional
         Only these columns (Parquet reads only them from disk).
+    sep : str, optional
+        Field separator for delimited text (``";"``, ``"|"``, ``"\\t"``; more
+        than one character is a regular expression). Default: ``,`` for
+        ``.csv``, tab for ``.tsv``, runs of spaces for ``.txt``.
+    header : bool, optional
+        ``.txt`` files only: whether the first line names the columns.
+        Default: detected (a first line made only of known column names).
+    names : sequence of str, optional
+        ``.txt`` files only: names of the fields of each line (e.g.
+        ``["winner", "loser", "weight"]``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "games.txt"
+    >>> _ = path.write_text("# chess club\\nwinner loser\\nann bob\\nbob cy\\n")
+    >>> read_table(path).values.tolist()
+    [['ann', 'bob'], ['bob', 'cy']]
     """
     p = Path(path)
     if not p.exists():
         raise ComparisonDataError(f"no such file: {str(p)!r}.")
     kind = _file_format(p, fmt)
+    if (header is not None or names is not None) and kind != "whitespace":
+        raise ComparisonDataError("header= and names= apply to .txt match lists (format='whitespace'); "
+                                  f"{p.name!r} is read as {kind}, whose first line is always the header.")
+    sep = _separator(sep)
+    if sep is not None and kind not in ("csv", "tsv", "whitespace"):
+        raise ComparisonDataError(f"sep= applies to delimited text files; {p.name!r} is read as {kind}.")
+    line_of: Any = None
     try:
         if kind == "parquet":
             import pyarrow.parquet as pq
 
             table = pq.read_table(p, columns=list(columns) if columns else None)
-            return table.to_pandas(types_mapper=pd.ArrowDtype)
-        if kind in ("csv", "tsv"):
-            return pd.read_csv(p, sep="," if kind == "csv" else "\t", engine="pyarrow", usecols=columns)
-        if kind == "whitespace":
-            # Plain "winner loser" match lists (no header), as in Newman's data sets.
-            frame = pd.read_csv(p, sep=r"\s+", header=None, engine="python", dtype=str)
-            if frame.shape[1] < 2:
-                raise ComparisonDataError(f"{str(p)!r}: expected 'winner loser' per line.")
-            frame = frame.iloc[:, :2]
-            frame.columns = ["winner", "loser"]
-            return frame
-        if kind == "jsonl":
-            return pd.read_json(p, lines=True, dtype=False)
-        if kind == "json":
-            return pd.read_json(p, dtype=False)
+            _refuse_duplicate_names([str(c) for c in table.column_names], p.name)
+            frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+        elif kind in ("csv", "tsv"):
+            delimiter = sep if sep is not None else ("," if kind == "csv" else "\t")
+            header_line = _check_delimited_header(p, delimiter)
+            if len(delimiter) == 1:
+                frame = pd.read_csv(p, sep=delimiter, engine="pyarrow", usecols=columns)
+            else:
+                frame = pd.read_csv(p, sep=delimiter, engine="python", usecols=columns)
+            frame.columns = [str(c).strip() for c in frame.columns]
+            line_of = functools.partial(_delimited_data_lines, str(p), delimiter, header_line)
+        elif kind == "whitespace":
+            frame, lines = _read_match_list(p, header=header, names=names, sep=sep)
+            line_of = functools.partial(_fixed, lines)
+        elif kind == "jsonl":
+            frame = pd.read_json(p, lines=True, dtype=False)
+            line_of = functools.partial(_delimited_data_lines, str(p), None, 0)
+        elif kind == "json":
+            frame = pd.read_json(p, dtype=False)
+        else:
+            raise ComparisonDataError(f"unknown format {kind!r}.")
     except ComparisonDataError:
         raise
     except Exception as exc:  # parsing errors from pandas/pyarrow: name the file
         raise ComparisonDataError(f"could not read {str(p)!r} as {kind}: {exc}") from exc
-    raise ComparisonDataError(f"unknown format {kind!r}.")
+    frame.attrs[_SOURCE_KEY] = (p.name, line_of, len(frame))
+    return frame
+
+
+_SOURCE_KEY = "bradley.source"
+
+#: Names that make the first line of a ``.txt`` file a header (lower-case).
+HEADER_NAMES = frozenset({
+    "winner", "loser", "left", "right", "outcome", "result", "weight", "time", "date", "annotator", "judge",
+    "item1", "item2", "player1", "player2", "model_a", "model_b", "win1", "win2", "wins1", "wins2", "tie", "ties",
+    "home", "away", "score", "scores", "order", "count", "counts", "n",
+})
+
+
+def _separator(sep: str | None) -> str | None:
+    if sep is None:
+        return None
+    if not isinstance(sep, str) or sep == "":
+        raise ComparisonDataError(f"sep must be a non-empty string, got {sep!r}.")
+    return {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(sep, sep)
+
+
+def _fixed(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+def _open_binary(path: Path) -> Any:
+    """The file opened for reading bytes, decompressed by suffix (.gz, .bz2, .xz, .zip, .zst)."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.open(path, "rb")
+    if suffix == ".zip":
+        import zipfile
+
+        archive = zipfile.ZipFile(path)
+        return archive.open(archive.namelist()[0])
+    if suffix == ".zst":
+        import zstandard  # optional; any failure here only costs line numbers
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
+    return open(path, "rb")
+
+
+def _read_bytes(path: Path, limit: int = -1) -> bytes:
+    with _open_binary(path) as handle:
+        return bytes(handle.read(limit))
+
+
+def _nonblank_lines(data: bytes) -> np.ndarray:
+    """1-based numbers of the lines that hold something other than spaces (vectorised)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [len(buf)]))
+    solid = ~np.isin(buf, np.frombuffer(b" \t\r\x0b\x0c", dtype=np.uint8))
+    count = np.concatenate(([0], np.cumsum(solid, dtype=np.int64)))
+    filled = count[ends] - count[starts] > 0
+    return np.flatnonzero(filled) + 1
+
+
+def _delimited_data_lines(path: str, delimiter: str | None, header_lines: int) -> np.ndarray:
+    """File line (1-based) of each data record of a delimited or JSON-lines file."""
+    data = _read_bytes(Path(path))
+    if delimiter is None or b'"' not in data:
+        return _nonblank_lines(data)[header_lines:]
+    import csv
+    import io as _io
+
+    text = _io.StringIO(data.decode("utf-8-sig", errors="replace"), newline="")
+    reader = csv.reader(text, delimiter=delimiter) if len(delimiter) == 1 else None
+    if reader is None:
+        return _nonblank_lines(data)[header_lines:]
+    lines, previous = [], 0
+    for record in reader:
+        if record:
+            lines.append(previous + 1)
+        previous = reader.line_num
+    return np.asarray(lines[header_lines:], dtype=np.int64)
+
+
+def _check_delimited_header(path: Path, delimiter: str) -> int:
+    """Refuse a header naming a column twice; return the number of header records (1)."""
+    import csv
+    import re
+
+    try:
+        data = _read_bytes(path, 1 << 20)
+    except Exception:  # an unknown compression: pandas will say what is wrong
+        return 1
+    first = next((line for line in data.decode("utf-8-sig", errors="replace").splitlines() if line.strip()), "")
+    if len(delimiter) == 1:
+        names = next(csv.reader([first], delimiter=delimiter), [])
+    else:
+        names = re.split(delimiter, first.strip())
+    _refuse_duplicate_names([n.strip() for n in names], path.name)
+    return 1
+
+
+def _refuse_duplicate_names(names: Sequence[str], where: str) -> None:
+    seen: dict[str, list[int]] = {}
+    for k, name in enumerate(names, 1):
+        seen.setdefault(name, []).append(k)
+    dups = {name: cols for name, cols in seen.items() if len(cols) > 1}
+    if dups:
+        shown = "; ".join(f"{name!r} in columns {', '.join(map(str, cols))}" for name, cols in list(dups.items())[:5])
+        raise ComparisonDataError(
+            f"the header of {where!r} names a column more than once ({shown}); rename them so that each column "
+            "has its own name (pandas would read the second one silently as 'name.1').")
+
+
+def _read_match_list(path: Path, *, header: bool | None, names: Sequence[str] | None,
+                     sep: str | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """A ``.txt`` match list as a frame, and the file line of each data row."""
+    text = _read_bytes(path).decode("utf-8-sig")
+    numbers: list[int] = []
+    records: list[list[str]] = []
+    for i, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        numbers.append(i)
+        records.append(stripped.split() if sep is None else [f.strip() for f in stripped.split(sep)])
+    if not records:
+        raise ComparisonDataError(f"{path.name!r} holds no games (only blank or '#' comment lines).")
+    first = records[0]
+    if header is None:
+        header = all(f.lower() in HEADER_NAMES for f in first)
+        if not header and names is None and len(records) >= 3 and len(first) == 2:
+            rest = {f for r in records[1:] for f in r[:2]}
+            if not (set(first) & rest):
+                warnings.warn(
+                    f"line {numbers[0]} of {path.name!r} ({' '.join(first)!r}) is read as a game, but neither name "
+                    "appears anywhere else in the file: if it is a header, pass header=True (CLI --header), "
+                    "else header=False to silence this.", DataWarning, stacklevel=4)
+    data_start = 1 if header else 0
+    if names is not None:
+        columns = [str(n).strip() for n in names]
+    elif header:
+        columns = first
+    else:
+        columns = ["winner", "loser"]
+    _refuse_duplicate_names(columns, path.name)
+    body, lines = records[data_start:], np.asarray(numbers[data_start:], dtype=np.int64)
+    if not body:
+        raise ComparisonDataError(f"{path.name!r} has a header line but no games.")
+    widths = np.fromiter((len(r) for r in body), dtype=np.int64, count=len(body))
+    bad = widths != len(columns)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(str(int(x)) for x in lines[rows[:10]]) + (f" (and {len(rows) - 10} more)" if len(rows) > 10 else "")
+        counts = sorted(set(widths[rows].tolist()))
+        if names is None and not header:
+            advice = ("a .txt match list is 'winner loser' per line; name extra fields with a header line "
+                      "(e.g. 'winner loser weight') or names=[...] (CLI --names), or remove them")
+        else:
+            advice = f"the columns are {columns}"
+        raise ComparisonDataError(
+            f"{path.name!r}: line{'s' if len(rows) > 1 else ''} {shown} hold{'' if len(rows) > 1 else 's'} "
+            f"{' or '.join(map(str, counts))} fields where {len(columns)} are expected: {advice}.",
+            [int(r) for r in rows[:10]])
+    frame = pd.DataFrame(body, columns=columns, dtype=object)
+    for name in columns:
+        as_number = pd.to_numeric(frame[name], errors="coerce")
+        if not as_number.isna().any():
+            frame[name] = as_number
+    return frame, lines
 
 
 def _to_pandas(frame: Any) -> pd.DataFrame:
@@ -159,6 +398,7 @@ def _resolve_columns(
     outcome: str | None,
     winner: str | None,
     loser: str | None,
+    need_outcome: bool = True,
 ) -> dict[str, str | None]:
     cols = set(columns)
     roles: dict[str, str | None] = {"left": left, "right": right, "outcome": outcome, "winner": winner, "loser": loser}
@@ -181,7 +421,10 @@ def _resolve_columns(
     elif roles["winner"] is not None and roles["outcome"] is None:
         roles["outcome"] = roles["winner"]  # winner-name column
         roles["winner"] = None
-    needed = ["winner", "loser"] if roles["winner"] is not None else ["left", "right", "outcome"]
+    if not need_outcome:  # the outcome comes from score columns
+        roles["outcome"] = None
+    needed = (["winner", "loser"] if roles["winner"] is not None
+              else ["left", "right", "outcome"] if need_outcome else ["left", "right"])
     missing = [r for r in needed if roles[r] is None]
     if missing:
         raise ComparisonDataError(
@@ -226,6 +469,13 @@ def read_comparisons(
     win1: str | None = None,
     win2: str | None = None,
     tie: str | None = None,
+    outcome_map: Mapping[Any, Any] | str | None = None,
+    left_score: str | None = None,
+    right_score: str | None = None,
+    where: str | None = None,
+    sep: str | None = None,
+    header: bool | None = None,
+    names: Sequence[str] | None = None,
 ) -> Comparisons:
     """Read pairwise comparisons from a file or a table.
 
@@ -286,10 +536,57 @@ def read_comparisons(
     tie : str, optional
         Count-table column with the ties (default: a ``tie`` or ``ties``
         column if there is one).
+    outcome_map : dict or str, optional
+        What each value of the outcome column means, e.g. PRD's
+        ``{1: "left", 2: "right", 3: "tie"}`` or Copilot Arena's
+        ``{0: "left", 1: "right", "": "drop"}`` (also as text,
+        ``"1=left,2=right,3=tie"``). Meanings: ``left``, ``right``, ``tie``,
+        ``both_bad``, any label of :data:`OUTCOME_LABELS`, a number in [0, 1],
+        or ``drop`` (remove those rows, warning with the count). Keys match
+        the column's values as text (``1``, ``1.0`` and ``"1"`` are one key,
+        case and surrounding spaces ignored; ``""`` or None is an empty cell).
+        Every value present must be mapped. See :func:`map_outcomes`.
+    left_score, right_score : str, optional
+        Score (goals, points) columns of the left and right item: the row is a
+        win for the higher score and a tie when they are equal.
+    where : str, optional
+        Keep only the rows matching a condition, in pandas query syntax (a
+        safe subset: see :func:`select_rows`), e.g. ``"category == 'math'"``
+        or ``"reviewer in ['gpt4', 'claude'] and question_id > 10"``.
+    sep : str, optional
+        Field separator of a delimited text file (see :func:`read_table`).
+    header, names : optional
+        ``.txt`` files: whether the first line is a header, and the field
+        names (see :func:`read_table`).
 
     Returns
     -------
     Comparisons
+
+    Notes
+    -----
+    **Numbers in an outcome column.** bradley's convention is ``1`` = left won,
+    ``0`` = right won, ``0.5`` = tie, other values in (0, 1) = the probability
+    that left won. It is applied without asking to a column named
+    ``outcome`` (or ``left_won``/``left_wins``), and to columns holding a value
+    other than 0 and 1 in [0, 1]. A column of another name holding only 0 and 1
+    (or only 1) is refused: such columns are coded both ways in the wild
+    (Copilot Arena's ``acceptedIndex`` is 0 when the *first* model won), so
+    say which with ``outcome_map``. Numbers outside [0, 1] (1/2/3 codes) need
+    ``outcome_map`` too.
+
+    **Weights** are frequency weights: a row of weight 3 counts as three such
+    comparisons. The scores depend on them only up to a common factor, but
+    Fisher standard errors shrink as ``1 / sqrt(total weight)`` (doubling
+    every weight narrows them by ``sqrt(2)``), and a row bootstrap resamples a
+    weighted row as one unit. Weights must be finite and non-negative, some
+    positive, within :data:`~bradley.data.WEIGHT_RANGE`, and no more than
+    :data:`~bradley.data.MAX_WEIGHT_RATIO` apart.
+
+    **Row numbers in messages.** For files, errors and warnings name file
+    lines (the header is line 1; blank and comment lines count); for frames
+    and arrays, 0-based data rows, and say so. ``error.rows`` holds 0-based
+    data rows (before ``where=`` filtering).
 
     Examples
     --------
@@ -303,30 +600,91 @@ def read_comparisons(
     >>> c = read_comparisons(table)
     >>> c.items[c.left].tolist(), c.outcome.tolist()
     (['x', 'x', 'x', 'y'], [1.0, 1.0, 0.0, 0.0])
+    >>> ratings = pd.DataFrame({"model_1": ["a", "a", "b"], "model_2": ["b", "c", "c"], "score": [1, 3, 2]})
+    >>> read_comparisons(ratings, left="model_1", right="model_2", outcome="score",
+    ...                  outcome_map={1: "left", 2: "right", 3: "tie"}).outcome.tolist()
+    [1.0, 0.5, 0.0]
+    >>> games = pd.DataFrame({"home": ["x", "y"], "away": ["y", "z"], "goals1": [2, 0], "goals2": [2, 1]})
+    >>> read_comparisons(games, left="home", right="away", left_score="goals1", right_score="goals2",
+    ...                  where="goals1 + goals2 > 0").outcome.tolist()
+    [0.5, 0.0]
     """
     if isinstance(source, (str, os.PathLike)):
-        frame = read_table(source, format)
+        frame = read_table(source, format, sep=sep, header=header, names=names)
     else:
+        if sep is not None or header is not None or names is not None:
+            raise ComparisonDataError("sep=, header= and names= describe how to read a file; the data given are "
+                                      f"already a table ({type(source).__name__}).")
         frame = _to_pandas(source)
+    with _row_source(frame) as rows:
+        frame = _filtered(frame, where, rows)
+        return _comparisons_from_frame(
+            frame, rows, left=left, right=right, outcome=outcome, winner=winner, loser=loser, weight=weight,
+            time=time, annotator=annotator, items=items, drop_self_comparisons=drop_self_comparisons,
+            features=features, both_bad=both_bad, order=order, counts=counts, win1=win1, win2=win2, tie=tie,
+            outcome_map=outcome_map, left_score=left_score, right_score=right_score)
+
+
+def _row_source(frame: pd.DataFrame) -> Any:
+    """A context naming rows by the frame's file lines (when it came unchanged from :func:`read_table`)."""
+    if frame.columns.duplicated().any():
+        _refuse_duplicate_names([str(c) for c in frame.columns], "the data")
+    info = frame.attrs.get(_SOURCE_KEY)
+    index = frame.index
+    fresh = (isinstance(info, tuple) and len(info) == 3 and info[2] == len(frame)
+             and isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1)
+    return rows_from(RowSource(name=info[0], line_of=info[1], n_rows=info[2]) if fresh else RowSource())
+
+
+def _filtered(frame: pd.DataFrame, where: str | None, rows: RowSource) -> pd.DataFrame:
+    if where is None or len(frame) == 0:
+        return frame
+    mask = select_rows(frame, where)
+    if not mask.any():
+        raise ComparisonDataError(f"where={where!r} matches none of the {len(frame)} rows.")
+    rows.keep(mask)
+    return frame.loc[mask].reset_index(drop=True)
+
+
+def _comparisons_from_frame(
+    frame: pd.DataFrame, rows: RowSource, *, left: str | None, right: str | None, outcome: str | None,
+    winner: str | None, loser: str | None, weight: str | None, time: str | None, annotator: str | None,
+    items: Sequence[Any] | None, drop_self_comparisons: bool, features: Sequence[str] | None, both_bad: str,
+    order: str | None, counts: bool | None, win1: str | None, win2: str | None, tie: str | None,
+    outcome_map: Mapping[Any, Any] | str | None, left_score: str | None, right_score: str | None,
+) -> Comparisons:
     if len(frame.columns) == 0 or len(frame) == 0:
         raise ComparisonDataError("the data hold no comparisons (zero rows).")
     if both_bad not in ("tie", "drop"):
         raise ValueError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}.")
     columns = [str(c) for c in frame.columns]
+    scores = left_score is not None or right_score is not None
     if counts is None:
         counts = is_count_table(columns, win1, win2)
     if counts:
-        if outcome is not None or winner is not None or loser is not None or weight is not None:
+        if (outcome is not None or winner is not None or loser is not None or weight is not None
+                or outcome_map is not None or scores):
             raise ComparisonDataError(
-                "a count table has win1/win2 (and tie) count columns; outcome=, winner=, loser= and weight= "
-                "do not apply to it (the counts are the frequencies)."
+                "a count table has win1/win2 (and tie) count columns; outcome=, outcome_map=, left_score=, "
+                "right_score=, winner=, loser= and weight= do not apply to it (the counts are the frequencies)."
             )
         return _read_count_rows(frame, _count_roles(columns, left, right, win1, win2, tie), items=items,
                                 time=time, annotator=annotator, features=features, order=order,
-                                drop_self_comparisons=drop_self_comparisons)
+                                drop_self_comparisons=drop_self_comparisons, rows=rows)
     if win1 is not None or win2 is not None or tie is not None:
         raise ComparisonDataError("win1=, win2= and tie= name count-table columns; they need counts=True (or None).")
-    roles = _resolve_columns(columns, left, right, outcome, winner, loser)
+    if scores:
+        if left_score is None or right_score is None:
+            raise ComparisonDataError("left_score= and right_score= go together (the scores of the left and the "
+                                      "right item).")
+        if outcome is not None or outcome_map is not None or winner is not None or loser is not None:
+            raise ComparisonDataError("left_score=/right_score= decide each row from the scores; outcome=, "
+                                      "outcome_map=, winner= and loser= do not apply with them.")
+        _check_given_columns({"left_score": left_score, "right_score": right_score}, columns)
+    roles = _resolve_columns(columns, left, right, outcome, winner, loser, need_outcome=not scores)
+    if outcome_map is not None and roles["winner"] is not None:
+        raise ComparisonDataError("outcome_map= describes an outcome column; winner/loser columns have none "
+                                  "(every row is a win of the winner).")
 
     optional = _optional_columns(frame, time=time, annotator=annotator)
     weights = None
@@ -334,11 +692,9 @@ def read_comparisons(
     if weight is not None and weight not in frame.columns:
         raise ComparisonDataError(f"missing weight column {weight!r}: the data have columns {list(frame.columns)[:20]}.")
     if weight_name is not None:
-        try:
-            weights = np.asarray(pd.to_numeric(pd.Series(frame[weight_name].to_numpy()), errors="raise"), dtype=np.float64)
-        except (ValueError, TypeError) as exc:
-            raise ComparisonDataError(f"weight column is not numeric: {exc}") from exc
+        weights = _numeric_column(frame, weight_name, "weight")
 
+    drop = None
     if roles["winner"] is not None:
         left_col, right_col = frame[roles["winner"]], frame[roles["loser"]]
         lc, rc, item_names = encode_items(left_col, right_col, items)
@@ -346,21 +702,263 @@ def read_comparisons(
     else:
         left_col, right_col = frame[roles["left"]], frame[roles["right"]]
         lc, rc, item_names = encode_items(left_col, right_col, items)
-        values, tie_kind = parse_outcomes(frame[roles["outcome"]], left_col, right_col, item_names)
+        if scores:
+            values, tie_kind = _score_outcomes(frame, str(left_score), str(right_score)), None
+        elif outcome_map is not None:
+            values, tie_kind, drop = map_outcomes(frame[roles["outcome"]], outcome_map, column=roles["outcome"])
+        else:
+            _refuse_guessed_codes(frame[roles["outcome"]], str(roles["outcome"]))
+            values, tie_kind = parse_outcomes(frame[roles["outcome"]], left_col, right_col, item_names)
     fields = dict(
         left=lc, right=rc, outcome=values, items=item_names, weight=weights,
         time=optional["time"], annotator=optional["annotator"], tie_kind=tie_kind,
         features=_feature_values(frame, features), feature_names=tuple(features) if features else (),
         order=_order_values(frame, order, left_col, right_col),
     )
+    if drop is not None and drop.any():
+        keep = ~drop
+        text, _ = describe_rows(drop)
+        fields = _keep_rows(fields, keep, rows)
+        warnings.warn(f"dropped {int(drop.sum())} of {len(keep)} rows whose outcome outcome_map maps to 'drop' "
+                      f"({text}).", DataWarning, stacklevel=3)
+        tie_kind = fields["tie_kind"]
     if both_bad == "drop" and tie_kind is not None and (tie_kind == TIE_KIND_BOTH_BAD).any():
         keep = tie_kind != TIE_KIND_BOTH_BAD
         n_dropped = int((~keep).sum())
-        fields = {k: (v[keep] if isinstance(v, np.ndarray) and k != "items" else v) for k, v in fields.items()}
-        warnings.warn(f"dropped {n_dropped} of {len(keep)} 'both bad' votes (both_bad='drop').", DataWarning, stacklevel=2)
+        fields = _keep_rows(fields, keep, rows)
+        warnings.warn(f"dropped {n_dropped} of {len(keep)} 'both bad' votes (both_bad='drop').", DataWarning, stacklevel=3)
     if drop_self_comparisons:
+        same = np.asarray(fields["left"]) == np.asarray(fields["right"])
         fields = drop_self_comparisons_from(fields, keep_items=items is not None)
+        if same.any():
+            rows.keep(~same)
     return Comparisons(**fields)
+
+
+def _keep_rows(fields: dict[str, Any], keep: np.ndarray, rows: RowSource) -> dict[str, Any]:
+    rows.keep(keep)
+    return {k: (v[keep] if isinstance(v, np.ndarray) and k != "items" else v) for k, v in fields.items()}
+
+
+def _numeric_column(frame: pd.DataFrame, name: str, role: str) -> np.ndarray:
+    """A column as float64; an error names the rows whose value is not a number."""
+    raw = frame[name]
+    values = np.asarray(pd.to_numeric(pd.Series(raw.to_numpy()), errors="coerce")
+                        .to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    bad = np.isnan(values) & ~pd.isna(pd.Series(raw.to_numpy())).to_numpy()
+    if bad.any():
+        text, bad_rows = describe_rows(bad)
+        shown = python_values(np.asarray(raw.astype(object))[bad_rows[:5]])
+        raise ComparisonDataError(f"the {role} column {name!r} must hold numbers; got {shown} in {text}.", bad_rows)
+    return values
+
+
+#: Outcome columns whose numbers follow bradley's convention (1 = left won) without an outcome_map.
+CONVENTION_OUTCOME_COLUMNS = ("outcome", "left_won", "left_wins")
+_BINARY_TEXT = frozenset({"0", "1", "0.0", "1.0"})
+
+
+def _refuse_guessed_codes(series: pd.Series, column: str) -> None:
+    """Numbers that could mean either side won (0/1 indices) or that are codes (1/2/3) need an outcome_map."""
+    if column.strip().lower() in CONVENTION_OUTCOME_COLUMNS:
+        return _refuse_codes_out_of_range(series, column)
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        present = values[~np.isnan(values)]
+        binary = len(present) > 0 and bool(np.isin(present, (0.0, 1.0)).all())
+    else:
+        codes, uniques = pd.factorize(series)
+        labels = {str(u).strip().lower() for u in np.asarray(uniques, dtype=object).tolist()}
+        binary = bool(labels) and labels <= _BINARY_TEXT
+        values = np.full(len(series), np.nan)
+        if binary:
+            values = pd.to_numeric(pd.Series(np.asarray(series.astype(object))), errors="coerce").to_numpy(np.float64)
+    if binary:
+        n1, n0 = int((values == 1.0).sum()), int((values == 0.0).sum())
+        n_missing = int(np.isnan(values).sum())
+        empty = f", {n_missing} empty" if n_missing else ""
+        raise ComparisonDataError(
+            f"the outcome column {column!r} holds only 0 and 1 ({n0} zeros, {n1} ones{empty}), and data sets code "
+            "such columns both ways: bradley's convention is 1 = left won, 0 = right won, but an index of the "
+            "winner (Copilot Arena's acceptedIndex) is 0 when the left item won. Say which with "
+            "outcome_map={1: 'left', 0: 'right'} or outcome_map={0: 'left', 1: 'right'} "
+            "(CLI --outcome-map 1=left,0=right or 0=left,1=right"
+            + (", and map the empty cells, e.g. '': 'drop' / =drop" if n_missing else "")
+            + f"), or name the column one of {list(CONVENTION_OUTCOME_COLUMNS)}.")
+    return _refuse_codes_out_of_range(series, column)
+
+
+def _refuse_codes_out_of_range(series: pd.Series, column: str) -> None:
+    if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    outside = (values < 0.0) | (values > 1.0)
+    if not outside.any():
+        return
+    distinct = np.unique(values[~np.isnan(values)])
+    if len(distinct) > 10:
+        return  # not a code; the validation names the rows
+    text, bad_rows = describe_rows(outside)
+    shown = [int(v) if float(v).is_integer() else float(v) for v in distinct]
+    example = ",".join(f"{v}={m}" for v, m in zip(shown, ("left", "right", "tie")))
+    raise ComparisonDataError(
+        f"the outcome column {column!r} holds the codes {shown} (outside [0, 1] in {text}); numbers are read as "
+        "1 = left won, 0 = right won, 0.5 = tie. Say what each code means with outcome_map, e.g. "
+        f"outcome_map={dict(zip(shown, ('left', 'right', 'tie')))} (CLI --outcome-map {example}).", bad_rows)
+
+
+def _score_outcomes(frame: pd.DataFrame, left_score: str, right_score: str) -> np.ndarray:
+    """Win (1), loss (0) or draw (0.5) of the left item from the two score columns."""
+    scores = []
+    for name in (left_score, right_score):
+        raw = frame[name]
+        values = pd.to_numeric(pd.Series(raw.to_numpy()), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            text, bad_rows = describe_rows(bad)
+            shown = python_values(np.asarray(raw.astype(object))[bad_rows[:5]])
+            raise ComparisonDataError(
+                f"the score column {name!r} must hold a finite number in every row (a game not yet played?); "
+                f"got {shown} in {text}.", bad_rows)
+        scores.append(values)
+    home, away = scores
+    return np.where(home > away, 1.0, np.where(home < away, 0.0, 0.5))
+
+
+_DROP = "drop"
+
+
+def parse_outcome_map(text: str) -> dict[str, str]:
+    """Parse the command-line form of an outcome map: ``"1=left,2=right,3=tie"``.
+
+    An empty key (``"=drop"``) stands for empty cells. Keys and meanings are
+    stripped of surrounding spaces.
+
+    Examples
+    --------
+    >>> parse_outcome_map("1=left, 2=right,3=tie")
+    {'1': 'left', '2': 'right', '3': 'tie'}
+    >>> parse_outcome_map("0=left,1=right,=drop")
+    {'0': 'left', '1': 'right', '': 'drop'}
+    """
+    mapping: dict[str, str] = {}
+    for part in str(text).split(","):
+        key, found, meaning = part.rpartition("=")
+        if not found or not meaning.strip():
+            raise ComparisonDataError(
+                f"an outcome map is VALUE=MEANING pairs separated by commas (e.g. 1=left,2=right,3=tie); "
+                f"got {part.strip()!r}.")
+        mapping[key.strip()] = meaning.strip()
+    return mapping
+
+
+def _code_key(value: Any) -> str:
+    """The text a value of an outcome column (or a key of an outcome map) is matched by."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        number = float(value)
+        if np.isnan(number):
+            return ""
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text.lower()
+    if np.isfinite(number):
+        return str(int(number)) if number.is_integer() else repr(number)
+    return text.lower()
+
+
+def _meaning(value: Any) -> tuple[float, int] | str:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == _DROP:
+            return _DROP
+        if text in OUTCOME_LABELS:
+            return OUTCOME_LABELS[text]
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        if 0.0 <= float(value) <= 1.0:
+            return (float(value), TIE_KIND_TIE)
+    raise ComparisonDataError(
+        f"unknown meaning {value!r} in outcome_map: use left, right, tie, both_bad, drop, another label of "
+        "bradley.io.OUTCOME_LABELS, or a number in [0, 1] (the probability that left won).")
+
+
+def map_outcomes(values: Any, outcome_map: Mapping[Any, Any] | str, column: str = "outcome",
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Outcomes from a column coded by ``outcome_map`` (each value's meaning given explicitly).
+
+    Parameters
+    ----------
+    values : array-like
+        The outcome column.
+    outcome_map : dict or str
+        Value -> meaning (``left``, ``right``, ``tie``, ``both_bad``, a label of
+        :data:`OUTCOME_LABELS`, a number in [0, 1], or ``drop``), or its text
+        form ``"1=left,2=right,3=tie"`` (:func:`parse_outcome_map`). Values are
+        matched as text: ``1``, ``1.0`` and ``" 1"`` are one key, letter case
+        is ignored, and ``""`` (or None) is an empty cell.
+    column : str
+        Column name, for messages.
+
+    Returns
+    -------
+    outcome : numpy.ndarray of float64
+        1 = left won, 0 = right won, 0.5 = tie (NaN on dropped rows).
+    tie_kind : numpy.ndarray of int8
+        1 on rows mapped to ``both_bad``.
+    drop : numpy.ndarray of bool
+        Rows mapped to ``drop``.
+
+    Raises
+    ------
+    ComparisonDataError
+        A value present in the column that the map does not mention (naming the
+        values and rows), an unknown meaning, or two keys that read the same
+        with different meanings.
+
+    Examples
+    --------
+    >>> out, kind, drop = map_outcomes([1, 2, 3, None], {1: "left", 2: "right", 3: "tie", "": "drop"})
+    >>> out[~drop].tolist(), drop.tolist()
+    ([1.0, 0.0, 0.5], [False, False, False, True])
+    """
+    mapping = parse_outcome_map(outcome_map) if isinstance(outcome_map, str) else outcome_map
+    if not isinstance(mapping, Mapping) or not mapping:
+        raise ComparisonDataError(f"outcome_map must be a non-empty mapping of value -> meaning, got {outcome_map!r}.")
+    meanings: dict[str, tuple[float, int] | str] = {}
+    for key, meaning in mapping.items():
+        k, m = _code_key(key), _meaning(meaning)
+        if k in meanings and meanings[k] != m:
+            raise ComparisonDataError(f"outcome_map gives the value {key!r} two meanings ({meanings[k]} and {m}).")
+        meanings[k] = m
+    series = values if isinstance(values, pd.Series) else pd.Series(_plain(values))
+    codes, uniques = pd.factorize(series.reset_index(drop=True))
+    keys = [_code_key(u) for u in python_values(uniques)] + [""]
+    n = len(keys)
+    value_of, kind_of, drop_of = np.full(n, np.nan), np.zeros(n, dtype=np.int8), np.zeros(n, dtype=bool)
+    unknown = []
+    for j, key in enumerate(keys):
+        found = meanings.get(key)
+        if found is None:
+            unknown.append(j)
+        elif found == _DROP:
+            drop_of[j] = True
+        else:
+            value_of[j], kind_of[j] = found  # type: ignore[misc]
+    bad = np.isin(codes, [j if j < n - 1 else -1 for j in unknown])
+    if bad.any():
+        text, bad_rows = describe_rows(bad)
+        shown = [python_values(uniques)[j] if j < n - 1 else "" for j in unknown][:5]
+        raise ComparisonDataError(
+            f"outcome value(s) {shown} in the column {column!r} ({text}) are not in outcome_map "
+            f"(keys {list(meanings)[:10]}); give each value a meaning (left, right, tie, both_bad, drop).", bad_rows)
+    return value_of[codes], kind_of[codes], drop_of[codes]
 
 
 def _optional_columns(frame: pd.DataFrame, **given: str | None) -> dict[str, np.ndarray | None]:
@@ -678,7 +1276,7 @@ def read_pair_counts(
 
 def _read_count_rows(frame: pd.DataFrame, roles: dict[str, str | None], *, items: Sequence[Any] | None,
                      time: str | None, annotator: str | None, features: Sequence[str] | None,
-                     order: str | None, drop_self_comparisons: bool) -> Comparisons:
+                     order: str | None, drop_self_comparisons: bool, rows: RowSource | None = None) -> Comparisons:
     """A count table as comparisons: one row per counted game (weighted rows for non-integer counts)."""
     keep, lc, rc, item_names, w1, w2, t = _count_table(frame, roles, items, drop_self_comparisons)
     optional = _optional_columns(frame, time=time, annotator=annotator)
@@ -711,11 +1309,150 @@ def _read_count_rows(frame: pd.DataFrame, roles: dict[str, str | None], *, items
             "each pair and outcome is one row weighted by its count. A row bootstrap or a k-fold split then "
             "resamples these weighted rows, not comparisons; use Fisher or sandwich intervals.",
             DataWarning, stacklevel=3)
+    if rows is not None:  # messages about a game name the table row it was counted in
+        rows.keep(source_row)
     return Comparisons(
         left=lc[source_row], right=rc[source_row], outcome=outcome, items=item_names, weight=weight,
         tie_kind=None, feature_names=tuple(features) if features else (),
         **{name: (None if value is None else value[source_row]) for name, value in per_row.items()},
     )
+
+
+_WHERE_COMPARE = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+_WHERE_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+                     ast.Mod: operator.mod, ast.FloorDiv: operator.floordiv}
+
+
+def select_rows(frame: Any, where: str) -> np.ndarray:
+    """The rows of ``frame`` that satisfy ``where``, as a boolean mask.
+
+    ``where`` is written in pandas query syntax, restricted to a safe subset
+    evaluated here (no function calls, attributes or ``@`` variables): column
+    names (between backticks when they are not identifiers, as in pandas),
+    numbers, strings, ``True``/``False``, lists; comparisons ``== != < <= > >=``
+    (chained too: ``1 < x <= 3``); ``in`` / ``not in`` a list; ``and`` /
+    ``or`` / ``not`` (also ``&`` / ``|`` / ``~``, with the precedence of
+    ``and`` / ``or`` as in pandas); and arithmetic ``+ - * / % //``. A
+    comparison with a missing value is False.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        A pandas, polars or pyarrow table.
+    where : str
+        The condition.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"category": ["math", "code", "math"], "turns": [1, 3, 2]})
+    >>> select_rows(frame, "category == 'math' and turns > 1").tolist()
+    [False, False, True]
+    >>> select_rows(frame, "category in ['code', 'poetry'] | turns == 1").tolist()
+    [True, True, False]
+    """
+    frame = _to_pandas(frame)
+    if not isinstance(where, str) or not where.strip():
+        raise ComparisonDataError(f"where= must be a non-empty condition, got {where!r}.")
+    names: dict[str, str] = {}
+
+    def quoted(match: Any) -> str:
+        key = f"__bradley_column_{len(names)}"
+        names[key] = match.group(1)
+        return key
+
+    text = re.sub(r"`([^`]*)`", quoted, where.strip())
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        text = tokenize.untokenize(
+            (tok.type, {"&": " and ", "|": " or "}.get(tok.string, tok.string)) if tok.type == tokenize.OP
+            else (tok.type, tok.string) for tok in tokens)
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, tokenize.TokenError) as exc:
+        raise ComparisonDataError(f"could not parse where={where!r}: {exc.msg if hasattr(exc, 'msg') else exc}.") from None
+    columns = {str(c): c for c in frame.columns}
+
+    def fail(detail: str) -> ComparisonDataError:
+        return ComparisonDataError(
+            f"where={where!r}: {detail}. Conditions may use column names (`in backticks` when they are not "
+            "identifiers), constants and lists, == != < <= > >=, in / not in, and / or / not (& | ~), + - * / % //.")
+
+    def mask(value: Any) -> np.ndarray:
+        if isinstance(value, (bool, np.bool_)):
+            return np.full(len(frame), bool(value))
+        series = value if isinstance(value, pd.Series) else pd.Series(value)
+        if not (pd.api.types.is_bool_dtype(series.dtype)):
+            raise fail("the condition (or a part joined by and / or / not) is not true/false for each row")
+        return np.asarray(series.fillna(False).to_numpy(dtype=bool, na_value=False), dtype=bool)
+
+    def constant(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+            return -node.operand.value
+        raise fail("lists may hold constants only")
+
+    def evaluate(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return evaluate(node.body)
+        if isinstance(node, ast.BoolOp):
+            parts = [mask(evaluate(v)) for v in node.values]
+            return functools.reduce(np.logical_and if isinstance(node.op, ast.And) else np.logical_or, parts)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, (ast.Not, ast.Invert)):
+                return ~mask(evaluate(node.operand))
+            if isinstance(node.op, ast.USub):
+                return -evaluate(node.operand)
+            if isinstance(node.op, ast.UAdd):
+                return evaluate(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _WHERE_ARITHMETIC:
+            try:
+                return _WHERE_ARITHMETIC[type(node.op)](evaluate(node.left), evaluate(node.right))
+            except TypeError as exc:
+                raise fail(f"arithmetic on non-numbers ({exc})") from None
+        if isinstance(node, ast.Compare):
+            result, left = None, evaluate(node.left)
+            for op, comparator in zip(node.ops, node.comparators):
+                if isinstance(op, (ast.In, ast.NotIn)):
+                    if not isinstance(comparator, (ast.List, ast.Tuple, ast.Set)):
+                        raise fail("'in' needs a list of values, e.g. x in ['a', 'b']")
+                    choices = [constant(e) for e in comparator.elts]
+                    if not isinstance(left, pd.Series):
+                        raise fail("'in' tests a column")
+                    part = left.isin(choices).to_numpy(dtype=bool)
+                    part = ~part if isinstance(op, ast.NotIn) else part
+                    right: Any = None
+                elif type(op) in _WHERE_COMPARE:
+                    right = evaluate(comparator)
+                    try:
+                        part = mask(_WHERE_COMPARE[type(op)](left, right))
+                    except TypeError as exc:
+                        raise fail(f"cannot compare these values ({exc})") from None
+                else:
+                    raise fail(f"the operator {type(op).__name__} is not supported")
+                result = part if result is None else result & part
+                left = right
+            return result
+        if isinstance(node, ast.Name):
+            name = names.get(node.id, node.id)
+            if name not in columns:
+                raise fail(f"no column {name!r}; the data have columns {list(columns)[:20]}")
+            column = frame[columns[name]].reset_index(drop=True)
+            return column
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            return [constant(e) for e in node.elts]
+        raise fail(f"{type(node).__name__} is not supported")
+
+    return mask(evaluate(tree))
 
 
 def parse_outcomes(
