@@ -354,8 +354,8 @@ def leaderboard(
         is widened to contain their Fisher interval (which does not rely on
         resampling or on residuals the item barely has). Default 20: in
         simulation, sandwich and bootstrap intervals of items with 2 to 10
-        battles covered 84-94% instead of 95%, those of items with 20 battles
-        95-97% (docs/leaderboard.md). 0 turns the rule off.
+        battles covered 86-94% instead of 95%, those of items with 20 battles
+        95-96% (docs/leaderboard.md). 0 turns the rule off.
 
     Returns
     -------
