@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/bradley leaderboard src/bradley/datasets/arena_human_preference_140k.csv.gz --drop-self-comparisons --ci bootstrap --rounds 1000 --seed 0
 
+# Lint and type-check src/ first (settings in pyproject.toml): a style or type slip fails like a test.
 test: $(STAMP)
+	$(BIN)/ruff check src
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
