@@ -59,13 +59,14 @@ def test_column_options_solver_and_prior(tmp_path, capsys):
     path = tmp_path / "games.csv"
     pd.DataFrame({"p1": ["x", "y", "x"], "p2": ["y", "z", "z"], "res": [1, 1, 1]}).to_csv(path, index=False)
     # x never lost: without a prior this fails with a one-line message ...
-    assert main(["fit", str(path), "--left", "p1", "--right", "p2", "--outcome", "res"]) == 2
+    coding = ["--outcome-map", "1=left,0=right"]
+    assert main(["fit", str(path), "--left", "p1", "--right", "p2", "--outcome", "res", *coding]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bradley: error: the maximum-likelihood scores do not exist") and err.count("\n") == 1
     assert "'x'" in err and "--prior" in err
     # ... and with one it fits, for every solver.
     for solver in ("newton", "mm", "newman", "lbfgs"):
-        code = main(["fit", str(path), "--left", "p1", "--right", "p2", "--outcome", "res",
+        code = main(["fit", str(path), "--left", "p1", "--right", "p2", "--outcome", "res", *coding,
                      "--prior", "1", "--solver", solver, "--format", "json"])
         assert code == 0
         assert json.loads(capsys.readouterr().out)["items"][0]["name"] == "x"
@@ -76,7 +77,7 @@ def test_bad_input_exit_code_without_traceback(tmp_path, capsys):
     pd.DataFrame({"model_a": ["a", "b"], "model_b": ["b", "a"], "winner": ["model_a", "banana"]}).to_csv(path, index=False)
     assert main(["fit", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "unknown outcome label(s) ['banana'] in row 1" in err and "Traceback" not in err
+    assert "unknown outcome label(s) ['banana'] in line 3" in err  # file line: the header is line 1 and "Traceback" not in err
     with pytest.raises(bradley.ComparisonDataError):
         main(["fit", str(path), "--debug"])
 
@@ -185,7 +186,7 @@ def test_order_column_needs_order_effect_and_a_valid_column(tmp_path, capsys):
     assert "missing order column 'nope'" in capsys.readouterr().err
     pd.read_csv(path).assign(pos=lambda f: np.where(f.index == 7, 2, 1)).to_csv(path, index=False)
     assert main(["fit", str(path), "--order-effect", "--order-column", "pos"]) == 2
-    assert "order column 'pos' must hold 1 (left had the advantage), -1 (right had it) or 0 (neutral); got [2.0] in row 7" \
+    assert "order column 'pos' must hold 1 (left had the advantage), -1 (right had it) or 0 (neutral); got [2.0] in" \
         in capsys.readouterr().err
 
 
@@ -249,3 +250,214 @@ def test_plackett_luce_matrix_layout_and_davidson_luce_ties(tmp_path, capsys):
     scores = {row["name"]: row["score"] for row in out["items"]}
     np.testing.assert_allclose([scores[i] for i in model.items_], model.scores_, atol=1e-7)
     assert "delta_2" in model.params_.index
+
+
+# --------------------------------------------------------------------------- issue 9: a command line that tells the truth
+
+ARENA = str(bradley.datasets.arena_140k_path())
+
+
+@pytest.fixture
+def tie_games(tmp_path):
+    """Davidson-like data with ties and a home side that sometimes loses."""
+    data, _ = bradley.simulate_bt(5, 600, seed=3, item_names=True)
+    frame = data.to_frame()
+    rng = np.random.default_rng(1)
+    frame.loc[rng.random(len(frame)) < 0.25, "outcome"] = 0.5
+    path = tmp_path / "games.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_debug_works_before_and_after_the_command(capsys):
+    missing = "/nonexistent/battles.csv"
+    with pytest.raises(bradley.ComparisonDataError):
+        main(["--debug", "fit", missing])  # the form `bradley --help` shows (was ignored)
+    with pytest.raises(bradley.ComparisonDataError):
+        main(["fit", missing, "--debug"])
+    assert main(["fit", missing]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("exc", "code", "words"), [(MemoryError, 1, "out of memory"), (KeyboardInterrupt, 130, "interrupted")])
+def test_memory_error_and_ctrl_c_are_one_line(arena_csv, capsys, monkeypatch, exc, code, words):
+    def boom(args):
+        raise exc()
+
+    monkeypatch.setattr(bradley.cli, "_run_fit", boom)
+    assert main(["fit", str(arena_csv)]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
+    with pytest.raises(exc):
+        main(["fit", str(arena_csv), "--debug"])
+
+
+def test_error_messages_use_option_names_not_python_arguments(tmp_path, capsys):
+    assert bradley.cli.cli_words("Use a Gaussian prior (prior=10.0), fix it (fixed={...}) or "
+                                 "BradleyTerry(bias_reduction=True); family='bt'") == (
+        "Use a Gaussian prior (--prior 10), fix it (--fixed NAME=VALUE) or --bias-reduction; --model bt")
+    # end to end: x never lost, so the tie model's estimate does not exist; the advice is in CLI words
+    path = tmp_path / "games.csv"
+    pd.DataFrame({"left": ["x", "x", "y", "z", "y"], "right": ["y", "z", "z", "y", "z"],
+                  "outcome": [1, 1, 0.5, 1, 1]}).to_csv(path, index=False)
+    assert main(["fit", str(path), "--model", "davidson"]) == 2
+    err = capsys.readouterr().err
+    assert "--prior" in err and "prior=" not in err and "fixed=" not in err
+
+
+def _winner_first(tmp_path):
+    txt = tmp_path / "matches.txt"
+    txt.write_text("a b\nb c\nc a\na c\nb a\nc b\na b\n")
+    return txt
+
+
+def test_order_effect_refused_on_winner_first_files(tmp_path, capsys):
+    txt = _winner_first(tmp_path)
+    assert main(["fit", str(txt), "--order-effect"]) == 2
+    err = capsys.readouterr().err
+    assert "won by the item listed first" in err and "winner first" in err and err.count("\n") == 1
+    assert main(["leaderboard", str(txt), "--order-effect", "--prior", "10"]) == 2
+    assert "listed first" in capsys.readouterr().err
+    csv = tmp_path / "wl.csv"
+    pd.DataFrame({"w": ["a", "b", "c", "a"], "l": ["b", "c", "a", "c"]}).to_csv(csv, index=False)
+    assert main(["fit", str(csv), "--winner", "w", "--loser", "l", "--order-effect", "--prior", "1"]) == 2
+    assert "listed first" in capsys.readouterr().err
+    # ties aside: a tie does not make the position informative
+    ties = tmp_path / "ties.csv"
+    pd.DataFrame({"left": ["a", "b", "c", "a"], "right": ["b", "c", "a", "c"],
+                  "outcome": [1, 1, 0.5, 1]}).to_csv(ties, index=False)
+    assert main(["fit", str(ties), "--order-effect", "--prior", "1"]) == 2
+    assert "(3 rows, ties aside)" in capsys.readouterr().err
+    # a fixed order effect has nothing to estimate: the fit goes ahead
+    assert main(["fit", str(txt), "--order-effect", "--fixed", "order_effect=0.2", "--prior", "10"]) == 0
+    capsys.readouterr()
+
+
+def test_order_effect_check_leaves_identifiable_data_alone(tie_games, capsys):
+    assert main(["fit", str(tie_games), "--order-effect", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["converged"] and np.isfinite(out["parameters"]["order_effect"]["estimate"])
+
+
+def test_order_effect_refused_when_the_home_side_always_won(tmp_path, capsys):
+    path = tmp_path / "venues.csv"
+    # home (venue) is the winner in every decisive row, whichever column it is in
+    pd.DataFrame({"left": ["a", "b", "c", "a", "b"], "right": ["b", "c", "a", "c", "a"],
+                  "outcome": [1, 0, 1, 0, 0.5], "venue": ["a", "c", "c", "c", "b"]}).to_csv(path, index=False)
+    assert main(["fit", str(path), "--order-effect", "--order-column", "venue", "--prior", "1"]) == 2
+    assert "home" in capsys.readouterr().err
+
+
+def test_anchor_is_an_elo_rating_in_fit_and_leaderboard(arena_csv, capsys):
+    assert main(["fit", str(arena_csv), "--format", "json"]) == 0
+    free = {i["name"]: i for i in json.loads(capsys.readouterr().out)["items"]}
+    assert main(["fit", str(arena_csv), "--anchor", "b=1200", "--format", "json"]) == 0
+    fit = {i["name"]: i for i in json.loads(capsys.readouterr().out)["items"]}
+    assert main(["leaderboard", str(arena_csv), "--anchor", "b=1200", "--format", "json"]) == 0
+    board = {i["name"]: i for i in json.loads(capsys.readouterr().out)["items"]}
+    shift = 1200 - free["b"]["elo"]
+    for name in "abc":  # one common shift of the unanchored Elo ratings, the same in both commands
+        assert fit[name]["elo"] == pytest.approx(free[name]["elo"] + shift, abs=1e-6)
+        assert board[name]["elo"] == pytest.approx(free[name]["elo"] + shift, abs=1e-6)
+        assert fit[name]["score"] - fit["b"]["score"] == pytest.approx(free[name]["score"] - free["b"]["score"])
+    assert fit["b"]["se"] == 0.0  # fit: se relative to the anchor item
+    # --anchor ITEM alone means Elo 1000; --anchor-score keeps the natural-log scale
+    assert main(["fit", str(arena_csv), "--anchor", "b", "--format", "json"]) == 0
+    assert {i["name"]: i for i in json.loads(capsys.readouterr().out)["items"]}["b"]["elo"] == pytest.approx(1000)
+    assert main(["fit", str(arena_csv), "--anchor-score", "b=0.5", "--format", "json"]) == 0
+    assert {i["name"]: i for i in json.loads(capsys.readouterr().out)["items"]}["b"]["score"] == pytest.approx(0.5)
+    # a value that looks like a score is taken as Elo, with a warning naming --anchor-score
+    assert main(["fit", str(arena_csv), "--anchor", "b=0.5"]) == 0
+    assert "--anchor-score" in capsys.readouterr().err
+    assert "ITEM[=ELO]" in bradley.cli.build_parser()._subparsers._group_actions[0].choices["fit"].format_help()
+
+
+def test_progress_on_at_a_terminal_off_when_piped(arena_csv, capsys, monkeypatch):
+    args = ["leaderboard", str(arena_csv), "--ci", "bootstrap", "--rounds", "20"]
+    assert main(args) == 0  # capsys: stderr is not a terminal
+    assert "20/20" not in capsys.readouterr().err
+    monkeypatch.setattr(bradley.cli, "_stderr_is_terminal", lambda: True)
+    assert main(args) == 0
+    assert "20/20" in capsys.readouterr().err  # the tqdm bar
+    assert main([*args, "--no-progress"]) == 0
+    assert "20/20" not in capsys.readouterr().err
+    assert main(["--no-progress", *args]) == 0
+    assert "20/20" not in capsys.readouterr().err
+
+
+def test_tie_and_order_parameters_in_every_format(tie_games, tmp_path, capsys):
+    base = ["fit", str(tie_games), "--model", "davidson", "--order-effect"]
+    assert main([*base, "--format", "json"]) == 0
+    params = json.loads(capsys.readouterr().out)["parameters"]
+    nu, order = params["nu"]["estimate"], params["order_effect"]["estimate"]
+    assert main([*base, "--format", "csv"]) == 0
+    table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    assert table["param_nu"].tolist() == pytest.approx([nu] * 5)
+    assert table["param_order_effect"].tolist() == pytest.approx([order] * 5)
+    assert table["param_nu_se"].iloc[0] == pytest.approx(params["nu"]["se"])
+    for fmt in ("table", "markdown"):
+        assert main([*base, "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert "order_effect" in out and f"{nu:.4g}" in out
+    board = ["leaderboard", str(tie_games), "--model", "davidson", "--order-effect"]
+    for fmt in ("table", "markdown", "csv"):
+        assert main([*board, "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert "order_effect" in out and "nu" in out
+    html = tmp_path / "r.html"
+    assert main([*board, "--html", str(html)]) == 0
+    page = html.read_text()
+    assert "Model parameters" in page and "order_effect" in page and f"{nu:.4g}" in page
+    capsys.readouterr()
+
+
+def test_leaderboard_fits_100_columns_and_columns_option(capsys):
+    assert main(["leaderboard", ARENA, "--drop-self-comparisons"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100  # was ~130
+    assert "rank = 1 + the number of items whose interval lies entirely above" in out
+    assert main(["leaderboard", ARENA, "--drop-self-comparisons", "--columns", "rank,item,win_rate", "--top", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(k for k, line in enumerate(lines) if line.startswith("rank"))
+    assert lines[header].split() == ["rank", "item", "win", "rate"]
+    assert len([line for line in lines[header + 2:] if line.strip() and line[0] == " "]) == 4
+    assert main(["leaderboard", ARENA, "--drop-self-comparisons", "--columns", "rank,bogus"]) == 2
+    assert "--columns" in capsys.readouterr().err
+
+
+def test_fit_position_and_leaderboard_rank_json_agree_on_shared_fields(arena_csv, capsys):
+    assert main(["fit", str(arena_csv), "--format", "json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert main(["leaderboard", str(arena_csv), "--ci", "fisher", "--format", "json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    shared = {"name", "score", "se", "elo", "position", "wins", "losses", "ties", "comparisons"}
+    assert shared <= set(board["items"][0]) and shared == set(fit["items"][0])
+    for a, b in zip(fit["items"], board["items"]):
+        assert a["name"] == b["name"]
+        for key in shared - {"name"}:
+            assert a[key] == pytest.approx(b[key], rel=1e-9), key
+        assert {"rank", "rank_low", "rank_high", "ci_low", "ci_high"} <= set(b)
+    for key in ("model", "n_items", "n_comparisons", "converged", "iterations", "solver"):
+        assert fit[key] == board[key]
+    assert main(["fit", str(arena_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "position = order of the point estimates" in out and " rank " not in out
+
+
+def test_html_title_top_and_provisional(tmp_path, capsys):
+    html = tmp_path / "report.html"
+    assert main(["leaderboard", ARENA, "--drop-self-comparisons", "--html", str(html), "--title", "Arena & co",
+                 "--top", "5", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    page = html.read_text()
+    assert "<title>Arena &amp; co</title>" in page and "<h1>Arena &amp; co</h1>" in page
+    body = page.split("<tbody>")[1].split("</tbody>")[0]
+    assert body.count("<tr") == 5 and "top 5 of 53" in page
+    assert len(out["items"]) == 53  # --top never truncates json/csv
+    assert main(["leaderboard", ARENA, "--drop-self-comparisons", "--html", str(html), "--min-battles", "1000",
+                 "--format", "json"]) == 0
+    items = json.loads(capsys.readouterr().out)["items"]
+    thin = [i["name"] for i in items if i["comparisons"] < 1000]
+    assert thin and [i["name"] for i in items if i["provisional"]] == thin
+    body = html.read_text().split("<tbody>")[1]
+    assert body.count('<tr class="provisional">') == len(thin)

@@ -41,6 +41,20 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     cols.add_argument("--winner", help="column with the winner's name (with --loser: one decisive game per row)")
     cols.add_argument("--loser", help="column with the loser's name")
     cols.add_argument("--weight", help="column with non-negative row weights")
+    cols.add_argument("--outcome-map", default=None, metavar="VALUE=MEANING[,...]",
+                      help="what each outcome value means, e.g. 1=left,2=right,3=tie (meanings: left, right, tie, "
+                           "both_bad, a number in [0, 1], or drop); needed for 0/1 columns, which data sets code "
+                           "both ways")
+    cols.add_argument("--left-score", default=None, metavar="COL",
+                      help="with --right-score: the outcome from two score columns (e.g. goals): higher wins, equal ties")
+    cols.add_argument("--right-score", default=None, metavar="COL", help="see --left-score")
+    cols.add_argument("--where", default=None, metavar="CONDITION",
+                      help="keep only rows matching a condition, e.g. \"category == 'math'\" (pandas query syntax)")
+    cols.add_argument("--sep", default=None, help="field separator of a delimited text file (e.g. ';')")
+    cols.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                      help=".txt match lists: whether the first line names the columns (default: detected)")
+    cols.add_argument("--names", default=None, metavar="COL[,COL...]",
+                      help=".txt match lists: names of the fields of each line, e.g. winner,loser,weight")
     cols.add_argument("--input-format", choices=["csv", "tsv", "whitespace", "jsonl", "json", "parquet"],
                       help="file format when the file name does not tell it")
     cols.add_argument("--both-bad", default="tie", choices=["tie", "drop"],
@@ -289,7 +303,11 @@ def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
     announce = bool(args.progress) and size >= _BIG_READ_BYTES
     if announce:
         print(f"bradley: reading {args.data} ({size / 2**20:,.0f} MiB) ...", file=sys.stderr, flush=True)
-    frame = read_table(args.data, args.input_format)
+    table_options = {k: v for k, v in (("sep", args.sep), ("header", args.header),
+                                        ("names", _split(args.names))) if v is not None}
+    frame = read_table(args.data, args.input_format, **table_options)
+    reading = {k: v for k, v in (("outcome_map", args.outcome_map), ("left_score", args.left_score),
+                                 ("right_score", args.right_score), ("where", args.where)) if v is not None}
     counts = bool(args.counts) or is_count_table([str(c) for c in frame.columns], args.win1, args.win2)
     data = read_comparisons(
         frame,
@@ -308,11 +326,16 @@ def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
         win1=args.win1,
         win2=args.win2,
         tie=args.tie,
+        **reading,
     )
     if announce:
         print(f"bradley: read {len(data):,} comparisons in {time.perf_counter() - started:.1f} s",
               file=sys.stderr, flush=True)
     return data, counts
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _read(args: argparse.Namespace) -> Comparisons:
@@ -471,7 +494,7 @@ _OPTION_NAMES = {
     "min_battles": "--min-battles", "anchor": "--anchor", "both_bad": "--both-bad", "layout": "--layout",
     "methods": "--methods", "folds": "--folds", "elo_k": "--elo-k", "counts": "--counts",
     "outcome_map": "--outcome-map", "left_score": "--left-score", "right_score": "--right-score",
-    "sep": "--sep", "where": "--where", "cluster": "--cluster",
+    "sep": "--sep", "where": "--where", "cluster": "--cluster", "header": "--header", "names": "--names",
 }
 _VALUE = r"(\{[^{}]*\}|'[^']*'|\"[^\"]*\"|\.\.\.|[-+\w.]+)"
 _KWARG = re.compile(r"\b(" + "|".join(sorted(_OPTION_NAMES, key=len, reverse=True)) + r")=" + _VALUE)

@@ -305,6 +305,9 @@ def parse_columns(text: str | None) -> tuple[str, ...] | None:
 
 
 def _interval_words(board: Any) -> str:
+    words = getattr(board, "intervals", None)
+    if isinstance(words, str):
+        return words
     ci = board.ci
     if ci["method"] == "none":
         return "no intervals"
@@ -325,11 +328,12 @@ def _model_words(model: Any) -> str:
 
 
 def leaderboard_display(board: Any, columns: Sequence[str] | None = None, top: int | None = None,
-                        default: Sequence[str] = _COMPACT) -> pd.DataFrame:
+                        default: Sequence[str] = _COMPACT, star: bool = False) -> pd.DataFrame:
     """The leaderboard as shown in text, markdown and HTML: the chosen column keys
     (see :data:`LEADERBOARD_COLUMNS`) with readable headers, the first ``top`` rows.
 
-    Keys a board does not have (``provisional`` before it exists, ``component``
+    ``star`` marks provisional items by a ``*`` column (the compact text
+    table) instead of a ``provisional`` column. Keys a board does not have (``provisional`` before it exists, ``component``
     for connected data, intervals with ``ci="none"``) are left out of the
     defaults; asked for by name they raise ``ValueError``.
     """
@@ -351,7 +355,8 @@ def leaderboard_display(board: Any, columns: Sequence[str] | None = None, top: i
         "wins": ("wins", lambda: _counts(t["wins"])),
         "losses": ("losses", lambda: _counts(t["losses"])),
         "ties": ("ties", lambda: _counts(t["ties"])),
-        "provisional": ("provisional", lambda: ["yes" if p else "" for p in t["provisional"]]),
+        "provisional": (("*", lambda: ["*" if p else "" for p in t["provisional"]]) if star else
+                        ("provisional", lambda: ["yes" if p else "" for p in t["provisional"]])),
         "component": ("component", lambda: t["component"]),
     }
     available = set(makers)
@@ -380,7 +385,7 @@ def _counts(values: pd.Series) -> Any:
     return v.astype(np.int64) if np.all(v == np.round(v)) else v.round(1)
 
 
-def _leaderboard_notes(board: Any, shown: int) -> list[str]:
+def _leaderboard_notes(board: Any, shown: int, star: bool = False) -> list[str]:
     notes = []
     if board.ci["method"] != "none":
         notes.append("rank = 1 + the number of items whose interval lies entirely above (as on arena "
@@ -389,16 +394,16 @@ def _leaderboard_notes(board: Any, shown: int) -> list[str]:
                      "cannot be told from its first item")
     else:
         notes.append("rank = order of the point estimates (no intervals)")
-    reason = board.ci.get("reason")
-    if board.ci.get("requested") == "auto" and reason:
-        notes.append(f"{board.ci['method']} intervals chosen automatically: {reason}")
     if board.anchor:
         notes.append(f"elo shifted so that {board.anchor[0]} = {board.anchor[1]:g}")
     else:
         notes.append("elo = 1000 + 400 * score / ln(10)")
     if "provisional" in board.table.columns and bool(board.table["provisional"].any()):
         n_prov = int(board.table["provisional"].sum())
-        notes.append(f"{n_prov} provisional item(s): too few battles for a trustworthy rating")
+        below = board.ci.get("min_battles")
+        fewer = f"fewer than {below:g} battles" if isinstance(below, (int, float)) else "too few battles"
+        notes.append(f"{n_prov} provisional item(s) ({'*' if star else 'provisional'}): {fewer}, "
+                     "so the rating is not yet reliable")
     if shown < len(board.table):
         notes.append(f"top {shown} of {len(board.table)} items shown")
     return notes
@@ -430,18 +435,22 @@ def render_leaderboard(board: Any, fmt: str = "table", columns: Sequence[str] | 
         if columns is not None:
             raw = [c for k in columns for c in _RAW.get(k, (k,)) if c in table.columns]
             table = table[raw]
+        table = table.copy()
+        ci = board.ci
+        table["interval"] = "none" if ci["method"] == "none" else f"{int(round(100 * ci['level']))}% {ci['method']}"
         return _with_parameter_columns(table, board.model).to_csv(index=False)
     if fmt not in ("table", "markdown"):
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}.")
-    shown = leaderboard_display(board, columns, top, default=_COMPACT if fmt == "table" else _FULL)
+    star = fmt == "table" and columns is None
+    shown = leaderboard_display(board, columns, top, default=_COMPACT if fmt == "table" else _FULL, star=star)
     model = board.model
     header = (f"{_model_words(model)} leaderboard: {len(model.items_)} items, {model.n_comparisons_:,} comparisons, "
               f"{_interval_words(board)}")
-    notes = _leaderboard_notes(board, len(shown))
+    notes = _leaderboard_notes(board, len(shown), star)
     if fmt == "markdown":
         return (render_summary(shown, "markdown") + "\n\n" + header + ".  \n" + "; ".join(notes) + "."
                 + _parameters_text(model, "markdown"))
-    return (header + "\n\n" + render_summary(shown, "table") + "\n\n" + _wrap("; ".join(notes) + ".")
+    return (_wrap(header) + "\n\n" + render_summary(shown, "table") + "\n\n" + _wrap("; ".join(notes) + ".")
             + _parameters_text(model, "table"))
 
 
