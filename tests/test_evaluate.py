@@ -8,6 +8,7 @@ import bradley
 from bradley.cli import main
 from bradley.evaluate import (
     accuracy,
+    brier_score,
     compare_methods,
     elo_order_spread,
     elo_ratings,
@@ -25,8 +26,10 @@ def test_metrics_by_hand():
     expected = -np.mean([np.log(0.9), np.log(0.8), np.log(0.4), np.log(0.5)])
     assert log_loss(p, o) == pytest.approx(expected)
     assert accuracy(p, o) == pytest.approx(2 / 3)
-    # bins: 0.9 -> bin 9 (gap 0.1), 0.2 -> bin 2 (gap 0.2), 0.6 -> bin 6 (gap 0.6)
-    assert expected_calibration_error(p, o) == pytest.approx((0.1 + 0.2 + 0.6) / 3)
+    # favourites: 0.9 (won), 0.8 (won: right side), 0.6 (lost), 0.5 (tie, a coin flip: observed 0.5);
+    # each in its own bin on [0.5, 1], gaps 0.1, 0.2, 0.6, 0; ties count, so the total weight is 4
+    assert expected_calibration_error(p, o) == pytest.approx((0.1 + 0.2 + 0.6) / 4)
+    assert brier_score(p, o) == pytest.approx((0.01 + 0.04 + 0.36 + 0) / 4)
 
 
 def test_elo_by_hand_and_order_dependence():
@@ -226,3 +229,175 @@ def test_evaluate_does_not_import_scipy_stats_at_module_level():
     names = [alias.name for node in top if isinstance(node, ast.Import) for alias in node.names]
     names += [f"{node.module}.{alias.name}" for node in top if isinstance(node, ast.ImportFrom) for alias in node.names]
     assert not [n for n in names if n.startswith("scipy.stats")], names
+
+
+# --- weights are frequencies; no metric depends on which side is called left (issue 9, item 4) ------
+
+
+def _pudding():
+    """The pudding data (Davidson 1970) as 45 weighted rows (wins each way and ties per pair), and written out."""
+    frame = _PUDDING
+    left = np.tile(frame["i"].to_numpy(), 3)
+    right = np.tile(frame["j"].to_numpy(), 3)
+    n = len(frame)
+    outcome = np.repeat([1.0, 0.0, 0.5], n)
+    weight = np.concatenate([frame["w_ij"], frame["w_ji"], frame["t_ij"]]).astype(float)
+    weighted = bradley.Comparisons.from_arrays(left, right, outcome, weight)
+    games = weight.astype(int)
+    expanded = bradley.Comparisons.from_arrays(np.repeat(left, games), np.repeat(right, games),
+                                               np.repeat(outcome, games))
+    return weighted, expanded, games
+
+
+_PUDDING = pd.DataFrame(  # /work/shared/data/plackettluce/pudding.csv (PlackettLuce's pudding), columns i, j, w_ij, w_ji, t_ij
+    [(1, 2, 19, 22, 16), (1, 3, 16, 19, 12), (2, 3, 19, 19, 10), (1, 4, 18, 23, 13), (2, 4, 23, 19, 9),
+     (3, 4, 19, 20, 15), (1, 5, 13, 19, 18), (2, 5, 16, 20, 12), (3, 5, 16, 15, 17), (4, 5, 17, 14, 16),
+     (1, 6, 18, 21, 12), (2, 6, 22, 20, 12), (3, 6, 13, 18, 10), (4, 6, 14, 19, 18), (5, 6, 11, 21, 12)],
+    columns=["i", "j", "w_ij", "w_ji", "t_ij"])
+
+METRIC_COLUMNS = ["log_loss", "log_loss_sd", "accuracy", "accuracy_sd", "brier", "brier_sd", "ece", "ece_sd"]
+ALL_METHODS = ["bt", "davidson", "elo", "trueskill", "winrate", "average_win_rate", "eigen", "pagerank"]
+
+
+def _assert_same_metrics(a, b, atol=1e-9):
+    assert list(a["method"]) == list(b["method"])
+    np.testing.assert_allclose(a[METRIC_COLUMNS].to_numpy(float), b[METRIC_COLUMNS].to_numpy(float), atol=atol)
+
+
+def test_weighted_rows_score_like_the_games_written_out():
+    weighted, expanded, games = _pudding()
+    assert weighted.n_comparisons == 45 and expanded.n_comparisons == games.sum() == 745
+    # default split: a whole-number weight is that many games, dealt to folds as the written-out rows are
+    a = compare_methods(weighted, methods=ALL_METHODS, folds=5, seed=3)
+    b = compare_methods(expanded, methods=ALL_METHODS, folds=5, seed=3)
+    assert a.attrs["split"] == "games" and b.attrs["split"] == "rows"
+    _assert_same_metrics(a, b)
+    # the pudding items are close to indistinguishable: every method near a coin (old code: bt accuracy 0.20)
+    assert (a["accuracy"].between(0.4, 0.6)).all() and (a["log_loss"] < 0.75).all()
+    # a fixed split that keeps every weighted row whole, given to both as fold labels
+    labels = np.arange(45) % 4
+    c = compare_methods(weighted, methods=ALL_METHODS, split=labels)
+    d = compare_methods(expanded, methods=ALL_METHODS, split=np.repeat(labels, games))
+    assert c.attrs["split"] == "given"
+    _assert_same_metrics(c, d)
+
+
+def test_weighted_metrics_equal_repeated_rows():
+    rng = np.random.default_rng(0)
+    p, o = rng.random(30), rng.choice([0.0, 0.5, 1.0, 0.3], 30)
+    w = rng.integers(0, 4, 30)
+    p_rep, o_rep = np.repeat(p, w), np.repeat(o, w)
+    for metric in (log_loss, accuracy, brier_score, expected_calibration_error):
+        assert metric(p, o, weight=w) == pytest.approx(metric(p_rep, o_rep), abs=1e-12), metric.__name__
+
+
+def test_elo_and_trueskill_weights_are_games():
+    weighted, expanded, _ = _pudding()
+    np.testing.assert_allclose(elo_ratings(weighted, k=16), elo_ratings(expanded, k=16), atol=1e-9)
+    _, mu_w = fit_method("trueskill", weighted)
+    _, mu_e = fit_method("trueskill", expanded)
+    np.testing.assert_allclose(mu_w, mu_e, atol=1e-9)
+    # a fractional weight is a scaled update: weight 0.25 moves a quarter of a game's K
+    half = bradley.Comparisons.from_arrays(["a"], ["b"], [1.0], weight=[0.25])
+    np.testing.assert_allclose(elo_ratings(half, k=32) - 1000.0, [4.0, -4.0])
+    with pytest.raises(ValueError, match="whole-number"):
+        fit_method("trueskill", half)
+    table = compare_methods(bradley.Comparisons.from_arrays(weighted.left, weighted.right, weighted.outcome,
+                                                            weighted.weight * 0.5), folds=3)
+    assert table.attrs["split"] == "rows"
+    note = table.set_index("method").loc["trueskill", "note"]
+    assert "fractional" in note and np.isnan(table.set_index("method").loc["trueskill", "log_loss"])
+
+
+def _swapped(data):
+    return bradley.Comparisons.from_arrays(data.items[data.right], data.items[data.left], 1.0 - data.outcome,
+                                           data.weight)
+
+
+def test_relabelling_sides_changes_no_metric():
+    # a winner/loser file against the same games as recorded (old code: ECE 0.0097 vs 0.454 on pudding)
+    _, expanded, _ = _pudding()
+    winner_first = bradley.Comparisons.from_arrays(
+        expanded.items[np.where(expanded.outcome == 0.0, expanded.right, expanded.left)],
+        expanded.items[np.where(expanded.outcome == 0.0, expanded.left, expanded.right)],
+        np.where(expanded.outcome == 0.0, 1.0, expanded.outcome))
+    _assert_same_metrics(compare_methods(expanded, methods=ALL_METHODS, seed=1),
+                         compare_methods(winner_first, methods=ALL_METHODS, seed=1))
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), tie_share=st.sampled_from([0.0, 0.2]), weighted=st.booleans(),
+       flips=st.lists(st.booleans(), min_size=60, max_size=60))
+def test_swapping_any_rows_changes_no_metric(seed, tie_share, weighted, flips):
+    rng = np.random.default_rng(seed)
+    data, _ = bradley.simulate_bt(5, 60, seed=seed)
+    outcome = np.where(rng.random(60) < tie_share, 0.5, data.outcome)
+    weight = rng.integers(1, 4, 60).astype(float) if weighted else None
+    data = bradley.Comparisons.from_arrays(data.items[data.left], data.items[data.right], outcome, weight)
+    flip = np.array(flips)
+    relabelled = bradley.Comparisons.from_arrays(
+        data.items[np.where(flip, data.right, data.left)], data.items[np.where(flip, data.left, data.right)],
+        np.where(flip, 1.0 - data.outcome, data.outcome), weight)
+    methods = ["bt", "davidson", "elo", "winrate", "average_win_rate", "pagerank"]
+    _assert_same_metrics(compare_methods(data, methods=methods, folds=3, seed=seed),
+                         compare_methods(relabelled, methods=methods, folds=3, seed=seed), atol=1e-7)
+
+
+def test_metrics_are_symmetric_in_the_sides():
+    rng = np.random.default_rng(1)
+    p = np.concatenate([rng.random(200), [0.5, 0.5, 0.5]])
+    o = np.concatenate([rng.choice([0.0, 0.5, 1.0], 200), [1.0, 0.0, 0.5]])
+    w = rng.random(203)
+    for metric in (log_loss, accuracy, brier_score, expected_calibration_error):
+        assert metric(p, o, w) == pytest.approx(metric(1 - p, 1 - o, w), abs=1e-12), metric.__name__
+    # a bin edge computed from either side: expit(logit(0.9)) = 0.8999999999999999, 1 - expit(-logit(0.9)) = 0.9
+    from scipy.special import expit, logit
+
+    x = logit(0.9)
+    assert expected_calibration_error([0.9, expit(x)], [1.0, 0.0]) == pytest.approx(0.4, abs=1e-12)
+    assert expected_calibration_error([0.1, expit(-x)], [0.0, 1.0]) == pytest.approx(0.4, abs=1e-12)
+    # a coin-flip prediction is half a hit, whichever side won
+    assert accuracy([0.5], [1.0]) == accuracy([0.5], [0.0]) == 0.5
+
+
+def test_compare_without_ties_skips_tie_models(tmp_path, capsys):
+    data, _ = bradley.simulate_bt(8, 400, seed=0, item_names=True)
+    table = compare_methods(data).set_index("method")  # the default methods include davidson
+    assert list(table.index) == ["bt", "davidson", "elo", "trueskill", "winrate"]
+    assert table.loc["davidson", "note"].startswith("skipped: no ties")
+    assert np.isnan(table.loc["davidson", "log_loss"]) and table.drop(index="davidson")["log_loss"].notna().all()
+    path = tmp_path / "games.csv"
+    data.to_frame().to_csv(path, index=False)
+    assert main(["compare", str(path), "--format", "json"]) == 0  # the old code failed: "use family='bt'"
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["note"] for r in rows if r["method"] == "davidson"][0].startswith("skipped")
+
+
+def test_tie_model_on_a_training_fold_without_ties_is_bt():
+    data, _ = bradley.simulate_bt(6, 300, seed=2)
+    outcome = data.outcome.copy()
+    outcome[0] = 0.5  # one tie: the folds that hold it out train on no ties
+    data = bradley.Comparisons.from_arrays(data.left, data.right, outcome)
+    labels = np.arange(300) % 3
+    table = compare_methods(data, methods=["bt", "davidson"], split=labels).set_index("method")
+    assert "fold(s) 1" in table.loc["davidson", "note"]  # row 0 is in the first fold
+    assert table.loc["davidson", "log_loss"] != table.loc["bt", "log_loss"]
+
+
+def test_split_errors():
+    data, _ = bradley.simulate_bt(4, 20, seed=0)
+    with pytest.raises(ValueError, match="at least 2"):
+        compare_methods(data, folds=1)
+    with pytest.raises(ValueError, match="leave folds out"):
+        compare_methods(data, split=np.arange(20) % 2, folds=3)
+    with pytest.raises(ValueError, match="one fold label per row"):
+        compare_methods(data, split=[0, 1])
+    fractional = bradley.Comparisons.from_arrays(data.left, data.right, data.outcome, np.full(20, 0.5))
+    with pytest.raises(ValueError, match="whole-number weights"):
+        compare_methods(fractional, split="games")
+    with pytest.raises(ValueError, match="unknown method 'magic'"):
+        compare_methods(data, methods=["bt", "magic"])

@@ -27,13 +27,22 @@ one-parameter logistic link fitted on the training fold,
 PageRank) or the rating itself (average win rate), ``a`` by maximum
 likelihood (ties as half wins), see :func:`fit_rating_link`.
 
-Metrics on each held-out fold: log-loss (cross-entropy against the outcome,
-ties as 0.5), accuracy on decisive rows, and expected calibration error (ECE,
-10 equal-width bins on decisive rows).
+Row weights are frequencies everywhere: a row of weight ``w`` counts as ``w``
+comparisons in every fit (Elo and TrueSkill: ``w`` consecutive updates) and in
+every metric, so weighted rows and the same rows written out one per game give
+the same numbers. Relabelling which side is "left" (swapping left and right and
+replacing the outcome ``o`` by ``1 - o``) changes no metric.
+
+Metrics on each held-out fold, weighted by the row weights: log-loss
+(cross-entropy against the outcome, ties as 0.5), Brier score, accuracy on
+decisive rows (a prediction of exactly one half scores half), and expected
+calibration error (ECE) of the favourite's predicted score, see
+:func:`expected_calibration_error`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, log_expit, logit, ndtr
 
-from bradley.data import Comparisons, PairCounts
+from bradley.data import Comparisons, PairCounts, describe_rows
 from bradley.errors import ConvergenceWarning
 from bradley.models import BradleyTerry, Davidson
 from bradley.models.base import as_comparisons
@@ -53,7 +62,10 @@ __all__ = [
     "fit_method",
     "log_loss",
     "accuracy",
+    "brier_score",
     "expected_calibration_error",
+    "DEFAULT_METHODS",
+    "TIE_METHODS",
     "compare_methods",
     "elo_ratings",
     "elo_order_spread",
@@ -66,10 +78,15 @@ __all__ = [
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 EVAL_PRIOR = 10.0
-
-
-def _subset(data: Comparisons, rows: np.ndarray) -> Comparisons:
-    return data.take(rows)
+#: Methods that model ties: skipped (with a note) on data without ties.
+TIE_METHODS = frozenset({"davidson"})
+#: Methods whose default ``compare_methods`` set is used when ``methods`` is None.
+DEFAULT_METHODS = ("bt", "davidson", "elo", "trueskill", "winrate")
+#: A predicted probability this close to one half is a coin flip (robust to rounding under relabelling).
+_HALF_TOL = 1e-12
+#: Above this many games (total integer weight), the ``games`` split deals each row's games to the folds by a
+#: multinomial draw per row instead of a permutation of all games (same distribution for every game).
+_GAME_PERMUTATION_LIMIT = 1 << 25
 
 
 def _fit_bt(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
@@ -88,20 +105,51 @@ def _fit_davidson(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
     return predict, model.scores_
 
 
+def _row_weights(data: Comparisons) -> np.ndarray:
+    return np.ones(data.n_comparisons) if data.weight is None else data.weight
+
+
+def _has_whole_weights(data: Comparisons) -> bool:
+    return data.weight is None or bool(np.all(data.weight == np.floor(data.weight)))
+
+
 def elo_ratings(data: Comparisons, k: float = 4.0, order: np.ndarray | None = None) -> np.ndarray:
     """Online Elo ratings after one pass over the rows (in ``order`` if given).
 
-    Sequential by nature (each update uses the ratings so far), so this is a
-    plain loop over rows.
+    Start 1000, 400 points per factor 10 in the odds, K factor ``k``. Sequential
+    by nature (each update uses the ratings so far), so this is a plain loop
+    over rows. A row of weight ``w`` counts as ``w`` games: ``floor(w)``
+    consecutive updates with factor ``k``, then one with factor
+    ``k * (w - floor(w))`` for the fractional part (a row of weight 0.5 is one
+    half-size update, weight 0 none), so whole-number weights give exactly the
+    ratings of the rows written out one per game. The cost grows with the
+    total weight.
+
+    Examples
+    --------
+    >>> data = Comparisons.from_arrays(["a", "a"], ["b", "b"], [1.0, 1.0])
+    >>> weighted = Comparisons.from_arrays(["a"], ["b"], [1.0], weight=[2.0])
+    >>> bool(np.allclose(elo_ratings(data, k=32), elo_ratings(weighted, k=32)))
+    True
     """
     ratings = np.full(len(data.items), 1000.0)
-    rows = np.arange(data.n_comparisons) if order is None else order
+    rows = np.arange(data.n_comparisons) if order is None else np.asarray(order)
     left, right, outcome = data.left[rows].tolist(), data.right[rows].tolist(), data.outcome[rows].tolist()
-    for a, b, o in zip(left, right, outcome):
-        expected = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
-        delta = k * (o - expected)
-        ratings[a] += delta
-        ratings[b] -= delta
+    if data.weight is None:
+        for a, b, o in zip(left, right, outcome):
+            expected = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
+            delta = k * (o - expected)
+            ratings[a] += delta
+            ratings[b] -= delta
+        return ratings
+    for a, b, o, w in zip(left, right, outcome, data.weight[rows].tolist()):
+        games = int(w)
+        steps = [k] * games + ([k * (w - games)] if w > games else [])
+        for factor in steps:
+            expected = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
+            delta = factor * (o - expected)
+            ratings[a] += delta
+            ratings[b] -= delta
     return ratings
 
 
@@ -116,15 +164,22 @@ def _fit_trueskill(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]
         import trueskill
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise ImportError("the 'trueskill' method needs the trueskill package (pip install trueskill).") from exc
-    env = trueskill.TrueSkill(draw_probability=float(np.mean(train.outcome == 0.5)) or 1e-6)
+    if not _has_whole_weights(train):
+        raise ValueError("the trueskill method needs whole-number row weights (numbers of games): TrueSkill has "
+                         "no update for a fraction of a game.")
+    weight = _row_weights(train)
+    total = float(weight.sum())
+    tie_share = float(weight[train.outcome == 0.5].sum()) / total if total > 0 else 0.0
+    env = trueskill.TrueSkill(draw_probability=tie_share or 1e-6)
     ratings = [env.create_rating() for _ in range(len(train.items))]
-    for a, b, o in zip(train.left.tolist(), train.right.tolist(), train.outcome.tolist()):
-        if o == 0.5:
-            ratings[a], ratings[b] = trueskill.rate_1vs1(ratings[a], ratings[b], drawn=True, env=env)
-        elif o >= 0.5:
-            ratings[a], ratings[b] = trueskill.rate_1vs1(ratings[a], ratings[b], env=env)
-        else:
-            ratings[b], ratings[a] = trueskill.rate_1vs1(ratings[b], ratings[a], env=env)
+    for a, b, o, w in zip(train.left.tolist(), train.right.tolist(), train.outcome.tolist(), weight.tolist()):
+        for _ in range(int(w)):  # a row of weight w is w games, rated one after another
+            if o == 0.5:
+                ratings[a], ratings[b] = trueskill.rate_1vs1(ratings[a], ratings[b], drawn=True, env=env)
+            elif o >= 0.5:
+                ratings[a], ratings[b] = trueskill.rate_1vs1(ratings[a], ratings[b], env=env)
+            else:
+                ratings[b], ratings[a] = trueskill.rate_1vs1(ratings[b], ratings[a], env=env)
     mu = np.array([r.mu for r in ratings])
     sigma = np.array([r.sigma for r in ratings])
     beta = env.beta
@@ -383,79 +438,311 @@ METHODS: dict[str, Callable[..., tuple[Predictor, np.ndarray]]] = {
 def fit_method(name: str, data: Comparisons, **options: Any) -> tuple[Predictor, np.ndarray]:
     """Fit one rating method; returns (predictor of P(left wins), per-item scores)."""
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}.")
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}.")
     return METHODS[name](data, **options)
 
 
-def log_loss(prob: np.ndarray, outcome: np.ndarray) -> float:
-    """Mean cross-entropy ``-[o log p + (1 - o) log(1 - p)]`` (ties: o = 0.5)."""
-    p = np.clip(prob, 1e-15, 1 - 1e-15)
-    return float(-np.mean(outcome * np.log(p) + (1 - outcome) * np.log1p(-p)))
+def _metric_inputs(prob: Any, outcome: Any, weight: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p = np.asarray(prob, dtype=np.float64).reshape(-1)
+    o = np.asarray(outcome, dtype=np.float64).reshape(-1)
+    w = np.ones(len(p)) if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
+    if not len(p) == len(o) == len(w):
+        raise ValueError(f"prob, outcome and weight must have one entry per row; got {len(p)}, {len(o)} and {len(w)}.")
+    return p, o, w
 
 
-def accuracy(prob: np.ndarray, outcome: np.ndarray) -> float:
-    """Share of decisive rows whose winner had the higher predicted probability."""
-    decisive = outcome != 0.5
-    if not decisive.any():
-        return float("nan")
-    return float(np.mean((prob[decisive] > 0.5) == (outcome[decisive] > 0.5)))
+def _log_loss_sum(p: np.ndarray, o: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    loss = -(o * np.log(p) + (1 - o) * np.log(1 - p))
+    return float(np.dot(w, loss)), float(w.sum())
 
 
-def expected_calibration_error(prob: np.ndarray, outcome: np.ndarray, bins: int = 10) -> float:
-    """ECE on decisive rows: bin-size-weighted ``|mean predicted - observed frequency|``."""
-    decisive = outcome != 0.5
-    p, o = prob[decisive], outcome[decisive]
-    if len(p) == 0:
-        return float("nan")
-    which = np.minimum((p * bins).astype(np.int64), bins - 1)
-    count = np.bincount(which, minlength=bins)
-    gap = np.abs(np.bincount(which, p, bins) - np.bincount(which, o, bins))
-    return float(gap.sum() / count.sum())
+def _brier_sum(p: np.ndarray, o: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    return float(np.dot(w, (p - o) ** 2)), float(w.sum())
+
+
+def _accuracy_sum(p: np.ndarray, o: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    decisive = o != 0.5
+    p, o, w = p[decisive], o[decisive], w[decisive]
+    coin = np.abs(p - 0.5) <= _HALF_TOL
+    credit = np.where(coin, 0.5, ((p > 0.5) == (o > 0.5)).astype(np.float64))
+    return float(np.dot(w, credit)), float(w.sum())
+
+
+def _ece_sum(p: np.ndarray, o: np.ndarray, w: np.ndarray, bins: int) -> tuple[float, float]:
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}.")
+    coin = np.abs(p - 0.5) <= _HALF_TOL
+    left_favoured = p > 0.5
+    favourite_p = np.where(coin, 0.5, np.where(left_favoured, p, 1.0 - p))
+    favourite_o = np.where(coin, 0.5, np.where(left_favoured, o, 1.0 - o))  # coin: both sides, half weight each
+    # bin on the probability rounded to 12 decimals: p and 1 - p computed from the other side differ by
+    # rounding, and a value such as exactly 0.6 (a bin edge) must land in one bin from either side
+    which = np.clip(((np.round(favourite_p, 12) - 0.5) * 2.0 * bins).astype(np.int64), 0, bins - 1)
+    gap = np.abs(np.bincount(which, w * favourite_p, bins) - np.bincount(which, w * favourite_o, bins))
+    return float(gap.sum()), float(w.sum())
+
+
+def _ratio(total: float, weight: float) -> float:
+    return total / weight if weight > 0 else float("nan")
+
+
+def log_loss(prob: Any, outcome: Any, weight: Any | None = None) -> float:
+    """Weighted mean cross-entropy ``-[o log p + (1 - o) log(1 - p)]`` (ties: o = 0.5).
+
+    ``prob`` is the predicted probability that left wins; ``p`` is clipped to
+    ``[1e-15, 1 - 1e-15]``. A row of weight ``w`` counts as ``w`` rows.
+
+    Examples
+    --------
+    >>> round(log_loss([0.8, 0.5], [1.0, 0.5], weight=[3, 1]), 6) == round(-(3 * np.log(0.8) + np.log(0.5)) / 4, 6)
+    True
+    """
+    return _ratio(*_log_loss_sum(*_metric_inputs(prob, outcome, weight)))
+
+
+def brier_score(prob: Any, outcome: Any, weight: Any | None = None) -> float:
+    """Weighted mean squared error ``(p - o)^2`` of the predicted probability (ties: o = 0.5).
+
+    Examples
+    --------
+    >>> round(brier_score([0.8, 0.5], [1.0, 0.0], weight=[3, 1]), 6)
+    0.0925
+    """
+    return _ratio(*_brier_sum(*_metric_inputs(prob, outcome, weight)))
+
+
+def accuracy(prob: Any, outcome: Any, weight: Any | None = None) -> float:
+    """Weighted share of decisive rows whose winner had the higher predicted probability.
+
+    Ties (outcome 0.5) are left out; a prediction of one half (within 1e-12)
+    scores half a hit, so that swapping the sides of a row never changes the
+    result. A soft outcome above one half counts as a left win. NaN when no
+    decisive row has positive weight.
+
+    Examples
+    --------
+    >>> accuracy([0.9, 0.2, 0.5, 0.7], [1.0, 1.0, 0.0, 0.5], weight=[2, 1, 1, 5])
+    0.625
+    """
+    return _ratio(*_accuracy_sum(*_metric_inputs(prob, outcome, weight)))
+
+
+def expected_calibration_error(prob: Any, outcome: Any, weight: Any | None = None, bins: int = 10) -> float:
+    """Weighted expected calibration error of the favourite's predicted score.
+
+    On every row the side with the higher predicted probability is the
+    favourite: its predicted probability ``max(p, 1 - p)`` lies in
+    ``[0.5, 1]`` and its observed score is 1 for a win, 0 for a loss, 0.5 for
+    a tie (soft outcomes as given). Where ``p`` is one half (within 1e-12)
+    both sides count, half each (observed score 0.5). The favourites'
+    probabilities are put into ``bins`` equal-width bins on ``[0.5, 1]``;
+    the ECE is the sum over bins of ``|sum w * predicted - sum w * observed|``
+    divided by the total weight, i.e. the weight-averaged gap between mean
+    predicted and observed score per bin. It does not depend on which side
+    of a row is called left. NaN when no row has positive weight.
+
+    Examples
+    --------
+    >>> # favourites 0.9 (won), 0.8 (won), 0.6 (lost): one per bin, gaps 0.1, 0.2, 0.6
+    >>> round(expected_calibration_error([0.9, 0.2, 0.6], [1.0, 0.0, 0.0]), 6)
+    0.3
+    """
+    p, o, w = _metric_inputs(prob, outcome, weight)
+    return _ratio(*_ece_sum(p, o, w, bins))
+
+
+def _fold_metrics(p: np.ndarray, o: np.ndarray, w: np.ndarray) -> dict[str, tuple[float, float]]:
+    return {"log_loss": _log_loss_sum(p, o, w), "accuracy": _accuracy_sum(p, o, w), "brier": _brier_sum(p, o, w),
+            "ece": _ece_sum(p, o, w, 10)}
+
+
+METRICS = ("log_loss", "accuracy", "brier", "ece")
+
+
+def _fold_weights(comparisons: Comparisons, folds: int | None, split: Any,
+                  seed: int | None) -> tuple[str, int, np.ndarray]:
+    """How the rows are dealt to folds: (split kind, number of folds, per-row weight in each fold, shape (n, k))."""
+    n = comparisons.n_comparisons
+    weight = _row_weights(comparisons)
+    if not isinstance(split, str):
+        labels = np.asarray(split)
+        if labels.ndim != 1 or len(labels) != n:
+            raise ValueError(f"a given split needs one fold label per row: {n} rows, got {labels.shape} labels.")
+        codes, uniques = pd.factorize(labels, sort=True)
+        if (codes < 0).any():
+            raise ValueError("the fold labels of the split contain missing values.")
+        k = len(uniques)
+        if folds is not None and folds != k:
+            raise ValueError(f"the split names {k} folds but folds={folds}; leave folds out with a given split.")
+        if k < 2:
+            raise ValueError(f"the split needs at least 2 folds, got {k}.")
+        kind, fold_of = "given", codes
+    else:
+        k = 5 if folds is None else int(folds)
+        if k < 2:
+            raise ValueError(f"the number of folds must be at least 2, got {k}.")
+        if split not in ("auto", "games", "rows"):
+            raise ValueError(f"split must be 'auto', 'games', 'rows' or one fold label per row, got {split!r}.")
+        whole = _has_whole_weights(comparisons)
+        if split == "games" and not whole:
+            fractional = comparisons.weight != np.floor(comparisons.weight)
+            text, rows = describe_rows(fractional)
+            raise ValueError(f"a split by games needs whole-number weights (numbers of games); {text} have "
+                             f"weights {comparisons.weight[rows[:3]].tolist()}. Split the rows whole instead.")
+        rng = np.random.default_rng(seed)
+        if split == "rows" or comparisons.weight is None or not whole:
+            kind = "rows"
+            if n < k:
+                raise ValueError(f"there are {n} rows but {k} folds: use at most {n} folds.")
+            fold_of = rng.permutation(n) % k
+        else:
+            kind = "games"
+            games = comparisons.weight.astype(np.int64)
+            total = int(games.sum())
+            if total < k:
+                raise ValueError(f"there are {total} games (the total weight) but {k} folds: use at most {total} folds.")
+            if total <= _GAME_PERMUTATION_LIMIT:
+                # the fold of every game as if the rows were written out one per game, in order
+                fold_of_game = rng.permutation(total) % k
+                row_of_game = np.repeat(np.arange(n), games)
+                counts = np.bincount(row_of_game * k + fold_of_game, minlength=n * k).reshape(n, k)
+            else:
+                counts = rng.multinomial(games, np.full(k, 1.0 / k))
+            return kind, k, counts.astype(np.float64)
+    dealt = np.zeros((n, k))
+    dealt[np.arange(n), fold_of] = weight
+    return kind, k, dealt
+
+
+def _reweighted(comparisons: Comparisons, weight: np.ndarray) -> Comparisons:
+    rows = np.flatnonzero(weight > 0)
+    taken = comparisons.take(rows)
+    return dataclasses.replace(taken, weight=weight[rows])
 
 
 def compare_methods(
     data: Any,
-    methods: list[str] | tuple[str, ...] = ("bt", "davidson", "elo", "trueskill", "winrate"),
-    folds: int = 5,
+    methods: list[str] | tuple[str, ...] | None = None,
+    folds: int | None = None,
     seed: int | None = 0,
     elo_k: float = 4.0,
+    split: Any = "auto",
 ) -> pd.DataFrame:
-    """k-fold held-out log-loss, accuracy and ECE of several rating methods.
+    """k-fold held-out log-loss, accuracy, Brier score and ECE of several rating methods.
 
-    Rows are shuffled (``seed``) into ``folds`` folds; each method is fitted on
-    the other folds and scored on the held-out one. Returns one row per method
-    with the mean and standard deviation over folds.
+    Each method is fitted on all folds but one and scored on the held-out
+    one. Row weights are frequencies: a row of weight ``w`` is ``w``
+    comparisons in every fit and every metric.
+
+    Parameters
+    ----------
+    data : Comparisons, DataFrame or path
+    methods : sequence of str, optional
+        Names from :data:`METHODS`; default ``bt, davidson, elo, trueskill,
+        winrate``. A tie model (``davidson``) on data without ties, and
+        ``trueskill`` on weights that are not whole numbers, are skipped with
+        a note instead of failing. Where the training folds of a tie model
+        hold no ties, its tie parameter's estimate is 0 and the bt fit is used
+        (noted).
+    folds : int, optional
+        Number of folds (default 5).
+    seed : int or None
+        Seed of the random split.
+    elo_k : float
+        K factor of the ``elo`` method.
+    split : {"auto", "games", "rows"} or array-like
+        How rows are dealt to folds. ``"games"``: a row of whole-number weight
+        ``w`` is ``w`` games, each dealt to a fold as if the rows had been
+        written out one per game in their order (so weighted rows and their
+        expansion get the same folds for the same seed). ``"rows"``: each row
+        goes whole to one fold. ``"auto"`` (default): games when every weight
+        is a whole number, else rows (unweighted data: both are the same).
+        An array gives the fold label of every row (rows kept whole); then
+        ``folds`` must be left out or equal the number of labels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method: ``method``, then for each metric its mean over
+        folds (weighted by the fold's total weight, decisive weight for
+        accuracy, so that log-loss, Brier and accuracy equal the pooled
+        held-out values) and the standard deviation of the per-fold values
+        (``log_loss``, ``log_loss_sd``, ``accuracy``, ``accuracy_sd``,
+        ``brier``, ``brier_sd``, ``ece``, ``ece_sd``), and ``note`` (why a
+        method was skipped or changed; empty otherwise). ``attrs`` holds
+        ``split`` (``"games"``, ``"rows"`` or ``"given"``), ``folds`` and
+        ``notes`` (the notes as text lines).
 
     Examples
     --------
     >>> import bradley
     >>> data, _ = bradley.simulate_bt(10, 2000, seed=0)
     >>> table = compare_methods(data, methods=["bt", "winrate"], folds=3)
-    >>> list(table["method"])
-    ['bt', 'winrate']
+    >>> list(table["method"]), table.attrs["split"]
+    (['bt', 'winrate'], 'rows')
     """
     comparisons = as_comparisons(data)
-    if folds < 2:
-        raise ValueError(f"folds must be at least 2, got {folds}.")
-    rng = np.random.default_rng(seed)
-    fold_of = rng.permutation(comparisons.n_comparisons) % folds
-    records = []
+    methods = list(DEFAULT_METHODS if methods is None else methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(METHODS))}.")
+    kind, k, dealt = _fold_weights(comparisons, folds, split, seed)
+    weight = _row_weights(comparisons)
+    has_ties = bool(np.any((comparisons.outcome == 0.5) & (weight > 0)))
+    whole = _has_whole_weights(comparisons)
+    skipped: dict[str, str] = {}
     for name in methods:
-        for k in range(folds):
-            train = _subset(comparisons, np.flatnonzero(fold_of != k))
-            test = np.flatnonzero(fold_of == k)
-            predict, _ = fit_method(name, train, elo_k=elo_k)
+        if name in TIE_METHODS and not has_ties:
+            skipped[name] = f"skipped: no ties in the data ({name} models ties; without them it is bt)"
+        elif name == "trueskill" and not whole:
+            skipped[name] = "skipped: fractional weights (trueskill needs whole numbers of games)"
+    folds_data = []
+    for j in range(k):
+        test_weight = dealt[:, j]
+        test = np.flatnonzero(test_weight > 0)
+        train = _reweighted(comparisons, weight - test_weight)
+        train_ties = bool(np.any(train.outcome == 0.5))
+        folds_data.append((train, test, test_weight[test], train_ties))
+    records, notes = [], {}
+    for name in methods:
+        if name in skipped:
+            continue
+        fallback = []
+        for j, (train, test, test_weight, train_ties) in enumerate(folds_data):
+            fit_name = name
+            if name in TIE_METHODS and not train_ties:
+                fit_name = "bt"
+                fallback.append(j + 1)
+            predict, _ = fit_method(fit_name, train, elo_k=elo_k)
             prob = predict(comparisons.left[test], comparisons.right[test])
-            outcome = comparisons.outcome[test]
-            records.append({"method": name, "fold": k, "log_loss": log_loss(prob, outcome),
-                            "accuracy": accuracy(prob, outcome), "ece": expected_calibration_error(prob, outcome)})
+            sums = _fold_metrics(prob, comparisons.outcome[test], test_weight)
+            record: dict[str, Any] = {"method": name, "fold": j}
+            for metric, (total, denominator) in sums.items():
+                record[metric] = _ratio(total, denominator)
+                record[metric + "_weight"] = denominator
+            records.append(record)
+        if fallback:
+            notes[name] = (f"no ties to train on in fold(s) {', '.join(map(str, fallback))}: tie parameter 0 "
+                           "there (the bt fit)")
     per_fold = pd.DataFrame(records)
-    summary = per_fold.groupby("method", sort=False).agg(
-        log_loss=("log_loss", "mean"), log_loss_sd=("log_loss", "std"),
-        accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"),
-        ece=("ece", "mean"), ece_sd=("ece", "std"),
-    )
-    return summary.reset_index()
+    rows = []
+    for name in methods:
+        row: dict[str, Any] = {"method": name}
+        part = per_fold[per_fold["method"] == name] if len(per_fold) else per_fold
+        for metric in METRICS:
+            if name in skipped:
+                row[metric], row[metric + "_sd"] = float("nan"), float("nan")
+                continue
+            values, weights = part[metric].to_numpy(float), part[metric + "_weight"].to_numpy(float)
+            ok = weights > 0
+            row[metric] = float(np.dot(values[ok], weights[ok]) / weights[ok].sum()) if ok.any() else float("nan")
+            row[metric + "_sd"] = float(np.std(values[ok], ddof=1)) if ok.sum() > 1 else float("nan")
+        row["note"] = skipped.get(name, notes.get(name, ""))
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=["method"] + [c for m in METRICS for c in (m, m + "_sd")] + ["note"])
+    table.attrs.update(split=kind, folds=k, notes=[f"{r['method']}: {r['note']}" for r in rows if r["note"]])
+    return table
 
 
 def elo_order_spread(data: Any, k: float = 4.0, shuffles: int = 20, seed: int | None = 0) -> pd.DataFrame:
