@@ -495,8 +495,8 @@ def log_loss(prob: Any, outcome: Any, weight: Any | None = None) -> float:
 
     Examples
     --------
-    >>> round(log_loss([0.8, 0.5], [1.0, 0.5], weight=[3, 1]), 6) == round(-(3 * np.log(0.8) + np.log(0.5)) / 4, 6)
-    True
+    >>> round(log_loss([0.8, 0.5], [1.0, 0.5], weight=[3, 1]), 4)  # (3 * -log 0.8 - log 0.5) / 4
+    0.3406
     """
     return _ratio(*_log_loss_sum(*_metric_inputs(prob, outcome, weight)))
 
