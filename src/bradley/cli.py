@@ -360,10 +360,11 @@ def check_order_effect_identifiable(data: Comparisons, per_annotator: bool = Fal
     --------
     >>> import bradley
     >>> games = bradley.Comparisons.from_arrays(["a", "b", "c"], ["b", "c", "a"], [1.0, 1.0, 0.5])
-    >>> check_order_effect_identifiable(games)
-    Traceback (most recent call last):
-    ...
-    bradley.errors.ComparisonDataError: --order-effect: every decisive comparison (2 rows, ties aside) was won by the item listed first ...
+    >>> try:
+    ...     check_order_effect_identifiable(games)
+    ... except bradley.ComparisonDataError as error:
+    ...     print(str(error)[:95])
+    --order-effect: every decisive comparison (2 rows, ties aside) was won by the item listed first
     """
     side = np.ones(len(data)) if data.order is None else np.asarray(data.order, dtype=np.float64)
     outcome = np.asarray(data.outcome, dtype=np.float64)
@@ -496,9 +497,12 @@ _OPTION_NAMES = {
     "outcome_map": "--outcome-map", "left_score": "--left-score", "right_score": "--right-score",
     "sep": "--sep", "where": "--where", "cluster": "--cluster", "header": "--header", "names": "--names",
 }
-_VALUE = r"(\{[^{}]*\}|'[^']*'|\"[^\"]*\"|\.\.\.|[-+\w.]+)"
+_VALUE = r"(\{[^{}]*\}|'[^']*'|\"[^\"]*\"|\.\.\.|[-+\w]+(?:\.\w+)*)"
 _KWARG = re.compile(r"\b(" + "|".join(sorted(_OPTION_NAMES, key=len, reverse=True)) + r")=" + _VALUE)
 _CALL = re.compile(r"\b[A-Z]\w*\((\s*(?:" + "|".join(_OPTION_NAMES) + r")=[^()]*)\)")
+
+
+_BOTH = re.compile(r"(?:\b[A-Z]\w*\([^()]*\)|\b\w+=\S+?) \(CLI: ([^()]*)\)")
 
 
 def _option_text(match: re.Match[str]) -> str:
@@ -530,7 +534,10 @@ def cli_words(message: str) -> str:
     --------
     >>> cli_words("Use a prior (prior=10.0) or BradleyTerry(bias_reduction=True).")
     'Use a prior (--prior 10) or --bias-reduction.'
+    >>> cli_words("e.g. BradleyTerry(prior=10.0) (CLI: --prior 10), or x")
+    'e.g. --prior 10, or x'
     """
+    message = _BOTH.sub(lambda m: m.group(1), message)  # "Python (CLI: --option)": keep the CLI words
     message = _CALL.sub(lambda m: m.group(1).strip(), message)
     return _KWARG.sub(_option_text, message)
 
