@@ -367,8 +367,8 @@ def leaderboard(
     >>> data = bradley.Comparisons.from_arrays(["a", "a", "b", "c"] * 30 + ["a"], ["b", "c", "c", "a"] * 30 + ["d"],
     ...                                        [1, 0.5, 1, 0] * 30 + [1])
     >>> board = bradley.leaderboard(data, model=bradley.BradleyTerry(bias_reduction=True))
-    >>> board.ci["method"], board.table.set_index("item")["provisional"].to_dict()
-    ('sandwich', {'a': False, 'b': False, 'c': False, 'd': True})
+    >>> board.ci["method"], board.table.loc[board.table["provisional"], "item"].tolist()
+    ('sandwich', ['d'])
     """
     if ci not in CI_METHODS:
         raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}.")
