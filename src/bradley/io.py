@@ -579,9 +579,8 @@ def read_comparisons(
     comparisons. The scores depend on them only up to a common factor, but
     Fisher standard errors shrink as ``1 / sqrt(total weight)`` (doubling
     every weight narrows them by ``sqrt(2)``), and a row bootstrap resamples a
-    weighted row as one unit. Weights must be finite and non-negative, some
-    positive, within :data:`~bradley.data.WEIGHT_RANGE`, and no more than
-    :data:`~bradley.data.MAX_WEIGHT_RATIO` apart.
+    weighted row as one unit. Weights must be finite and non-negative, and
+    positive ones within :data:`~bradley.data.WEIGHT_RANGE` (1e-150 to 1e150).
 
     **Row numbers in messages.** For files, errors and warnings name file
     lines (the header is line 1; blank and comment lines count); for frames
@@ -686,6 +685,22 @@ def _comparisons_from_frame(
         raise ComparisonDataError("outcome_map= describes an outcome column; winner/loser columns have none "
                                   "(every row is a win of the winner).")
 
+    if outcome_map is None and not scores and roles["outcome"] is not None:
+        _refuse_guessed_codes(frame[roles["outcome"]], str(roles["outcome"]))
+    mapped = None
+    if outcome_map is not None and not scores:
+        # rows mapped to 'drop' go first, so that their other cells (often empty too) are not read
+        values, tie_kind, drop = map_outcomes(frame[roles["outcome"]], outcome_map, column=roles["outcome"])
+        if drop.all():
+            raise ComparisonDataError(f"outcome_map maps every row to 'drop' ({len(drop)} rows).")
+        if drop.any():
+            text, _ = describe_rows(drop)
+            warnings.warn(f"dropped {int(drop.sum())} of {len(drop)} rows whose outcome value outcome_map maps to "
+                          f"'drop' ({text}).", DataWarning, stacklevel=3)
+            rows.keep(~drop)
+            frame = frame.loc[~drop].reset_index(drop=True)
+            values, tie_kind = values[~drop], tie_kind[~drop]
+        mapped = values, tie_kind
     optional = _optional_columns(frame, time=time, annotator=annotator)
     weights = None
     weight_name = weight if weight is not None else ("weight" if "weight" in frame.columns else None)
@@ -694,7 +709,6 @@ def _comparisons_from_frame(
     if weight_name is not None:
         weights = _numeric_column(frame, weight_name, "weight")
 
-    drop = None
     if roles["winner"] is not None:
         left_col, right_col = frame[roles["winner"]], frame[roles["loser"]]
         lc, rc, item_names = encode_items(left_col, right_col, items)
@@ -704,10 +718,9 @@ def _comparisons_from_frame(
         lc, rc, item_names = encode_items(left_col, right_col, items)
         if scores:
             values, tie_kind = _score_outcomes(frame, str(left_score), str(right_score)), None
-        elif outcome_map is not None:
-            values, tie_kind, drop = map_outcomes(frame[roles["outcome"]], outcome_map, column=roles["outcome"])
+        elif mapped is not None:
+            values, tie_kind = mapped
         else:
-            _refuse_guessed_codes(frame[roles["outcome"]], str(roles["outcome"]))
             values, tie_kind = parse_outcomes(frame[roles["outcome"]], left_col, right_col, item_names)
     fields = dict(
         left=lc, right=rc, outcome=values, items=item_names, weight=weights,
@@ -715,13 +728,6 @@ def _comparisons_from_frame(
         features=_feature_values(frame, features), feature_names=tuple(features) if features else (),
         order=_order_values(frame, order, left_col, right_col),
     )
-    if drop is not None and drop.any():
-        keep = ~drop
-        text, _ = describe_rows(drop)
-        fields = _keep_rows(fields, keep, rows)
-        warnings.warn(f"dropped {int(drop.sum())} of {len(keep)} rows whose outcome outcome_map maps to 'drop' "
-                      f"({text}).", DataWarning, stacklevel=3)
-        tie_kind = fields["tie_kind"]
     if both_bad == "drop" and tie_kind is not None and (tie_kind == TIE_KIND_BOTH_BAD).any():
         keep = tie_kind != TIE_KIND_BOTH_BAD
         n_dropped = int((~keep).sum())
@@ -946,7 +952,8 @@ def map_outcomes(values: Any, outcome_map: Mapping[Any, Any] | str, column: str 
     for j, key in enumerate(keys):
         found = meanings.get(key)
         if found is None:
-            unknown.append(j)
+            if j < n - 1 or bool((codes < 0).any()):  # the last slot is the empty cell, if there is one
+                unknown.append(j)
         elif found == _DROP:
             drop_of[j] = True
         else:
@@ -1326,6 +1333,10 @@ _WHERE_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: ope
                      ast.Mod: operator.mod, ast.FloorDiv: operator.floordiv}
 
 
+_WHERE_NULL_TESTS = {"isna": pd.Series.isna, "isnull": pd.Series.isna, "notna": pd.Series.notna,
+                     "notnull": pd.Series.notna}
+
+
 def select_rows(frame: Any, where: str) -> np.ndarray:
     """The rows of ``frame`` that satisfy ``where``, as a boolean mask.
 
@@ -1335,8 +1346,11 @@ def select_rows(frame: Any, where: str) -> np.ndarray:
     numbers, strings, ``True``/``False``, lists; comparisons ``== != < <= > >=``
     (chained too: ``1 < x <= 3``); ``in`` / ``not in`` a list; ``and`` /
     ``or`` / ``not`` (also ``&`` / ``|`` / ``~``, with the precedence of
-    ``and`` / ``or`` as in pandas); and arithmetic ``+ - * / % //``. A
-    comparison with a missing value is False.
+    ``and`` / ``or`` as in pandas); arithmetic ``+ - * / % //``; and the
+    calls ``x.isna()``, ``x.notna()``, ``x.str.contains('text')``,
+    ``x.str.startswith('text')``, ``x.str.endswith('text')`` (``contains``
+    takes a regular expression, as in pandas). A comparison with a missing
+    value is False.
 
     Parameters
     ----------
@@ -1382,7 +1396,8 @@ def select_rows(frame: Any, where: str) -> np.ndarray:
     def fail(detail: str) -> ComparisonDataError:
         return ComparisonDataError(
             f"where={where!r}: {detail}. Conditions may use column names (`in backticks` when they are not "
-            "identifiers), constants and lists, == != < <= > >=, in / not in, and / or / not (& | ~), + - * / % //.")
+            "identifiers), constants and lists, == != < <= > >=, in / not in, and / or / not (& | ~), + - * / % //, "
+            ".isna(), .notna() and .str.contains / startswith / endswith('text').")
 
     def mask(value: Any) -> np.ndarray:
         if isinstance(value, (bool, np.bool_)):
@@ -1440,6 +1455,22 @@ def select_rows(frame: Any, where: str) -> np.ndarray:
                 result = part if result is None else result & part
                 left = right
             return result
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.keywords:
+            method, owner = node.func.attr, node.func.value
+            if method in _WHERE_NULL_TESTS and not node.args:
+                return _WHERE_NULL_TESTS[method](evaluate(owner))
+            if (method in ("contains", "startswith", "endswith") and isinstance(owner, ast.Attribute)
+                    and owner.attr == "str" and len(node.args) == 1 and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)):
+                column = evaluate(owner.value)
+                if not isinstance(column, pd.Series):
+                    raise fail(f".str.{method}() applies to a column")
+                text_column = column.astype(object).where(column.notna(), None).astype("string")
+                if method == "contains":  # a regular expression, as in pandas
+                    return text_column.str.contains(node.args[0].value)
+                return getattr(text_column.str, method)(node.args[0].value)
+            raise fail("the only calls allowed are column.isna(), column.notna() and "
+                       "column.str.contains / startswith / endswith('text')")
         if isinstance(node, ast.Name):
             name = names.get(node.id, node.id)
             if name not in columns:
