@@ -18,22 +18,30 @@ import numpy as np
 import pandas as pd
 
 from bradley import __version__
-from bradley.errors import BradleyError, ComparisonDataError
 from bradley.data import Comparisons
-from bradley.io import is_count_table, read_comparisons, read_table
+from bradley.errors import BradleyError, ComparisonDataError
 from bradley.evaluate import METHODS, compare_methods
+from bradley.io import is_count_table, read_comparisons, read_table
 from bradley.leaderboard import CI_METHODS, leaderboard
 from bradley.models import BradleyTerry, PairwiseModel, PlackettLuce
 from bradley.rankings import read_rankings
+from bradley.report import (
+    FORMATS,
+    LEADERBOARD_COLUMNS,
+    leaderboard_html,
+    parse_columns,
+    render_fit,
+    render_leaderboard,
+    render_summary,
+)
 from bradley.scales import from_elo
-from bradley.report import (FORMATS, LEADERBOARD_COLUMNS, leaderboard_html, parse_columns, render_fit,
-                            render_leaderboard, render_summary)
 
 __all__ = ["main", "build_parser", "check_order_effect_identifiable", "cli_words"]
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="comparison file: CSV, TSV, JSONL, Parquet (optionally .gz), or 'winner loser' .txt")
+    parser.add_argument("data",
+                        help="comparison file: CSV, TSV, JSONL, Parquet (optionally .gz), or 'winner loser' .txt")
     cols = parser.add_argument_group("columns (default: arena format model_a/model_b/winner, or left/right/outcome)")
     cols.add_argument("--left", help="column with the first item")
     cols.add_argument("--right", help="column with the second item")
@@ -46,7 +54,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
                            "both_bad, a number in [0, 1], or drop); needed for 0/1 columns, which data sets code "
                            "both ways")
     cols.add_argument("--left-score", default=None, metavar="COL",
-                      help="with --right-score: the outcome from two score columns (e.g. goals): higher wins, equal ties")
+                      help="with --right-score: the outcome from two score columns (e.g. goals): higher wins, "
+                           "equal ties")
     cols.add_argument("--right-score", default=None, metavar="COL", help="see --left-score")
     cols.add_argument("--where", default=None, metavar="CONDITION",
                       help="keep only rows matching a condition, e.g. \"category == 'math'\" (pandas query syntax)")
@@ -102,14 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(fit)
     _add_model_options(fit)
     fit.add_argument("--model", default="bt", choices=["bt", "davidson", "rao-kupper", "tobt", "plackett-luce"],
-                     help="bt (ties as half wins); a tie model: davidson, rao-kupper, tobt; or plackett-luce for rankings")
+                     help="bt (ties as half wins); a tie model: davidson, rao-kupper, tobt; or plackett-luce for "
+                          "rankings")
     fit.add_argument("--layout", default="long", choices=["long", "wide", "matrix"],
                      help="rankings file layout for plackett-luce: long (ranking_id,item,rank), wide (items best "
-                          "first across the columns) or matrix (one column per item holding its rank; 0/empty = absent)")
+                          "first across the columns) or matrix (one column per item holding its rank; "
+                          "0/empty = absent)")
     fit.add_argument("--id-col", default=None, metavar="COL",
-                     help="ranking id column in the wide and matrix layouts (default: a 'ranking' or 'ranking_id' column)")
+                     help="ranking id column in the wide and matrix layouts (default: a 'ranking' or "
+                          "'ranking_id' column)")
     fit.add_argument("--ties", default="breslow", choices=["breslow", "davidson-luce"],
-                     help="plackett-luce ties: Breslow's approximation, or Davidson-Luce (a tie parameter per tie order)")
+                     help="plackett-luce ties: Breslow's approximation, or Davidson-Luce (a tie parameter per "
+                          "tie order)")
     fit.add_argument("--ranking-col", default="ranking_id", help="ranking id column (long layout)")
     fit.add_argument("--item-col", default="item", help="item column (long layout)")
     fit.add_argument("--rank-col", default="rank", help="rank column (long layout; equal ranks are ties)")
@@ -148,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--title", default="Leaderboard", help="title of the HTML report (default 'Leaderboard')")
     _add_common_options(board)
 
-    compare = sub.add_parser("compare", help="compare rating methods by k-fold held-out log-loss, accuracy and calibration")
+    compare = sub.add_parser("compare",
+                             help="compare rating methods by k-fold held-out log-loss, accuracy and calibration")
     _add_data_options(compare)
     compare.add_argument("--methods", default="bt,davidson,elo,trueskill,winrate",
                          help="comma-separated methods: " + ", ".join(sorted(METHODS)))
@@ -162,10 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_family_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order-effect", nargs="?", const="yes", choices=["yes", "annotator"], default=None,
-                        help="fit a first-position (home) advantage; 'annotator' fits one per annotator (--annotator COL)")
+                        help="fit a first-position (home) advantage; 'annotator' fits one per annotator "
+                             "(--annotator COL)")
     parser.add_argument("--covariates", default=None, metavar="COL[,COL...]",
                         help="comparison-level covariate columns entering the log-odds (e.g. length difference)")
-    parser.add_argument("--flip-rate", type=float, default=None, help="known label-flip probability to correct for (bt)")
+    parser.add_argument("--flip-rate", type=float, default=None,
+                        help="known label-flip probability to correct for (bt)")
     parser.add_argument("--judge-reliability", action="store_true",
                         help="fit a reliability (scale on the score difference) per annotator (--annotator COL)")
     parser.add_argument("--annotator", default=None, metavar="COL", help="annotator / judge column")
@@ -225,7 +241,8 @@ def _family_estimator(args: argparse.Namespace) -> PairwiseModel | None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--solver", default="auto", choices=["auto", "newton", "newton-cg", "mm", "zermelo", "newman", "lbfgs"])
+    parser.add_argument("--solver", default="auto",
+                        choices=["auto", "newton", "newton-cg", "mm", "zermelo", "newman", "lbfgs"])
     parser.add_argument("--prior", type=float, default=None, metavar="VARIANCE",
                         help="Gaussian prior variance on scores (MAP); makes any data fit")
     parser.add_argument("--bias-reduction", action="store_true",
@@ -440,7 +457,8 @@ def _run_leaderboard(args: argparse.Namespace) -> str:
     ci = args.ci or _default_ci()
     if ci == "bootstrap" and count_table and data.weight is not None:
         raise ValueError("the count table has non-integer counts, so its rows are weighted pairs, not single "
-                         "comparisons, and a row bootstrap would not resample comparisons; use --ci fisher or sandwich.")
+                         "comparisons, and a row bootstrap would not resample comparisons; use --ci fisher or "
+                         "sandwich.")
     family = _family_estimator(args)
     if family is not None:
         _check_family_data(args, data)
@@ -555,7 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.progress is None:
         args.progress = _stderr_is_terminal()
 
-    def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+    def show_warning(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None,
+                     line: Any = None) -> None:
         print(f"bradley: warning: {cli_words(str(message))}", file=sys.stderr)
 
     with warnings.catch_warnings():

@@ -333,7 +333,8 @@ def leaderboard_display(board: Any, columns: Sequence[str] | None = None, top: i
     (see :data:`LEADERBOARD_COLUMNS`) with readable headers, the first ``top`` rows.
 
     ``star`` marks provisional items by a ``*`` column (the compact text
-    table) instead of a ``provisional`` column. Keys a board does not have (``provisional`` before it exists, ``component``
+    table) instead of a ``provisional`` column. Keys a board does not
+    have (``provisional`` before it exists, ``component``
     for connected data, intervals with ``ci="none"``) are left out of the
     defaults; asked for by name they raise ``ValueError``.
     """
@@ -344,9 +345,10 @@ def leaderboard_display(board: Any, columns: Sequence[str] | None = None, top: i
         "rank": ("rank", lambda: t["rank"]),
         "item": ("item", lambda: t["item"]),
         "elo": ("elo", lambda: t["elo"].round(1)),
-        "ci": (f"{pct}% CI (elo)", lambda: [f"{lo:.1f} to {hi:.1f}" for lo, hi in zip(t["elo_low"], t["elo_high"])]),
+        "ci": (f"{pct}% CI (elo)", lambda: [f"{lo:.1f} to {hi:.1f}"
+                                            for lo, hi in zip(t["elo_low"], t["elo_high"], strict=True)]),
         "rank_range": ("rank range", lambda: [f"{a}-{b}" if a != b else f"{a}"
-                                               for a, b in zip(t["rank_low"], t["rank_high"])]),
+                                               for a, b in zip(t["rank_low"], t["rank_high"], strict=True)]),
         "tier": ("tier", lambda: t["tier"]),
         "score": ("score", lambda: t["score"]),
         "se": ("se", lambda: t["se"]),
@@ -488,7 +490,8 @@ def _forest_plot(board: Any, top: int | None = None) -> str:
         ax.hlines(y, t["elo_low"], t["elo_high"], color="#4c72b0", linewidth=2)
     ax.plot(t["elo"], y, "o", color="#1f3b73", markersize=4)
     ax.set_yticks(y, t["item"], fontsize=8)
-    ax.set_xlabel("Elo-scale rating" + (f" ({int(100 * board.ci['level'])}% interval, {board.ci['method']})" if has_ci else ""))
+    interval = f" ({int(100 * board.ci['level'])}% interval, {board.ci['method']})" if has_ci else ""
+    ax.set_xlabel("Elo-scale rating" + interval)
     ax.grid(axis="x", alpha=0.3)
     ax.set_ylim(-0.7, len(t) - 0.3)
     return _figure_png(fig)
@@ -580,7 +583,8 @@ table.board tr.provisional {{ color: #8a6d3b; font-style: italic; }}
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
-<div class="meta">{esc(_model_words(model))} fit of {model.n_comparisons_:,} comparisons among {len(model.items_)} items;
+<div class="meta">{esc(_model_words(model))} fit of {model.n_comparisons_:,} comparisons
+among {len(model.items_)} items;
 {'converged' if model.converged_ else 'NOT converged'} in {model.n_iter_} iterations ({esc(str(model.solver_))});
 {esc(_interval_words(board))}{esc(anchor_text)}. {esc('; '.join(notes))}.</div>
 {table_html}
