@@ -28,7 +28,7 @@ def test_compact_leaderboard_fits_100_columns_and_marks_provisional(long_names_b
     text = render_leaderboard(long_names_board, "table")
     assert max(len(line) for line in text.splitlines()) <= 100
     row = next(line for line in text.splitlines() if line.split()[1:2] == ["thin-item"])
-    assert row.rstrip().endswith("*") and "provisional item(s) (*)" in text
+    assert row.rstrip().endswith("*") and "provisional item(s) (marked *)" in text
     # the full set is available on request
     wide = render_leaderboard(long_names_board, "table", columns=parse_columns("all"))
     assert "win rate" in wide and "provisional" in wide

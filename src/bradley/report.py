@@ -404,7 +404,7 @@ def _leaderboard_notes(board: Any, shown: int, star: bool = False) -> list[str]:
         n_prov = int(board.table["provisional"].sum())
         below = board.ci.get("min_battles")
         fewer = f"fewer than {below:g} battles" if isinstance(below, (int, float)) else "too few battles"
-        notes.append(f"{n_prov} provisional item(s) ({'*' if star else 'provisional'}): {fewer}, "
+        notes.append(f"{n_prov} provisional item(s) ({'marked *' if star else 'column provisional'}): {fewer}, "
                      "so the rating is not yet reliable")
     if shown < len(board.table):
         notes.append(f"top {shown} of {len(board.table)} items shown")
