@@ -131,9 +131,8 @@ def rows_from(source: RowSource) -> Iterator[RowSource]:
     try:
         yield source
     except ComparisonDataError as exc:
-        if exc.rows and not getattr(exc, "_rows_translated", False):
+        if exc.rows:
             exc.rows = [int(r) for r in source.data_rows(np.asarray(exc.rows))]
-            exc._rows_translated = True  # type: ignore[attr-defined]
         raise
     finally:
         _ROW_SOURCE.reset(token)

@@ -359,7 +359,8 @@ def _read_match_list(path: Path, *, header: bool | None, names: Sequence[str] | 
     bad = widths != len(columns)
     if bad.any():
         rows = np.flatnonzero(bad)
-        shown = ", ".join(str(int(x)) for x in lines[rows[:10]]) + (f" (and {len(rows) - 10} more)" if len(rows) > 10 else "")
+        shown = ", ".join(str(int(x)) for x in lines[rows[:10]])
+        shown += f" (and {len(rows) - 10} more)" if len(rows) > 10 else ""
         counts = sorted(set(widths[rows].tolist()))
         if names is None and not header:
             advice = ("a .txt match list is 'winner loser' per line; name extra fields with a header line "
@@ -774,6 +775,9 @@ def _refuse_guessed_codes(series: pd.Series, column: str) -> None:
         present = values[~np.isnan(values)]
         binary = len(present) > 0 and bool(np.isin(present, (0.0, 1.0)).all())
     else:
+        head = {str(u).strip().lower() for u in np.asarray(series.iloc[:1000].dropna().astype(object)).tolist()}
+        if not head <= _BINARY_TEXT:  # labels such as model_a / tie: nothing to guess (and no pass over the column)
+            return None
         codes, uniques = pd.factorize(series)
         labels = {str(u).strip().lower() for u in np.asarray(uniques, dtype=object).tolist()}
         binary = bool(labels) and labels <= _BINARY_TEXT
@@ -954,10 +958,10 @@ def map_outcomes(values: Any, outcome_map: Mapping[Any, Any] | str, column: str 
         if found is None:
             if j < n - 1 or bool((codes < 0).any()):  # the last slot is the empty cell, if there is one
                 unknown.append(j)
-        elif found == _DROP:
+        elif isinstance(found, tuple):
+            value_of[j], kind_of[j] = found
+        else:  # "drop"
             drop_of[j] = True
-        else:
-            value_of[j], kind_of[j] = found  # type: ignore[misc]
     bad = np.isin(codes, [j if j < n - 1 else -1 for j in unknown])
     if bad.any():
         text, bad_rows = describe_rows(bad)
@@ -1215,6 +1219,8 @@ def read_pair_counts(
     tie: str | None = None,
     items: Sequence[Any] | None = None,
     format: str | None = None,
+    where: str | None = None,
+    sep: str | None = None,
 ) -> PairCounts:
     """Read an aggregated count table (one row per pair) into :class:`~bradley.data.PairCounts`.
 
@@ -1242,6 +1248,10 @@ def read_pair_counts(
         Fix the item list (and its order).
     format : str, optional
         File format when the name does not tell it.
+    where : str, optional
+        Keep only the table rows matching a condition (:func:`select_rows`).
+    sep : str, optional
+        Field separator of a delimited text file.
 
     Returns
     -------
@@ -1263,11 +1273,13 @@ def read_pair_counts(
     >>> p.items.tolist(), p.wins_first.tolist(), p.wins_second.tolist()
     (['a', 'b', 'c'], [5.0, 2.0], [2.0, 2.0])
     """
-    frame = read_table(source, format) if isinstance(source, (str, os.PathLike)) else _to_pandas(source)
+    frame = read_table(source, format, sep=sep) if isinstance(source, (str, os.PathLike)) else _to_pandas(source)
     if len(frame.columns) == 0 or len(frame) == 0:
         raise ComparisonDataError("the count table is empty (zero rows).")
-    roles = _count_roles([str(c) for c in frame.columns], item1, item2, win1, win2, tie)
-    _, lc, rc, item_names, w1, w2, t = _count_table(frame, roles, items)
+    with _row_source(frame) as rows:
+        frame = _filtered(frame, where, rows)
+        roles = _count_roles([str(c) for c in frame.columns], item1, item2, win1, win2, tie)
+        _, lc, rc, item_names, w1, w2, t = _count_table(frame, roles, items)
     n = len(item_names)
     swap = lc > rc
     first, second = np.where(swap, rc, lc), np.where(swap, lc, rc)
@@ -1390,7 +1402,8 @@ def select_rows(frame: Any, where: str) -> np.ndarray:
             else (tok.type, tok.string) for tok in tokens)
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, tokenize.TokenError) as exc:
-        raise ComparisonDataError(f"could not parse where={where!r}: {exc.msg if hasattr(exc, 'msg') else exc}.") from None
+        detail = exc.msg if isinstance(exc, SyntaxError) else exc
+        raise ComparisonDataError(f"could not parse where={where!r}: {detail}.") from None
     columns = {str(c): c for c in frame.columns}
 
     def fail(detail: str) -> ComparisonDataError:
