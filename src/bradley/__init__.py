@@ -25,8 +25,18 @@ from bradley.errors import (
 )
 from bradley.io import read_comparisons, read_pair_counts
 from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
+from bradley.models import (
+    TOBT,
+    BradleyTerry,
+    BTProbe,
+    Davidson,
+    FeatureBT,
+    PairwiseModel,
+    PlackettLuce,
+    RaoKupper,
+    RobustBradleyTerry,
+)
 from bradley.models.plackett_luce import plackett_luce_log_likelihood
-from bradley.models import TOBT, BradleyTerry, BTProbe, FeatureBT, Davidson, PairwiseModel, PlackettLuce, RaoKupper, RobustBradleyTerry
 from bradley.rankings import Rankings, break_rankings, read_rankings
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt

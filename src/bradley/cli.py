@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 import pandas as pd
 
 from bradley import __version__
@@ -233,7 +232,8 @@ def _family_estimator(args: argparse.Namespace) -> PairwiseModel | None:
     """The PairwiseModel the options ask for, or None for plain Bradley-Terry."""
     if not _needs_pairwise_model(args):
         return None
-    order = {"yes": True, "annotator": "annotator", None: False}[args.order_effect]
+    orders: dict[str | None, bool | str] = {"yes": True, "annotator": "annotator", None: False}
+    order = orders[args.order_effect]
     return PairwiseModel(family=args.model, order_effect=order, covariates=bool(args.covariates),
                          flip_rate=args.flip_rate, prior=args.prior, judge_reliability=args.judge_reliability,
                          tol=1e-9, item_features=_read_item_features(args.item_features),
@@ -320,8 +320,8 @@ def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
     announce = bool(args.progress) and size >= _BIG_READ_BYTES
     if announce:
         print(f"bradley: reading {args.data} ({size / 2**20:,.0f} MiB) ...", file=sys.stderr, flush=True)
-    table_options = {k: v for k, v in (("sep", args.sep), ("header", args.header),
-                                        ("names", _split(args.names))) if v is not None}
+    table_options: dict[str, Any] = {k: v for k, v in (("sep", args.sep), ("header", args.header),
+                                                        ("names", _split(args.names))) if v is not None}
     frame = read_table(args.data, args.input_format, **table_options)
     reading = {k: v for k, v in (("outcome_map", args.outcome_map), ("left_score", args.left_score),
                                  ("right_score", args.right_score), ("where", args.where)) if v is not None}
@@ -431,20 +431,19 @@ def _run_fit(args: argparse.Namespace) -> str:
         rankings = read_rankings(args.data, layout=args.layout, ranking=args.ranking_col, item=args.item_col,
                                  rank=args.rank_col, format=args.input_format, id=args.id_col)
         solver = "mm" if args.solver in ("mm", "zermelo") else "newton"
-        model = PlackettLuce(solver=solver, prior=args.prior, ties=args.ties, tol=args.tol,
-                             max_iter=args.max_iter).fit(rankings)
-        return render_fit(model, args.format, model_name="plackett-luce")
+        ranking_model = PlackettLuce(solver=solver, prior=args.prior, ties=args.ties, tol=args.tol,
+                                     max_iter=args.max_iter).fit(rankings)
+        return render_fit(ranking_model, args.format, model_name="plackett-luce")
     data = _read(args)
     family = _family_estimator(args)
     if family is None:
-        model = _bradley_terry(args, anchor=_fit_anchor(args)).fit(data)
-        return render_fit(model, args.format)
+        bt_model = _bradley_terry(args, anchor=_fit_anchor(args)).fit(data)
+        return render_fit(bt_model, args.format)
     if args.anchor or args.anchor_score:
         raise ValueError("--anchor is available in `bradley fit` for the plain bt model (scores of the other models "
                          "are mean-zero); `bradley leaderboard --anchor ITEM=ELO` shifts the ratings of any model.")
     _check_family_data(args, data)
-    model = family.fit(data)
-    return render_fit(model, args.format, model_name=_MODEL_NAMES[args.model])
+    return render_fit(family.fit(data), args.format, model_name=_MODEL_NAMES[args.model])
 
 
 def _run_leaderboard(args: argparse.Namespace) -> str:

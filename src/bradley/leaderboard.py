@@ -19,7 +19,7 @@ from scipy.special import ndtri
 
 from bradley import inference
 from bradley.data import Comparisons, PairCounts, python_values
-from bradley.models import BradleyTerry
+from bradley.models import BradleyTerry, PairwiseModel
 from bradley.models.base import as_comparisons
 from bradley.scales import to_elo
 
@@ -47,7 +47,7 @@ class Leaderboard:
         ``min_battles``: flagged, not counted in the others' ranks) and, when
         the comparison graph is disconnected (a prior fit), ``component``
         (ranks and tiers are then within the component).
-    model : BradleyTerry
+    model : BradleyTerry or PairwiseModel
         The fitted model.
     ci : dict
         ``method`` (the one used), ``requested``, ``reason``, ``level``,
@@ -60,7 +60,7 @@ class Leaderboard:
     """
 
     table: pd.DataFrame
-    model: BradleyTerry
+    model: BradleyTerry | PairwiseModel
     ci: dict[str, Any]
     anchor: tuple[str, float] | None = None
     bootstrap: inference.BootstrapResult | None = field(default=None, repr=False)
@@ -163,7 +163,9 @@ class Leaderboard:
             result["bias_reduction"] = True
         params = getattr(model, "params_", None)
         if params is not None and len(params):
-            result["parameters"] = {str(k): {"estimate": float(r.estimate), "se": float(r.se)} for k, r in params.iterrows()}
+            result["parameters"] = {
+                str(k): {"estimate": float(r.estimate), "se": float(r.se)} for k, r in params.iterrows()
+            }
         return result
 
     def to_json(self) -> str:
@@ -298,7 +300,7 @@ def _rank_bounds(low: np.ndarray, high: np.ndarray, counted: np.ndarray,
 
 def leaderboard(
     data: Any,
-    model: BradleyTerry | None = None,
+    model: BradleyTerry | PairwiseModel | None = None,
     ci: str = "auto",
     level: float = 0.95,
     rounds: int = 1000,
@@ -382,9 +384,10 @@ def leaderboard(
     is_bt = isinstance(estimator, BradleyTerry)
     source = data if isinstance(data, PairCounts) else as_comparisons(data)
     if isinstance(cluster, str):
-        if cluster != "annotator" or getattr(source, "annotator", None) is None:
+        annotator = getattr(source, "annotator", None)  # PairCounts have no annotator column
+        if cluster != "annotator" or annotator is None:
             raise ValueError("cluster='annotator' needs an annotator column in the data.")
-        cluster = source.annotator
+        cluster = annotator
     if ci == "auto":
         method, reason = _choose_interval(source, is_bt, cluster is not None)
     else:
@@ -420,8 +423,10 @@ def leaderboard(
                 warnings.filterwarnings("ignore", message="sandwich errors with a prior")
             # provisional items' battles enter with the model's variance: their few residuals cannot
             # estimate one, and through the mean-zero constraint they would narrow every interval
-            cov = inference.sandwich_covariance(estimator, comparisons, None if cluster is None else np.asarray(cluster),
-                                                model_based=provisional if provisional.any() else None)
+            cov = inference.sandwich_covariance(
+                estimator, comparisons, None if cluster is None else np.asarray(cluster),
+                model_based=provisional if provisional.any() else None,
+            )
         se = inference.standard_errors(cov)
         low, high = scores - z * se, scores + z * se
     elif method == "bootstrap":
