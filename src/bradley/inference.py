@@ -430,7 +430,8 @@ def bootstrap_scores(
         if cluster is None:
             draw = rng.multinomial(total, probs).astype(np.float64)
         else:
-            draw = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)[cluster_codes].astype(np.float64)
+            picked = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+            draw = picked[cluster_codes].astype(np.float64)
         replicate = _reweighted(source, draw)
         if is_bt:
             pairs = replicate.pair_counts()

@@ -191,7 +191,7 @@ class BradleyTerry(ScoreUncertainty):
             return "firth"
         return _SOLVER_ALIASES[self.solver]
 
-    def fit(self, data: Any) -> "BradleyTerry":
+    def fit(self, data: Any) -> BradleyTerry:
         """Fit the scores.
 
         Parameters
@@ -293,9 +293,10 @@ class BradleyTerry(ScoreUncertainty):
         the SEs of the anchored scores.
         """
         require_fitted(self)
-        if getattr(self, "_covariance", None) is None:
-            self._covariance = self._fisher_covariance()
-        return self._covariance
+        cov = getattr(self, "_covariance", None)
+        if cov is None:
+            cov = self._covariance = self._fisher_covariance()
+        return cov
 
     def _fisher_covariance(self) -> np.ndarray:
         n = len(self.items_)
