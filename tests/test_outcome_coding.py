@@ -255,8 +255,9 @@ def test_file_messages_name_lines_frames_name_zero_based_rows(tmp_path):
     frame = read_table(path)
     with pytest.raises(ComparisonDataError, match=r"line 5 of 'b.csv'"):  # the frame as read still knows its file
         read_comparisons(frame)
-    with pytest.raises(ComparisonDataError, match=r"\['banana'\] in row 1 \(0-based\)"):
-        read_comparisons(frame.copy().iloc[::-1].reset_index(drop=True).iloc[::-1])
+    # a frame derived from it (here sorted: rows in another order) names 0-based rows, not the file's lines
+    with pytest.raises(ComparisonDataError, match=r"\['banana'\] in row 0 \(0-based\)"):
+        read_comparisons(frame.sort_values("model_a").reset_index(drop=True))
     with pytest.raises(ComparisonDataError, match=r"in row 0 \(0-based\)"):
         read_comparisons(pd.DataFrame({"model_a": ["a"], "model_b": ["b"], "winner": ["banana"]}))
 

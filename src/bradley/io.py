@@ -34,6 +34,7 @@ import os
 import re
 import tokenize
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,8 @@ def read_table(
         raise
     except Exception as exc:  # parsing errors from pandas/pyarrow: name the file
         raise ComparisonDataError(f"could not read {str(p)!r} as {kind}: {exc}") from exc
-    frame.attrs[_SOURCE_KEY] = (p.name, line_of, len(frame))
+    # the frame itself (weakly): a frame derived from it (sorted, filtered, copied) does not claim its lines
+    frame.attrs[_SOURCE_KEY] = (p.name, line_of, len(frame), weakref.ref(frame))
     return frame
 
 
@@ -264,8 +266,9 @@ def _nonblank_lines(data: bytes) -> np.ndarray:
     breaks = np.flatnonzero(buf == 10)
     starts = np.concatenate(([0], breaks + 1))
     ends = np.concatenate((breaks, [len(buf)]))
-    solid = ~np.isin(buf, np.frombuffer(b" \t\r\x0b\x0c", dtype=np.uint8))
-    count = np.concatenate(([0], np.cumsum(solid, dtype=np.int64)))
+    is_solid = np.ones(256, dtype=bool)
+    is_solid[list(b" \t\r\x0b\x0c")] = False
+    count = np.concatenate(([0], np.cumsum(is_solid[buf], dtype=np.int64)))
     filled = count[ends] - count[starts] > 0
     return np.flatnonzero(filled) + 1
 
@@ -323,7 +326,13 @@ def _refuse_duplicate_names(names: Sequence[str], where: str) -> None:
 def _read_match_list(path: Path, *, header: bool | None, names: Sequence[str] | None,
                      sep: str | None) -> tuple[pd.DataFrame, np.ndarray]:
     """A ``.txt`` match list as a frame, and the file line of each data row."""
-    text = _read_bytes(path).decode("utf-8-sig")
+    data = _read_bytes(path)
+    if sep is None and b"#" not in data:
+        fast = _read_plain_match_list(data, path, header=header, names=names)
+        if fast is not None:
+            return fast
+    # comments, a separator, or lines of different lengths: line by line, to name every bad line
+    text = data.decode("utf-8-sig")
     numbers: list[int] = []
     records: list[list[str]] = []
     for i, line in enumerate(text.splitlines(), 1):
@@ -335,23 +344,9 @@ def _read_match_list(path: Path, *, header: bool | None, names: Sequence[str] | 
     if not records:
         raise ComparisonDataError(f"{path.name!r} holds no games (only blank or '#' comment lines).")
     first = records[0]
-    if header is None:
-        header = all(f.lower() in HEADER_NAMES for f in first)
-        if not header and names is None and len(records) >= 3 and len(first) == 2:
-            rest = {f for r in records[1:] for f in r[:2]}
-            if not (set(first) & rest):
-                warnings.warn(
-                    f"line {numbers[0]} of {path.name!r} ({' '.join(first)!r}) is read as a game, but neither name "
-                    "appears anywhere else in the file: if it is a header, pass header=True (CLI --header), "
-                    "else header=False to silence this.", DataWarning, stacklevel=4)
+    header, columns = _match_list_columns(path, first, numbers[0], header, names, len(records),
+                                          lambda names: any(f in names for r in records[1:] for f in r[:2]))
     data_start = 1 if header else 0
-    if names is not None:
-        columns = [str(n).strip() for n in names]
-    elif header:
-        columns = first
-    else:
-        columns = ["winner", "loser"]
-    _refuse_duplicate_names(columns, path.name)
     body, lines = records[data_start:], np.asarray(numbers[data_start:], dtype=np.int64)
     if not body:
         raise ComparisonDataError(f"{path.name!r} has a header line but no games.")
@@ -371,12 +366,67 @@ def _read_match_list(path: Path, *, header: bool | None, names: Sequence[str] | 
             f"{path.name!r}: line{'s' if len(rows) > 1 else ''} {shown} hold{'' if len(rows) > 1 else 's'} "
             f"{' or '.join(map(str, counts))} fields where {len(columns)} are expected: {advice}.",
             [int(r) for r in rows[:10]])
-    frame = pd.DataFrame(body, columns=columns, dtype=object)
-    for name in columns:
+    return _numbers_where_all_are(pd.DataFrame(body, columns=columns, dtype=object)), lines
+
+
+def _numbers_where_all_are(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose every field is a number become numeric (as a CSV reader would read them)."""
+    for name in frame.columns:
+        if pd.to_numeric(frame[name].iloc[:100], errors="coerce").isna().any():
+            continue  # names, not numbers: no pass over the whole column
         as_number = pd.to_numeric(frame[name], errors="coerce")
         if not as_number.isna().any():
             frame[name] = as_number
-    return frame, lines
+    return frame
+
+
+def _match_list_columns(path: Path, first: list[str], first_line: int, header: bool | None,
+                        names: Sequence[str] | None, n_records: int, appears_later: Any) -> tuple[bool, list[str]]:
+    """Whether the first record is a header, and the column names."""
+    if header is None:
+        header = all(f.lower() in HEADER_NAMES for f in first)
+        if not header and names is None and n_records >= 3 and len(first) == 2 and not appears_later(first):
+            warnings.warn(
+                f"line {first_line} of {path.name!r} ({' '.join(first)!r}) is read as a game, but neither name "
+                "appears anywhere else in the file: if it is a header, pass header=True (CLI --header), "
+                "else header=False to silence this.", DataWarning, stacklevel=5)
+    if names is not None:
+        columns = [str(n).strip() for n in names]
+    elif header:
+        columns = list(first)
+    else:
+        columns = ["winner", "loser"]
+    _refuse_duplicate_names(columns, path.name)
+    return bool(header), columns
+
+
+def _read_plain_match_list(data: bytes, path: Path, *, header: bool | None,
+                           names: Sequence[str] | None) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """A match list without comments through pandas' C reader; None when a line has another length."""
+    lines = _nonblank_lines(data)
+    if len(lines) == 0:
+        return None
+    try:
+        raw = pd.read_csv(io.BytesIO(data), sep=r"\s+", header=None, dtype=str, engine="c", skip_blank_lines=True,
+                          keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError):
+        return None
+    if len(raw) != len(lines) or len(raw) == 0:
+        return None
+    first = [str(v) for v in raw.iloc[0].tolist()]
+    if any(v == "" for v in first):
+        return None
+
+    def appears_later(names: list[str]) -> bool:
+        return bool(raw.iloc[1:, :2].isin(names).to_numpy().any())
+
+    header, columns = _match_list_columns(path, first, int(lines[0]), header, names, len(raw), appears_later)
+    body = raw.iloc[1:] if header else raw
+    if body.shape[1] != len(columns) or (body == "").to_numpy().any() or len(body) == 0:
+        return None  # the line-by-line reader names the lines
+    body = body.reset_index(drop=True)
+    body.columns = columns
+    return _numbers_where_all_are(body), lines[1:] if header else lines
 
 
 def _to_pandas(frame: Any) -> pd.DataFrame:
@@ -631,7 +681,7 @@ def _row_source(frame: pd.DataFrame) -> Any:
         _refuse_duplicate_names([str(c) for c in frame.columns], "the data")
     info = frame.attrs.get(_SOURCE_KEY)
     index = frame.index
-    fresh = (isinstance(info, tuple) and len(info) == 3 and info[2] == len(frame)
+    fresh = (isinstance(info, tuple) and len(info) == 4 and info[3]() is frame and info[2] == len(frame)
              and isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1)
     return rows_from(RowSource(name=info[0], line_of=info[1], n_rows=info[2]) if fresh else RowSource())
 
