@@ -302,6 +302,12 @@ def test_elo_and_trueskill_weights_are_games():
     np.testing.assert_allclose(elo_ratings(half, k=32) - 1000.0, [4.0, -4.0])
     with pytest.raises(ValueError, match="whole-number"):
         fit_method("trueskill", half)
+    # weights that add up to more games than a sequential method can play are refused (fit) or skipped (compare)
+    huge = bradley.Comparisons.from_arrays(weighted.left, weighted.right, weighted.outcome, weighted.weight * 1e6)
+    with pytest.raises(ValueError, match="divide the weights"):
+        elo_ratings(huge)
+    notes = compare_methods(huge, methods=["bt", "elo", "trueskill"], folds=2).set_index("method")["note"]
+    assert notes["bt"] == "" and notes["elo"].startswith("skipped") and notes["trueskill"].startswith("skipped")
     table = compare_methods(bradley.Comparisons.from_arrays(weighted.left, weighted.right, weighted.outcome,
                                                             weighted.weight * 0.5), folds=3)
     assert table.attrs["split"] == "rows"

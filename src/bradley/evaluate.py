@@ -87,6 +87,19 @@ _HALF_TOL = 1e-12
 #: Above this many games (total integer weight), the ``games`` split deals each row's games to the folds by a
 #: multinomial draw per row instead of a permutation of all games (same distribution for every game).
 _GAME_PERMUTATION_LIMIT = 1 << 25
+#: Most sequential updates (one per game: the sum of ceil(weight)) that elo / trueskill make on weighted rows.
+SEQUENTIAL_UPDATE_LIMIT = {"elo": 10**8, "trueskill": 10**7}
+
+
+def _sequential_updates(data: Comparisons) -> int:
+    return data.n_comparisons if data.weight is None else int(np.ceil(data.weight).sum())
+
+
+def _check_update_count(method: str, data: Comparisons) -> None:
+    updates = _sequential_updates(data)
+    if data.weight is not None and updates > SEQUENTIAL_UPDATE_LIMIT[method]:
+        raise ValueError(f"{method} updates once per game, and the weights add up to {updates:,} games (more than "
+                         f"{SEQUENTIAL_UPDATE_LIMIT[method]:,}); divide the weights by a common factor for {method}.")
 
 
 def _fit_bt(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
@@ -132,6 +145,7 @@ def elo_ratings(data: Comparisons, k: float = 4.0, order: np.ndarray | None = No
     >>> bool(np.allclose(elo_ratings(data, k=32), elo_ratings(weighted, k=32)))
     True
     """
+    _check_update_count("elo", data)
     ratings = np.full(len(data.items), 1000.0)
     rows = np.arange(data.n_comparisons) if order is None else np.asarray(order)
     left, right, outcome = data.left[rows].tolist(), data.right[rows].tolist(), data.outcome[rows].tolist()
@@ -167,6 +181,7 @@ def _fit_trueskill(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]
     if not _has_whole_weights(train):
         raise ValueError("the trueskill method needs whole-number row weights (numbers of games): TrueSkill has "
                          "no update for a fraction of a game.")
+    _check_update_count("trueskill", train)
     weight = _row_weights(train)
     total = float(weight.sum())
     tie_share = float(weight[train.outcome == 0.5].sum()) / total if total > 0 else 0.0
@@ -697,6 +712,10 @@ def compare_methods(
             skipped[name] = f"skipped: no ties in the data ({name} models ties; without them it is bt)"
         elif name == "trueskill" and not whole:
             skipped[name] = "skipped: fractional weights (trueskill needs whole numbers of games)"
+        elif (name in SEQUENTIAL_UPDATE_LIMIT and comparisons.weight is not None
+              and _sequential_updates(comparisons) > SEQUENTIAL_UPDATE_LIMIT[name]):
+            skipped[name] = (f"skipped: the weights add up to more than {SEQUENTIAL_UPDATE_LIMIT[name]:,} games, "
+                             f"and {name} updates once per game")
     folds_data = []
     for j in range(k):
         test_weight = dealt[:, j]
@@ -715,8 +734,12 @@ def compare_methods(
                 fit_name = "bt"
                 fallback.append(j + 1)
             predict, _ = fit_method(fit_name, train, elo_k=elo_k)
-            prob = predict(comparisons.left[test], comparisons.right[test])
-            sums = _fold_metrics(prob, comparisons.outcome[test], test_weight)
+            # score every row as (lower code, higher code): the metrics are symmetric in the sides, and this makes
+            # them so to the last bit too (1 - p loses digits when p is near 1, e.g. 1 - (1 - 9.1e-15))
+            left, right, outcome = comparisons.left[test], comparisons.right[test], comparisons.outcome[test]
+            swap = left > right
+            prob = predict(np.where(swap, right, left), np.where(swap, left, right))
+            sums = _fold_metrics(prob, np.where(swap, 1.0 - outcome, outcome), test_weight)
             record: dict[str, Any] = {"method": name, "fold": j}
             for metric, (total, denominator) in sums.items():
                 record[metric] = _ratio(total, denominator)
