@@ -407,3 +407,15 @@ def test_split_errors():
         compare_methods(fractional, split="games")
     with pytest.raises(ValueError, match="unknown method 'magic'"):
         compare_methods(data, methods=["bt", "magic"])
+
+
+def test_games_are_dealt_whole_to_folds_on_both_paths(monkeypatch):
+    from bradley import evaluate
+
+    weighted, _, games = _pudding()
+    for limit in (1 << 25, 10):  # a permutation of all games, then a multinomial draw per row
+        monkeypatch.setattr(evaluate, "_GAME_PERMUTATION_LIMIT", limit)
+        kind, k, dealt = evaluate._fold_weights(weighted, 5, "auto", 0)
+        assert kind == "games" and k == 5 and dealt.shape == (45, 5)
+        np.testing.assert_array_equal(dealt.sum(axis=1), games)  # every game in exactly one fold
+        assert (dealt == np.round(dealt)).all() and np.abs(dealt.sum(axis=0) - 149).max() < 40
