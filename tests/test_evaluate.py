@@ -74,7 +74,8 @@ def test_schedules():
         bradley.Comparisons.from_arrays(rand.left, rand.right, np.full(len(rand), 0.5)).pair_counts()
     ) is None  # connected design
     twice = schedule_matchups(list("abcd"), design="round_robin", repeats=2)
-    assert len(twice) == 12 and set(zip(twice.left[:6], twice.right[:6])) == set(zip(twice.right[6:], twice.left[6:]))
+    assert len(twice) == 12 and set(zip(twice.left[:6], twice.right[:6], strict=True)) == set(
+        zip(twice.right[6:], twice.left[6:], strict=True))
 
 
 def test_relative_scoring_recovers_the_judges_order():
@@ -249,7 +250,8 @@ def _pudding():
     return weighted, expanded, games
 
 
-_PUDDING = pd.DataFrame(  # /work/shared/data/plackettluce/pudding.csv (PlackettLuce's pudding), columns i, j, w_ij, w_ji, t_ij
+# /work/shared/data/plackettluce/pudding.csv (PlackettLuce's pudding): columns i, j, w_ij, w_ji, t_ij
+_PUDDING = pd.DataFrame(
     [(1, 2, 19, 22, 16), (1, 3, 16, 19, 12), (2, 3, 19, 19, 10), (1, 4, 18, 23, 13), (2, 4, 23, 19, 9),
      (3, 4, 19, 20, 15), (1, 5, 13, 19, 18), (2, 5, 16, 20, 12), (3, 5, 16, 15, 17), (4, 5, 17, 14, 16),
      (1, 6, 18, 21, 12), (2, 6, 22, 20, 12), (3, 6, 13, 18, 10), (4, 6, 14, 19, 18), (5, 6, 11, 21, 12)],

@@ -150,13 +150,13 @@ def elo_ratings(data: Comparisons, k: float = 4.0, order: np.ndarray | None = No
     rows = np.arange(data.n_comparisons) if order is None else np.asarray(order)
     left, right, outcome = data.left[rows].tolist(), data.right[rows].tolist(), data.outcome[rows].tolist()
     if data.weight is None:
-        for a, b, o in zip(left, right, outcome):
+        for a, b, o in zip(left, right, outcome, strict=True):
             expected = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
             delta = k * (o - expected)
             ratings[a] += delta
             ratings[b] -= delta
         return ratings
-    for a, b, o, w in zip(left, right, outcome, data.weight[rows].tolist()):
+    for a, b, o, w in zip(left, right, outcome, data.weight[rows].tolist(), strict=True):
         games = int(w)
         steps = [k] * games + ([k * (w - games)] if w > games else [])
         for factor in steps:
@@ -187,8 +187,9 @@ def _fit_trueskill(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]
     tie_share = float(weight[train.outcome == 0.5].sum()) / total if total > 0 else 0.0
     env = trueskill.TrueSkill(draw_probability=tie_share or 1e-6)
     ratings = [env.create_rating() for _ in range(len(train.items))]
-    for a, b, o, w in zip(train.left.tolist(), train.right.tolist(), train.outcome.tolist(), weight.tolist()):
-        for _ in range(int(w)):  # a row of weight w is w games, rated one after another
+    rows = zip(train.left.tolist(), train.right.tolist(), train.outcome.tolist(), weight.tolist(), strict=True)
+    for a, b, o, w in rows:
+        for _game in range(int(w)):  # a row of weight w is w games, rated one after another
             if o == 0.5:
                 ratings[a], ratings[b] = trueskill.rate_1vs1(ratings[a], ratings[b], drawn=True, env=env)
             elif o >= 0.5:
@@ -255,11 +256,13 @@ def average_win_rates(pairs: Any, *, tie_weight: float = 0.5) -> np.ndarray:
     rate_first = np.divide(a_fs, total, out=np.zeros_like(total), where=met)
     n = pairs.n_items
     opponents = np.bincount(pairs.first[met], minlength=n) + np.bincount(pairs.second[met], minlength=n)
-    summed = np.bincount(pairs.first[met], rate_first[met], n) + np.bincount(pairs.second[met], 1.0 - rate_first[met], n)
+    summed = (np.bincount(pairs.first[met], rate_first[met], n)
+              + np.bincount(pairs.second[met], 1.0 - rate_first[met], n))
     return np.divide(summed, opponents, out=np.zeros(n), where=opponents > 0)
 
 
-def eigenvector_ratings(pairs: Any, *, tie_weight: float = 0.5, tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
+def eigenvector_ratings(pairs: Any, *, tie_weight: float = 0.5, tol: float = 1e-10,
+                        max_iter: int = 10_000) -> np.ndarray:
     """Eigenvector ratings (Keener 1993): the Perron vector of the win matrix.
 
     With ``A[i, j]`` = wins of i over j plus ``tie_weight`` times their ties,
@@ -306,7 +309,7 @@ def eigenvector_ratings(pairs: Any, *, tie_weight: float = 0.5, tol: float = 1e-
     first, second = pairs.first, pairs.second
     shift = float((a_fs.sum() + a_sf.sum()) / max(n, 1)) or 1.0
     r = np.full(n, 1.0 / np.sqrt(n))
-    for iteration in range(1, max_iter + 1):
+    for _iteration in range(max_iter):
         new = shift * r + np.bincount(first, a_fs * r[second], n) + np.bincount(second, a_sf * r[first], n)
         norm = np.linalg.norm(new)
         if norm > 0:
@@ -367,7 +370,7 @@ def pagerank_ratings(pairs: Any, damping: float = 0.85, *, tie_weight: float = 0
     share_fs = np.divide(a_fs, losses[second], out=np.zeros_like(a_fs), where=losses[second] > 0)
     share_sf = np.divide(a_sf, losses[first], out=np.zeros_like(a_sf), where=losses[first] > 0)
     r = np.full(n, 1.0 / n)
-    for iteration in range(1, max_iter + 1):
+    for _iteration in range(max_iter):
         flow = np.bincount(first, share_fs * r[second], n) + np.bincount(second, share_sf * r[first], n)
         new = damping * flow + (damping * r[dangling].sum() + (1.0 - damping) * r.sum()) / n
         new /= new.sum()
@@ -601,10 +604,9 @@ def _fold_weights(comparisons: Comparisons, folds: int | None, split: Any,
             raise ValueError(f"split must be 'auto', 'games', 'rows' or one fold label per row, got {split!r}.")
         whole = _has_whole_weights(comparisons)
         if split == "games" and not whole:
-            fractional = comparisons.weight != np.floor(comparisons.weight)
-            text, rows = describe_rows(fractional)
+            text, rows = describe_rows(weight != np.floor(weight))
             raise ValueError(f"a split by games needs whole-number weights (numbers of games); {text} have "
-                             f"weights {comparisons.weight[rows[:3]].tolist()}. Split the rows whole instead.")
+                             f"weights {weight[rows[:3]].tolist()}. Split the rows whole instead.")
         rng = np.random.default_rng(seed)
         if split == "rows" or comparisons.weight is None or not whole:
             kind = "rows"
@@ -616,7 +618,8 @@ def _fold_weights(comparisons: Comparisons, folds: int | None, split: Any,
             games = comparisons.weight.astype(np.int64)
             total = int(games.sum())
             if total < k:
-                raise ValueError(f"there are {total} games (the total weight) but {k} folds: use at most {total} folds.")
+                raise ValueError(f"there are {total} games (the total weight) but {k} folds: "
+                                 f"use at most {total} folds.")
             if total <= _GAME_PERMUTATION_LIMIT:
                 # the fold of every game as if the rows were written out one per game, in order
                 fold_of_game = rng.permutation(total) % k
@@ -778,7 +781,8 @@ def elo_order_spread(data: Any, k: float = 4.0, shuffles: int = 20, seed: int | 
     comparisons = as_comparisons(data)
     rng = np.random.default_rng(seed)
     given = elo_ratings(comparisons, k)
-    shuffled = np.array([elo_ratings(comparisons, k, rng.permutation(comparisons.n_comparisons)) for _ in range(shuffles)])
+    n = comparisons.n_comparisons
+    shuffled = np.array([elo_ratings(comparisons, k, rng.permutation(n)) for _ in range(shuffles)])
     return pd.DataFrame({"item": comparisons.items, "elo": given, "min": shuffled.min(0), "max": shuffled.max(0),
                          "sd": shuffled.std(0)})
 
