@@ -185,6 +185,12 @@ class PairwiseModel(ScoreUncertainty):
     (6,)
     """
 
+    # fit state shared between the solver's pieces (annotations only: no class attributes)
+    _design_cache: sparse.csr_matrix | None  # the linear predictor's Jacobian, when it does not depend on x
+    _free: np.ndarray  # (n_parameters,) bool: not fixed
+    _gauge: np.ndarray  # orthonormal basis of the score shifts, in free coordinates
+    _laplace_cov: tuple[np.ndarray, np.ndarray]  # random effects: outer parameter indices, their covariance
+
     def __init__(
         self,
         family: str = "bt",
@@ -357,6 +363,7 @@ class PairwiseModel(ScoreUncertainty):
             grad[L["reliability"]] = np.bincount(cells.group, scaled * (s[cells.left] - s[cells.right]),
                                                  self._n_groups)[1:]
         if o.covariates:
+            assert cells.features is not None  # covariates: cells are rows, with their features
             grad[L["beta"]] = cells.features.T @ dd
         if o.family != "bt":
             grad[L["tie"]] = float(dt_rows.sum())
@@ -387,6 +394,7 @@ class PairwiseModel(ScoreUncertainty):
             extra_cols.append(L["order"].start + self._order_index(cells))
             extra_vals.append(cells.order.astype(np.float64))
         if o.covariates:
+            assert cells.features is not None  # covariates: cells are rows, with their features
             k = cells.features.shape[1]
             extra_rows.append(np.repeat(rows, k))
             extra_cols.append(np.tile(np.arange(L["beta"].start, L["beta"].stop), m))
@@ -399,8 +407,10 @@ class PairwiseModel(ScoreUncertainty):
             extra_vals.append((scale * (s[cells.left] - s[cells.right]))[judged])
         item_block = sparse.hstack([blocks[0], sparse.csr_matrix((m, size - L["items"].stop))]).tocsr()
         if extra_rows:
-            rest = sparse.csr_matrix((np.concatenate(extra_vals), (np.concatenate(extra_rows), np.concatenate(extra_cols))),
-                                     shape=(m, size))
+            rest = sparse.csr_matrix(
+                (np.concatenate(extra_vals), (np.concatenate(extra_rows), np.concatenate(extra_cols))),
+                shape=(m, size),
+            )
             return (item_block + rest).tocsr()
         return item_block
 
@@ -574,7 +584,7 @@ class PairwiseModel(ScoreUncertainty):
         return step if np.all(np.isfinite(step)) else None
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: Any) -> "PairwiseModel":
+    def fit(self, data: Any) -> PairwiseModel:
         """Fit item strengths and the model's other parameters; returns self."""
         o = self._options()
         self._check(o)
@@ -593,7 +603,10 @@ class PairwiseModel(ScoreUncertainty):
             raise ValueError("covariates=True needs comparison features (read_comparisons(..., features=[...])).")
         self._feature_names = tuple(str(c) for c in comparisons.feature_names) if o.covariates else ()
         self._A, self._item_feature_names, item_x = self._item_design(o, items)
-        k = comparisons.features.shape[1] if o.covariates else 0
+        k = 0
+        if o.covariates:
+            assert comparisons.features is not None  # checked just above
+            k = comparisons.features.shape[1]
         self._n_items, self._n_groups = n, len(group_names)
         layout = self._layout(o, n, self._n_groups, len(self._item_feature_names), k)
         self._L = layout
@@ -643,6 +656,7 @@ class PairwiseModel(ScoreUncertainty):
             x0[idx] = value
 
         self._criterion_tol = o.tol
+        prior_variance: float | None
         if o.item_effects == "random":
             x, value, grad, iterations, solver, prior_variance = self._fit_random(x0, cells, total, sigma_fixed)
         else:
@@ -663,7 +677,10 @@ class PairwiseModel(ScoreUncertainty):
         self.scores_se_ = np.sqrt(np.clip(np.diag(score_cov), 0, None))
         self.components_ = pd.Series(components, index=pd.Index(items, name="item"), name="component")
         self.n_components_ = n_components
-        loglik, _ = self._objective(x, cells, None) if (prior_variance is not None or o.weight_precision) else (value, None)
+        if prior_variance is not None or o.weight_precision:
+            loglik = self._objective(x, cells, None)[0]
+        else:
+            loglik = value
         self.log_likelihood_ = loglik
         self.n_iter_ = int(iterations)
         self.solver_ = solver
@@ -675,13 +692,14 @@ class PairwiseModel(ScoreUncertainty):
         if o.item_effects == "random":
             # fixed parameters' SEs from the curvature of the Laplace objective (sigma's uncertainty included)
             table_cov = cov.copy()
-            idx, laplace_cov = self._laplace_cov
-            table_cov[np.ix_(idx, idx)] = laplace_cov
+            outer_idx, outer_cov = self._laplace_cov
+            table_cov[np.ix_(outer_idx, outer_idx)] = outer_cov
         self.params_ = self._parameter_table(x, table_cov, names, fixed_values)
         if o.item_effects == "random":
             self._add_sigma_row(sigma_fixed)
             # the Laplace-approximate marginal likelihood; the conditional one (effects at their mode) kept beside it
             self.conditional_log_likelihood_ = loglik
+            assert prior_variance is not None  # random effects: sigma ** 2 from _fit_random
             self.log_likelihood_ = self._laplace(x, cells, prior_variance)
         if o.item_effects != "none":
             effects = x[layout["effects"]]
@@ -689,13 +707,14 @@ class PairwiseModel(ScoreUncertainty):
         if not self.converged_:
             warnings.warn(
                 f"{type(self).__name__} did not converge in {iterations} iterations (largest Newton step "
-                f"{self.convergence_criterion_:.2e} > tol {self._criterion_tol:g}; inf: the information is not positive "
-                "definite there).", ConvergenceWarning, stacklevel=2,
+                f"{self.convergence_criterion_:.2e} > tol {self._criterion_tol:g}; inf: the information is not "
+                "positive definite there).", ConvergenceWarning, stacklevel=2,
             )
         return self
 
     # ------------------------------------------------------------------ pieces of fit
-    def _item_design(self, o: SimpleNamespace, items: np.ndarray) -> tuple[sparse.csr_matrix | None, tuple[str, ...], np.ndarray | None]:
+    def _item_design(self, o: SimpleNamespace,
+                     items: np.ndarray) -> tuple[sparse.csr_matrix | None, tuple[str, ...], np.ndarray | None]:
         """The map from item parameters (effects u, weights w) to strengths: ``s = [I | Z] (u, w)``."""
         if o.item_features is None:
             return None, (), None
@@ -814,7 +833,9 @@ class PairwiseModel(ScoreUncertainty):
             bad = np.linalg.norm(residual, axis=0) > 1e-6
             if bad.any():
                 loading = np.abs(residual[:, bad]).max(axis=1)
-                culprits = [names[i] for i, keep in zip(np.flatnonzero(structural), loading > 1e-3 * loading.max()) if keep]
+                # one loading per structural parameter (the columns of the design)
+                culprits = [names[i] for i, keep in zip(np.flatnonzero(structural), loading > 1e-3 * loading.max(),
+                                                        strict=True) if keep]
                 hint = ""
                 if any(c.startswith("effect[") for c in culprits) and self._item_feature_names:
                     hint = (" Item features beside fixed item effects are not identified: use item_effects='random' "
@@ -904,12 +925,13 @@ class PairwiseModel(ScoreUncertainty):
             return
         # with wins each way somewhere the tie direction is 0 and ties pin the predictor as in BT
         result = find_separation(design, win[observed], loss[observed], tie[observed], None)
+        assert result is not None  # solve=True (the default) always decides
         if result.separated:
             raise self._separation_error(result, cells, observed, names, candidates, False)
 
     def _separation_error(self, result: Any, cells: _Cells, observed: np.ndarray, names: list[str],
                           candidates: np.ndarray, tie_free: bool) -> MLEDoesNotExistError:
-        L, o = self._L, self._o
+        o = self._o
         item_names = np.asarray(self.items_, dtype=object)
         v = np.zeros(len(candidates))
         v[candidates] = result.direction
@@ -940,14 +962,15 @@ class PairwiseModel(ScoreUncertainty):
             parts.append(f"the estimate of {_shorten(other)} is infinite")
         examples = []
         for li, ri, w_, l_, t_ in zip(left[:3], right[:3], cells.win[observed][hit][:3], cells.loss[observed][hit][:3],
-                                      cells.tie[observed][hit][:3]):
+                                      cells.tie[observed][hit][:3], strict=True):
             tied = f" ({t_:g} ties)" if t_ else ""
             examples.append(f"{item_names[li]!r} vs {item_names[ri]!r}: {w_:g}-{l_:g}{tied}")
         message = (
             "the maximum-likelihood estimate does not exist (separation: some outcomes are predicted perfectly): "
             + "; ".join(parts or ["parameters run to infinity"])
             + f" ({int(hit.sum())} cells separated, e.g. {', '.join(examples)})."
-            + " Use a Gaussian prior on the item effects (prior=10), fix the parameter (fixed={...}), or remove the items."
+            + " Use a Gaussian prior on the item effects (prior=10), fix the parameter (fixed={...}), or remove the"
+            " items."
         )
         return MLEDoesNotExistError(message, [], never_lost, never_won)
 
@@ -982,7 +1005,7 @@ class PairwiseModel(ScoreUncertainty):
 
     def _parameter_table(self, x: np.ndarray, cov: np.ndarray, names: list[str],
                          fixed_values: dict[int, float]) -> pd.DataFrame:
-        L, o = self._L, self._o
+        L = self._L
         rows, est, se, positive, fixed = [], [], [], [], []
         for idx in range(L["effects"].stop, L["_size"].start):
             name = names[idx]
@@ -999,7 +1022,8 @@ class PairwiseModel(ScoreUncertainty):
             se.append(np.nan if is_fixed else s)
             positive.append(pos)
             fixed.append(is_fixed)
-        return _coefficient_table(rows, np.array(est, dtype=np.float64), np.array(se, dtype=np.float64), positive, fixed)
+        return _coefficient_table(rows, np.array(est, dtype=np.float64), np.array(se, dtype=np.float64), positive,
+                                  fixed)
 
     # ------------------------------------------------------------------ random item effects
     def _laplace(self, x: np.ndarray, cells: _Cells, variance: float) -> float:
@@ -1042,13 +1066,14 @@ class PairwiseModel(ScoreUncertainty):
         effects[L["effects"]] = True
         outer_idx = np.flatnonzero(full_free & ~effects)
         free_sigma = sigma_fixed is None
+        fixed_variance = 0.0 if sigma_fixed is None else float(sigma_fixed) ** 2  # read only when sigma is fixed
         lo, hi = np.log(1e-3), np.log(20.0)
         state = {"x": x0.copy(), "iterations": 0, "criterion": 0.0}
 
         def unpack(z: np.ndarray) -> tuple[np.ndarray, float]:
             x = state["x"].copy()
             x[outer_idx] = z[:len(outer_idx)]
-            return x, float(np.exp(2 * z[-1])) if free_sigma else float(sigma_fixed) ** 2
+            return x, float(np.exp(2 * z[-1])) if free_sigma else fixed_variance
 
         def conditional_mode(z: np.ndarray) -> tuple[np.ndarray, float]:
             x, variance = unpack(z)
@@ -1069,14 +1094,14 @@ class PairwiseModel(ScoreUncertainty):
             return value
 
         # start: the joint mode at sigma = 1 (fixed sigma: at that sigma)
-        start_variance = 1.0 if free_sigma else float(sigma_fixed) ** 2
+        start_variance = 1.0 if free_sigma else fixed_variance
         joint, _, _, it0, _ = self._maximise(x0, cells, start_variance, total)
         state["x"] = joint
         state["iterations"] += it0
         z = np.r_[joint[outer_idx], 0.0] if free_sigma else joint[outer_idx].copy()
         k = len(z)
         outer_tol = max(o.tol, 1e-6)
-        f = laplace(z) if k else None
+        f = laplace(z) if k else np.nan  # k == 0: no outer parameters, f is never read
         h_grad, h_hess = 1e-4, 1e-3
         at_bound = np.zeros(k, dtype=bool)
         criterion, hessian, outer_it = 0.0, np.zeros((k, k)), 0
@@ -1199,7 +1224,8 @@ class PairwiseModel(ScoreUncertainty):
         self.params_ = pd.concat([self.params_, row]) if len(self.params_) else row
 
     # ------------------------------------------------------------------ use
-    def predict_proba(self, left: Any, right: Any, order: Any = False, features: np.ndarray | None = None) -> np.ndarray:
+    def predict_proba(self, left: Any, right: Any, order: Any = False,
+                      features: np.ndarray | None = None) -> np.ndarray:
         """Array (n, 3): ``P(left wins)``, ``P(tie)``, ``P(right wins)``.
 
         ``order`` is the order indicator (True or 1: left had the order
@@ -1372,14 +1398,19 @@ class Davidson(_TieFamily):
 
 
 class RaoKupper(_TieFamily):
-    """Rao & Kupper (1967) ties: threshold ``eta >= 1`` (``params_.loc["eta"]``), ``P(i beats j) = pi_i / (pi_i + eta pi_j)``."""
+    """Rao & Kupper (1967) ties: threshold ``eta >= 1`` (``params_.loc["eta"]``).
+
+    ``P(i beats j) = pi_i / (pi_i + eta pi_j)``.
+    """
 
     _family, _tie_parameter = "rao-kupper", "eta"
     eta_ = property(_TieFamily._tie_estimate)
 
 
 class TOBT(_TieFamily):
-    """Tie-rank oriented BT of the TODO paper: ``P(i beats j) = expit(d - alpha)``, tie otherwise (``params_.loc["alpha"]``).
+    """Tie-rank oriented BT of the TODO paper: ``P(i beats j) = expit(d - alpha)``, tie otherwise.
+
+    The threshold ``alpha`` is ``params_.loc["alpha"]``.
 
     The same model as :class:`RaoKupper` with ``alpha = log(eta)``.
     """
