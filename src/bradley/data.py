@@ -260,7 +260,8 @@ def encode_items(
     if missing.any():
         text, rows = describe_rows(missing)
         raise ComparisonDataError(f"missing item name (empty/NaN) in {text}.", rows)
-    _warn_merged_labels(np.concatenate([_label_values(luniq), _label_values(runiq)]), np.concatenate([lnames, rnames]))
+    _warn_merged_labels(np.concatenate([_label_values(luniq), _label_values(runiq)]),
+                        np.concatenate([lnames, rnames]))
     all_items = _sorted_union(lnames, rnames)
     index = pd.Index(all_items)
     lmap = index.get_indexer(lnames).astype(np.int64)
@@ -284,7 +285,7 @@ def _warn_merged_labels(raw: np.ndarray, stripped: np.ndarray) -> None:
     if len(raw_unique) == len(pd.unique(stripped)):
         return
     groups: dict[Any, set[Any]] = {}
-    for before, after in zip(raw.tolist(), stripped.tolist()):
+    for before, after in zip(raw.tolist(), stripped.tolist(), strict=True):  # stripped is raw, label by label
         groups.setdefault(after, set()).add(before)
     merged = {k: sorted(v, key=repr) for k, v in groups.items() if len(v) > 1}
     shown = "; ".join(f"{v} -> {k!r}" for k, v in list(merged.items())[:3])
@@ -298,13 +299,17 @@ def _label_values(values: Any) -> np.ndarray:
     return np.asarray(python_values(values), dtype=object)
 
 
+_OBJECT_DTYPE = np.dtype(object)
+
+
 def _is_string_array(values: Any) -> bool:
     dtype = getattr(values, "dtype", None)
     if dtype is None:
         return False
-    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+    # equality, not identity: ``dtype`` is a dtype instance, equal to the object dtype for object arrays
+    if pd.api.types.is_string_dtype(dtype) and dtype != _OBJECT_DTYPE:
         return True
-    if dtype == object:
+    if dtype == _OBJECT_DTYPE:
         sample = pd.Series(values[:1000] if len(values) else values, dtype=object).dropna()
         return bool(len(sample)) and all(isinstance(v, str) for v in sample)
     return False
@@ -453,7 +458,7 @@ class Comparisons:
         feature_names: Any | None = None,
         order: Any | None = None,
         drop_self_comparisons: bool = False,
-    ) -> "Comparisons":
+    ) -> Comparisons:
         """Build comparisons from arrays of item labels and outcomes.
 
         ``left`` and ``right`` are labels whatever their type: integer ids
@@ -509,7 +514,7 @@ class Comparisons:
         feature_names: Any | None = None,
         order: Any | None = None,
         drop_self_comparisons: bool = False,
-    ) -> "Comparisons":
+    ) -> Comparisons:
         """Build comparisons from integer codes ``0..n-1`` into an item list.
 
         The constructor for data already encoded (simulations, arrays built by
@@ -548,7 +553,8 @@ class Comparisons:
             item_names = np.asarray(python_values(items), dtype=object)
             if not pd.Index(item_names).is_unique:
                 index = pd.Index(item_names)
-                raise ComparisonDataError(f"the item list has duplicate names: {index[index.duplicated()].tolist()[:5]}.")
+                raise ComparisonDataError(
+                    f"the item list has duplicate names: {index[index.duplicated()].tolist()[:5]}.")
         if top > len(item_names):  # the mask only when some code is out of range
             bad = (lc >= len(item_names)) | (rc >= len(item_names))
             text, rows = describe_rows(bad)
@@ -562,7 +568,7 @@ class Comparisons:
     @classmethod
     def _from_encoded(cls, lc: np.ndarray, rc: np.ndarray, item_names: np.ndarray, outcome: Any, weight: Any,
                       *, time: Any, annotator: Any, tie_kind: Any, features: Any, feature_names: Any, order: Any,
-                      drop_self_comparisons: bool, keep_items: bool) -> "Comparisons":
+                      drop_self_comparisons: bool, keep_items: bool) -> Comparisons:
         n = len(lc)
         out = _float_column("outcome", outcome, n)
         w = None if weight is None else _float_column("weight", weight, n)
@@ -600,13 +606,14 @@ class Comparisons:
     def __repr__(self) -> str:
         return f"Comparisons(n_comparisons={self.n_comparisons}, n_items={self.n_items})"
 
-    def take(self, rows: Any) -> "Comparisons":
+    def take(self, rows: Any) -> Comparisons:
         """The comparisons at ``rows`` (indices or a boolean mask), every per-row field kept, items unchanged."""
         rows = np.asarray(rows)
-        fields = {name: (None if getattr(self, name) is None else getattr(self, name)[rows]) for name in PER_ROW_FIELDS}
+        fields: dict[str, Any] = {
+            name: (None if getattr(self, name) is None else getattr(self, name)[rows]) for name in PER_ROW_FIELDS}
         return Comparisons(items=self.items, feature_names=self.feature_names, **fields)
 
-    def pair_counts(self) -> "PairCounts":
+    def pair_counts(self) -> PairCounts:
         """Aggregate to :class:`PairCounts` (weighted wins each way and ties per pair)."""
         return PairCounts.from_comparisons(self)
 
@@ -716,9 +723,9 @@ def _validate_comparisons(c: Comparisons) -> None:
         f = np.asarray(c.features, dtype=np.float64)
         f = f.reshape(n, -1)
         object.__setattr__(c, "features", f)
-        bad = ~np.isfinite(f).all(axis=1)
+        bad = ~np.isfinite(f).all(axis=1)  # f is 2-d: one flag per row, an array
         if bad.any():
-            text, rows = describe_rows(bad)
+            text, rows = describe_rows(np.asarray(bad))
             raise ComparisonDataError(f"features must be finite; NaN or infinite values in {text}.", rows)
         names = tuple(c.feature_names) if c.feature_names else tuple(f"x{k}" for k in range(f.shape[1]))
         if len(names) != f.shape[1]:
@@ -797,7 +804,7 @@ class PairCounts:
         return f"PairCounts(n_pairs={self.n_pairs}, n_items={self.n_items})"
 
     @classmethod
-    def from_comparisons(cls, comparisons: Comparisons) -> "PairCounts":
+    def from_comparisons(cls, comparisons: Comparisons) -> PairCounts:
         """Aggregate comparisons to per-pair counts (vectorised).
 
         Examples
@@ -839,7 +846,8 @@ class PairCounts:
         weight = np.concatenate([self.wins_first, self.wins_second, self.ties])
         keep = weight > 0
         order = np.argsort(np.tile(np.arange(k), 3)[keep], kind="stable")
-        first, second, outcome, weight = first[keep][order], second[keep][order], outcome[keep][order], weight[keep][order]
+        first, second = first[keep][order], second[keep][order]
+        outcome, weight = outcome[keep][order], weight[keep][order]
         if not frequencies:
             return Comparisons(first, second, outcome, self.items, weight)
         fractional = weight != np.round(weight)
@@ -851,7 +859,7 @@ class PairCounts:
         return Comparisons(np.repeat(first, games), np.repeat(second, games), np.repeat(outcome, games), self.items)
 
     @classmethod
-    def from_matrix(cls, wins: Any, ties: Any | None = None, items: Any | None = None) -> "PairCounts":
+    def from_matrix(cls, wins: Any, ties: Any | None = None, items: Any | None = None) -> PairCounts:
         """Build pair counts from a square matrix ``wins[i, j]`` = wins of i over j.
 
         Parameters
