@@ -980,8 +980,11 @@ class PairwiseModel(ScoreUncertainty):
         sub = info[np.ix_(free, free)]
         with single_blas_thread(sub.shape[0]):
             if gauge.shape[1]:
+                # inv(A + c G G') - G G' / c is the pseudo-inverse for orthonormal null-space columns G;
+                # c at the scale of the information keeps it exact for huge weights
                 outer = gauge @ gauge.T
-                inner = np.linalg.inv(sub + outer) - outer
+                scale = max(float(np.trace(sub)) / sub.shape[0], np.finfo(float).tiny)
+                inner = np.linalg.inv(sub + scale * outer) - outer / scale
             else:
                 inner = np.linalg.inv(sub)
         cov = np.zeros_like(info)

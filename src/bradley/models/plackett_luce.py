@@ -596,7 +596,9 @@ class PlackettLuce(ScoreUncertainty):
                 u = np.zeros(len(x))
                 u[:n] = 1.0 / np.sqrt(n)
                 outer = np.outer(u, u)
-                cov = linalg.inv(info + outer) - outer
+                # gauge term at the scale of the information (exact for heavily weighted rankings)
+                scale = max(float(np.trace(info)) / len(x), np.finfo(float).tiny)
+                cov = linalg.inv(info + scale * outer) - outer / scale
             else:
                 cov = linalg.inv(info)
 
