@@ -738,10 +738,15 @@ def _comparisons_from_frame(
 
     if outcome_map is None and not scores and roles["outcome"] is not None:
         _refuse_guessed_codes(frame[roles["outcome"]], str(roles["outcome"]))
+    values: np.ndarray
+    tie_kind: np.ndarray | None
     mapped = None
     if outcome_map is not None and not scores:
+        outcome_name = roles["outcome"]
+        # _resolve_columns with need_outcome=True (no scores) and no winner column (refused above) named it
+        assert outcome_name is not None
         # rows mapped to 'drop' go first, so that their other cells (often empty too) are not read
-        values, tie_kind, drop = map_outcomes(frame[roles["outcome"]], outcome_map, column=roles["outcome"])
+        values, tie_kind, drop = map_outcomes(frame[outcome_name], outcome_map, column=outcome_name)
         if drop.all():
             raise ComparisonDataError(f"outcome_map maps every row to 'drop' ({len(drop)} rows).")
         if drop.any():
@@ -756,7 +761,8 @@ def _comparisons_from_frame(
     weights = None
     weight_name = weight if weight is not None else ("weight" if "weight" in frame.columns else None)
     if weight is not None and weight not in frame.columns:
-        raise ComparisonDataError(f"missing weight column {weight!r}: the data have columns {list(frame.columns)[:20]}.")
+        raise ComparisonDataError(
+            f"missing weight column {weight!r}: the data have columns {list(frame.columns)[:20]}.")
     if weight_name is not None:
         weights = _numeric_column(frame, weight_name, "weight")
 
@@ -773,7 +779,7 @@ def _comparisons_from_frame(
             values, tie_kind = mapped
         else:
             values, tie_kind = parse_outcomes(frame[roles["outcome"]], left_col, right_col, item_names)
-    fields = dict(
+    fields: dict[str, Any] = dict(
         left=lc, right=rc, outcome=values, items=item_names, weight=weights,
         time=optional["time"], annotator=optional["annotator"], tie_kind=tie_kind,
         features=_feature_values(frame, features), feature_names=tuple(features) if features else (),
@@ -783,7 +789,8 @@ def _comparisons_from_frame(
         keep = tie_kind != TIE_KIND_BOTH_BAD
         n_dropped = int((~keep).sum())
         fields = _keep_rows(fields, keep, rows)
-        warnings.warn(f"dropped {n_dropped} of {len(keep)} 'both bad' votes (both_bad='drop').", DataWarning, stacklevel=3)
+        warnings.warn(f"dropped {n_dropped} of {len(keep)} 'both bad' votes (both_bad='drop').",
+                      DataWarning, stacklevel=3)
     if drop_self_comparisons:
         same = np.asarray(fields["left"]) == np.asarray(fields["right"])
         fields = drop_self_comparisons_from(fields, keep_items=items is not None)
@@ -861,11 +868,13 @@ def _refuse_codes_out_of_range(series: pd.Series, column: str) -> None:
         return  # not a code; the validation names the rows
     text, bad_rows = describe_rows(outside)
     shown = [int(v) if float(v).is_integer() else float(v) for v in distinct]
-    example = ",".join(f"{v}={m}" for v, m in zip(shown, ("left", "right", "tie")))
+    # up to 10 codes against three meanings: the example pairs the first three
+    example = ",".join(f"{v}={m}" for v, m in zip(shown, ("left", "right", "tie"), strict=False))
     raise ComparisonDataError(
         f"the outcome column {column!r} holds the codes {shown} (outside [0, 1] in {text}); numbers are read as "
         "1 = left won, 0 = right won, 0.5 = tie. Say what each code means with outcome_map, e.g. "
-        f"outcome_map={dict(zip(shown, ('left', 'right', 'tie')))} (CLI --outcome-map {example}).", bad_rows)
+        f"outcome_map={dict(zip(shown, ('left', 'right', 'tie'), strict=False))} (CLI --outcome-map {example}).",
+        bad_rows)
 
 
 def _score_outcomes(frame: pd.DataFrame, left_score: str, right_score: str) -> np.ndarray:
@@ -1027,7 +1036,8 @@ def _optional_columns(frame: pd.DataFrame, **given: str | None) -> dict[str, np.
     out: dict[str, np.ndarray | None] = {}
     for role, name in given.items():
         if name is not None and name not in frame.columns:
-            raise ComparisonDataError(f"missing {role} column {name!r}: the data have columns {list(frame.columns)[:20]}.")
+            raise ComparisonDataError(
+                f"missing {role} column {name!r}: the data have columns {list(frame.columns)[:20]}.")
         use = name if name is not None else (role if role in frame.columns else None)
         out[role] = None if use is None else frame[use].to_numpy()
     return out
@@ -1038,7 +1048,8 @@ def _feature_values(frame: pd.DataFrame, features: Sequence[str] | None) -> np.n
         return None
     missing = [c for c in features if c not in frame.columns]
     if missing:
-        raise ComparisonDataError(f"missing feature column(s) {missing}: the data have columns {list(frame.columns)[:20]}.")
+        raise ComparisonDataError(
+            f"missing feature column(s) {missing}: the data have columns {list(frame.columns)[:20]}.")
     try:
         return frame[list(features)].apply(pd.to_numeric, errors="raise").to_numpy(np.float64)
     except (ValueError, TypeError) as exc:
@@ -1241,7 +1252,9 @@ def _count_table(frame: pd.DataFrame, roles: dict[str, str | None], items: Seque
                  drop_self_comparisons: bool = False) -> tuple[np.ndarray, ...]:
     """Validated per-table-row codes and counts: (keep, left, right, items, win1, win2, tie)."""
     lc, rc, item_names = encode_items(frame[roles["item1"]], frame[roles["item2"]], items)
-    names = [roles["win1"], roles["win2"]] + ([roles["tie"]] if roles["tie"] is not None else [])
+    win1, win2, tie = roles["win1"], roles["win2"], roles["tie"]
+    assert win1 is not None and win2 is not None  # _count_roles refuses a table without them
+    names = [win1, win2] + ([tie] if tie is not None else [])
     w1, w2, *rest = _count_columns(frame, names)
     t = rest[0] if rest else np.zeros(len(lc))
     keep = np.ones(len(lc), dtype=bool)
@@ -1474,7 +1487,8 @@ def select_rows(frame: Any, where: str) -> np.ndarray:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-            return -node.operand.value
+            value: Any = node.operand.value  # any constant the user wrote; minus on a non-number raises as before
+            return -value
         raise fail("lists may hold constants only")
 
     def evaluate(node: ast.AST) -> Any:
@@ -1497,7 +1511,7 @@ def select_rows(frame: Any, where: str) -> np.ndarray:
                 raise fail(f"arithmetic on non-numbers ({exc})") from None
         if isinstance(node, ast.Compare):
             result, left = None, evaluate(node.left)
-            for op, comparator in zip(node.ops, node.comparators):
+            for op, comparator in zip(node.ops, node.comparators, strict=True):  # one comparator per operator
                 if isinstance(op, (ast.In, ast.NotIn)):
                     if not isinstance(comparator, (ast.List, ast.Tuple, ast.Set)):
                         raise fail("'in' needs a list of values, e.g. x in ['a', 'b']")
