@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -461,3 +462,25 @@ def test_html_title_top_and_provisional(tmp_path, capsys):
     assert thin and [i["name"] for i in items if i["provisional"]] == thin
     body = html.read_text().split("<tbody>")[1]
     assert body.count('<tr class="provisional">') == len(thin)
+
+
+def test_compare_split_option_reaches_the_folds(tmp_path, capsys):
+    # pudding as weighted pair rows: --split games and --split rows give different held-out tables
+    source = Path(__file__).resolve().parents[2] / "shared" / "data" / "plackettluce" / "pudding.csv"
+    if not source.exists():
+        pytest.skip("shared data not available")
+    pudding = pd.read_csv(source)
+    rows = []
+    for r in pudding.itertuples():
+        rows += [(r.i, r.j, 1.0, r.w_ij), (r.i, r.j, 0.0, r.w_ji), (r.i, r.j, 0.5, r.t_ij)]
+    path = tmp_path / "pudding_rows.csv"
+    pd.DataFrame(rows, columns=["left", "right", "outcome", "weight"]).to_csv(path, index=False)
+    tables = {}
+    for split in ("games", "rows"):
+        assert main(["compare", str(path), "--weight", "weight", "--methods", "bt", "--split", split,
+                     "--format", "json"]) == 0
+        tables[split] = json.loads(capsys.readouterr().out)[0]
+    expected = bradley.evaluate.compare_methods(bradley.read_comparisons(path, weight="weight"), methods=["bt"],
+                                                split="games")
+    assert tables["games"]["log_loss"] == pytest.approx(float(expected["log_loss"].iloc[0]), rel=1e-8)
+    assert tables["games"]["log_loss"] != pytest.approx(tables["rows"]["log_loss"], rel=1e-3)

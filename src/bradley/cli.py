@@ -164,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                              help="compare rating methods by k-fold held-out log-loss, accuracy and calibration")
     _add_data_options(compare)
     compare.add_argument("--methods", default="bt,davidson,elo,trueskill,winrate",
-                         help="comma-separated methods: " + ", ".join(sorted(METHODS)))
+                         help="comma-separated methods: " + ", ".join(sorted(METHODS))
+                         + " (davidson is skipped, with a note, on data without ties)")
+    compare.add_argument("--split", default="auto", choices=["auto", "games", "rows"],
+                         help="how weighted rows go to folds: games (a row of weight w is w games), rows (each row "
+                              "whole), auto (games when every weight is a whole number; default)")
     compare.add_argument("--folds", type=int, default=5)
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--elo-k", type=float, default=4.0, help="Elo K factor (default 4)")
@@ -465,8 +469,6 @@ def _run_leaderboard(args: argparse.Namespace) -> str:
     if args.ci is not None:
         options["ci"] = args.ci
     if args.min_battles is not None:
-        if "min_battles" not in inspect.signature(leaderboard).parameters:
-            raise ValueError("--min-battles is not available in this version of bradley.")
         options["min_battles"] = args.min_battles
     board = leaderboard(
         data,
@@ -490,13 +492,11 @@ def _run_leaderboard(args: argparse.Namespace) -> str:
 def _run_compare(args: argparse.Namespace) -> str:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     data = _read(args)
-    options: dict[str, Any] = {}
-    if "progress" in inspect.signature(compare_methods).parameters:
-        options["progress"] = bool(args.progress)
-    elif args.progress:
+    if args.progress:
         print(f"bradley: fitting {len(methods)} methods on {args.folds} folds of {len(data):,} comparisons ...",
               file=sys.stderr, flush=True)
-    table = compare_methods(data, methods=methods, folds=args.folds, seed=args.seed, elo_k=args.elo_k, **options)
+    table = compare_methods(data, methods=methods, folds=args.folds, seed=args.seed, elo_k=args.elo_k,
+                            split=args.split)
     if args.format == "json":
         return table.to_json(orient="records", indent=2)
     return render_summary(table, args.format)
