@@ -314,3 +314,17 @@ def test_standard_errors_scale_with_frequency_weights_in_every_model(factor):
                                                       rankings.weight * k)) for k in (1.0, factor)]
     np.testing.assert_allclose(pl[1].standard_errors().to_numpy(), pl[0].standard_errors().to_numpy() / np.sqrt(factor),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("factor", [1e-100, 1e-20, 1e100, 1e140])
+def test_bradley_terry_fits_weights_of_any_scale(factor):
+    # the MLE is invariant to a common weight factor; the fit must converge to it at any scale
+    data, _ = bradley.simulate_bt(6, 400, seed=2)
+    outcome = data.outcome.copy()
+    outcome[::5] = 0.5
+    base = bradley.BradleyTerry().fit(bradley.Comparisons.from_codes(data.left, data.right, outcome, items=data.items))
+    scaled = bradley.BradleyTerry().fit(bradley.Comparisons.from_codes(
+        data.left, data.right, outcome, np.full(data.n_comparisons, factor), items=data.items))
+    assert scaled.converged_
+    np.testing.assert_allclose(scaled.scores_, base.scores_, atol=1e-8)
+    assert scaled.log_likelihood_ == pytest.approx(base.log_likelihood_ * factor, rel=1e-9)
