@@ -82,3 +82,14 @@ def test_json_nan_becomes_null_and_fields_match_between_fit_and_leaderboard():
     for a, b in zip(fit["items"], board["items"]):
         assert a["name"] == b["name"] and a["position"] == b["position"]
         assert a["comparisons"] == b["comparisons"] and a["score"] == pytest.approx(b["score"])
+
+
+def test_python_to_json_is_the_cli_json():
+    import json as _json
+
+    import bradley
+    from bradley.report import leaderboard_to_dict
+
+    board = bradley.leaderboard(bradley.simulate_bt(4, 400, seed=1, item_names=True)[0])
+    assert _json.loads(board.to_json()) == _json.loads(_json.dumps(leaderboard_to_dict(board)))
+    assert "position" in _json.loads(board.to_json())["items"][0]

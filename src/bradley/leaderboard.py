@@ -115,7 +115,7 @@ class Leaderboard:
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON schema of ``bradley leaderboard --format json``.
+        """The leaderboard's fields as a dict (:meth:`to_json` adds the shared vocabulary of the CLI's JSON).
 
         Top level: ``intervals`` (which intervals, in words), ``ci`` (``method``
         actually used, ``requested``, ``reason``, ``level``, ``rounds``,
@@ -169,7 +169,10 @@ class Leaderboard:
         return result
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        """The JSON of ``bradley leaderboard --format json`` (item fields named as in ``bradley fit``)."""
+        from bradley.report import leaderboard_to_dict
+
+        return json.dumps(leaderboard_to_dict(self), indent=2)
 
     def to_markdown(self) -> str:
         """The markdown of ``bradley leaderboard --format markdown`` (header says which intervals)."""
