@@ -1070,8 +1070,13 @@ def _two_way_pairs_connect(pairs: PairCounts, tie_credit: float) -> bool:
     return n_components == 1
 
 
-def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5) -> MLEDoesNotExistError | None:
+def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5, *, model: str = "BradleyTerry",
+                          subject: str = "the maximum-likelihood scores") -> MLEDoesNotExistError | None:
     """Return an error describing why the BT maximum-likelihood estimate does not exist, or None.
+
+    ``model`` names the estimator whose ``prior=`` the message recommends (and
+    only ``BradleyTerry`` is offered ``bias_reduction=True``); ``subject`` is
+    what does not exist (e.g. Plackett-Luce scores, checked on the broken pairs).
 
     The MLE of the Bradley-Terry scores exists (finite, unique up to a shift)
     exactly when the directed win graph (an edge i -> j when i beat j) is
@@ -1166,10 +1171,10 @@ def mle_existence_problem(pairs: PairCounts, tie_credit: float = 0.5) -> MLEDoes
             parts.append(f"{_name_list(members)} {verb} against {against} (score {limit})")
         if len(offending) > 3:
             parts.append(f"{len(offending) - 3} more group(s) {verb} against the items outside them")
-    remedy = ". Fit with a Gaussian prior for finite MAP scores, e.g. BradleyTerry(prior=10.0) (CLI: --prior 10)"
-    if n_weak == 1:
+    remedy = f". Fit with a Gaussian prior for finite MAP scores, e.g. {model}(prior=10.0) (CLI: --prior 10)"
+    if n_weak == 1 and model == "BradleyTerry":
         remedy += ", or with Firth's bias reduction, BradleyTerry(bias_reduction=True) (CLI: --bias-reduction)"
-    message = "the maximum-likelihood scores do not exist: " + "; ".join(parts) + remedy + ", or remove these items."
+    message = f"{subject} do not exist: " + "; ".join(parts) + remedy + ", or remove these items."
     return MLEDoesNotExistError(message, components, never_lost, never_won)
 
 

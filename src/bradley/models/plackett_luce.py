@@ -24,7 +24,6 @@ set (a tied last place, a fully tied ranking, a tied pair).
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from scipy import linalg, sparse
 from scipy.special import expit, logsumexp, ndtri
 
 from bradley.data import mle_existence_problem
-from bradley.errors import ConvergenceWarning, MLEDoesNotExistError
+from bradley.errors import ConvergenceWarning
 from bradley.models.base import ItemIndex, ScoreUncertainty, check_prior, require_fitted
 from bradley.rankings import UNRANKED, Rankings, break_rankings
 from bradley.solvers.threads import single_blas_thread
@@ -462,20 +461,6 @@ def plackett_luce_log_likelihood(scores: np.ndarray, rankings: Rankings, ties: s
 _WARM_START_SWEEPS = 10
 
 
-def _for_rankings(problem: MLEDoesNotExistError) -> MLEDoesNotExistError:
-    """The existence error of the broken pairs, worded for a Plackett-Luce fit (its own prior, not BradleyTerry's)."""
-    # Firth's bias reduction is a BradleyTerry option only
-    message = re.sub(r", or with Firth's bias reduction, [^,]*\(CLI: --bias-reduction\)", "", str(problem))
-    message = message.replace("BradleyTerry(", "PlackettLuce(")
-    message = message.replace("the maximum-likelihood scores do not exist:",
-                              "the Plackett-Luce maximum-likelihood scores do not exist (in the pairs the rankings "
-                              "order):", 1)
-    if "PlackettLuce(prior=" not in message:
-        message = message.rstrip(". ") + (". Fit with a Gaussian prior for finite MAP scores, e.g. "
-                                          "PlackettLuce(prior=10.0) (CLI: --prior 10), or remove these items.")
-    return MLEDoesNotExistError(message, problem.components, problem.never_lost, problem.never_won)
-
-
 class PlackettLuce(ScoreUncertainty):
     """Plackett-Luce model for full, partial (top-k) and tied rankings.
 
@@ -558,9 +543,11 @@ class PlackettLuce(ScoreUncertainty):
         if self.prior is None:
             # The PL MLE exists iff the "ranked above" graph is strongly connected (Hunter 2004);
             # it is the win graph of the fully broken rankings (ties link both ways).
-            problem = mle_existence_problem(break_rankings(rankings).pair_counts())
+            problem = mle_existence_problem(
+                break_rankings(rankings).pair_counts(), model="PlackettLuce",
+                subject="the Plackett-Luce maximum-likelihood scores (in the pairs the rankings order)")
             if problem is not None:
-                raise _for_rankings(problem)
+                raise problem
         precision = 0.0 if self.prior is None else 1.0 / self.prior
         wins = np.bincount(st.chosen_item, st.chosen_weight, n)
         max_iter = self.max_iter or (200 if self.solver == "newton" else 100_000)
