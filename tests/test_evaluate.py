@@ -385,15 +385,24 @@ def test_compare_without_ties_skips_tie_models(tmp_path, capsys):
     assert [r["note"] for r in rows if r["method"] == "davidson"][0].startswith("skipped")
 
 
-def test_tie_model_on_a_training_fold_without_ties_is_bt():
+def test_tie_model_on_a_training_fold_without_ties_is_bt(monkeypatch):
     data, _ = bradley.simulate_bt(6, 300, seed=2)
     outcome = data.outcome.copy()
-    outcome[0] = 0.5  # one tie: the folds that hold it out train on no ties
+    outcome[0] = 0.5  # one tie: the fold that holds it out trains on no ties
     data = bradley.Comparisons.from_arrays(data.left, data.right, outcome)
     labels = np.arange(300) % 3
-    table = compare_methods(data, methods=["bt", "davidson"], split=labels).set_index("method")
+    fitted = []
+    original = bradley.evaluate.fit_method
+
+    def recording(name, train, **options):
+        fitted.append((name, bool(np.any(train.outcome == 0.5))))
+        return original(name, train, **options)
+
+    monkeypatch.setattr(bradley.evaluate, "fit_method", recording)
+    table = compare_methods(data, methods=["davidson"], split=labels).set_index("method")
     assert "fold(s) 1" in table.loc["davidson", "note"]  # row 0 is in the first fold
-    assert table.loc["davidson", "log_loss"] != table.loc["bt", "log_loss"]
+    # the fold without ties to train on is fitted by bt, the others by davidson on data with the tie
+    assert fitted == [("bt", False), ("davidson", True), ("davidson", True)]
 
 
 def test_split_errors():

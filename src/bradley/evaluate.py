@@ -417,8 +417,8 @@ def fit_rating_link(z: np.ndarray, pairs: Any) -> float:
     return float(result.x)
 
 
-def _linked(z: np.ndarray, train: Comparisons) -> tuple[Predictor, np.ndarray]:
-    slope = fit_rating_link(z, train.pair_counts())
+def _linked(z: np.ndarray, pairs: PairCounts) -> tuple[Predictor, np.ndarray]:
+    slope = fit_rating_link(z, pairs)
     return (lambda left, right: expit(slope * (z[left] - z[right]))), z
 
 
@@ -430,15 +430,18 @@ def _log_ratings(r: np.ndarray) -> np.ndarray:
 
 
 def _fit_average_win_rate(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
-    return _linked(average_win_rates(train.pair_counts()), train)
+    pairs = train.pair_counts()
+    return _linked(average_win_rates(pairs), pairs)
 
 
 def _fit_eigen(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
-    return _linked(_log_ratings(eigenvector_ratings(train.pair_counts())), train)
+    pairs = train.pair_counts()
+    return _linked(_log_ratings(eigenvector_ratings(pairs)), pairs)
 
 
 def _fit_pagerank(train: Comparisons, **_: Any) -> tuple[Predictor, np.ndarray]:
-    return _linked(_log_ratings(pagerank_ratings(train.pair_counts())), train)
+    pairs = train.pair_counts()
+    return _linked(_log_ratings(pagerank_ratings(pairs)), pairs)
 
 
 METHODS: dict[str, Callable[..., tuple[Predictor, np.ndarray]]] = {

@@ -1140,8 +1140,10 @@ def parse_order(values: Any, left_names: Any | None = None, right_names: Any | N
         return out
 
     raw = np.asarray(series.astype(object))
-    missing = pd.isna(series).to_numpy() | np.array([isinstance(v, str) and not v.strip() for v in raw], dtype=bool)
     codes, uniques = pd.factorize(series)
+    # blank strings count as missing: tested once per distinct value, not per row
+    blank = np.array([isinstance(u, str) and not u.strip() for u in np.asarray(uniques, dtype=object)], dtype=bool)
+    missing = (codes < 0) | (blank[np.maximum(codes, 0)] if len(blank) else False)
     label_values = np.full(len(uniques), np.nan)
     for k, label in enumerate(np.asarray(uniques, dtype=object)):
         found = ORDER_LABELS.get(str(label).strip().lower())
