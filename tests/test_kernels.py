@@ -239,3 +239,18 @@ def test_from_codes_uses_int64_codes_without_copy_and_keeps_its_errors():
         Comparisons.from_codes([0, 1, 2], [1, 2, 5], np.ones(3), items=3)
     with pytest.raises(bradley.ComparisonDataError, match="whole numbers"):
         Comparisons.from_codes([0, 1.5], [1, 0], np.ones(2))
+
+
+@pytest.mark.parametrize("solver", ["newton", "newman", "mm", "lbfgs"])
+def test_every_solver_handles_tiny_counts_itself(solver):
+    # Callers such as the bootstrap use the kernels directly: the rescaling of tiny counts
+    # must live in the kernels, with likelihoods reported on the data's own scale.
+    data, _ = bradley.simulate_bt(10, 2000, seed=3)
+    pairs = data.pair_counts()
+    tiny = bradley.PairCounts(pairs.first, pairs.second, pairs.wins_first * 1e-20, pairs.wins_second * 1e-20,
+                              pairs.ties * 1e-20, pairs.items)
+    base, small = bt.SOLVERS[solver](pairs), bt.SOLVERS[solver](tiny)
+    assert small.converged
+    np.testing.assert_allclose(small.scores, base.scores, atol=1e-6)
+    assert small.log_likelihood == pytest.approx(base.log_likelihood * 1e-20, rel=1e-8)
+    assert bt.bt_log_likelihood(small.scores, tiny) == pytest.approx(small.log_likelihood, rel=1e-10)

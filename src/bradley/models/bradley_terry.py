@@ -44,24 +44,6 @@ _SOLVER_ALIASES = {
 }
 
 
-def _weight_scale(pairs: PairCounts) -> float:
-    """Factor that brings tiny counts (mean per pair below 1e-6) to a mean of 1 (else 1).
-
-    Large counts need no rescaling: the solvers are exact up to weights of 1e150
-    (tested), while tiny ones fall under their absolute floors.
-    """
-    total = float(pairs.totals.sum())
-    if pairs.n_pairs == 0 or not np.isfinite(total) or total <= 0:
-        return 1.0
-    mean = total / pairs.n_pairs
-    return 1.0 if mean >= 1e-6 else 1.0 / mean
-
-
-def _scaled(pairs: PairCounts, factor: float) -> PairCounts:
-    return PairCounts(pairs.first, pairs.second, pairs.wins_first * factor, pairs.wins_second * factor,
-                      pairs.ties * factor, pairs.items)
-
-
 class BradleyTerry(ScoreUncertainty):
     """Bradley-Terry model: ``P(i beats j) = expit(score_i - score_j)``.
 
@@ -236,19 +218,10 @@ class BradleyTerry(ScoreUncertainty):
         kwargs: dict[str, Any] = {"prior_variance": self.prior, "tol": self.tol}
         if self.max_iter is not None:
             kwargs["max_iter"] = self.max_iter
-        if solver != "firth":
-            # The MLE depends on the weights only up to a common factor: solve tiny counts at a
-            # moderate scale (the solvers' safeguards have absolute floors), report on the data's.
-            scale = _weight_scale(pairs) if self.prior is None else 1.0
-            solved_on = pairs if scale == 1.0 else _scaled(pairs, scale)
-            if solver == "newton-cg":
-                result = bt_solvers.newton(solved_on, dense=False, **kwargs)
-            else:
-                result = bt_solvers.SOLVERS[solver](solved_on, **kwargs)
-            if scale != 1.0:
-                result.log_likelihood /= scale
-                result.log_posterior /= scale
-                result.grad_norm /= scale
+        if solver == "newton-cg":
+            result = bt_solvers.newton(pairs, dense=False, **kwargs)
+        elif solver != "firth":
+            result = bt_solvers.SOLVERS[solver](pairs, **kwargs)
 
         self.pair_counts_: PairCounts = pairs
         self.items_ = np.asarray(pairs.items, dtype=object)

@@ -877,16 +877,16 @@ class PairwiseModel(ScoreUncertainty):
         observed = cells.total > 0
         if (not candidates.any() and not tie_free) or x is not None:
             return self._deferred_check(x, cells, names, candidates) if x is not None and candidates.any() else None
-        design = self._design(cells)[observed][:, candidates]
         tie_scale = None
         if tie_free:
             tie_scale = 2.0 if o.family == "davidson" else 1.0
         # decide at the fit (a positive-weights certificate; the programme only if it fails) unless a cheap
         # certificate settles it now; with a tie parameter this needs a cell with wins each way (tau = 0 forced)
         forced = tie_scale is None or bool(((cells.win > 0) & (cells.loss > 0)).any())
+        # large designs are decided after the fit (its certificate needs no rank computations here)
         defer = forced and int(observed.sum()) > 200
-        result = find_separation(design, cells.win[observed], cells.loss[observed], cells.tie[observed], tie_scale,
-                                 solve=not defer)
+        result = None if defer else find_separation(self._design(cells)[observed][:, candidates], cells.win[observed],
+                                                    cells.loss[observed], cells.tie[observed], tie_scale)
         if result is None:
             self._deferred = True
         elif result.separated:
@@ -1320,21 +1320,6 @@ class PairwiseModel(ScoreUncertainty):
             warnings.warn(f"{self._component_note()}: relative to {self.items_[ref]!r} the {int(outside.sum())} "
                           f"items outside its component get NaN.", UserWarning, stacklevel=2)
         return cov
-
-    def standard_errors(self, reference: Any = None) -> pd.Series:
-        """Standard errors of the scores, indexed by item (centred within each component, or relative to ``reference``).
-
-        With several connected components, items outside the reference's
-        component get NaN: their difference from it is not identified.
-        """
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            cov = self.score_covariance(reference)
-        if reference is not None and np.isnan(cov).any():
-            warnings.warn(f"{self._component_note()}: standard errors relative to {reference!r} are NaN outside "
-                          "its component.", UserWarning, stacklevel=2)
-        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        return pd.Series(se, index=pd.Index(self.items_, name="item"), name="se")
 
     def quasi_variances(self) -> pd.DataFrame:
         """Quasi-variances (Firth & de Menezes 2004), fitted within each connected component.

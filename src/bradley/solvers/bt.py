@@ -145,6 +145,25 @@ class _Problem:
     prior_precision: float  # 1 / prior variance, 0 for none
     sum_i: _ItemSums
     sum_j: _ItemSums
+    count_scale: float = 1.0  # counts were multiplied by this for solving; results are reported unscaled
+
+    @classmethod
+    def for_solving(cls, pairs: PairCounts, prior_variance: float | None) -> _Problem:
+        """The problem a solver iterates on: without a prior, tiny counts are brought to a mean of 1.
+
+        The MLE depends on the counts only up to a common factor, and the
+        safeguards have absolute floors that tiny counts (mean per pair below
+        1e-6) fall under; :meth:`result` reports likelihoods on the data's scale.
+        """
+        prob = cls.build(pairs, prior_variance)
+        if prob.prior_precision or not len(prob.n_ij):
+            return prob
+        mean = float(prob.n_ij.sum()) / len(prob.n_ij)
+        if not (0.0 < mean < 1e-6):
+            return prob
+        scale = 1.0 / mean
+        return cls(prob.i, prob.j, prob.a_ij * scale, prob.a_ji * scale, prob.n_ij * scale, prob.n,
+                   prob.wins * scale, prob.games * scale, 0.0, prob.sum_i, prob.sum_j, scale)
 
     @classmethod
     def build(cls, pairs: PairCounts, prior_variance: float | None) -> _Problem:
@@ -293,7 +312,7 @@ class _Problem:
         if info_diag is None:
             info_diag = self.diagonal_information(self.curvature(p, q))
         step = float(np.max(np.abs(grad) / np.maximum(info_diag, 1e-300))) if self.n else 0.0
-        ll = self.log_likelihood(theta, (p, q))
+        ll = self.log_likelihood(theta, (p, q)) / self.count_scale
         lp = ll - 0.5 * self.prior_precision * float(theta @ theta)
         return SolverResult(
             scores=theta,
@@ -301,7 +320,7 @@ class _Problem:
             log_posterior=lp,
             n_iter=int(n_iter),
             converged=step <= tol,
-            grad_norm=float(np.max(np.abs(grad))) if len(grad) else 0.0,
+            grad_norm=float(np.max(np.abs(grad))) / self.count_scale if len(grad) else 0.0,
             solver=solver,
         )
 
@@ -462,7 +481,7 @@ def mm(
     >>> bool(np.isclose(r.scores[0] - r.scores[1], np.log(2)))
     True
     """
-    prob = _Problem.build(pairs, prior_variance)
+    prob = _Problem.for_solving(pairs, prior_variance)
     return _fixed_point_iteration(prob, _initial_scores(prob, init), _zermelo_rule, tol, max_iter, "mm")
 
 
@@ -488,7 +507,7 @@ def newman(
     >>> bool(np.isclose(np.diff(newman(p).scores)[0], -np.log(2)))
     True
     """
-    prob = _Problem.build(pairs, prior_variance)
+    prob = _Problem.for_solving(pairs, prior_variance)
     return _fixed_point_iteration(prob, _initial_scores(prob, init), _newman_rule, tol, max_iter, "newman")
 
 
@@ -524,7 +543,7 @@ def newton(
     >>> r.converged, bool(abs(r.scores.sum()) < 1e-12)
     (True, True)
     """
-    prob = _Problem.build(pairs, prior_variance)
+    prob = _Problem.for_solving(pairs, prior_variance)
     theta = _initial_scores(prob, init)
     # Small dense factorisations gain nothing from BLAS threads, and threads
     # spinning against another busy process can stall each call by 0.1 s.
@@ -736,7 +755,7 @@ def lbfgs(
     """
     from scipy import optimize  # imported on use: scipy.optimize is slow to import
 
-    prob = _Problem.build(pairs, prior_variance)
+    prob = _Problem.for_solving(pairs, prior_variance)
     theta = _initial_scores(prob, init)
     total = max(float(prob.n_ij.sum()), 1.0)
     n_iter = 0
