@@ -13,7 +13,7 @@ from bradley.errors import ComparisonDataError, NotFittedError
 from bradley.io import read_comparisons
 
 __all__ = ["as_comparisons", "ItemIndex", "check_prior", "summary_table", "require_fitted", "ScoreUncertainty",
-           "constrain_covariance", "centre_covariance"]
+           "constrain_covariance", "centre_covariance", "gauged_inverse"]
 
 
 def as_comparisons(data: Any) -> Comparisons:
@@ -118,6 +118,32 @@ def centre_covariance(cov: np.ndarray) -> np.ndarray:
     """
     row = cov.mean(axis=0)
     return cov - row[:, None] - row[None, :] + row.mean()
+
+
+def gauged_inverse(info: np.ndarray, gauge: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse of an information matrix whose null space is spanned by ``gauge``.
+
+    ``gauge`` holds orthonormal columns (e.g. the unit vector along the item
+    scores, the direction of a common shift). ``inv(I + c G G') - G G' / c``
+    is exact for any ``c > 0``; ``c`` is taken at the scale of ``I`` (its mean
+    diagonal) so that the result stays exact when the information is huge or
+    tiny (frequency weights of 1e12 or 1e-12).
+
+    Examples
+    --------
+    >>> laplacian = np.array([[1.0, -1.0], [-1.0, 1.0]]) * 1e12
+    >>> g = np.full((2, 1), 2 ** -0.5)
+    >>> np.allclose(gauged_inverse(laplacian, g), np.linalg.pinv(laplacian), rtol=1e-9, atol=0)
+    True
+    """
+    from scipy import linalg
+
+    gauge = np.asarray(gauge, dtype=np.float64).reshape(info.shape[0], -1)
+    if not gauge.shape[1]:
+        return np.asarray(linalg.inv(info))
+    outer = gauge @ gauge.T
+    scale = max(float(np.trace(info)) / info.shape[0], np.finfo(float).tiny)
+    return np.asarray(linalg.inv(info + scale * outer) - outer / scale)
 
 
 class ScoreUncertainty:

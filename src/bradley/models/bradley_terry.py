@@ -17,6 +17,7 @@ from bradley.models.base import (
     as_comparisons,
     centre_covariance,
     check_prior,
+    gauged_inverse,
     require_fitted,
     summary_table,
 )
@@ -307,11 +308,8 @@ class BradleyTerry(ScoreUncertainty):
         info = bt_solvers.bt_neg_hessian(self.scores_, self.pair_counts_, self.prior)
         with single_blas_thread(n):
             if self.prior is None:
-                # pseudo-inverse of the Laplacian: invert on the complement of the ones vector; the
-                # gauge term is scaled like the information (mean diagonal), else large weights
-                # (frequencies of 1e8 and more) drown it in rounding
-                scale = float(np.trace(info)) / n
-                return _symmetric_inverse(info + scale / n) - 1.0 / (scale * n)
+                # pseudo-inverse of the Laplacian (null space: the common shift)
+                return gauged_inverse(info, np.full(n, n ** -0.5))
             # the Gaussian prior identifies the mean too; the scores are reported
             # centred, so report the covariance of the centred scores
             return centre_covariance(_symmetric_inverse(info))

@@ -52,7 +52,15 @@ from scipy.special import expit, log_expit, logsumexp, ndtr, ndtri
 
 from bradley.data import Comparisons, check_mle_exists
 from bradley.errors import ComparisonDataError, ConvergenceWarning, MLEDoesNotExistError
-from bradley.models.base import ItemIndex, ScoreUncertainty, as_comparisons, check_prior, require_fitted, summary_table
+from bradley.models.base import (
+    ItemIndex,
+    ScoreUncertainty,
+    as_comparisons,
+    check_prior,
+    gauged_inverse,
+    require_fitted,
+    summary_table,
+)
 from bradley.solvers.separation import design_null_space, find_separation, fitted_certificate
 from bradley.solvers.threads import single_blas_thread
 
@@ -979,14 +987,7 @@ class PairwiseModel(ScoreUncertainty):
         free, gauge = self._free, self._gauge
         sub = info[np.ix_(free, free)]
         with single_blas_thread(sub.shape[0]):
-            if gauge.shape[1]:
-                # inv(A + c G G') - G G' / c is the pseudo-inverse for orthonormal null-space columns G;
-                # c at the scale of the information keeps it exact for huge weights
-                outer = gauge @ gauge.T
-                scale = max(float(np.trace(sub)) / sub.shape[0], np.finfo(float).tiny)
-                inner = np.linalg.inv(sub + scale * outer) - outer / scale
-            else:
-                inner = np.linalg.inv(sub)
+            inner = gauged_inverse(sub, gauge)
         cov = np.zeros_like(info)
         cov[np.ix_(free, free)] = 0.5 * (inner + inner.T)
         return cov

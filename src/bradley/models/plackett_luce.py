@@ -36,7 +36,7 @@ from scipy.special import expit, logsumexp, ndtri
 
 from bradley.data import mle_existence_problem
 from bradley.errors import ConvergenceWarning
-from bradley.models.base import ItemIndex, ScoreUncertainty, check_prior, require_fitted
+from bradley.models.base import ItemIndex, ScoreUncertainty, check_prior, gauged_inverse, require_fitted
 from bradley.rankings import UNRANKED, Rankings, break_rankings
 from bradley.solvers.threads import single_blas_thread
 
@@ -582,10 +582,7 @@ class PlackettLuce(ScoreUncertainty):
             if precision == 0.0:
                 u = np.zeros(len(x))
                 u[:n] = 1.0 / np.sqrt(n)
-                outer = np.outer(u, u)
-                # gauge term at the scale of the information (exact for heavily weighted rankings)
-                scale = max(float(np.trace(info)) / len(x), np.finfo(float).tiny)
-                cov = linalg.inv(info + scale * outer) - outer / scale
+                cov = gauged_inverse(info, u)
             else:
                 cov = linalg.inv(info)
 
