@@ -75,7 +75,7 @@ def test_covariate_separation_that_the_win_graph_cannot_see():
 
 
 def test_large_row_level_design_is_checked_at_the_fit():
-    # > 5000 rows with covariates: decided after fitting (positive-weights certificate, else the programme)
+    # > 200 observed cells with covariates: decided after fitting (positive-weights certificate, else the programme)
     from bradley import PairwiseModel
 
     rng = np.random.default_rng(3)

@@ -221,10 +221,7 @@ def _parse_anchor(anchor: str | tuple[str, float] | None) -> tuple[str, float] |
 
 def _fisher_standard_errors(model: Any) -> np.ndarray:
     """Mean-zero standard errors of a fitted model's scores, through the shared uncertainty API."""
-    if hasattr(model, "standard_errors") and callable(model.standard_errors):
-        return model.standard_errors().to_numpy(dtype=np.float64)
-    # models that have not adopted the shared API yet
-    return np.asarray(model.scores_se_, dtype=np.float64)
+    return model.standard_errors().to_numpy(dtype=np.float64)
 
 
 def _tiers(order_low: np.ndarray, order_high: np.ndarray, provisional: np.ndarray | None = None) -> np.ndarray:
@@ -360,7 +357,7 @@ def leaderboard(
         resampling or on residuals the item barely has). Default 20: in
         simulation, sandwich and bootstrap intervals of items with 2 to 10
         battles covered 86-94% instead of 95%, those of items with 20 battles
-        95-96% (docs/leaderboard.md). 0 turns the rule off.
+        95-95.5% (docs/leaderboard.md). 0 turns the rule off.
 
     Returns
     -------

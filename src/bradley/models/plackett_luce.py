@@ -728,14 +728,3 @@ def _centre(n: int) -> Callable[[np.ndarray], np.ndarray]:
         return x
 
     return recentre
-
-
-def _fd_information(gradient: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    """Minus the Hessian by central differences of the analytic gradient (symmetrised)."""
-    m = len(x)
-    hess = np.empty((m, m))
-    for j in range(m):
-        e = np.zeros(m)
-        e[j] = h
-        hess[:, j] = (gradient(x + e) - gradient(x - e)) / (2 * h)
-    return -0.5 * (hess + hess.T)
