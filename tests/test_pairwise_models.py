@@ -549,3 +549,13 @@ def test_fixed_unknown_parameter_messages_say_how_to_get_it():
     for model, pattern in cases:
         with pytest.raises(ValueError, match=pattern):
             model.fit(data)
+
+
+def test_order_effect_on_winner_first_data_is_refused_in_python_too():
+    # every row lists the winner first: the position is the outcome
+    data = bradley.Comparisons.from_arrays(list("abcab"), list("bcaca"), [1.0] * 5)
+    with pytest.raises(bradley.ComparisonDataError, match="was won by the item listed first"):
+        bradley.PairwiseModel(order_effect=True).fit(data)
+    # with the order effect fixed there is nothing to estimate for it: the fit goes ahead (with a prior)
+    model = bradley.PairwiseModel(order_effect=True, fixed={"order_effect": 0.3}, prior=1.0).fit(data)
+    assert model.params_.loc["order_effect", "estimate"] == 0.3

@@ -18,7 +18,7 @@ import pandas as pd
 
 from bradley import __version__
 from bradley.data import Comparisons
-from bradley.errors import BradleyError, ComparisonDataError
+from bradley.errors import BradleyError
 from bradley.evaluate import METHODS, compare_methods
 from bradley.io import is_count_table, read_comparisons, read_table
 from bradley.leaderboard import CI_METHODS, leaderboard
@@ -35,7 +35,7 @@ from bradley.report import (
 )
 from bradley.scales import from_elo
 
-__all__ = ["main", "build_parser", "check_order_effect_identifiable", "cli_words"]
+__all__ = ["main", "build_parser", "cli_words"]
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -363,68 +363,6 @@ def _read(args: argparse.Namespace) -> Comparisons:
     return _load(args)[0]
 
 
-def _order_effect_fixed(args: argparse.Namespace) -> bool:
-    fixed = _parse_fixed(getattr(args, "fixed", None)) or {}
-    return any(name == "order_effect" or name.startswith("order_effect[") for name in fixed)
-
-
-def check_order_effect_identifiable(data: Comparisons, per_annotator: bool = False) -> None:
-    """Refuse an order effect that the data cannot separate from the outcome.
-
-    When every decisive row (ties aside) with a position advantage was won by
-    the item that had it -- as in a file that lists the winner first -- the
-    position *is* the outcome and the order effect's estimate is infinite (and
-    the same if it always lost). Raises :class:`~bradley.errors.ComparisonDataError`
-    explaining this; with ``per_annotator`` each annotator is checked.
-
-    Examples
-    --------
-    >>> import bradley
-    >>> games = bradley.Comparisons.from_arrays(["a", "b", "c"], ["b", "c", "a"], [1.0, 1.0, 0.5])
-    >>> try:
-    ...     check_order_effect_identifiable(games)
-    ... except bradley.ComparisonDataError as error:
-    ...     print(str(error)[:95])
-    --order-effect: every decisive comparison (2 rows, ties aside) was won by the item listed first
-    """
-    side = np.ones(len(data)) if data.order is None else np.asarray(data.order, dtype=np.float64)
-    outcome = np.asarray(data.outcome, dtype=np.float64)
-    weight = np.ones(len(data)) if data.weight is None else np.asarray(data.weight, dtype=np.float64)
-    decisive = (side != 0) & (outcome != 0.5) & (weight > 0)
-    groups: list[tuple[str, np.ndarray]] = [("", decisive)]
-    if per_annotator and data.annotator is not None:
-        labels = np.asarray(data.annotator)
-        groups = [(f" of annotator {label!r}", decisive & (labels == label)) for label in np.unique(labels)]
-    # the outcome for the advantaged side: 1 = it won, 0 = it lost, in between = a soft label
-    advantaged = np.where(side > 0, outcome, 1.0 - outcome)
-    for where, rows in groups:
-        values = advantaged[rows]
-        if not len(values):
-            continue
-        how = None
-        if np.all(values == 1.0):
-            how = "won"
-        elif np.all(values == 0.0):
-            how = "lost"
-        if how is None:
-            continue
-        who = ("the item listed first" if data.order is None
-               else "the item that had the position (home) advantage")
-        raise ComparisonDataError(
-            f"--order-effect: every decisive comparison{where} ({len(values):,} rows, ties aside) was {how} by {who}, "
-            "so the position is the outcome and an order effect cannot be told apart from it (its estimate would be "
-            "infinite). This is what a file that lists the winner first looks like ('winner loser' lines, "
-            "--winner/--loser columns). An order effect needs rows where the first-listed (home) item lost: use data "
-            "that record the order in which the items were shown (e.g. model_a/model_b/winner), or leave out "
-            "--order-effect."
-        )
-
-
-def _check_family_data(args: argparse.Namespace, data: Comparisons) -> None:
-    if getattr(args, "order_effect", None) and not _order_effect_fixed(args):
-        check_order_effect_identifiable(data, per_annotator=args.order_effect == "annotator")
-
-
 _MODEL_NAMES = {"bt": "bradley-terry", "davidson": "davidson", "rao-kupper": "rao-kupper", "tobt": "tobt"}
 
 
@@ -446,7 +384,6 @@ def _run_fit(args: argparse.Namespace) -> str:
     if args.anchor or args.anchor_score:
         raise ValueError("--anchor is available in `bradley fit` for the plain bt model (scores of the other models "
                          "are mean-zero); `bradley leaderboard --anchor ITEM=ELO` shifts the ratings of any model.")
-    _check_family_data(args, data)
     return render_fit(family.fit(data), args.format, model_name=_MODEL_NAMES[args.model])
 
 
@@ -463,8 +400,6 @@ def _run_leaderboard(args: argparse.Namespace) -> str:
                          "comparisons, and a row bootstrap would not resample comparisons; use --ci fisher or "
                          "sandwich.")
     family = _family_estimator(args)
-    if family is not None:
-        _check_family_data(args, data)
     options: dict[str, Any] = {}
     if args.ci is not None:
         options["ci"] = args.ci

@@ -64,7 +64,8 @@ from bradley.models.base import (
 from bradley.solvers.separation import design_null_space, find_separation, fitted_certificate
 from bradley.solvers.threads import single_blas_thread
 
-__all__ = ["PairwiseModel", "Davidson", "RaoKupper", "TOBT", "FAMILIES", "ITEM_EFFECTS"]
+__all__ = [
+    "check_order_effect_identifiable", "PairwiseModel", "Davidson", "RaoKupper", "TOBT", "FAMILIES", "ITEM_EFFECTS"]
 
 FAMILIES = ("bt", "davidson", "rao-kupper", "tobt")
 ITEM_EFFECTS = ("none", "fixed", "random")
@@ -124,6 +125,59 @@ def _coefficient_table(names: list[str], estimate: np.ndarray, se: np.ndarray, p
     )
     table.loc[np.asarray(positive, dtype=bool), ["z", "p_value"]] = np.nan
     return table
+
+
+def check_order_effect_identifiable(data: Comparisons, per_annotator: bool = False) -> None:
+    """Refuse an order effect that the data cannot separate from the outcome.
+
+    When every decisive row (ties aside) with a position advantage was won by
+    the item that had it -- as in a file that lists the winner first -- the
+    position *is* the outcome and the order effect's estimate is infinite (and
+    the same if it always lost). Raises :class:`~bradley.errors.ComparisonDataError`
+    explaining this; with ``per_annotator`` each annotator is checked.
+
+    Examples
+    --------
+    >>> import bradley
+    >>> games = bradley.Comparisons.from_arrays(["a", "b", "c"], ["b", "c", "a"], [1.0, 1.0, 0.5])
+    >>> try:
+    ...     check_order_effect_identifiable(games)
+    ... except bradley.ComparisonDataError as error:
+    ...     print(str(error)[:104])
+    cannot fit an order effect: every decisive comparison (2 rows, ties aside) was won by the item listed first
+    """
+    side = np.ones(len(data)) if data.order is None else np.asarray(data.order, dtype=np.float64)
+    outcome = np.asarray(data.outcome, dtype=np.float64)
+    weight = np.ones(len(data)) if data.weight is None else np.asarray(data.weight, dtype=np.float64)
+    decisive = (side != 0) & (outcome != 0.5) & (weight > 0)
+    groups: list[tuple[str, np.ndarray]] = [("", decisive)]
+    if per_annotator and data.annotator is not None:
+        labels = np.asarray(data.annotator)
+        groups = [(f" of annotator {label!r}", decisive & (labels == label)) for label in np.unique(labels)]
+    # the outcome for the advantaged side: 1 = it won, 0 = it lost, in between = a soft label
+    advantaged = np.where(side > 0, outcome, 1.0 - outcome)
+    for where, rows in groups:
+        values = advantaged[rows]
+        if not len(values):
+            continue
+        how = None
+        if np.all(values == 1.0):
+            how = "won"
+        elif np.all(values == 0.0):
+            how = "lost"
+        if how is None:
+            continue
+        who = ("the item listed first" if data.order is None
+               else "the item that had the position (home) advantage")
+        raise ComparisonDataError(
+            f"cannot fit an order effect: every decisive comparison{where} ({len(values):,} rows, ties aside) was {how} by {who}, "
+            "so the position is the outcome and an order effect cannot be told apart from it (its estimate would be "
+            "infinite). This is what a file that lists the winner first looks like ('winner loser' lines, "
+            "winner/loser columns). An order effect needs rows where the first-listed (home) item lost: use data "
+            "that record the order in which the items were shown (e.g. model_a/model_b/winner), or leave out "
+            "order_effect=True (CLI: --order-effect), or fix it (fixed={'order_effect': ...})."
+        )
+
 
 
 class PairwiseModel(ScoreUncertainty):
@@ -598,6 +652,8 @@ class PairwiseModel(ScoreUncertainty):
         self._check(o)
         self._o = o
         comparisons = as_comparisons(data)
+        if o.order_effect and not any(k == "order_effect" or k.startswith("order_effect[") for k in o.fixed):
+            check_order_effect_identifiable(comparisons, per_annotator=o.order_effect == "annotator")
         items = np.asarray(comparisons.items, dtype=object)
         n = len(items)
         if o.order_effect == "annotator" or o.judge_reliability:
