@@ -143,7 +143,7 @@ def check_order_effect_identifiable(data: Comparisons, per_annotator: bool = Fal
     >>> try:
     ...     check_order_effect_identifiable(games)
     ... except bradley.ComparisonDataError as error:
-    ...     print(str(error)[:104])
+    ...     print(str(error)[:107])
     cannot fit an order effect: every decisive comparison (2 rows, ties aside) was won by the item listed first
     """
     side = np.ones(len(data)) if data.order is None else np.asarray(data.order, dtype=np.float64)
@@ -170,7 +170,8 @@ def check_order_effect_identifiable(data: Comparisons, per_annotator: bool = Fal
         who = ("the item listed first" if data.order is None
                else "the item that had the position (home) advantage")
         raise ComparisonDataError(
-            f"cannot fit an order effect: every decisive comparison{where} ({len(values):,} rows, ties aside) was {how} by {who}, "
+            f"cannot fit an order effect: every decisive comparison{where} ({len(values):,} rows, ties aside) "
+            f"was {how} by {who}, "
             "so the position is the outcome and an order effect cannot be told apart from it (its estimate would be "
             "infinite). This is what a file that lists the winner first looks like ('winner loser' lines, "
             "winner/loser columns). An order effect needs rows where the first-listed (home) item lost: use data "
