@@ -1,22 +1,32 @@
-"""Preference losses for PyTorch (install with the ``torch`` extra).
+"""Preference losses and log-probabilities for PyTorch (install with the ``torch`` extra).
 
 This subpackage imports torch; nothing in the numpy core imports it.
 
-Conventions, used by every function here:
-
-* Inputs are tensors with a leading batch dimension ``B``. Sequence
-  log-probabilities are **summed** over response tokens unless the argument
-  name says ``avg`` (length-normalised); see :mod:`bradley.nn.logprobs` for
-  turning model logits and labels into both.
-* Every loss returns a :class:`~bradley.nn.losses.LossOutput` whose ``loss`` is
-  per-example (``reduction="none"``, the default) or reduced (``"mean"``,
-  ``"sum"``), plus detached quantities worth logging: implicit rewards,
-  margins and pairwise accuracy.
-* Log-sigmoids are computed with ``F.logsigmoid`` (never ``log(sigmoid)``), so
-  float32 and bfloat16 inputs stay finite at large margins.
+* :func:`get` picks a loss by name with keyword-only hyperparameters
+  (``get("ipo", beta=0.1)``) and returns a configured loss; call it on a
+  :class:`PreferenceBatch` or on keyword tensors named as the batch fields.
+  :func:`available` lists the names, :func:`loss_table` documents them.
+* Every loss returns a :class:`LossOutput`: per-example ``loss`` plus detached
+  implicit rewards, margins and accuracy on one scale.
+* :mod:`bradley.nn.logprobs` turns model logits (or hidden states and the LM
+  head, in chunks) into the log-probabilities the losses take.
 """
 
-from bradley.nn import logprobs, losses, transforms
-from bradley.nn.losses import LossOutput, available, get
+from bradley.nn import dpo, logprobs, losses, transforms
+from bradley.nn.batch import PreferenceBatch
+from bradley.nn.registry import CombinedLoss, LossOutput, PreferenceLoss, available, get, loss_table, spec
 
-__all__ = ["LossOutput", "available", "get", "logprobs", "losses", "transforms"]
+__all__ = [
+    "CombinedLoss",
+    "LossOutput",
+    "PreferenceBatch",
+    "PreferenceLoss",
+    "available",
+    "dpo",
+    "get",
+    "logprobs",
+    "loss_table",
+    "losses",
+    "spec",
+    "transforms",
+]
