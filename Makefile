@@ -9,9 +9,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU build of torch from the machine's disk first, so the [torch] extra pulls nothing else.
+	# CPU build of torch from the machine's disk first, so the [torch] and [train] extras pull no other torch.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[torch,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[torch,train,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
