@@ -1,0 +1,48 @@
+"""Training on Hugging Face models (install with ``pip install 'bradley[train]'``).
+
+Needs the ``train`` extra: ``transformers``, ``accelerate``, ``datasets`` and
+``peft`` on top of torch. ``import bradley`` never loads this package, and
+importing ``bradley.train`` itself loads only torch and :mod:`bradley.nn`;
+``transformers`` and ``datasets`` are imported when a function that needs
+them is first called.
+
+* :mod:`bradley.train.data` -- preference rows in the formats people have
+  (prompt/chosen/rejected strings or chat messages, explicit or implicit
+  prompt; k-wise rankings; unpaired KTO rows; ties, margins, strengths, soft
+  targets, categories) -> token ids with a :class:`TokenizationReport`;
+  collators that put chosen and rejected in one forward pass; helpers that
+  turn the model's per-token log-probs into a :class:`bradley.nn.PreferenceBatch`.
+* :mod:`bradley.train.toy` -- tiny tokenizers, models and synthetic preference
+  data built from configs, for tests and examples.
+"""
+
+from __future__ import annotations
+
+from bradley.train import data, toy
+from bradley.train.data import (
+    ListCollator,
+    PairCollator,
+    TokenizationReport,
+    UnpairedCollator,
+    list_preference_batch,
+    loss_fields,
+    preference_batch,
+    read_preferences,
+    split_pairs,
+    tokenize_preferences,
+)
+
+__all__ = [
+    "ListCollator",
+    "PairCollator",
+    "TokenizationReport",
+    "UnpairedCollator",
+    "data",
+    "list_preference_batch",
+    "loss_fields",
+    "preference_batch",
+    "read_preferences",
+    "split_pairs",
+    "tokenize_preferences",
+    "toy",
+]
