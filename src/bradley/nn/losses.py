@@ -1,49 +1,48 @@
-"""Preference losses for reward models and direct preference optimization.
+"""Reward-model losses and the paper-specific policy losses, registered by name.
 
-Each loss is a plain function of tensors returning a :class:`LossOutput`.
-Formulas follow ``shared/alignment-losses.md`` (section named in each
-docstring); where that sheet marks a detail UNCERTAIN, the version of the
-authors' code is used and the docstring says so.
+Every loss here is a plain kernel registered with
+:func:`bradley.nn.registry.register`: its positional-or-keyword parameters are
+:class:`~bradley.nn.batch.PreferenceBatch` fields (its inputs), its
+keyword-only parameters are hyperparameters named as in
+:data:`bradley.nn.registry.HYPERPARAMETERS`, and it returns per-example losses
+in a :class:`~bradley.nn.registry.LossOutput`. Pick one with
+``bradley.nn.get(name, **hyperparameters)``, or call a kernel directly with
+keyword tensors. Formulas follow ``shared/alignment-losses.md`` (section named
+in each docstring); where that sheet marks a detail UNCERTAIN, the authors'
+code is followed and the docstring says so. The DPO-pair family under TRL's
+names (``sigmoid``, ``ipo``, ``robust``, f-divergences, ...) is in
+:mod:`bradley.nn.dpo`.
 
-Shapes: ``(B,)`` per-example inputs unless stated. Log-probabilities are
-summed over response tokens (``*_logps``) or length-normalised
-(``*_avg_logps``). ``reduction`` is ``"none"`` (per-example, default),
-``"mean"`` or ``"sum"`` and applies to ``loss`` only.
+Logged rewards are on one scale: the scores themselves for reward models,
+``beta * log(pi / pi_ref)`` for losses with a reference (``pi_ref`` is the
+previous iterate for SPPO, INPO and DNO), ``beta * log pi`` (length-normalised
+where the loss is) for reference-free ones.
 
-Every loss checks the shapes of its batch tensors before any arithmetic:
-per-example tensors must have one and the same shape, and arguments typed
-"tensor or float" (``margin``, ``target``, ``strength``, win rates) may be
-numbers or tensors that broadcast to the batch shape without enlarging it.
-Anything else (e.g. a ``(B, 1)`` tensor against ``(B,)`` ones, which would
-broadcast to a ``(B, B)`` loss) raises a ``ValueError`` naming the argument
-and both shapes.
+Shapes are ``(B,)`` unless stated; tensors that would broadcast into a larger
+loss (a ``(B, 1)`` against a ``(B,)``) are refused with both shapes named.
 
 Examples
 --------
 >>> import torch
->>> from bradley.nn import losses
->>> out = losses.dpo_loss(torch.tensor([-10.0]), torch.tensor([-20.0]),
-...                       torch.tensor([-15.0]), torch.tensor([-15.0]), beta=0.1)
->>> round(out.loss.item(), 6), out.accuracy.item()
-(0.313262, 1.0)
->>> losses.get("simpo") is losses.simpo_loss
-True
+>>> from bradley.nn import get
+>>> loss = get("simpo", beta=2.0, gamma_beta_ratio=0.5)
+>>> out = loss(policy_chosen_avg_logps=torch.tensor([-1.2]), policy_rejected_avg_logps=torch.tensor([-1.2]))
+>>> round(out.loss.item(), 6)
+1.313262
+>>> bt_loss(chosen_rewards=torch.tensor([1.0]), rejected_rewards=torch.tensor([1.0])).loss
+tensor([0.6931])
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from bradley.nn.registry import LossOutput, check_flip_rate, check_shapes, output, register, soft_logistic
+
 __all__ = [
-    "LossOutput",
-    "available",
-    "get",
-    "register",
     # reward models
     "bt_loss",
     "soft_bt_loss",
@@ -53,12 +52,9 @@ __all__ = [
     "tobt_probabilities",
     "tobt_loss",
     "plackett_luce_loss",
-    # direct preference optimisation
-    "dpo_loss",
-    "ipo_loss",
-    "rdpo_loss",
+    # policy losses
+    "dpo_plackett_luce_loss",
     "simpo_loss",
-    "fdpo_loss",
     "tdpo_loss",
     "asft_loss",
     "dmpo_turn_weights",
@@ -74,136 +70,9 @@ __all__ = [
 Tensor = torch.Tensor
 
 
-@dataclass
-class LossOutput:
-    """What a loss returns.
-
-    Attributes
-    ----------
-    loss : torch.Tensor
-        Per-example losses (``reduction="none"``) or their mean / sum.
-    chosen_rewards, rejected_rewards : torch.Tensor or None
-        Detached implicit rewards (e.g. ``beta * log-ratio`` for DPO, the
-        reward-model scores for BT), per example.
-    margins : torch.Tensor or None
-        ``chosen_rewards - rejected_rewards`` (detached).
-    accuracy : torch.Tensor or None
-        1.0 where the chosen response is preferred (margin > 0), else 0.0.
-    extras : dict
-        Other detached per-example quantities a loss exposes.
-    """
-
-    loss: Tensor
-    chosen_rewards: Tensor | None = None
-    rejected_rewards: Tensor | None = None
-    margins: Tensor | None = None
-    accuracy: Tensor | None = None
-    extras: dict[str, Tensor] = field(default_factory=dict)
-
-
-_REGISTRY: dict[str, Callable[..., LossOutput]] = {}
-
-
-def register(*names: str) -> Callable[[Callable[..., LossOutput]], Callable[..., LossOutput]]:
-    """Decorator adding a loss to the registry under one or more names."""
-
-    def wrap(fn: Callable[..., LossOutput]) -> Callable[..., LossOutput]:
-        for name in names:
-            if name in _REGISTRY:
-                raise ValueError(f"loss name {name!r} is already registered.")
-            _REGISTRY[name] = fn
-        return fn
-
-    return wrap
-
-
-def get(name: str) -> Callable[..., LossOutput]:
-    """The loss registered under ``name`` (as TRL users pick ``loss_type``)."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown loss {name!r}; available: {', '.join(available())}.") from None
-
-
-def available() -> list[str]:
-    """Names in the registry, sorted."""
-    return sorted(_REGISTRY)
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "none":
-        return loss
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}.")
-
-
-def _output(
-    loss: Tensor, chosen: Tensor | None, rejected: Tensor | None, reduction: str, **extras: Tensor
-) -> LossOutput:
-    margins = accuracy = None
-    if chosen is not None and rejected is not None:
-        chosen, rejected = chosen.detach(), rejected.detach()
-        margins = chosen - rejected
-        accuracy = (margins > 0).to(loss.dtype)
-    return LossOutput(
-        _reduce(loss, reduction), chosen, rejected, margins, accuracy, {k: v.detach() for k, v in extras.items()}
-    )
-
-
-def _check_shapes(
-    loss: str,
-    same: dict[str, Tensor | None],
-    broadcast: dict[str, Tensor | float | None] | None = None,
-) -> torch.Size:
-    """Refuse batch tensors whose shapes differ, before arithmetic broadcasts them.
-
-    Every tensor in ``same`` (``None`` entries are skipped) must have the shape
-    of the first; a ``(B, 1)`` tensor against a ``(B,)`` one would otherwise
-    broadcast to a ``(B, B)`` loss without a word. Entries of ``broadcast``
-    (arguments documented as "tensor or float") may be Python numbers or
-    tensors that broadcast to that shape without enlarging it (a scalar, a
-    ``(1,)`` tensor or the batch shape). Returns the batch shape.
-    """
-    for name, value in same.items():
-        if value is not None and not isinstance(value, Tensor):
-            raise TypeError(f"{loss}: {name} must be a torch.Tensor, got {type(value).__name__}.")
-    for name, number in (broadcast or {}).items():
-        if number is not None and not isinstance(number, (Tensor, int, float)):
-            raise TypeError(f"{loss}: {name} must be a torch.Tensor or a number, got {type(number).__name__}.")
-    ref_name, ref = next((k, v) for k, v in same.items() if v is not None)
-    shape = ref.shape
-    for name, value in same.items():
-        if isinstance(value, Tensor) and value.shape != shape:
-            raise ValueError(
-                f"{loss}: {name} has shape {tuple(value.shape)} but {ref_name} has shape {tuple(shape)}; "
-                "per-example inputs must have the same shape (a (B, 1) tensor against a (B,) one would "
-                "broadcast to a (B, B) loss). Reshape them alike, e.g. with .squeeze(-1)."
-            )
-    for name, number in (broadcast or {}).items():
-        if isinstance(number, Tensor) and number.dim() > 0:
-            try:
-                fits = torch.broadcast_shapes(number.shape, shape) == shape
-            except RuntimeError:
-                fits = False
-            if not fits:
-                raise ValueError(
-                    f"{loss}: {name} has shape {tuple(number.shape)}, which does not broadcast to the batch shape "
-                    f"{tuple(shape)} of {ref_name}; give a number, a scalar tensor or a tensor of shape {tuple(shape)}."
-                )
-    return shape
-
-
-def _check_epsilon(epsilon: float, name: str = "epsilon") -> None:
-    if not 0.0 <= epsilon < 0.5:
-        raise ValueError(f"{name} must lie in [0, 0.5), got {epsilon}.")
-
-
-def _soft_logistic(z: Tensor, target: Tensor | float) -> Tensor:
-    """Cross-entropy ``-[p logsig(z) + (1 - p) logsig(-z)]`` against a target probability."""
-    return -(target * F.logsigmoid(z) + (1.0 - target) * F.logsigmoid(-z))
+def _check_positive(loss: str, name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{loss}: {name} must be positive, got {value}.")
 
 
 # --------------------------------------------------------------------------
@@ -211,340 +80,372 @@ def _soft_logistic(z: Tensor, target: Tensor | float) -> Tensor:
 # --------------------------------------------------------------------------
 
 
-@register("bt", "bradley-terry")
+@register(
+    "bt",
+    "bradley-terry",
+    trl="reward",
+    source="Bradley & Terry 1952; margin: Touvron et al. 2023 (Llama 2); centering: Eisenstein et al. 2023 "
+    "(code: huggingface/trl RewardTrainer)",
+    kind="reward",
+)
 def bt_loss(
     chosen_rewards: Tensor,
     rejected_rewards: Tensor,
-    margin: Tensor | float | None = None,
+    margin: Tensor | None = None,
+    *,
     label_smoothing: float = 0.0,
-    center_coefficient: float | None = None,
-    reduction: str = "none",
+    center_rewards_coefficient: float | None = None,
 ) -> LossOutput:
     """Bradley-Terry reward-model loss ``-logsig(r_w - r_l - m)`` (A1, A2, A3).
 
+    With ``label_smoothing = 0`` the batch mean is TRL's ``RewardTrainer``
+    loss, margin column and ``center_rewards_coefficient`` included.
+
     Parameters
     ----------
-    margin : tensor or float, optional
+    chosen_rewards, rejected_rewards : (B,)
+        Reward-model scores.
+    margin : (B,) or scalar tensor, optional
         Llama-2 style margin ``m`` subtracted from the reward gap (A2).
     label_smoothing : float
-        Flip rate ``eps`` in [0, 0.5): the target becomes ``1 - eps`` (A3).
-    center_coefficient : float, optional
-        TRL's ``center_rewards_coefficient``: adds ``c * (r_w + r_l)^2``.
+        Flip rate ``eps`` in [0, 0.5): the target becomes ``1 - eps`` (A3; not in TRL).
+    center_rewards_coefficient : float, optional
+        Adds ``c * (r_w + r_l)^2`` per pair (TRL's reward centering; 0.01 is the recommended value).
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = bt_loss(chosen_rewards=torch.tensor([2.0]), rejected_rewards=torch.tensor([1.0]),
+    ...               margin=torch.tensor([1.0]))
+    >>> round(out.loss.item(), 6), out.margins.item()
+    (0.693147, 1.0)
     """
-    _check_shapes(
-        "bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"margin": margin}
-    )
-    _check_epsilon(label_smoothing, "label_smoothing")
+    check_shapes("bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"margin": margin})
+    check_flip_rate(label_smoothing)
     z = chosen_rewards - rejected_rewards
     if margin is not None:
         z = z - margin
-    loss = _soft_logistic(z, 1.0 - label_smoothing)
-    if center_coefficient:
-        loss = loss + center_coefficient * (chosen_rewards + rejected_rewards) ** 2
-    return _output(loss, chosen_rewards, rejected_rewards, reduction)
+    loss = soft_logistic(z, 1.0 - label_smoothing)
+    if center_rewards_coefficient is not None:
+        loss = loss + center_rewards_coefficient * (chosen_rewards + rejected_rewards) ** 2
+    return output(loss, chosen_rewards, rejected_rewards)
 
 
-@register("soft-bt", "mmpo-rm")
-def soft_bt_loss(
-    chosen_rewards: Tensor, rejected_rewards: Tensor, target: Tensor | float, reduction: str = "none"
-) -> LossOutput:
+@register(
+    "soft-bt",
+    "mmpo-rm",
+    source="soft-target BT; MMPO: Kim et al. 2024 (code: kykim0/margin-matching-pref-opt)",
+    kind="reward",
+)
+def soft_bt_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, target: Tensor) -> LossOutput:
     """Soft-target BT: cross-entropy of ``sigmoid(r_w - r_l)`` against ``P(w beats l) = target`` (A3, A5).
 
     The minimiser is ``r_w - r_l = logit(target)``; with
-    ``target = mmpo_target(s_w, s_l, gamma)`` this is MMPO's margin matching.
+    ``target = mmpo_target(s_w, s_l, gamma=...)`` this is MMPO's margin matching.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = soft_bt_loss(chosen_rewards=torch.tensor([0.0]), rejected_rewards=torch.tensor([0.0]),
+    ...                    target=torch.tensor([0.9]))
+    >>> round(out.loss.item(), 6)
+    0.693147
     """
-    _check_shapes(
+    check_shapes(
         "soft-bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"target": target}
     )
-    loss = _soft_logistic(chosen_rewards - rejected_rewards, target)
-    return _output(loss, chosen_rewards, rejected_rewards, reduction)
+    loss = soft_logistic(chosen_rewards - rejected_rewards, target)
+    return output(loss, chosen_rewards, rejected_rewards)
 
 
-def mmpo_target(chosen_scores: Tensor, rejected_scores: Tensor, gamma: float | None) -> Tensor | float:
-    """MMPO soft label ``sigmoid(gamma * (s_w - s_l))`` from quality scores (A5); ``None`` = hard label 1."""
+def mmpo_target(chosen_scores: Tensor, rejected_scores: Tensor, *, gamma: float | None) -> Tensor:
+    """MMPO soft label ``sigmoid(gamma * (s_w - s_l))`` from quality scores (A5); ``gamma=None`` = hard label 1.
+
+    Use it as the ``target`` field of a batch (``soft-bt`` for reward models;
+    the DPO losses of :mod:`bradley.nn.dpo` that take a ``target``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> mmpo_target(torch.tensor([4.0]), torch.tensor([4.0]), gamma=2.2)
+    tensor([0.5000])
+    """
     if gamma is None:
-        return 1.0
+        return torch.ones_like(chosen_scores)
     return torch.sigmoid(gamma * (chosen_scores - rejected_scores))
 
 
-@register("scaled-bt")
-def scaled_bt_loss(
-    chosen_rewards: Tensor, rejected_rewards: Tensor, strength: Tensor | float, reduction: str = "none"
-) -> LossOutput:
+@register(
+    "scaled-bt",
+    source="Wang et al. 2024, HelpSteer2-Preference (Scaled BT)",
+    kind="reward",
+)
+def scaled_bt_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, strength: Tensor) -> LossOutput:
     """HelpSteer2-Preference Scaled BT: ``-m * logsig(r_w - r_l)`` with preference strength ``m`` (A4).
 
     Equivalent to repeating a pair ``m`` times. Pairs of strength 0 (no
     preference) must be removed before; they are an error here.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = scaled_bt_loss(chosen_rewards=torch.tensor([0.0]), rejected_rewards=torch.tensor([0.0]),
+    ...                      strength=torch.tensor([3.0]))
+    >>> round(out.loss.item(), 6)
+    2.079442
     """
-    _check_shapes(
+    check_shapes(
         "scaled-bt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}, {"strength": strength}
     )
-    m = torch.as_tensor(strength, dtype=chosen_rewards.dtype, device=chosen_rewards.device)
-    if torch.any(m <= 0):
-        raise ValueError("preference strength must be positive; drop pairs of strength 0 (no preference).")
-    loss = -m * F.logsigmoid(chosen_rewards - rejected_rewards)
-    return _output(loss, chosen_rewards, rejected_rewards, reduction)
+    if torch.any(strength <= 0):
+        raise ValueError("scaled-bt: strength must be positive; drop pairs of strength 0 (no preference).")
+    loss = -strength * F.logsigmoid(chosen_rewards - rejected_rewards)
+    return output(loss, chosen_rewards, rejected_rewards)
 
 
-@register("regression")
-def regression_loss(predicted: Tensor, target: Tensor, reduction: str = "none") -> LossOutput:
-    """Squared-error rating regression (SteerLM regression, A4), the first stage of
-    HelpSteer2-Preference's best recipe: train this, then initialise a BT model
-    from it and train with :func:`scaled_bt_loss`. Shapes (B,) or (B, n_attributes).
+@register("regression", source="Wang et al. 2024, SteerLM regression (HelpSteer2)", kind="reward")
+def regression_loss(predicted_ratings: Tensor, target_ratings: Tensor) -> LossOutput:
+    """Squared-error rating regression (SteerLM regression, A4), summed over attributes.
+
+    The first stage of HelpSteer2-Preference's best recipe: train this, then
+    initialise a BT model from it and train with ``scaled-bt``. Shapes (B,)
+    or (B, n_attributes). No chosen/rejected rewards are logged.
+
+    Examples
+    --------
+    >>> import torch
+    >>> regression_loss(predicted_ratings=torch.tensor([[1.0, 2.0]]), target_ratings=torch.tensor([[0.0, 4.0]])).loss
+    tensor([5.])
     """
-    _check_shapes("regression", {"predicted": predicted, "target": target})
-    loss = (predicted - target) ** 2
+    check_shapes("regression", {"predicted_ratings": predicted_ratings, "target_ratings": target_ratings})
+    loss = (predicted_ratings - target_ratings) ** 2
     if loss.dim() > 1:
         loss = loss.sum(-1)
-    return _output(loss, None, None, reduction)
+    return output(loss, None, None)
 
 
-def tobt_probabilities(d: Tensor, alpha: float) -> tuple[Tensor, Tensor, Tensor]:
+def tobt_probabilities(d: Tensor, *, tie_threshold: float = 0.5) -> tuple[Tensor, Tensor, Tensor]:
     """TOBT (Rao-Kupper) win / loss / tie probabilities for reward gap ``d = r_1 - r_2`` (A6).
 
-    Returns ``(P(1 wins), P(2 wins), P(tie))``; they sum to 1 for ``alpha > 0``.
+    Returns ``(P(1 wins), P(2 wins), P(tie))``; they sum to 1 for ``tie_threshold > 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> [round(p.item(), 4) for p in tobt_probabilities(torch.tensor(0.0), tie_threshold=0.5)]
+    [0.3775, 0.3775, 0.2449]
     """
-    if alpha <= 0:
-        raise ValueError(f"alpha must be positive, got {alpha}.")
-    p_win = torch.sigmoid(d - alpha)
-    p_loss = torch.sigmoid(-d - alpha)
-    p_tie = math.expm1(2 * alpha) * p_win * p_loss
+    _check_positive("tobt", "tie_threshold", tie_threshold)
+    p_win = torch.sigmoid(d - tie_threshold)
+    p_loss = torch.sigmoid(-d - tie_threshold)
+    p_tie = math.expm1(2 * tie_threshold) * p_win * p_loss
     return p_win, p_loss, p_tie
 
 
-def _tie_aware_logistic(z: Tensor, is_tie: Tensor, alpha: float, label_smoothing: float) -> Tensor:
-    # Non-tie: -logsig(z - alpha) (with optional cDPO smoothing); tie:
-    # -log[(e^{2a} - 1) sig(z - a) sig(-z - a)], computed with log-sigmoids.
-    if alpha <= 0:
-        raise ValueError(f"alpha must be positive, got {alpha}.")
-    _check_epsilon(label_smoothing, "label_smoothing")
-    decisive = -(1.0 - label_smoothing) * F.logsigmoid(z - alpha) - label_smoothing * F.logsigmoid(-z - alpha)
-    tie = -math.log(math.expm1(2 * alpha)) - F.logsigmoid(z - alpha) - F.logsigmoid(-z - alpha)
+def _tie_aware_logistic(loss: str, z: Tensor, is_tie: Tensor, tie_threshold: float, label_smoothing: float) -> Tensor:
+    # Decisive: -logsig(z - a) (optionally cDPO-smoothed); tie: -log[(e^{2a} - 1) sig(z - a) sig(-z - a)],
+    # both from log-sigmoids so neither side saturates.
+    _check_positive(loss, "tie_threshold", tie_threshold)
+    check_flip_rate(label_smoothing)
+    a = tie_threshold
+    decisive = -(1.0 - label_smoothing) * F.logsigmoid(z - a) - label_smoothing * F.logsigmoid(-z - a)
+    tie = -math.log(math.expm1(2 * a)) - F.logsigmoid(z - a) - F.logsigmoid(-z - a)
     return torch.where(is_tie.bool(), tie, decisive)
 
 
-@register("tobt")
+@register(
+    "tobt",
+    source="Guo et al. 2025, TODO (code: XXares/TODO); Rao & Kupper 1967",
+    symbols={"tie_threshold": "alpha"},
+    kind="reward",
+)
 def tobt_loss(
-    chosen_rewards: Tensor,
-    rejected_rewards: Tensor,
-    is_tie: Tensor,
-    alpha: float = 0.5,
-    reduction: str = "none",
+    chosen_rewards: Tensor, rejected_rewards: Tensor, is_tie: Tensor, *, tie_threshold: float = 0.5
 ) -> LossOutput:
-    """Tie-aware BT reward-model loss (TOBT, A6): ``-log P(observed)`` under Rao-Kupper with ``alpha``.
+    """Tie-aware BT reward-model loss (TOBT, A6): ``-log P(observed)`` under Rao-Kupper.
 
     For tied pairs the order of "chosen" and "rejected" does not matter (the
     tie loss is even in the gap).
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = tobt_loss(chosen_rewards=torch.tensor([0.0]), rejected_rewards=torch.tensor([0.0]),
+    ...                 is_tie=torch.tensor([True]))
+    >>> round(out.loss.item(), 6)
+    1.406829
     """
-    _check_shapes(
-        "tobt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards, "is_tie": is_tie}
-    )
-    loss = _tie_aware_logistic(chosen_rewards - rejected_rewards, is_tie, alpha, 0.0)
-    return _output(loss, chosen_rewards, rejected_rewards, reduction)
+    check_shapes("tobt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards, "is_tie": is_tie})
+    loss = _tie_aware_logistic("tobt", chosen_rewards - rejected_rewards, is_tie, tie_threshold, 0.0)
+    return output(loss, chosen_rewards, rejected_rewards)
 
 
-@register("plackett-luce", "pl")
-def plackett_luce_loss(scores: Tensor, mask: Tensor | None = None, reduction: str = "none") -> LossOutput:
-    """Plackett-Luce listwise loss over K responses ordered best first (A7).
-
-    ``L = -sum_k [u_k - logsumexp_{j >= k} u_j]`` computed with a reversed
-    ``logcumsumexp``. ``scores`` has shape (B, K); ``mask`` (B, K) marks the
-    real responses of ragged lists (they must come first in each row).
-    For a DPO-style PL loss pass ``beta * (policy_logps - ref_logps)``.
-    """
-    _check_shapes("plackett-luce", {"scores": scores, "mask": mask})
-    if scores.dim() != 2:
-        raise ValueError(f"plackett-luce: scores must have shape (B, K), got {tuple(scores.shape)}.")
-    if mask is None:
-        mask = torch.ones_like(scores, dtype=torch.bool)
-    mask = mask.bool()
-    filled = scores.masked_fill(~mask, float("-inf"))
-    tail_lse = torch.flip(torch.logcumsumexp(torch.flip(filled, [1]), dim=1), [1])
-    terms = torch.where(mask, scores - tail_lse, torch.zeros_like(scores))
-    loss = -terms.sum(-1)
-    first = scores[:, 0]
-    second = (
-        torch.where(mask[:, 1], scores[:, 1], torch.full_like(first, float("nan"))) if scores.shape[1] > 1 else None
-    )
-    return _output(loss, first, second, reduction)
-
-
-# --------------------------------------------------------------------------
-# Direct preference losses (sheet part B)
-# --------------------------------------------------------------------------
-
-
-def _log_ratios(
-    loss: str,
-    policy_chosen: Tensor,
-    policy_rejected: Tensor,
-    ref_chosen: Tensor,
-    ref_rejected: Tensor,
-    **per_example: Tensor | None,
+def _listwise_inputs(
+    loss: str, scores_name: str, scores: Tensor, ranks: Tensor | None, list_mask: Tensor | None
 ) -> tuple[Tensor, Tensor]:
-    """``(rho_w, rho_l)`` after checking that the four log-probs (and ``per_example``) share one shape."""
-    _check_shapes(
-        loss,
-        {
-            "policy_chosen_logps": policy_chosen,
-            "policy_rejected_logps": policy_rejected,
-            "ref_chosen_logps": ref_chosen,
-            "ref_rejected_logps": ref_rejected,
-            **per_example,
-        },
-    )
-    return policy_chosen - ref_chosen, policy_rejected - ref_rejected
+    """Ranks and a boolean mask for (B, K) listwise scores, after checking shapes."""
+    check_shapes(loss, {scores_name: scores, "ranks": ranks, "list_mask": list_mask})
+    if scores.dim() != 2:
+        raise ValueError(f"{loss}: {scores_name} must have shape (B, K), got {tuple(scores.shape)}.")
+    if ranks is None:
+        ranks = torch.arange(1, scores.shape[1] + 1, device=scores.device).expand(scores.shape)
+    mask = torch.ones_like(scores, dtype=torch.bool) if list_mask is None else list_mask.bool()
+    return ranks, mask
 
 
-@register("dpo", "sigmoid", "cdpo")
-def dpo_loss(
-    policy_chosen_logps: Tensor,
-    policy_rejected_logps: Tensor,
-    ref_chosen_logps: Tensor,
-    ref_rejected_logps: Tensor,
+def _plackett_luce(u: Tensor, ranks: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-row Plackett-Luce negative log-likelihood, and the scores of the best and worst real items.
+
+    Item ``i`` is chosen from the real items ranked no better than it:
+    ``-sum_i [u_i - logsumexp_{j: rank_j >= rank_i} u_j]``. Without ties this
+    is the usual sequential choice; a tied group is the Breslow treatment
+    (each tied item chosen from the same set), as ``bradley.PlackettLuce``'s
+    default. Padded entries of ``u`` may hold anything (NaN, -inf).
+    """
+    u = torch.where(mask, u, torch.zeros_like(u))
+    k = u.shape[1]
+    later = (ranks.unsqueeze(1) >= ranks.unsqueeze(2)) & mask.unsqueeze(1)  # [b, i, j]: j in item i's choice set
+    later = later | torch.eye(k, dtype=torch.bool, device=u.device)  # never empty (padded rows are dropped below)
+    # -(u_i - logsumexp_S u_j) = logsumexp_S (u_j - u_i) = m + log1p(sum_{j != argmax} e^{d_j - m}): log1p keeps
+    # the precision of a small loss that u_i - logsumexp would cancel away.
+    d = torch.where(later, u.unsqueeze(1) - u.unsqueeze(2), torch.full_like(later, -math.inf, dtype=u.dtype))
+    top = d.argmax(-1, keepdim=True)
+    m = d.gather(-1, top)
+    rest = torch.exp(d - m).scatter(-1, top, 0.0).sum(-1)
+    terms = m.squeeze(-1) + torch.log1p(rest)
+    loss = torch.where(mask, terms, torch.zeros_like(terms)).sum(-1)
+    big = torch.finfo(torch.float64).max
+    masked_ranks = ranks.to(torch.float64)
+    best = torch.where(mask, masked_ranks, torch.full_like(masked_ranks, big)).argmin(-1, keepdim=True)
+    worst = torch.where(mask, masked_ranks, torch.full_like(masked_ranks, -big)).argmax(-1, keepdim=True)
+    return loss, u.gather(1, best).squeeze(1), u.gather(1, worst).squeeze(1)
+
+
+@register(
+    "plackett-luce",
+    "pl",
+    source="Plackett 1975, Luce 1959; Breslow ties",
+    kind="reward",
+)
+def plackett_luce_loss(rewards: Tensor, ranks: Tensor | None = None, list_mask: Tensor | None = None) -> LossOutput:
+    """Plackett-Luce listwise reward-model loss over K responses per prompt (A7, A12).
+
+    Parameters
+    ----------
+    rewards : (B, K)
+        Reward-model scores.
+    ranks : (B, K), optional
+        Rank of each response, 1 = best; absent = columns ordered best first.
+        Equal ranks are ties, treated as Breslow's (each tied response is
+        chosen from the same set), the default of ``bradley.PlackettLuce``.
+    list_mask : (B, K), optional
+        True at the real responses of ragged lists (anywhere in the row).
+
+    Chosen / rejected rewards are the scores of the best and the worst real
+    response of each list. Computed in float32 at least: bfloat16's
+    ``logsumexp`` loses the loss (scores [5, 0, -5] gave half of it).
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = plackett_luce_loss(rewards=torch.tensor([[0.0, 0.0]]))
+    >>> round(out.loss.item(), 6)
+    0.693147
+    >>> out = plackett_luce_loss(rewards=torch.tensor([[-5.0, 5.0]]), ranks=torch.tensor([[2, 1]]))
+    >>> round(out.loss.item(), 6), out.chosen_rewards.item()
+    (4.5e-05, 5.0)
+    """
+    ranks, mask = _listwise_inputs("plackett-luce", "rewards", rewards, ranks, list_mask)
+    loss, best, worst = _plackett_luce(rewards, ranks, mask)
+    return output(loss, best, worst)
+
+
+# --------------------------------------------------------------------------
+# Policy losses (sheet part B)
+# --------------------------------------------------------------------------
+
+
+@register(
+    "dpo-pl",
+    source="Rafailov et al. 2023, DPO Appendix A.3 (Plackett-Luce)",
+    kind="policy",
+)
+def dpo_plackett_luce_loss(
+    policy_logps: Tensor,
+    ref_logps: Tensor,
+    ranks: Tensor | None = None,
+    list_mask: Tensor | None = None,
+    *,
     beta: float = 0.1,
-    label_smoothing: float = 0.0,
-    reduction: str = "none",
 ) -> LossOutput:
-    """DPO ``-logsig(beta * Delta)``, ``Delta = rho_w - rho_l`` (B1); conservative DPO with
-    ``label_smoothing = eps`` (A3: ``-(1-eps) logsig(beta Delta) - eps logsig(-beta Delta)``).
+    """DPO's Plackett-Luce loss over K ranked responses: ``plackett-luce`` on ``beta * (log pi - log pi_ref)``.
 
-    Implicit rewards are ``beta * rho``. For reference-free DPO pass zeros as
-    the reference log-probs.
+    ``policy_logps``, ``ref_logps`` (B, K) are summed log-probs; ``ranks`` and
+    ``list_mask`` as for ``plackett-luce`` (ties: Breslow). With K = 2 this is
+    DPO. Rewards: ``beta * log-ratio`` of the best and worst real response.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = dpo_plackett_luce_loss(policy_logps=torch.tensor([[-10.0, -20.0]]),
+    ...                              ref_logps=torch.tensor([[-15.0, -15.0]]), beta=0.1)
+    >>> round(out.loss.item(), 6)
+    0.313262
     """
-    _check_epsilon(label_smoothing, "label_smoothing")
-    rho_w, rho_l = _log_ratios(
-        "dpo", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
-    )
-    loss = _soft_logistic(beta * (rho_w - rho_l), 1.0 - label_smoothing)
-    return _output(loss, beta * rho_w, beta * rho_l, reduction)
+    check_shapes("dpo-pl", {"policy_logps": policy_logps, "ref_logps": ref_logps})
+    ranks, mask = _listwise_inputs("dpo-pl", "policy_logps", policy_logps, ranks, list_mask)
+    loss, best, worst = _plackett_luce(beta * (policy_logps - ref_logps), ranks, mask)
+    return output(loss, best, worst)
 
 
-@register("ipo")
-def ipo_loss(
-    policy_chosen_logps: Tensor,
-    policy_rejected_logps: Tensor,
-    ref_chosen_logps: Tensor,
-    ref_rejected_logps: Tensor,
-    tau: float = 0.1,
-    chosen_lengths: Tensor | None = None,
-    rejected_lengths: Tensor | None = None,
-    reduction: str = "none",
-) -> LossOutput:
-    """IPO ``(Delta - 1/(2 tau))^2`` (B3).
-
-    Summed log-probs, as in the paper and the DPO authors' code. Pass
-    ``chosen_lengths`` and ``rejected_lengths`` for TRL's length-normalised
-    variant (``rho / |y|``).
-    """
-    if tau <= 0:
-        raise ValueError(f"tau must be positive, got {tau}.")
-    rho_w, rho_l = _log_ratios(
-        "ipo",
-        policy_chosen_logps,
-        policy_rejected_logps,
-        ref_chosen_logps,
-        ref_rejected_logps,
-        chosen_lengths=chosen_lengths,
-        rejected_lengths=rejected_lengths,
-    )
-    if (chosen_lengths is None) != (rejected_lengths is None):
-        raise ValueError("give both chosen_lengths and rejected_lengths, or neither.")
-    if chosen_lengths is not None and rejected_lengths is not None:
-        rho_w, rho_l = rho_w / chosen_lengths, rho_l / rejected_lengths
-    loss = (rho_w - rho_l - 1.0 / (2.0 * tau)) ** 2
-    return _output(loss, tau * rho_w, tau * rho_l, reduction)
-
-
-@register("rdpo", "robust")
-def rdpo_loss(
-    policy_chosen_logps: Tensor,
-    policy_rejected_logps: Tensor,
-    ref_chosen_logps: Tensor,
-    ref_rejected_logps: Tensor,
-    beta: float = 0.1,
-    epsilon: float = 0.1,
-    reduction: str = "none",
-) -> LossOutput:
-    """Robust DPO for a known label-flip rate ``eps`` (B4).
-
-    ``[(1 - eps) l(Delta) - eps l(-Delta)] / (1 - 2 eps)`` with
-    ``l(Delta) = -logsig(beta Delta)``: an unbiased estimate of the clean DPO
-    loss under random flips. Unbounded below for ``eps > 0``.
-    """
-    _check_epsilon(epsilon)
-    rho_w, rho_l = _log_ratios(
-        "rdpo", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
-    )
-    z = beta * (rho_w - rho_l)
-    loss = (-(1.0 - epsilon) * F.logsigmoid(z) + epsilon * F.logsigmoid(-z)) / (1.0 - 2.0 * epsilon)
-    return _output(loss, beta * rho_w, beta * rho_l, reduction)
-
-
-@register("simpo")
+@register(
+    "simpo",
+    source="Meng et al. 2024, SimPO (code: princeton-nlp/SimPO)",
+    symbols={"gamma_beta_ratio": "gamma / beta"},
+)
 def simpo_loss(
     policy_chosen_avg_logps: Tensor,
     policy_rejected_avg_logps: Tensor,
+    *,
     beta: float = 2.0,
     gamma_beta_ratio: float = 0.25,
     label_smoothing: float = 0.0,
-    reduction: str = "none",
+    sft_weight: float = 0.0,
 ) -> LossOutput:
     """SimPO ``-logsig(beta (A_w - A_l) - gamma)`` on length-normalised log-probs, no reference (B6).
 
     Parametrised as the authors' code: ``gamma = beta * gamma_beta_ratio``
-    (defaults beta 2.0, ratio 0.25). Rewards are ``beta * A``.
+    (defaults beta 2.0, ratio 0.25); ``label_smoothing`` as cDPO.
+    ``sft_weight`` adds ``sft_weight * (-A_w)``, the chosen response's
+    cross-entropy; the authors take one token mean over the whole batch, so
+    the two agree when the chosen responses have equal lengths. TRL's
+    CPO-based SimPO (``simpo_gamma``) is in :mod:`bradley.nn.dpo`.
+    Rewards ``beta * A``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = simpo_loss(policy_chosen_avg_logps=torch.tensor([-1.0]),
+    ...                  policy_rejected_avg_logps=torch.tensor([-1.0]), gamma_beta_ratio=0.0)
+    >>> round(out.loss.item(), 6)
+    0.693147
     """
-    _check_shapes(
+    check_shapes(
         "simpo",
         {"policy_chosen_avg_logps": policy_chosen_avg_logps, "policy_rejected_avg_logps": policy_rejected_avg_logps},
     )
-    _check_epsilon(label_smoothing, "label_smoothing")
+    check_flip_rate(label_smoothing)
     logits = policy_chosen_avg_logps - policy_rejected_avg_logps - gamma_beta_ratio
-    loss = _soft_logistic(beta * logits, 1.0 - label_smoothing)
-    return _output(loss, beta * policy_chosen_avg_logps, beta * policy_rejected_avg_logps, reduction)
+    loss = soft_logistic(beta * logits, 1.0 - label_smoothing)
+    if sft_weight:
+        loss = loss - sft_weight * policy_chosen_avg_logps
+    return output(loss, beta * policy_chosen_avg_logps, beta * policy_rejected_avg_logps)
 
 
-def _fdpo_score(rho: Tensor, divergence: str, alpha: float) -> Tensor:
-    if divergence == "reverse_kl":
-        return rho
-    if divergence == "forward_kl":
-        return -torch.exp(-rho)
-    if divergence == "js":
-        return F.logsigmoid(rho)
-    if divergence == "alpha":
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha must lie in (0, 1), got {alpha}.")
-        return -torch.expm1(-alpha * rho) / alpha
-    raise ValueError(f"divergence must be reverse_kl, forward_kl, js or alpha; got {divergence!r}.")
-
-
-@register("fdpo", "f-dpo")
-def fdpo_loss(
-    policy_chosen_logps: Tensor,
-    policy_rejected_logps: Tensor,
-    ref_chosen_logps: Tensor,
-    ref_rejected_logps: Tensor,
-    beta: float = 0.1,
-    divergence: str = "reverse_kl",
-    alpha: float = 0.5,
-    reduction: str = "none",
-) -> LossOutput:
-    """f-DPO ``-logsig(beta f'(u_w) - beta f'(u_l))`` with ``u = exp(rho)`` (B5).
-
-    ``divergence``: ``"reverse_kl"`` (= DPO), ``"forward_kl"`` (``f' = -1/u``),
-    ``"js"`` (``f' = log(2u/(1+u))``), ``"alpha"`` (``f' = (1 - u^-alpha)/alpha``,
-    the paper's alpha in (0, 1); TRL's coefficient is ``1 - alpha``).
-    """
-    rho_w, rho_l = _log_ratios(
-        "fdpo", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
-    )
-    s_w, s_l = _fdpo_score(rho_w, divergence, alpha), _fdpo_score(rho_l, divergence, alpha)
-    loss = -F.logsigmoid(beta * (s_w - s_l))
-    return _output(loss, beta * s_w, beta * s_l, reduction)
-
-
-@register("tdpo")
+@register(
+    "tdpo",
+    source="Zeng et al. 2024, TDPO (code: Vance0124/Token-level-Direct-Preference-Optimization)",
+)
 def tdpo_loss(
     policy_chosen_logps: Tensor,
     policy_rejected_logps: Tensor,
@@ -552,80 +453,151 @@ def tdpo_loss(
     ref_rejected_logps: Tensor,
     chosen_seq_kl: Tensor,
     rejected_seq_kl: Tensor,
+    *,
     beta: float = 0.1,
     alpha: float = 0.5,
     version: int = 2,
-    reduction: str = "none",
 ) -> LossOutput:
     """Token-level DPO (B7): TDPO1 ``-logsig(beta[Delta - (KL_l - KL_w)])`` or
     TDPO2 ``-logsig(beta[Delta - alpha (KL_l - sg(KL_w))])``.
 
     ``*_seq_kl`` are sequential KLs ``sum_t KL(pi_ref || pi_theta)`` over the
-    full vocabulary, from :func:`bradley.nn.logprobs.sequence_kl`. Default
-    TDPO2 with beta 0.1, alpha 0.5 (the authors' function default).
+    full vocabulary (:func:`bradley.nn.logprobs.sequence_kl`). Default TDPO2
+    with beta 0.1, alpha 0.5 (the authors' function default); ``alpha`` is
+    unused by TDPO1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([-5.0])
+    >>> out = tdpo_loss(policy_chosen_logps=z, policy_rejected_logps=z, ref_chosen_logps=z, ref_rejected_logps=z,
+    ...                 chosen_seq_kl=torch.zeros(1), rejected_seq_kl=torch.zeros(1))
+    >>> round(out.loss.item(), 6)
+    0.693147
     """
-    rho_w, rho_l = _log_ratios(
+    check_shapes(
         "tdpo",
-        policy_chosen_logps,
-        policy_rejected_logps,
-        ref_chosen_logps,
-        ref_rejected_logps,
-        chosen_seq_kl=chosen_seq_kl,
-        rejected_seq_kl=rejected_seq_kl,
+        {
+            "policy_chosen_logps": policy_chosen_logps,
+            "policy_rejected_logps": policy_rejected_logps,
+            "ref_chosen_logps": ref_chosen_logps,
+            "ref_rejected_logps": ref_rejected_logps,
+            "chosen_seq_kl": chosen_seq_kl,
+            "rejected_seq_kl": rejected_seq_kl,
+        },
     )
+    rho_w, rho_l = policy_chosen_logps - ref_chosen_logps, policy_rejected_logps - ref_rejected_logps
     if version == 1:
         kl_term = rejected_seq_kl - chosen_seq_kl
     elif version == 2:
         kl_term = alpha * (rejected_seq_kl - chosen_seq_kl.detach())
     else:
-        raise ValueError(f"version must be 1 or 2, got {version}.")
+        raise ValueError(f"tdpo: version must be 1 or 2, got {version!r}.")
     loss = -F.logsigmoid(beta * (rho_w - rho_l - kl_term))
-    return _output(loss, beta * rho_w, beta * rho_l, reduction, chosen_kl=chosen_seq_kl, rejected_kl=rejected_seq_kl)
+    return output(loss, beta * rho_w, beta * rho_l, chosen_kl=chosen_seq_kl, rejected_kl=rejected_seq_kl)
 
 
-@register("asft")
+def _log1mexp(a: Tensor) -> Tensor:
+    """``log(1 - exp(a))`` for ``a < 0``, accurate at both ends (Maechler 2012).
+
+    Each branch sees only inputs where it is finite, so neither leaks a NaN
+    gradient through ``torch.where``.
+    """
+    cut = -math.log(2.0)
+    near = a > cut
+    return torch.where(
+        near,
+        torch.log(-torch.expm1(torch.where(near, a, torch.full_like(a, cut)))),
+        torch.log1p(-torch.exp(torch.where(near, torch.full_like(a, cut), a))),
+    )
+
+
+def _below_zero(a: Tensor) -> Tensor:
+    # p = exp(A) = 1 makes log(1 - p) infinite. Floor the value at -sqrt(tiny) (|A| below 1e-19 in float32),
+    # but let the gradient through unchanged (straight-through), so it stays nonzero and finite up to A = 0;
+    # a plain clamp would zero it there (the old clamp at -1e-6 zeroed every gradient above -1e-6).
+    floor = -math.sqrt(torch.finfo(a.dtype).tiny)
+    return a + (a.clamp(max=floor) - a).detach()
+
+
+@register(
+    "asft",
+    source="Wang et al. 2024, ASFT (arXiv 2409.10571), as restated by Gorbatovski et al. 2025",
+    symbols={"lam": "lambda"},
+)
 def asft_loss(
     policy_chosen_avg_logps: Tensor,
     policy_rejected_avg_logps: Tensor,
+    *,
     lam: float = 0.1,
     beta: float = 1.0,
-    reduction: str = "none",
 ) -> LossOutput:
     """ASFT ``-log p(y_w) - lam [logsig(beta r_odds(y_w)) + logsig(-beta r_odds(y_l))]`` (B8).
 
     ``p(y) = exp(A(y))`` from length-normalised log-probs and
-    ``r_odds = log(p / (1 - p))``; ``beta = 1`` is ASFT, other values the
-    tempered variant. No official code exists and the paper's lambda is
-    UNCERTAIN; the default 0.1 is the low end of the grid searched by the
-    "Blur" paper.
-    """
-    _check_shapes(
-        "asft",
-        {"policy_chosen_avg_logps": policy_chosen_avg_logps, "policy_rejected_avg_logps": policy_rejected_avg_logps},
-    )
-    a_w = policy_chosen_avg_logps.clamp(max=-1e-6)
-    a_l = policy_rejected_avg_logps.clamp(max=-1e-6)
-    # log(1 - p) = log1p(-exp(A)) = log(-expm1(A)), precise for A near 0.
-    odds_w = a_w - torch.log(-torch.expm1(a_w))
-    odds_l = a_l - torch.log(-torch.expm1(a_l))
-    loss = -a_w - lam * (F.logsigmoid(beta * odds_w) + F.logsigmoid(-beta * odds_l))
-    return _output(loss, odds_w, odds_l, reduction)
-
-
-def dmpo_turn_weights(n_turns: Tensor, max_turns: int, gamma: float = 0.7) -> Tensor:
-    """DMPO turn weights ``phi(j, T) = gamma^j (1 - gamma^(T-j)) / (1 - gamma^T)`` (B9).
-
-    Returns shape (B, max_turns), zero for ``j >= T``; ``gamma = 1`` gives
-    ``(T - j) / T``.
+    ``r_odds = log(p / (1 - p))``; ``beta = 1`` is ASFT
+    (``-(1 + lam) A_w - lam log(1 - p_l)``, non-negative), other values the
+    "Blur" paper's tempered variant. No official code exists and the paper's
+    lambda is UNCERTAIN; the default 0.1 is the low end of the grid searched by
+    the "Blur" paper. Log-probs must be <= 0. ``log(1 - p)`` is computed as
+    ``log1mexp(A)``, its value floored where ``|A| < sqrt(tiny)`` with the
+    gradient passed through. Rewards ``beta * A`` (reference-free scale);
+    the log-odds are in ``extras``.
 
     Examples
     --------
     >>> import torch
-    >>> dmpo_turn_weights(torch.tensor([3]), 3, 0.7).round(decimals=4).tolist()
+    >>> out = asft_loss(policy_chosen_avg_logps=torch.tensor([-0.5]),
+    ...                 policy_rejected_avg_logps=torch.tensor([-0.2]), lam=0.0)
+    >>> round(out.loss.item(), 6)
+    0.5
+    """
+    check_shapes(
+        "asft",
+        {"policy_chosen_avg_logps": policy_chosen_avg_logps, "policy_rejected_avg_logps": policy_rejected_avg_logps},
+    )
+    for name, a in (
+        ("policy_chosen_avg_logps", policy_chosen_avg_logps),
+        ("policy_rejected_avg_logps", policy_rejected_avg_logps),
+    ):
+        if torch.any(a > 0):
+            rows = torch.nonzero(a.detach() > 0).flatten()[:5].tolist()
+            raise ValueError(
+                f"asft: {name} must be log-probabilities (<= 0); rows {rows} are positive "
+                f"(max {a.detach().max().item():.4g})."
+            )
+    a_w, a_l = _below_zero(policy_chosen_avg_logps), _below_zero(policy_rejected_avg_logps)
+    odds_w = a_w - _log1mexp(a_w)
+    odds_l = a_l - _log1mexp(a_l)
+    if beta == 1.0:
+        # logsig(odds) = A and logsig(-odds) = log(1 - p): exact, no large intermediate odds.
+        align = policy_chosen_avg_logps + _log1mexp(a_l)
+    else:
+        align = F.logsigmoid(beta * odds_w) + F.logsigmoid(-beta * odds_l)
+    loss = -policy_chosen_avg_logps - lam * align
+    return output(
+        loss,
+        beta * policy_chosen_avg_logps,
+        beta * policy_rejected_avg_logps,
+        chosen_log_odds=odds_w,
+        rejected_log_odds=odds_l,
+    )
+
+
+def dmpo_turn_weights(n_turns: Tensor, max_turns: int, *, gamma: float = 0.7) -> Tensor:
+    """DMPO turn weights ``phi(j, T) = gamma^j (1 - gamma^(T-j)) / (1 - gamma^T)`` (B9).
+
+    Returns shape (B, max_turns) in float64, zero for ``j >= T``;
+    ``gamma = 1`` gives ``(T - j) / T``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> dmpo_turn_weights(torch.tensor([3]), 3, gamma=0.7).round(decimals=4).tolist()
     [[1.0, 0.5434, 0.2237]]
     """
     if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must lie in (0, 1], got {gamma}.")
+        raise ValueError(f"dmpo: gamma must lie in (0, 1], got {gamma}.")
     j = torch.arange(max_turns, dtype=torch.float64, device=n_turns.device).unsqueeze(0)
     t = n_turns.to(torch.float64).unsqueeze(1)
     if gamma == 1.0:
@@ -635,7 +607,7 @@ def dmpo_turn_weights(n_turns: Tensor, max_turns: int, gamma: float = 0.7) -> Te
     return torch.where(j < t, w, torch.zeros_like(w))
 
 
-@register("dmpo")
+@register("dmpo", source="Shi et al. 2024, DMPO (code: swt-user/DMPO)")
 def dmpo_loss(
     policy_chosen_turn_logps: Tensor,
     policy_rejected_turn_logps: Tensor,
@@ -643,21 +615,32 @@ def dmpo_loss(
     ref_rejected_turn_logps: Tensor,
     chosen_turns: Tensor,
     rejected_turns: Tensor,
+    *,
     beta: float = 0.1,
     gamma: float = 0.7,
-    reduction: str = "none",
 ) -> LossOutput:
     """DMPO multi-turn DPO on turn-weighted log-probs (B9).
 
     ``*_turn_logps`` have shape (B, J): summed log-probs of each assistant turn
     (entries past a trajectory's turn count are ignored); ``*_turns`` give the
     number of turns ``T_w``, ``T_l`` (they may differ). The same weights
-    :func:`dmpo_turn_weights` apply to policy and reference.
+    :func:`dmpo_turn_weights` apply to policy and reference. Rewards
+    ``beta *`` the weighted log-ratios.
+
+    Examples
+    --------
+    >>> import torch
+    >>> one = lambda v: torch.tensor([[v]])
+    >>> out = dmpo_loss(policy_chosen_turn_logps=one(-10.0), policy_rejected_turn_logps=one(-20.0),
+    ...                 ref_chosen_turn_logps=one(-15.0), ref_rejected_turn_logps=one(-15.0),
+    ...                 chosen_turns=torch.tensor([1]), rejected_turns=torch.tensor([1]))
+    >>> round(out.loss.item(), 6)
+    0.313262
     """
-    _check_shapes(
+    check_shapes(
         "dmpo", {"policy_chosen_turn_logps": policy_chosen_turn_logps, "ref_chosen_turn_logps": ref_chosen_turn_logps}
     )
-    _check_shapes(
+    check_shapes(
         "dmpo",
         {"policy_rejected_turn_logps": policy_rejected_turn_logps, "ref_rejected_turn_logps": ref_rejected_turn_logps},
     )
@@ -681,126 +664,185 @@ def dmpo_loss(
                 f"dmpo: {name} has shape {tuple(turns.shape)}; it needs shape ({b},), one turn count per row of "
                 "the turn log-probs (a (B, 1) tensor would broadcast to a (B, B) loss)."
             )
-    weights_w = dmpo_turn_weights(chosen_turns, policy_chosen_turn_logps.shape[1], gamma)
-    weights_l = dmpo_turn_weights(rejected_turns, policy_rejected_turn_logps.shape[1], gamma)
+    weights_w = dmpo_turn_weights(chosen_turns, policy_chosen_turn_logps.shape[1], gamma=gamma)
+    weights_l = dmpo_turn_weights(rejected_turns, policy_rejected_turn_logps.shape[1], gamma=gamma)
     weights_w = weights_w.to(policy_chosen_turn_logps.dtype)
     weights_l = weights_l.to(policy_rejected_turn_logps.dtype)
     rho_w = (weights_w * (policy_chosen_turn_logps - ref_chosen_turn_logps)).sum(-1)
     rho_l = (weights_l * (policy_rejected_turn_logps - ref_rejected_turn_logps)).sum(-1)
     loss = -F.logsigmoid(beta * (rho_w - rho_l))
-    return _output(loss, beta * rho_w, beta * rho_l, reduction)
+    return output(loss, beta * rho_w, beta * rho_l)
 
 
-@register("todo")
+@register(
+    "todo",
+    source="Guo et al. 2025, TODO (code: XXares/TODO)",
+    symbols={"tie_threshold": "alpha"},
+)
 def todo_loss(
     policy_chosen_logps: Tensor,
     policy_rejected_logps: Tensor,
     ref_chosen_logps: Tensor,
     ref_rejected_logps: Tensor,
     is_tie: Tensor,
+    *,
     beta: float = 0.01,
-    alpha: float = 0.5,
+    tie_threshold: float = 0.5,
     label_smoothing: float = 0.0,
-    reduction: str = "none",
 ) -> LossOutput:
     """TODO: DPO with ternary (win / tie / loss) preferences via TOBT (A6).
 
-    Non-tie pairs: ``-logsig(beta Delta - alpha)``; tied pairs:
-    ``-log[(e^{2 alpha} - 1) sig(beta Delta - alpha) sig(-beta Delta - alpha)]``.
-    Defaults from the authors' configs: beta 0.01, alpha 0.5 (their
-    ``dpo_theta = -alpha``).
+    Decisive pairs: ``-logsig(beta Delta - alpha)``; tied pairs:
+    ``-log[(e^{2 alpha} - 1) sig(beta Delta - alpha) sig(-beta Delta - alpha)]``
+    with ``alpha = tie_threshold``. Defaults from the authors' configs: beta
+    0.01, alpha 0.5 (their ``dpo_theta = -alpha``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([-5.0])
+    >>> out = todo_loss(policy_chosen_logps=z, policy_rejected_logps=z, ref_chosen_logps=z, ref_rejected_logps=z,
+    ...                 is_tie=torch.tensor([True]))
+    >>> round(out.loss.item(), 6)
+    1.406829
     """
-    rho_w, rho_l = _log_ratios(
-        "todo", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, is_tie=is_tie
+    check_shapes(
+        "todo",
+        {
+            "policy_chosen_logps": policy_chosen_logps,
+            "policy_rejected_logps": policy_rejected_logps,
+            "ref_chosen_logps": ref_chosen_logps,
+            "ref_rejected_logps": ref_rejected_logps,
+            "is_tie": is_tie,
+        },
     )
-    loss = _tie_aware_logistic(beta * (rho_w - rho_l), is_tie, alpha, label_smoothing)
-    return _output(loss, beta * rho_w, beta * rho_l, reduction)
+    rho_w, rho_l = policy_chosen_logps - ref_chosen_logps, policy_rejected_logps - ref_rejected_logps
+    loss = _tie_aware_logistic("todo", beta * (rho_w - rho_l), is_tie, tie_threshold, label_smoothing)
+    return output(loss, beta * rho_w, beta * rho_l)
 
 
-@register("pro")
+@register(
+    "pro",
+    source="Song et al. 2024, PRO (code: AlibabaResearch/DAMO-ConvAI PRO)",
+)
 def pro_loss(
     policy_avg_logps: Tensor,
-    rewards: Tensor,
-    best_response_logps: Tensor | None = None,
+    response_scores: Tensor,
+    policy_logps: Tensor | None = None,
+    list_mask: Tensor | None = None,
+    *,
     sft_weight: float = 0.05,
-    mask: Tensor | None = None,
-    reduction: str = "none",
 ) -> LossOutput:
     """PRO: listwise ranking loss with reward-gap temperatures plus an SFT term (A8).
 
     Parameters
     ----------
     policy_avg_logps : (B, n)
-        Length-normalised policy log-probs of n responses, sorted by reward
-        (best first).
-    rewards : (B, n)
-        The reward-model scores, non-increasing along each row.
-    best_response_logps : (B,), optional
-        Summed log-probs of the best response for the SFT term
-        ``sft_weight * (n - 1)^2 * (-S(y^1))`` (the ``(n-1)^2`` scaling is the
-        authors' code; the paper's wording is UNCERTAIN).
-    mask : (B, n), optional
-        Real responses of ragged lists (first in each row).
+        Length-normalised policy log-probs of n responses.
+    response_scores : (B, n)
+        Their reward-model scores; responses are ranked by them (highest
+        first; a stable sort, so sorted input keeps its order).
+    policy_logps : (B, n), optional
+        Summed policy log-probs, for the SFT term
+        ``sft_weight * (n - 1)^2 * (-S(y^1))`` on the best response (the
+        ``(n-1)^2`` scaling is the authors' code; the paper's wording is
+        UNCERTAIN). Required unless ``sft_weight = 0``.
+    list_mask : (B, n), optional
+        Real responses of ragged lists; ``n`` above counts them per row.
 
-    Equal rewards would divide by zero in the temperatures ``1/(r_k - r_i)``;
-    here the gaps are clamped at 1e-6 (the original code does not guard this).
+    Equal scores would make the temperatures ``1 / (r_k - r_i)`` infinite;
+    the gaps are floored at 1e-6 (the original code does not guard this).
+    Rewards are ``A`` of the best and second-best response (the ranking term
+    has no temperature).
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = pro_loss(policy_avg_logps=torch.tensor([[-1.0, -1.5]]), response_scores=torch.tensor([[2.0, 0.5]]),
+    ...                sft_weight=0.0)
+    >>> round(out.loss.item(), 6)
+    0.386871
     """
-    _check_shapes("pro", {"policy_avg_logps": policy_avg_logps, "rewards": rewards, "mask": mask})
+    check_shapes(
+        "pro",
+        {
+            "policy_avg_logps": policy_avg_logps,
+            "response_scores": response_scores,
+            "policy_logps": policy_logps,
+            "list_mask": list_mask,
+        },
+    )
     if policy_avg_logps.dim() != 2:
         raise ValueError(f"pro: policy_avg_logps must have shape (B, n), got {tuple(policy_avg_logps.shape)}.")
-    if best_response_logps is not None:
-        _check_shapes("pro", {"best_response_logps": best_response_logps})
-        if best_response_logps.shape != policy_avg_logps.shape[:1]:
-            raise ValueError(
-                f"pro: best_response_logps has shape {tuple(best_response_logps.shape)}; it needs shape "
-                f"({policy_avg_logps.shape[0]},), one value per row of policy_avg_logps "
-                "(a (B, 1) tensor would broadcast to a (B, B) loss)."
-            )
-    s, r = policy_avg_logps, rewards
-    b, n = s.shape
-    if mask is None:
-        mask = torch.ones_like(s, dtype=torch.bool)
-    mask = mask.bool()
-    total = torch.zeros(b, dtype=s.dtype, device=s.device)
-    counted = torch.zeros(b, dtype=s.dtype, device=s.device)
+    if sft_weight and policy_logps is None:
+        raise ValueError(
+            "pro: the SFT term needs policy_logps (summed policy log-probs of the n responses, (B, n)); "
+            "give it, or set sft_weight=0."
+        )
+    b, n = policy_avg_logps.shape
+    mask = torch.ones_like(policy_avg_logps, dtype=torch.bool) if list_mask is None else list_mask.bool()
+    order = torch.where(mask, response_scores, torch.full_like(response_scores, -math.inf))
+    order = torch.sort(order, dim=1, descending=True, stable=True).indices
+    mask = mask.gather(1, order)
+    s = torch.where(mask, policy_avg_logps.gather(1, order), torch.zeros_like(policy_avg_logps))
+    r = torch.where(mask, response_scores.gather(1, order), torch.zeros_like(response_scores))
+    loss = torch.zeros(b, dtype=s.dtype, device=s.device)
     for k in range(n - 1):
         rest = mask[:, k + 1 :] & mask[:, k : k + 1]
         gaps = (r[:, k : k + 1] - r[:, k + 1 :]).clamp(min=1e-6)  # 1 / T_k^i
-        own = gaps.masked_fill(~rest, 0.0).max(dim=1).values  # 1 / T_k^k = max gap
+        own = gaps.masked_fill(~rest, 0.0).max(dim=1).values  # 1 / T_k^k = the largest gap
         logits = torch.cat([(s[:, k] * own).unsqueeze(1), s[:, k + 1 :] * gaps], dim=1)
-        logits = logits.masked_fill(torch.cat([mask[:, k : k + 1], rest], dim=1).logical_not(), float("-inf"))
-        step = -(logits[:, 0] - torch.logsumexp(logits, dim=1))
+        logits = logits.masked_fill(torch.cat([mask[:, k : k + 1], rest], dim=1).logical_not(), -math.inf)
         valid = rest.any(dim=1)
-        total = total + torch.where(valid, step, torch.zeros_like(step))
-        counted = counted + valid.to(s.dtype)
-    loss = total
-    if best_response_logps is not None and sft_weight:
-        n_items = mask.sum(dim=1).to(s.dtype)
-        loss = loss + sft_weight * (n_items - 1) ** 2 * (-best_response_logps)
-    return _output(loss, s[:, 0], s[:, 1] if n > 1 else None, reduction, ranking_terms=counted)
+        logits = torch.where(valid.unsqueeze(1), logits, torch.zeros_like(logits))  # no -inf rows
+        step = torch.logsumexp(logits, dim=1) - logits[:, 0]
+        loss = loss + torch.where(valid, step, torch.zeros_like(step))
+    if sft_weight and policy_logps is not None:
+        best = policy_logps.gather(1, order[:, :1]).squeeze(1)
+        n_real = mask.sum(dim=1).to(s.dtype)
+        loss = loss - sft_weight * (n_real - 1) ** 2 * best
+    second = torch.where(mask[:, 1], s[:, 1], torch.full_like(s[:, 0], math.nan)) if n > 1 else None
+    return output(loss, s[:, 0], second)
 
 
-@register("sppo")
+@register(
+    "sppo",
+    source="Wu et al. 2024, SPPO (code: uclaml/SPPO)",
+    symbols={"beta": "1 / eta"},
+)
 def sppo_loss(
     policy_chosen_logps: Tensor,
     policy_rejected_logps: Tensor,
     prev_chosen_logps: Tensor,
     prev_rejected_logps: Tensor,
-    chosen_win_rate: Tensor | float = 1.0,
-    rejected_win_rate: Tensor | float = 0.0,
-    eta: float = 1000.0,
+    chosen_win_rate: Tensor | None = None,
+    rejected_win_rate: Tensor | None = None,
+    target: Tensor | None = None,
+    *,
+    beta: float = 0.001,
     variant: str = "sppo",
-    reduction: str = "none",
 ) -> LossOutput:
-    """SPPO square loss against the previous iterate ``pi_t`` (B10).
+    """SPPO square loss against the previous iterate ``pi_t`` (B10), ``eta = 1 / beta``.
 
     ``variant="sppo"``: ``1/2 [(rho_w - eta (P_w - 1/2))^2 + (rho_l - eta (P_l - 1/2))^2]``
-    with ``P`` the estimated win rates against ``pi_t`` (authors' code: eta
-    = 1/beta = 1000). ``"single"`` uses one pairwise ``P = chosen_win_rate``
-    for both targets; ``"hard"`` is TRL's ``sppo_hard``: targets
-    ``+-1/(2 beta)`` with ``beta = 1/eta`` and no 1/2 factor.
+    with ``P_w, P_l = chosen_win_rate, rejected_win_rate``, the estimated
+    win rates against ``pi_t``. ``"single"``: both targets from the pairwise
+    ``p = target = P(y_w > y_l)``:
+    ``1/2 [(rho_w - eta (p - 1/2))^2 + (rho_l + eta (p - 1/2))^2]``.
+    ``rho = log pi - log pi_t`` (summed). Default beta 0.001 (the authors'
+    code; eta = 1000). TRL's hard-label ``sppo_hard`` is in :mod:`bradley.nn.dpo`.
+    Rewards ``beta * rho``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = sppo_loss(policy_chosen_logps=torch.tensor([0.3]), policy_rejected_logps=torch.tensor([-0.2]),
+    ...                 prev_chosen_logps=torch.zeros(1), prev_rejected_logps=torch.zeros(1),
+    ...                 chosen_win_rate=torch.tensor([0.8]), rejected_win_rate=torch.tensor([0.3]), beta=1.0)
+    >>> out.loss.abs().item() < 1e-12
+    True
     """
-    _check_shapes(
+    check_shapes(
         "sppo",
         {
             "policy_chosen_logps": policy_chosen_logps,
@@ -808,23 +850,34 @@ def sppo_loss(
             "prev_chosen_logps": prev_chosen_logps,
             "prev_rejected_logps": prev_rejected_logps,
         },
-        {"chosen_win_rate": chosen_win_rate, "rejected_win_rate": rejected_win_rate},
+        {"chosen_win_rate": chosen_win_rate, "rejected_win_rate": rejected_win_rate, "target": target},
     )
+    _check_positive("sppo", "beta", beta)
+    eta = 1.0 / beta
     rho_w = policy_chosen_logps - prev_chosen_logps
     rho_l = policy_rejected_logps - prev_rejected_logps
     if variant == "sppo":
+        if chosen_win_rate is None or rejected_win_rate is None:
+            raise ValueError(
+                "sppo: variant 'sppo' needs chosen_win_rate and rejected_win_rate (estimated P(response beats "
+                "the previous iterate), (B,)); with one pairwise preference use variant='single' and target."
+            )
         loss = 0.5 * ((rho_w - eta * (chosen_win_rate - 0.5)) ** 2 + (rho_l - eta * (rejected_win_rate - 0.5)) ** 2)
     elif variant == "single":
-        target = eta * (chosen_win_rate - 0.5)
-        loss = (rho_w - target) ** 2 + (rho_l + target) ** 2
-    elif variant == "hard":
-        loss = (rho_w - eta / 2.0) ** 2 + (rho_l + eta / 2.0) ** 2
+        if target is None:
+            raise ValueError("sppo: variant 'single' needs target (P(chosen beats rejected), (B,)).")
+        shift = eta * (target - 0.5)
+        loss = 0.5 * ((rho_w - shift) ** 2 + (rho_l + shift) ** 2)
     else:
-        raise ValueError(f"variant must be 'sppo', 'single' or 'hard'; got {variant!r}.")
-    return _output(loss, rho_w, rho_l, reduction)
+        raise ValueError(f"sppo: variant must be 'sppo' or 'single', got {variant!r}.")
+    return output(loss, beta * rho_w, beta * rho_l)
 
 
-@register("inpo")
+@register(
+    "inpo",
+    source="Zhang et al. 2025, INPO (arXiv 2407.00617)",
+    symbols={"beta": "eta", "tau": "tau"},
+)
 def inpo_loss(
     policy_chosen_logps: Tensor,
     policy_rejected_logps: Tensor,
@@ -832,16 +885,25 @@ def inpo_loss(
     ref_rejected_logps: Tensor,
     prev_chosen_logps: Tensor,
     prev_rejected_logps: Tensor,
-    eta: float = 0.005,
+    *,
+    beta: float = 0.005,
     tau: float | None = None,
-    reduction: str = "none",
 ) -> LossOutput:
-    """INPO ``(h_t - 1/(2 eta))^2`` (B11), with
+    """INPO ``(h_t - 1/(2 eta))^2`` (B11), ``eta = beta``, with
     ``h_t = log pi(y_w)/pi(y_l) - (tau/eta) log ref-ratio - ((eta - tau)/eta) log pi_t-ratio``.
 
-    Defaults from the paper: eta 0.005, tau = eta / 3.
+    Defaults from the paper: eta 0.005, ``tau = eta / 3`` (``tau=None``).
+    Rewards ``beta * log(pi / pi_t)``; ``h`` is in ``extras``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([-3.0], dtype=torch.float64)
+    >>> inpo_loss(policy_chosen_logps=z, policy_rejected_logps=z, ref_chosen_logps=z, ref_rejected_logps=z,
+    ...           prev_chosen_logps=z, prev_rejected_logps=z, beta=0.005).loss.item()
+    10000.0
     """
-    _check_shapes(
+    check_shapes(
         "inpo",
         {
             "policy_chosen_logps": policy_chosen_logps,
@@ -852,33 +914,48 @@ def inpo_loss(
             "prev_rejected_logps": prev_rejected_logps,
         },
     )
+    _check_positive("inpo", "beta", beta)
+    eta = beta
     tau = eta / 3.0 if tau is None else tau
     policy_ratio = policy_chosen_logps - policy_rejected_logps
     ref_ratio = ref_chosen_logps - ref_rejected_logps
     prev_ratio = prev_chosen_logps - prev_rejected_logps
     h = policy_ratio - (tau / eta) * ref_ratio - ((eta - tau) / eta) * prev_ratio
     loss = (h - 1.0 / (2.0 * eta)) ** 2
-    chosen, rejected = policy_chosen_logps - prev_chosen_logps, policy_rejected_logps - prev_rejected_logps
-    return _output(loss, chosen, rejected, reduction, h=h)
+    rho_w, rho_l = policy_chosen_logps - prev_chosen_logps, policy_rejected_logps - prev_rejected_logps
+    return output(loss, beta * rho_w, beta * rho_l, h=h)
 
 
-@register("dno")
+@register(
+    "dno",
+    source="Rosset et al. 2024, DNO (arXiv 2404.03715)",
+    symbols={"beta": "eta"},
+)
 def dno_loss(
     policy_chosen_logps: Tensor,
     policy_rejected_logps: Tensor,
     prev_chosen_logps: Tensor,
     prev_rejected_logps: Tensor,
-    eta: float = 0.1,
-    target: Tensor | float = 1.0,
-    reduction: str = "none",
+    target: Tensor | None = None,
+    *,
+    beta: float = 0.1,
 ) -> LossOutput:
-    """Direct Nash Optimization (B13): DPO against the previous iterate ``pi_t``.
+    """Direct Nash Optimization (B13): DPO against the previous iterate ``pi_t``, ``eta = beta``.
 
-    ``target = 1`` gives the practical DNO-Prct loss
+    Without ``target``: the practical DNO-Prct loss
     ``-logsig(eta log pi(y+)/pi_t(y+) - eta log pi(y-)/pi_t(y-))``; a soft
     ``target = sigmoid(r_t(y1) - r_t(y2))`` gives the conceptual loss (Eq. 8).
+    Rewards ``beta * log(pi / pi_t)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = dno_loss(policy_chosen_logps=torch.tensor([-10.0]), policy_rejected_logps=torch.tensor([-20.0]),
+    ...                prev_chosen_logps=torch.tensor([-15.0]), prev_rejected_logps=torch.tensor([-15.0]))
+    >>> round(out.loss.item(), 6)
+    0.313262
     """
-    _check_shapes(
+    check_shapes(
         "dno",
         {
             "policy_chosen_logps": policy_chosen_logps,
@@ -890,44 +967,70 @@ def dno_loss(
     )
     rho_w = policy_chosen_logps - prev_chosen_logps
     rho_l = policy_rejected_logps - prev_rejected_logps
-    loss = _soft_logistic(eta * (rho_w - rho_l), target)
-    return _output(loss, eta * rho_w, eta * rho_l, reduction)
+    z = beta * (rho_w - rho_l)
+    loss = -F.logsigmoid(z) if target is None else soft_logistic(z, target)
+    return output(loss, beta * rho_w, beta * rho_l)
 
 
-@register("egpo", "online-ipo")
+@register(
+    "egpo",
+    "online-ipo",
+    source="Zhou, Fazel & Du 2025, EGPO (code: zhourunlong/EGPO); Calandriello et al. 2024 (online IPO)",
+)
 def egpo_loss(
-    policy_avg_logps: Tensor,
-    ref_avg_logps: Tensor,
-    policy_other_avg_logps: Tensor,
-    ref_other_avg_logps: Tensor,
-    preference: Tensor,
-    other_preference: Tensor | None = None,
+    policy_chosen_avg_logps: Tensor,
+    policy_rejected_avg_logps: Tensor,
+    ref_chosen_avg_logps: Tensor,
+    ref_rejected_avg_logps: Tensor,
+    target: Tensor | None = None,
+    chosen_win_rate: Tensor | None = None,
+    rejected_win_rate: Tensor | None = None,
+    *,
     beta: float = 0.1,
-    reduction: str = "none",
 ) -> LossOutput:
-    """EGPO's online-IPO loss (B14), on length-normalised log-probs.
+    """EGPO's online-IPO loss (B14) on length-normalised log-probs of two samples y ("chosen"), y' ("rejected").
 
     ``((A(y) - A_ref(y)) - (A(y') - A_ref(y')) - (P(y > y'') - P(y' > y''))/beta)^2``
-    where ``y''`` is drawn from the opponent policy. With ``other_preference``
-    omitted, ``preference`` is ``P(y > y')`` and the variance-reduced target
-    ``(P(y > y') - 1/2) / beta`` is used. The extragradient procedure itself
-    (a half step, new targets, restore, full step) belongs to the trainer:
-    compute the targets at the half-step parameters and call this loss at the
-    saved ones, as the authors' code does.
+    with ``chosen_win_rate = P(y > y'')``, ``rejected_win_rate = P(y' > y'')``
+    against an opponent sample ``y''``; or, without win rates, from
+    ``target = P(y > y')`` the variance-reduced target
+    ``(P(y > y') - 1/2) / beta`` (win rates win when a batch has both). The
+    extragradient procedure (a half step, new targets, restore, full step)
+    belongs to the trainer: compute the targets at the half-step parameters
+    and call this loss at the saved ones, as the authors' code does.
+    Rewards ``beta * (A - A_ref)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = egpo_loss(policy_chosen_avg_logps=torch.tensor([0.5]), policy_rejected_avg_logps=torch.tensor([0.0]),
+    ...                 ref_chosen_avg_logps=torch.zeros(1), ref_rejected_avg_logps=torch.zeros(1),
+    ...                 target=torch.tensor([0.55]))
+    >>> round(out.loss.item(), 12)
+    0.0
     """
-    _check_shapes(
+    check_shapes(
         "egpo",
         {
-            "policy_avg_logps": policy_avg_logps,
-            "ref_avg_logps": ref_avg_logps,
-            "policy_other_avg_logps": policy_other_avg_logps,
-            "ref_other_avg_logps": ref_other_avg_logps,
-            "preference": preference,
-            "other_preference": other_preference,
+            "policy_chosen_avg_logps": policy_chosen_avg_logps,
+            "policy_rejected_avg_logps": policy_rejected_avg_logps,
+            "ref_chosen_avg_logps": ref_chosen_avg_logps,
+            "ref_rejected_avg_logps": ref_rejected_avg_logps,
         },
+        {"target": target, "chosen_win_rate": chosen_win_rate, "rejected_win_rate": rejected_win_rate},
     )
-    rho = policy_avg_logps - ref_avg_logps
-    rho_other = policy_other_avg_logps - ref_other_avg_logps
-    target = (preference - 0.5) / beta if other_preference is None else (preference - other_preference) / beta
-    loss = (rho - rho_other - target) ** 2
-    return _output(loss, rho, rho_other, reduction)
+    rates = (chosen_win_rate is not None, rejected_win_rate is not None)
+    if any(rates) and not all(rates):
+        raise ValueError("egpo: give both chosen_win_rate and rejected_win_rate (P(y > y''), P(y' > y'')), or neither.")
+    if chosen_win_rate is not None and rejected_win_rate is not None:
+        shift = (chosen_win_rate - rejected_win_rate) / beta
+    elif target is not None:
+        shift = (target - 0.5) / beta
+    else:
+        raise ValueError(
+            "egpo: needs target (P(y > y'), (B,)) or chosen_win_rate and rejected_win_rate (P(y > y''), P(y' > y''))."
+        )
+    rho_w = policy_chosen_avg_logps - ref_chosen_avg_logps
+    rho_l = policy_rejected_avg_logps - ref_rejected_avg_logps
+    loss = (rho_w - rho_l - shift) ** 2
+    return output(loss, beta * rho_w, beta * rho_l)

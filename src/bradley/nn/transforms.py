@@ -44,7 +44,7 @@ def conjunction_reward(rewards: Sequence[Tensor], reference_rewards: Sequence[Te
     return total
 
 
-def lambda_harmonic_reward(image_similarity: Tensor, text_similarity: Tensor, lam: float = 0.3) -> Tensor:
+def lambda_harmonic_reward(image_similarity: Tensor, text_similarity: Tensor, *, lam: float = 0.3) -> Tensor:
     """Weighted harmonic mean ``1 / (lam / I + (1 - lam) / T)`` of two similarities in (0, 1] (A13).
 
     RPO's reward for subject-driven text-to-image generation, with 1e-8 added
@@ -55,7 +55,7 @@ def lambda_harmonic_reward(image_similarity: Tensor, text_similarity: Tensor, la
     Examples
     --------
     >>> import torch
-    >>> round(lambda_harmonic_reward(torch.tensor(0.8), torch.tensor(0.6), 0.3).item(), 6)
+    >>> round(lambda_harmonic_reward(torch.tensor(0.8), torch.tensor(0.6), lam=0.3).item(), 6)
     0.648649
     """
     if not 0.0 <= lam <= 1.0:
