@@ -197,14 +197,10 @@ def _transform(y: torch.Tensor, scale: float, softcap: float | None, inv_tempera
     return y
 
 
-def _head_chunk(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, work: torch.dtype
-) -> torch.Tensor:
-    # The product in the inputs' dtype, as the model's own lm_head computes it; the softmax in `work`.
+def _head_product(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    # In the inputs' dtype, as the model's own lm_head computes it; the softmax runs in float32 or wider.
     y = hidden @ weight.t()
-    if bias is not None:
-        y = y + bias
-    return y.to(work)
+    return y if bias is None else y.add_(bias)
 
 
 class _ChunkedHeadLogProbs(torch.autograd.Function):
@@ -241,7 +237,7 @@ class _ChunkedHeadLogProbs(torch.autograd.Function):
         log_sum_sq = torch.empty_like(logp) if want_sq else None
         for start in range(0, n, chunk_size):
             end = min(start + chunk_size, n)
-            z = _transform(_head_chunk(hidden[start:end], weight, bias, work), scale, softcap, inv_temperature)
+            z = _transform(_head_product(hidden[start:end], weight, bias).to(work), scale, softcap, inv_temperature)
             lse_c = torch.logsumexp(z, -1)
             lse[start:end] = lse_c
             logp[start:end] = z.gather(1, targets[start:end, None]).squeeze(1) - lse_c
@@ -276,32 +272,41 @@ class _ChunkedHeadLogProbs(torch.autograd.Function):
             return grad_hidden, grad_weight, grad_bias, None, None, None, None, None, None, None
         # A vocabulary slice over all n tokens holds as many logits as a token chunk did in forward.
         width = max(1, min(vocab, (ctx.chunk_size * vocab) // n))
+        plain = softcap is None and scale * inv_temperature == 1.0
         for start in range(0, vocab, width):
             end = min(start + width, vocab)
-            y = _head_chunk(hidden, weight[start:end], None if bias is None else bias[start:end], work)
-            # In place: without a soft-cap y is not needed again; with one, _transform returned a new tensor.
-            logp = _transform(y, scale, softcap, inv_temperature).sub_(lse[:, None])
-            p = logp.exp()
-            grad = torch.zeros_like(p)
+            y = _head_product(hidden, weight[start:end], None if bias is None else bias[start:end])
+            # Few passes over the (tokens, slice) buffers, mostly in place: this loop is memory-bound.
+            if plain:
+                logp = torch.sub(y, lse[:, None])  # promotes to `work` in the same pass
+            else:
+                logp = _transform(y.to(work), scale, softcap, inv_temperature).sub_(lse[:, None])
+            if softcap is None:
+                del y
+            if grad_entropy is not None:
+                # d log p_target / dz_j = 1[j = target] - p_j ;  d H / dz_j = -p_j (log p_j + H)
+                p = logp.exp()
+                coef = logp.add_(entropy[:, None]).mul_(grad_entropy[:, None])
+                if grad_logp is not None:
+                    coef.add_(grad_logp[:, None])
+                grad = p.mul_(coef).neg_()
+                del coef
+            else:
+                assert grad_logp is not None  # both None returned early
+                grad = logp.exp_().mul_(-grad_logp[:, None])
             if grad_logp is not None:
-                # d log p_target / dz_j = 1[j = target] - p_j
-                grad.addcmul_(p, grad_logp[:, None], value=-1.0)
                 rows = ((targets >= start) & (targets < end)).nonzero().squeeze(1)
                 grad.index_put_((rows, targets[rows] - start), grad_logp[rows], accumulate=True)
-            if grad_entropy is not None:
-                # d H / dz_j = -p_j (log p_j + H)
-                grad.addcmul_(p, (logp + entropy[:, None]) * grad_entropy[:, None], value=-1.0)
-            del logp, p
             # Chain rule back through temperature, soft-cap and scale to the raw product y.
-            factor = scale * inv_temperature
             if softcap is not None:
-                grad.mul_(1.0 - torch.tanh(y * (scale / softcap)).square_())
-            if factor != 1.0:
-                grad.mul_(factor)
+                grad.mul_(1.0 - torch.tanh(y.to(work) * (scale / softcap)).square_())
+                del y
+            if not plain and scale * inv_temperature != 1.0:
+                grad.mul_(scale * inv_temperature)
             if grad_bias is not None:
                 grad_bias[start:end] = grad.sum(0).to(grad_bias.dtype)
             grad_in = grad.to(hidden.dtype)
-            del grad, y
+            del grad
             if grad_hidden is not None:
                 grad_hidden += grad_in @ weight[start:end]
             if grad_weight is not None:
