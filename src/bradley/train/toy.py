@@ -51,11 +51,12 @@ _TOPICS = "cats dogs birds rivers trees songs games cities music stars".split()
 _PROMPT_WORDS = "please tell me about describe write something short on explain what why how you think of".split()
 _CATEGORY_NAMES = ("chat", "code", "math", "safety", "story")
 _RPS = ("rock", "paper", "scissors")
+_CHAT = "hello hi yes no not bad okay thanks sorry i we they he she".split()
 _PUNCT = list(".,?!:;'\"-()")
 
 #: The default vocabulary (besides special tokens): every word the toy datasets use, plus punctuation.
 TOY_WORDS: tuple[str, ...] = tuple(
-    dict.fromkeys([MARKER, *_FILLER, *_TOPICS, *_PROMPT_WORDS, *_CATEGORY_NAMES, *_RPS, *_PUNCT, *"0123456789"])
+    dict.fromkeys([MARKER, *_FILLER, *_TOPICS, *_PROMPT_WORDS, *_CATEGORY_NAMES, *_RPS, *_CHAT, *_PUNCT, *"0123456789"])
 )
 
 _SPECIAL = ("<pad>", "<s>", "</s>", "<unk>")
@@ -331,7 +332,9 @@ def toy_preference_dataset(
     kind : {"marker", "cyclic"}
     conversational : bool
         Rows in TRL's conversational format: ``prompt`` a one-message user
-        turn, each response a one-message assistant turn.
+        turn, each response a one-message assistant turn. Otherwise strings,
+        each response starting with a space (they are concatenated to the
+        prompt, as in TRL).
     k : int, optional
         K-wise rows instead of pairs: ``prompt``, ``responses`` (k of them)
         and ``ranks`` (1 = best; equal marker counts share a rank), plus
@@ -397,7 +400,10 @@ def toy_preference_dataset(
         rows.setdefault(name, []).append(value)
 
     def as_turn(text: str, role: str) -> Any:
-        return [{"role": role, "content": text}] if conversational else text
+        if conversational:
+            return [{"role": role, "content": text}]
+        # Plain strings are concatenated as prompt + response (TRL's convention), so responses start with a space.
+        return text if role == "user" else " " + text
 
     for _ in range(n):
         category = rng.choice(names) if names is not None else None
