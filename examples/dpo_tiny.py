@@ -43,7 +43,7 @@ def batch() -> dict[str, torch.Tensor]:
 policy = TinyLM()
 reference = copy.deepcopy(policy).eval()
 optimizer = torch.optim.AdamW(policy.parameters(), lr=3e-3)
-loss_fn = get("dpo")
+loss_fn = get("sigmoid", beta=0.1)  # TRL's loss_type="sigmoid" (DPO)
 
 for step in range(101):
     b = batch()
@@ -52,7 +52,9 @@ for step in range(101):
         ref_r = sequence_logprobs(reference(b["rejected_ids"]), b["rejected_labels"]).sum
     pol_c = sequence_logprobs(policy(b["chosen_ids"]), b["chosen_labels"]).sum
     pol_r = sequence_logprobs(policy(b["rejected_ids"]), b["rejected_labels"]).sum
-    out = loss_fn(pol_c, pol_r, ref_c, ref_r, beta=0.1)
+    out = loss_fn(
+        policy_chosen_logps=pol_c, policy_rejected_logps=pol_r, ref_chosen_logps=ref_c, ref_rejected_logps=ref_r
+    )
     optimizer.zero_grad()
     out.loss.mean().backward()
     optimizer.step()

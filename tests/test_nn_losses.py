@@ -339,8 +339,8 @@ def test_gradcheck_every_loss(name):
     floats = [k for k, v in fields.items() if v.is_floating_point()]
     # hyperparameter-like inputs (soft targets, rates, strengths, margins) are data; log-probs, scores, KLs vary
     fixed = {"target", "chosen_win_rate", "rejected_win_rate", "strength", "margin", "target_ratings"}
-    # stop-gradients by design: TDPO2's chosen KL, WPO's weights
-    fixed |= {"chosen_log_sum_sq_probs", "rejected_log_sum_sq_probs"}
+    # stop-gradients by design: TDPO2's chosen KL, WPO's weights, KTO's KL estimate
+    fixed |= {"chosen_log_sum_sq_probs", "rejected_log_sum_sq_probs", "policy_kl_logps", "ref_kl_logps"}
     if name == "tdpo":
         fixed.add("chosen_seq_kl")
     varied = [k for k in floats if k not in fixed]
@@ -367,9 +367,14 @@ def test_extreme_inputs_stay_finite_and_match_float64(name, dtype, scenario):
             assert torch.all(torch.isfinite(value.grad)), (name, key, value.grad)
     # float64 on the same (rounded) inputs
     reference = get(name, **hp)(**{k: (v.detach().double() if v.is_floating_point() else v) for k, v in fields.items()})
-    finite = torch.isfinite(reference.loss)
-    got, want = out.loss.detach().double()[finite], reference.loss[finite]
-    assert torch.allclose(got, want, rtol=1e-4, atol=1e-3 * max(1.0, float(want.abs().max()) * 1e-4)), (name, got, want)
+    # compared where float64 is finite and below 1e8: larger losses are saturated on purpose in some
+    # losses (TRL's f-divergence clamp of the exponent depends on the dtype)
+    kept = torch.isfinite(reference.loss) & (reference.loss.abs() < 1e8)
+    got, want = out.loss.detach().double()[kept], reference.loss[kept]
+    # float32 arithmetic: relative to each loss, and to the largest loss of the batch (PRO's logits s * gap
+    # reach 1e7 when a row has a loss of 1e3)
+    scale = float(want.abs().max()) if want.numel() else 0.0
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-3 + 1e-6 * scale), (name, got, want)
 
 
 # ---------------------------------------------------------------- numerics regressions (issue 10 item 3)
@@ -717,7 +722,10 @@ def test_losses_refuse_shapes_that_would_broadcast(name):
     """(B, 1) against (B,) would broadcast into a (B, B) loss: every tensor input refuses it, naming itself."""
     fields = inputs_for(name, full_batch("random"))
     fn, hp = spec(name).fn, get(name, **hyperparameters_for(name)).hyperparameters
+    per_token = ("_token_logps", "chosen_mask", "rejected_mask", "_log_sum_sq_probs")
     for arg, value in fields.items():
+        if arg.endswith(per_token):
+            continue  # (B, T) inputs of modifiers (WPO, LD-DPO) that default settings do not read
         bad = dict(fields, **{arg: value.unsqueeze(-1)})
         with pytest.raises(ValueError, match=arg) as info:
             fn(**bad, **hp)
