@@ -648,8 +648,6 @@ def tokenize_preferences(
 
     def tokenize(row: dict[str, Any], idx: int) -> dict[str, Any]:
         responses = row["responses"] if fmt == "list" else [row[c] for c in response_columns]
-        if _row_conversational(fmt, row) != conversational:
-            raise ValueError(f"row {idx}: mixes chat messages and plain strings with row 0; use one kind throughout.")
         prompt_ids, response_ids, mismatch = encode(row["prompt"], responses)
         keep = len(prompt_ids)
         if max_prompt_length is not None:
