@@ -332,10 +332,27 @@ def test_pro_and_dmpo_rewards():
 # ---------------------------------------------------------------- registry-wide: gradcheck and extreme inputs
 
 
-@pytest.mark.parametrize("name", CANONICAL)
-def test_gradcheck_every_loss(name):
+NON_DEFAULT = [
+    ("bt", {"label_smoothing": 0.1, "center_rewards_coefficient": 0.01}),
+    ("tobt", {"tie_threshold": 1.5}),
+    ("simpo", {"label_smoothing": 0.1, "sft_weight": 0.3, "gamma_beta_ratio": 0.5}),
+    ("tdpo", {"version": 1}),
+    ("asft", {"lam": 0.5, "beta": 2.0}),
+    ("dmpo", {"gamma": 1.0}),
+    ("todo", {"beta": 0.5, "tie_threshold": 0.3, "label_smoothing": 0.1}),
+    ("pro", {"sft_weight": 0.0}),
+    ("sppo", {"beta": 0.5, "variant": "single"}),
+    ("inpo", {"beta": 0.5, "tau": 0.0}),
+    ("dpo-pl", {"beta": 0.7}),
+]
+
+
+@pytest.mark.parametrize(
+    "name,hp", [(n, {}) for n in CANONICAL] + NON_DEFAULT,
+    ids=CANONICAL + [f"{n}-{'-'.join(map(str, h.values()))}" for n, h in NON_DEFAULT])
+def test_gradcheck_every_loss(name, hp):
     fields = inputs_for(name, full_batch("random", seed=3))
-    hp = get(name, **hyperparameters_for(name)).hyperparameters
+    hp = get(name, **{**hyperparameters_for(name), **hp}).hyperparameters
     floats = [k for k, v in fields.items() if v.is_floating_point()]
     # hyperparameter-like inputs (soft targets, rates, strengths, margins) are data; log-probs, scores, KLs vary
     fixed = {"target", "chosen_win_rate", "rejected_win_rate", "strength", "margin", "target_ratings"}
@@ -343,7 +360,9 @@ def test_gradcheck_every_loss(name):
     fixed |= {"chosen_log_sum_sq_probs", "rejected_log_sum_sq_probs", "policy_kl_logps", "ref_kl_logps"}
     if name == "tdpo":
         fixed.add("chosen_seq_kl")
-    varied = [k for k in floats if k not in fixed]
+    # optional (B, T) inputs of modifiers that default settings do not read: constants, for speed
+    per_token = ("_token_logps", "_log_sum_sq_probs")
+    varied = [k for k in floats if k not in fixed and (k in spec(name).inputs or not k.endswith(per_token))]
     leaves = [fields[k].clone().requires_grad_() for k in varied]
 
     def fn(*xs):
