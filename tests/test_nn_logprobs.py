@@ -485,3 +485,28 @@ def test_paired_argument_errors():
     model = _llama()
     with pytest.raises(ValueError, match="chosen_input_ids has 2 rows but rejected_input_ids has 3"):
         paired_model_logprobs(model, torch.zeros(2, 5, dtype=torch.long), torch.zeros(3, 5, dtype=torch.long))
+
+
+def test_chunked_partial_gradients():
+    # Frozen head (LoRA on the backbone) or frozen backbone (head-only training): only what is asked for.
+    h, w, b, labels = _head_problem()
+    naive_h, naive_w = _grads(_naive(h, w, None, labels), h, w)
+    only_h = chunked_sequence_logprobs(h, w.detach(), labels, chunk_size=4)
+    (g_h,) = _grads(only_h, h)
+    only_w = chunked_sequence_logprobs(h.detach(), w, labels, chunk_size=4)
+    (g_w,) = _grads(only_w, w)
+    assert _maxdiff(g_h, naive_h) < 1e-12 and _maxdiff(g_w, naive_w) < 1e-12
+
+
+def test_chunked_under_autocast_matches_lm_head():
+    # float32 weights, bf16 autocast: the head product runs in bf16, as nn.Linear does under autocast.
+    h, w, _, labels = _head_problem(batch=2, steps=17, hidden=16, vocab=101, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = h @ w.T
+        fast = chunked_sequence_logprobs(h, w, labels, chunk_size=5)
+    assert logits.dtype == torch.bfloat16
+    naive = sequence_logprobs(logits, labels)
+    assert _maxdiff(fast.per_token, naive.per_token) < 1e-5
+    for g_fast, g_naive in zip(_grads(fast, h, w), _grads(naive, h, w)):
+        assert g_fast.dtype == torch.float32
+        assert _maxdiff(g_fast, g_naive) / g_naive.abs().max().item() < 2e-2
