@@ -620,3 +620,13 @@ def test_every_dpo_module_loss_finite_at_extreme_margins(dtype, margin):
         out = get(name)(**pairs, **lengths)
         grads = torch.autograd.grad(out.loss.sum(), [pairs["policy_chosen_logps"]])
         assert torch.isfinite(out.loss).all() and torch.isfinite(grads[0]).all(), name
+
+
+def test_discopop_finite_where_the_mixing_weight_underflows():
+    # Regression: TRL's form sigmoid(z / tau) * exp(-z) is 0 * inf = nan at z = -1000; the loss there is
+    # -logsig(-1000) = 1000 (mixing weight 0) with slope -1 in z.
+    x = _pairs([-5e3, 5e3], [5e3, -5e3], dtype=torch.float32, grad=True)
+    out = get("discopop", beta=0.1)(**x)
+    out.loss.sum().backward()
+    assert out.loss.tolist() == pytest.approx([1000.0, 0.0])
+    assert x["policy_chosen_logps"].grad.tolist() == pytest.approx([-0.1, 0.0])

@@ -1536,7 +1536,8 @@ def _cpo(
 
 
 def _check_cpo(loss: str, chosen: Tensor, rejected: Tensor, beta: float, label_smoothing: float = 0.0) -> None:
-    check_shapes(loss, {"chosen": chosen, "rejected": rejected})
+    kind = "logps" if loss in ("cpo", "cpo_hinge") else "avg_logps"
+    check_shapes(loss, {f"policy_chosen_{kind}": chosen, f"policy_rejected_{kind}": rejected})
     _check_beta(loss, beta)
     check_flip_rate(label_smoothing)
 
