@@ -222,3 +222,11 @@ def test_loss_table_documents_every_name(scratch_registry):
     assert row["aliases"] == "toy-alias" and row["trl"] == "sigmoid" and row["symbols"] == "beta = tau"
     assert row["optional_inputs"] == "target"
     assert len(table) == 2
+
+
+def test_trl_users_reaching_for_label_smoothing_on_sigmoid_are_pointed_to_cdpo():
+    from bradley.nn import get
+
+    for name in ("sigmoid", "dpo"):
+        with pytest.raises(ValueError, match="TRL's sigmoid ignores label_smoothing; use 'cdpo'"):
+            get(name, label_smoothing=0.1)

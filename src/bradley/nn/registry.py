@@ -82,6 +82,13 @@ _RENAMED = {
     "divergence": "f_divergence_type",
 }
 
+# Hyperparameters a user moving from another library may reach for, per loss.
+_HINTS: dict[tuple[str, str], str] = {
+    ("sigmoid", "label_smoothing"): (
+        "TRL's sigmoid ignores label_smoothing; use 'cdpo' (conservative DPO) or 'robust' (unbiased under flips)"
+    ),
+}
+
 
 @dataclass
 class LossOutput:
@@ -414,6 +421,7 @@ def _configure(spec_: LossSpec, hyperparameters: dict[str, Any], strict: bool = 
         if unknown:
             hints = [f" ({k} is now {_RENAMED[k]})" for k in unknown if k in _RENAMED]
             fixed = [f" ({k} is fixed by the name {spec_.name!r})" for k in unknown if k in spec_.fixed]
+            hints += [f" ({_HINTS[spec_.name, k]})" for k in unknown if (spec_.name, k) in _HINTS]
             raise ValueError(
                 f"loss {spec_.name!r} has no hyperparameter {', '.join(map(repr, unknown))}"
                 f"{''.join(hints + fixed)}; valid: {spec_.describe_hyperparameters()}."
