@@ -327,6 +327,12 @@ class OnlineTrainer:
         ``mean_response_tokens``, ``truncated_responses``, ``seconds``.
     train_outputs_ : list
         The ``TrainOutput`` of every update phase.
+    examples_ : datasets.Dataset
+        The training examples of the last update phase: token ids, the
+        loss's per-pair fields (win rates, targets, previous-iterate and
+        reference log-probs) and what the oracle said (``oracle_preference``
+        = P(chosen beats rejected), ``oracle_chosen_win_rate``,
+        ``oracle_rejected_win_rate``); or BRAIn's per-list rewards and log-probs.
     tokenization_report_ : TokenizationReport
         Of the last iteration's generated data (prompt truncation; responses
         that hit ``max_new_tokens`` count as truncated; padding).
@@ -428,6 +434,7 @@ class OnlineTrainer:
         self._previous: Any = None
         self._onpo_anchor: Any = None
         self._last_phase: Any = None
+        self.examples_: Any = None
 
     # ------------------------------------------------------------ configuration
 
@@ -677,7 +684,7 @@ class OnlineTrainer:
                 continue
             row = {"prompt_ids": prompt_ids, "chosen_ids": responses[i], "rejected_ids": responses[j]}
             row["chosen_win_rate"], row["rejected_win_rate"] = float(w[n, i]), float(w[n, j])
-            row["target"] = p
+            row["target"] = row["_preference"] = p
             if self.mode in ("dno", "generic") and self.soft_targets:
                 row["target"] = float(torch.sigmoid(w[n, i] - w[n, j]))
             row["_index"] = (n, i, j)
@@ -689,6 +696,10 @@ class OnlineTrainer:
         out = []
         for row in rows:
             kept = {k: v for k, v in row.items() if k in ("prompt_ids", "chosen_ids", "rejected_ids")}
+            # What the oracle said, for inspection (names that are not batch fields, so no loss reads them).
+            kept["oracle_preference"] = row["target"] if "_preference" not in row else row["_preference"]
+            kept["oracle_chosen_win_rate"] = row.get("chosen_win_rate", math.nan)
+            kept["oracle_rejected_win_rate"] = row.get("rejected_win_rate", math.nan)
             kept.update({k: v for k, v in row.items() if k in BATCH_FIELDS and self._keep(k)})
             out.append(kept)
         return out
@@ -742,10 +753,11 @@ class OnlineTrainer:
             output_dir=f"{self.args.output_dir}/iteration-{iteration}{phase}",
             seed=self.args.seed + iteration,
         )
+        self.examples_ = Dataset.from_list(rows)
         trainer = _phase_trainer_class()(
             model=self.model,
             args=args,
-            train_dataset=Dataset.from_list(rows),
+            train_dataset=self.examples_,
             data_collator=collator,
             preference_loss=self.loss_fn,
             listwise=listwise,
