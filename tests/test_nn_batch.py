@@ -230,3 +230,46 @@ def test_trl_users_reaching_for_label_smoothing_on_sigmoid_are_pointed_to_cdpo()
     for name in ("sigmoid", "dpo"):
         with pytest.raises(ValueError, match="TRL's sigmoid ignores label_smoothing; use 'cdpo'"):
             get(name, label_smoothing=0.1)
+
+
+def test_keyword_tensors_a_loss_does_not_read_are_refused(scratch_registry):
+    loss = registry.get("toy-avg", lam=1.0)
+    # fields it derives its inputs from are fine ...
+    loss(
+        policy_chosen_logps=torch.tensor([-2.0]),
+        chosen_lengths=torch.tensor([2]),
+        policy_rejected_avg_logps=torch.tensor([-1.0]),
+    )
+    # ... a soft label it never reads would be dropped silently
+    with pytest.raises(ValueError, match="loss 'toy-avg' does not use target; it reads .*chosen_lengths"):
+        loss(
+            policy_chosen_avg_logps=torch.tensor([-1.0]),
+            policy_rejected_avg_logps=torch.tensor([-1.0]),
+            target=torch.tensor([0.7]),
+        )
+    # a batch may carry fields a loss ignores
+    loss(
+        PreferenceBatch(
+            policy_chosen_avg_logps=torch.zeros(1), policy_rejected_avg_logps=torch.zeros(1), is_tie=torch.zeros(1)
+        )
+    )
+    combined = registry.get(["toy-dpo", "toy-avg"], lam=1.0)
+    with pytest.raises(ValueError, match="does not use is_tie"):
+        combined(
+            **_pairs(),
+            chosen_lengths=torch.tensor([1, 1]),
+            rejected_lengths=torch.tensor([1, 1]),
+            is_tie=torch.zeros(2),
+        )
+
+
+def test_hyperparameters_given_to_the_call_or_as_tensors_are_explained(scratch_registry):
+    with pytest.raises(TypeError, match=r"beta is a hyperparameter: give it to get\('toy-dpo', beta=...\)"):
+        registry.get("toy-dpo")(**_pairs(), beta=0.1)
+    with pytest.raises(TypeError, match="label_smoothing must be a number, got a tensor; .*`target` input"):
+        registry.get("toy-dpo", label_smoothing=torch.tensor([0.1, 0.2]))
+    for beta in (0.0, -1.0):
+        with pytest.raises(ValueError, match="beta must be positive"):
+            registry.get("toy-dpo", beta=beta)
+        with pytest.raises(ValueError, match="beta must be positive"):
+            scratch_registry[0](**_pairs(), beta=beta)  # the plain kernel is checked too

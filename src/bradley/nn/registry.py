@@ -47,7 +47,7 @@ Tensor = torch.Tensor
 # Every hyperparameter name in the registry, with its one meaning. Registering a
 # loss with a name not listed here is an error, so a name cannot drift.
 HYPERPARAMETERS: dict[str, str] = {
-    "beta": "temperature: scale of the implicit reward beta * log(pi / pi_ref) (1 / KL strength)",
+    "beta": "temperature > 0: scale of the implicit reward beta * log(pi / pi_ref), the weight of the KL regulariser",
     "label_smoothing": "assumed rate at which preference labels are flipped, in [0, 0.5)",
     "gamma_beta_ratio": "SimPO target margin divided by beta (authors' parametrisation)",
     "simpo_gamma": (
@@ -184,6 +184,33 @@ def soft_logistic(z: Tensor, target: Tensor | float) -> Tensor:
     return -(target * F.logsigmoid(z) + (1.0 - target) * F.logsigmoid(-z))
 
 
+def _check_hyperparameters(loss: str, hyperparameters: dict[str, Any]) -> None:
+    """Numbers where numbers belong: per-example values are batch inputs, and the temperature is positive."""
+    for key, value in hyperparameters.items():
+        if isinstance(value, Tensor):
+            raise TypeError(
+                f"loss {loss!r}: hyperparameter {key} must be a number, got a tensor; per-example values are batch "
+                "inputs (e.g. a soft label P(chosen beats rejected) per pair is the `target` input)."
+            )
+    beta = hyperparameters.get("beta")
+    if beta is not None and not beta > 0:
+        raise ValueError(f"loss {loss!r}: beta must be positive, got {beta}.")
+
+
+def _sources(name: str) -> set[str]:
+    """The fields PreferenceBatch.get may read to produce ``name`` (itself included)."""
+    found = {name}
+    for side in ("chosen", "rejected"):
+        if name == f"{side}_lengths":
+            found.add(f"{side}_mask")
+        for who in ("policy", "ref"):
+            if name == f"{who}_{side}_logps":
+                found |= {f"{who}_{side}_token_logps", f"{side}_mask"}
+            elif name == f"{who}_{side}_avg_logps":
+                found |= _sources(f"{who}_{side}_logps") | _sources(f"{side}_lengths")
+    return found
+
+
 def _promote_half(value: Any) -> Any:
     # bf16 / fp16 lose the loss (bf16 logcumsumexp halves a Plackett-Luce loss): compute in float32.
     if isinstance(value, Tensor) and value.dtype in (torch.float16, torch.bfloat16):
@@ -283,6 +310,7 @@ def register(
 
         @functools.wraps(fn)
         def promoted(*args: Any, **kwargs: Any) -> LossOutput:
+            _check_hyperparameters(names[0], {k: v for k, v in kwargs.items() if k in defaults})
             return fn(*(_promote_half(a) for a in args), **{k: _promote_half(v) for k, v in kwargs.items()})
 
         spec_ = LossSpec(
@@ -354,7 +382,13 @@ class PreferenceLoss:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items() if k not in self.spec.fixed)
         return f"PreferenceLoss({self.name!r}{', ' + args if args else ''})"
 
+    @property
+    def reads(self) -> set[str]:
+        """Every batch field this loss may read, directly or to derive an input."""
+        return set().union(*(_sources(n) for n in self.spec.inputs + self.spec.optional_inputs))
+
     def __call__(self, batch: PreferenceBatch | None = None, /, **tensors: Any) -> LossOutput:
+        _check_unused(self.name, tensors, self.reads)
         batch = _as_batch(self.name, batch, tensors)
         missing = [name for name in self.spec.inputs if batch.get(name) is None]
         if missing:
@@ -363,6 +397,22 @@ class PreferenceLoss:
             )
         arguments = {name: batch.get(name) for name in self.spec.inputs + self.spec.optional_inputs}
         return self.spec.fn(**arguments, **self.hyperparameters)
+
+
+def _check_unused(name: str, tensors: dict[str, Any], reads: set[str]) -> None:
+    # A keyword tensor the loss never reads would be dropped without a word (e.g. soft labels given to `hinge`).
+    hyper = sorted(k for k in tensors if k in HYPERPARAMETERS)
+    if hyper:
+        raise TypeError(
+            f"{', '.join(hyper)} {'is a hyperparameter' if len(hyper) == 1 else 'are hyperparameters'}: give "
+            f"{'it' if len(hyper) == 1 else 'them'} to get({name!r}, {hyper[0]}=...), not to the loss call."
+        )
+    unused = sorted(k for k in tensors if k in BATCH_FIELDS and k not in reads)
+    if unused:
+        raise ValueError(
+            f"loss {name!r} does not use {', '.join(unused)}; it reads {', '.join(sorted(reads))}. "
+            "Drop them, or pass a PreferenceBatch, which may carry fields a loss ignores."
+        )
 
 
 def _as_batch(name: str, batch: Any, tensors: dict[str, Any]) -> PreferenceBatch:
@@ -402,6 +452,7 @@ class CombinedLoss:
         return f"CombinedLoss({self.components!r}, weights={self.weights!r})"
 
     def __call__(self, batch: PreferenceBatch | None = None, /, **tensors: Any) -> LossOutput:
+        _check_unused(self.name, tensors, set().union(*(c.reads for c in self.components)))
         batch = _as_batch(self.name, batch, tensors)
         outputs = [c(batch) for c in self.components]
         total = outputs[0].loss * self.weights[0]
@@ -433,6 +484,7 @@ def _configure(spec_: LossSpec, hyperparameters: dict[str, Any], strict: bool = 
             f"loss {spec_.name!r} needs hyperparameter(s) {', '.join(missing)}; "
             f"valid: {spec_.describe_hyperparameters()}."
         )
+    _check_hyperparameters(spec_.name, chosen)
     resolved = {k: chosen.get(k, v) for k, v in settable.items()}
     resolved.update(spec_.fixed)
     return PreferenceLoss(spec_, resolved)
