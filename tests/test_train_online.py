@@ -140,6 +140,27 @@ def test_prefer_model_and_callable_oracles():
     assert P.tolist() == [[0.5, 0.0, 1.0], [1.0, 0.5, 0.0], [0.0, 1.0, 0.5]]
     assert win_rates(P[None]).tolist() == [[0.5, 0.5, 0.5]]
 
+    # a trained BT reward model offers prefer and score; its score passes through, a GPM's embeddings do not
+    class BT:
+        def prefer(self, prompts, a, b):
+            return 1 / (1 + np.exp(-(self.score(prompts, a) - self.score(prompts, b))))
+
+        def score(self, prompts, responses):
+            return np.array([float(len(r)) for r in responses])
+
+    bt = as_oracle(BT())
+    assert bt.score(["x", "x"], ["ab", "abcd"]).tolist() == [2.0, 4.0]
+    assert bt(["x"], ["abc"], ["a"]).item() == pytest.approx(1 / (1 + math.exp(-2)), abs=1e-15)
+
+    class GPM(BT):
+        def score(self, prompts, responses):
+            return np.ones((len(responses), 4))
+
+    with pytest.raises(ValueError, match="scalar reward"):
+        as_oracle(GPM()).score(["x"], ["a"])
+    with pytest.raises(TypeError, match="no score"):
+        as_oracle(Cycle()).score(["x"], ["a"])
+
     bad_shape = CallableOracle(lambda x, a, b: [0.5] * (len(x) + 1))
     with pytest.raises(ValueError, match="expected \\(2,\\)"):
         bad_shape(["x", "y"], ["a", "b"], ["c", "d"])
@@ -479,6 +500,13 @@ def test_configuration_errors(tok, tmp_path):
         _trainer(tok, tmp_path, "sppo", num_samples=1)
     with pytest.raises(ValueError, match="score"):
         _trainer(tok, tmp_path, "brain", oracle=lambda x, a, b: [0.5] * len(x))
+    with pytest.raises(ValueError, match="score"):
+
+        class PreferOnly:
+            def prefer(self, prompts, a, b):
+                return [0.5] * len(prompts)
+
+        _trainer(tok, tmp_path, "brain", oracle=PreferOnly())
     with pytest.raises(ValueError, match="hyperparameter"):
         _trainer(tok, tmp_path, "sppo", {"eta": 10})
     with pytest.raises(TypeError, match="prompts"):

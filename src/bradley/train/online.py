@@ -74,7 +74,7 @@ from bradley.train.data import (
     read_preferences,
     split_pairs,
 )
-from bradley.train.oracles import as_oracle, binomial_se, pairwise_preferences, win_rates
+from bradley.train.oracles import PreferModelOracle, as_oracle, binomial_se, pairwise_preferences, win_rates
 
 __all__ = ["OnlineTrainer"]
 
@@ -456,7 +456,10 @@ class OnlineTrainer:
                     raise ValueError(
                         f"brain has hyperparameter beta only (posterior temperature); got {sorted(unknown)}."
                     )
-                if not callable(getattr(self.oracle, "score", None)):
+                wrapped = getattr(self.oracle, "model", None) if isinstance(self.oracle, PreferModelOracle) else None
+                if not callable(getattr(self.oracle, "score", None)) or (
+                    isinstance(self.oracle, PreferModelOracle) and not callable(getattr(wrapped, "score", None))
+                ):
                     raise ValueError(
                         "loss='brain' needs rewards from a Bradley-Terry reward model: give a reward model (with "
                         "reward_tokenizer), a ScoreOracle, or another oracle with score(prompts, responses)."

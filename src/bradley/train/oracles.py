@@ -258,6 +258,22 @@ class PreferModelOracle:
         self.model = model
         self.batched = batched
 
+    def score(self, prompts: Sequence[Any], responses: Sequence[str]) -> torch.Tensor:
+        """The model's scalar reward ``model.score(prompts, responses)`` (e.g. a trained BT reward model), ``(N,)``.
+
+        A GPM scores embeddings, not rewards, and is refused.
+        """
+        if not callable(getattr(self.model, "score", None)):
+            raise TypeError(f"{type(self.model).__name__} has prefer but no score(prompts, responses) method.")
+        value = self.model.score(list(prompts), list(responses))
+        r = torch.as_tensor(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=torch.float64)
+        if r.shape != (len(prompts),):
+            raise ValueError(
+                f"{type(self.model).__name__}.score returned shape {tuple(r.shape)} for {len(prompts)} responses; "
+                "a scalar reward per response is needed (a general preference model has none)."
+            )
+        return r
+
     def __call__(self, prompts: Sequence[Any], responses_a: Sequence[str], responses_b: Sequence[str]) -> torch.Tensor:
         n = _check_rows(prompts, responses_a, responses_b)
         if self.batched:
