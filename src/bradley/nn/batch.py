@@ -253,7 +253,8 @@ class PreferenceBatch:
                     mask = getattr(self, f"{side}_mask")
                     if tokens is None:
                         return None
-                    return tokens.sum(-1) if mask is None else (tokens * mask).sum(-1)
+                    # select, not multiply: a padded -inf log-prob times a 0 mask is NaN
+                    return tokens.sum(-1) if mask is None else torch.where(mask.bool(), tokens, 0.0).sum(-1)
                 if name == f"{who}_{side}_avg_logps":
                     total = self.get(f"{who}_{side}_logps")
                     lengths = self.get(f"{side}_lengths")

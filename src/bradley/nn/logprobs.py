@@ -112,6 +112,16 @@ def _shifted(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | No
     return logits[:, :-1, :], targets, keep
 
 
+def _entropy(logp_all: torch.Tensor) -> torch.Tensor:
+    """``-sum_v p_v log p_v`` over the last axis, with ``0 log 0 = 0`` at -inf log-probs (banned tokens).
+
+    ``exp(-inf) * -inf`` is NaN; the -inf entries are replaced by 0 inside a
+    ``torch.where`` so that neither the value nor the gradient sees them.
+    """
+    finite = logp_all > -math.inf
+    return -(logp_all.exp() * torch.where(finite, logp_all, torch.zeros_like(logp_all))).sum(-1)
+
+
 def _reduce(
     per_token: torch.Tensor,
     keep: torch.Tensor,
@@ -173,13 +183,15 @@ def sequence_logprobs(
     logits, targets, keep = _shifted(logits, labels, mask, ignore_index)
     work = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
     logp_all = work.log_softmax(-1)
-    token_logps = torch.gather(logp_all, 2, targets.unsqueeze(-1)).squeeze(-1) * keep
+    # Masked positions gather token 0, whose log-prob may be -inf: select, never multiply by the mask.
+    zero = logp_all.new_zeros(())
+    token_logps = torch.where(keep, torch.gather(logp_all, 2, targets.unsqueeze(-1)).squeeze(-1), zero)
     entropy = log_sum_sq = None
     if want_entropy:
-        entropy = -(logp_all.exp() * logp_all).sum(-1) * keep
+        entropy = torch.where(keep, _entropy(logp_all), zero)
     if want_sq:
         with torch.no_grad():
-            log_sum_sq = torch.logsumexp(2.0 * logp_all, -1) * keep
+            log_sum_sq = torch.where(keep, torch.logsumexp(2.0 * logp_all, -1), zero)
     return _reduce(token_logps, keep, entropy, log_sum_sq)
 
 
@@ -248,7 +260,7 @@ class _ChunkedHeadLogProbs(torch.autograd.Function):
                     log_sum_sq[start:end] = torch.logsumexp(2.0 * logp_all, -1)
                 if want_entropy:
                     assert entropy is not None
-                    entropy[start:end] = -(logp_all.exp() * logp_all).sum(-1)
+                    entropy[start:end] = _entropy(logp_all)
         ctx.save_for_backward(hidden, weight, bias, targets, lse, entropy)
         ctx.chunk_size = chunk_size
         ctx.transform = (scale, softcap, inv_temperature)
@@ -286,6 +298,8 @@ class _ChunkedHeadLogProbs(torch.autograd.Function):
             if grad_entropy is not None:
                 # d log p_target / dz_j = 1[j = target] - p_j ;  d H / dz_j = -p_j (log p_j + H)
                 p = logp.exp()
+                # p_j = 0 at -inf logits (banned tokens): any finite log p_j gives the right 0, -inf gives NaN
+                logp.masked_fill_(logp == -math.inf, 0.0)
                 coef = logp.add_(entropy[:, None]).mul_(grad_entropy[:, None])
                 if grad_logp is not None:
                     coef.add_(grad_logp[:, None])
@@ -712,5 +726,10 @@ def sequence_kl(
     pol = policy_logits[:, :-1, :]
     ref_logp = ref.float().log_softmax(-1) if ref.dtype in (torch.float16, torch.bfloat16) else ref.log_softmax(-1)
     pol_logp = pol.float().log_softmax(-1) if pol.dtype in (torch.float16, torch.bfloat16) else pol.log_softmax(-1)
-    per_position = F.kl_div(pol_logp, ref_logp, log_target=True, reduction="none").sum(-1)
-    return (per_position * keep).sum(-1)
+    # Tokens the reference never emits (-inf log-prob, e.g. banned in both) add 0 log 0 = 0; kl_div's
+    # exp(-inf) * (-inf - -inf) would be NaN. Safe values inside the where keep the gradient finite too.
+    support = ref_logp > -math.inf
+    zero = ref_logp.new_zeros(())
+    ref_safe, pol_safe = torch.where(support, ref_logp, zero), torch.where(support, pol_logp, zero)
+    per_position = torch.where(support, ref_logp.exp() * (ref_safe - pol_safe), zero).sum(-1)
+    return torch.where(keep, per_position, zero).sum(-1)

@@ -253,6 +253,25 @@ def _tie_aware_logistic(loss: str, z: Tensor, is_tie: Tensor, tie_threshold: flo
     return torch.where(is_tie.bool(), tie, decisive)
 
 
+def _ternary_output(loss: Tensor, chosen: Tensor, rejected: Tensor, is_tie: Tensor, tie_threshold: float) -> LossOutput:
+    """The LossOutput of a win / tie / loss loss: accuracy = the observed outcome is the model's most probable one.
+
+    With ``d = chosen - rejected`` and TOBT's probabilities, a decisive pair
+    is accurate when ``P(win) > max(P(loss), P(tie))``, a tied pair when
+    ``P(tie) > max(P(win), P(loss))`` (compared as logs, so +-1e4 gaps do not
+    underflow). ``P(tie)`` is in ``extras["tie_probability"]``.
+    """
+    d = (chosen - rejected).detach()
+    a = tie_threshold
+    log_win, log_loss = F.logsigmoid(d - a), F.logsigmoid(-d - a)
+    log_tie = math.log(math.expm1(2 * a)) + log_win + log_loss
+    win = (log_win > log_loss) & (log_win > log_tie)
+    tie = (log_tie > log_win) & (log_tie > log_loss)
+    out = output(loss, chosen, rejected, tie_probability=log_tie.exp())
+    out.accuracy = torch.where(is_tie.bool(), tie, win).to(loss.dtype)
+    return out
+
+
 @register(
     "tobt",
     source="Guo et al. 2025, TODO (code: XXares/TODO); Rao & Kupper 1967",
@@ -267,6 +286,13 @@ def tobt_loss(
     For tied pairs the order of "chosen" and "rejected" does not matter (the
     tie loss is even in the gap).
 
+    ``accuracy`` is 1.0 where the observed outcome (chosen wins, or a tie) is
+    the most probable of win / loss / tie under :func:`tobt_probabilities` at
+    the reward gap. A tie is the most probable outcome only near a zero gap
+    and only when ``tie_threshold > log 2`` (at gap 0, ``P(tie) / P(win) =
+    e^alpha - 1``): with the default 0.5, tied pairs always count as misses.
+    ``extras["tie_probability"]`` holds ``P(tie)``.
+
     Examples
     --------
     >>> import torch
@@ -277,7 +303,7 @@ def tobt_loss(
     """
     check_shapes("tobt", {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards, "is_tie": is_tie})
     loss = _tie_aware_logistic("tobt", chosen_rewards - rejected_rewards, is_tie, tie_threshold, 0.0)
-    return output(loss, chosen_rewards, rejected_rewards)
+    return _ternary_output(loss, chosen_rewards, rejected_rewards, is_tie, tie_threshold)
 
 
 def _listwise_inputs(
@@ -290,7 +316,19 @@ def _listwise_inputs(
     if ranks is None:
         ranks = torch.arange(1, scores.shape[1] + 1, device=scores.device).expand(scores.shape)
     mask = torch.ones_like(scores, dtype=torch.bool) if list_mask is None else list_mask.bool()
+    _refuse_empty_lists(loss, mask)
     return ranks, mask
+
+
+def _refuse_empty_lists(loss: str, mask: Tensor) -> None:
+    # A row with no real response has no likelihood and no best or worst response to log.
+    empty = ~mask.any(dim=1)
+    if torch.any(empty):
+        rows = torch.nonzero(empty).flatten()
+        raise ValueError(
+            f"{loss}: list_mask rows {rows[:10].tolist()} (of {mask.shape[0]}) have no real response; "
+            "drop those rows from the batch (each list needs at least one True in list_mask)."
+        )
 
 
 def _plackett_luce(u: Tensor, ranks: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -339,7 +377,10 @@ def plackett_luce_loss(rewards: Tensor, ranks: Tensor | None = None, list_mask: 
         Equal ranks are ties, treated as Breslow's (each tied response is
         chosen from the same set), the default of ``bradley.PlackettLuce``.
     list_mask : (B, K), optional
-        True at the real responses of ragged lists (anywhere in the row).
+        True at the real responses of ragged lists (anywhere in the row);
+        every row needs at least one (a row without any is refused, naming
+        it). A list of one real response has loss 0 and logs it as both best
+        and worst (margin 0).
 
     Chosen / rejected rewards are the scores of the best and the worst real
     response of each list. Computed in float32 at least: bfloat16's
@@ -381,7 +422,8 @@ def dpo_plackett_luce_loss(
     """DPO's Plackett-Luce loss over K ranked responses: ``plackett-luce`` on ``beta * (log pi - log pi_ref)``.
 
     ``policy_logps``, ``ref_logps`` (B, K) are summed log-probs; ``ranks`` and
-    ``list_mask`` as for ``plackett-luce`` (ties: Breslow). With K = 2 this is
+    ``list_mask`` as for ``plackett-luce`` (ties: Breslow; rows without a real
+    response are refused). With K = 2 this is
     DPO. Rewards: ``beta * log-ratio`` of the best and worst real response.
 
     Examples
@@ -512,12 +554,16 @@ def _log1mexp(a: Tensor) -> Tensor:
     )
 
 
+# float32's sqrt(tiny), about 1.1e-19, in every dtype: the floored loss at A = 0 is then the same in float32
+# and float64 (a per-dtype floor gave 4.4 vs 35.4 for -lam log(1 - p) at lam 0.1).
+_ASFT_FLOOR = -math.sqrt(torch.finfo(torch.float32).tiny)
+
+
 def _below_zero(a: Tensor) -> Tensor:
-    # p = exp(A) = 1 makes log(1 - p) infinite. Floor the value at -sqrt(tiny) (|A| below 1e-19 in float32),
+    # p = exp(A) = 1 makes log(1 - p) infinite. Floor the value at -1.1e-19 (float32's sqrt(tiny)),
     # but let the gradient through unchanged (straight-through), so it stays nonzero and finite up to A = 0;
     # a plain clamp would zero it there (the old clamp at -1e-6 zeroed every gradient above -1e-6).
-    floor = -math.sqrt(torch.finfo(a.dtype).tiny)
-    return a + (a.clamp(max=floor) - a).detach()
+    return a + (a.clamp(max=_ASFT_FLOOR) - a).detach()
 
 
 @register(
@@ -540,7 +586,8 @@ def asft_loss(
     "Blur" paper's tempered variant. No official code exists and the paper's
     lambda is UNCERTAIN; the default 0.1 is the low end of the grid searched by
     the "Blur" paper. Log-probs must be <= 0. ``log(1 - p)`` is computed as
-    ``log1mexp(A)``, its value floored where ``|A| < sqrt(tiny)`` with the
+    ``log1mexp(A)``, its value floored where ``|A| < 1.1e-19`` (float32's
+    ``sqrt(tiny)``, in every dtype, so float32 and float64 agree) with the
     gradient passed through. Rewards ``beta * A`` (reference-free scale);
     the log-odds are in ``extras``.
 
@@ -607,6 +654,17 @@ def dmpo_turn_weights(n_turns: Tensor, max_turns: int, *, gamma: float = 0.7) ->
     return torch.where(j < t, w, torch.zeros_like(w))
 
 
+def _dmpo_weighted(log_ratios: Tensor, turns: Tensor, gamma: float) -> Tensor:
+    """``sum_j phi(j, T) log_ratio_j`` over the real turns only.
+
+    Selected with ``torch.where``, not multiplied by a zero weight: padding
+    entries may hold -inf or NaN (0 * -inf is NaN).
+    """
+    weights = dmpo_turn_weights(turns, log_ratios.shape[1], gamma=gamma).to(log_ratios.dtype)
+    real = torch.arange(log_ratios.shape[1], device=log_ratios.device).unsqueeze(0) < turns.unsqueeze(1)
+    return (weights * torch.where(real, log_ratios, torch.zeros_like(log_ratios))).sum(-1)
+
+
 @register("dmpo", source="Shi et al. 2024, DMPO (code: swt-user/DMPO)")
 def dmpo_loss(
     policy_chosen_turn_logps: Tensor,
@@ -622,8 +680,10 @@ def dmpo_loss(
     """DMPO multi-turn DPO on turn-weighted log-probs (B9).
 
     ``*_turn_logps`` have shape (B, J): summed log-probs of each assistant turn
-    (entries past a trajectory's turn count are ignored); ``*_turns`` give the
-    number of turns ``T_w``, ``T_l`` (they may differ). The same weights
+    (entries past a trajectory's turn count are ignored, whatever they hold,
+    -inf and NaN included); ``*_turns`` give the number of turns ``T_w``,
+    ``T_l`` (they may differ), whole numbers from 1 to J (others are refused,
+    naming the rows). The same weights
     :func:`dmpo_turn_weights` apply to policy and reference. Rewards
     ``beta *`` the weighted log-ratios.
 
@@ -664,12 +724,22 @@ def dmpo_loss(
                 f"dmpo: {name} has shape {tuple(turns.shape)}; it needs shape ({b},), one turn count per row of "
                 "the turn log-probs (a (B, 1) tensor would broadcast to a (B, B) loss)."
             )
-    weights_w = dmpo_turn_weights(chosen_turns, policy_chosen_turn_logps.shape[1], gamma=gamma)
-    weights_l = dmpo_turn_weights(rejected_turns, policy_rejected_turn_logps.shape[1], gamma=gamma)
-    weights_w = weights_w.to(policy_chosen_turn_logps.dtype)
-    weights_l = weights_l.to(policy_rejected_turn_logps.dtype)
-    rho_w = (weights_w * (policy_chosen_turn_logps - ref_chosen_turn_logps)).sum(-1)
-    rho_l = (weights_l * (policy_rejected_turn_logps - ref_rejected_turn_logps)).sum(-1)
+    for name, turns, columns, logps_name in (
+        ("chosen_turns", chosen_turns, policy_chosen_turn_logps.shape[1], "policy_chosen_turn_logps"),
+        ("rejected_turns", rejected_turns, policy_rejected_turn_logps.shape[1], "policy_rejected_turn_logps"),
+    ):
+        # A count outside 1..J would weight turns that were never scored (or none at all).
+        bad = (turns < 1) | (turns > columns)
+        if turns.is_floating_point():
+            bad = bad | (turns != turns.round())
+        if torch.any(bad):
+            rows = torch.nonzero(bad).flatten()
+            raise ValueError(
+                f"dmpo: {name} must be whole numbers from 1 to {columns} (the {columns} turn columns of "
+                f"{logps_name}); rows {rows[:10].tolist()} have {turns[rows[:10]].tolist()}."
+            )
+    rho_w = _dmpo_weighted(policy_chosen_turn_logps - ref_chosen_turn_logps, chosen_turns, gamma)
+    rho_l = _dmpo_weighted(policy_rejected_turn_logps - ref_rejected_turn_logps, rejected_turns, gamma)
     loss = -F.logsigmoid(beta * (rho_w - rho_l))
     return output(loss, beta * rho_w, beta * rho_l)
 
@@ -697,6 +767,12 @@ def todo_loss(
     with ``alpha = tie_threshold``. Defaults from the authors' configs: beta
     0.01, alpha 0.5 (their ``dpo_theta = -alpha``).
 
+    ``accuracy`` is 1.0 where the observed outcome is the most probable of
+    win / loss / tie under TOBT at ``beta Delta`` (the logged margin), as for
+    ``tobt``: with ``tie_threshold <= log 2`` a tie is never the most
+    probable outcome, so tied pairs count as misses. ``extras["tie_probability"]``
+    holds ``P(tie)``.
+
     Examples
     --------
     >>> import torch
@@ -718,7 +794,7 @@ def todo_loss(
     )
     rho_w, rho_l = policy_chosen_logps - ref_chosen_logps, policy_rejected_logps - ref_rejected_logps
     loss = _tie_aware_logistic("todo", beta * (rho_w - rho_l), is_tie, tie_threshold, label_smoothing)
-    return output(loss, beta * rho_w, beta * rho_l)
+    return _ternary_output(loss, beta * rho_w, beta * rho_l, is_tie, tie_threshold)
 
 
 @register(
@@ -752,8 +828,10 @@ def pro_loss(
 
     Equal scores would make the temperatures ``1 / (r_k - r_i)`` infinite;
     the gaps are floored at 1e-6 (the original code does not guard this).
-    Rewards are ``A`` of the best and second-best response (the ranking term
-    has no temperature).
+    Rewards are ``A`` of the best and second-best real response (the ranking
+    term has no temperature); a list with one real response logs its ``A``
+    as both, so its margin is 0 (and its accuracy 0), never NaN. Rows of
+    ``list_mask`` without any real response are refused.
 
     Examples
     --------
@@ -781,6 +859,7 @@ def pro_loss(
         )
     b, n = policy_avg_logps.shape
     mask = torch.ones_like(policy_avg_logps, dtype=torch.bool) if list_mask is None else list_mask.bool()
+    _refuse_empty_lists("pro", mask)
     order = torch.where(mask, response_scores, torch.full_like(response_scores, -math.inf))
     order = torch.sort(order, dim=1, descending=True, stable=True).indices
     mask = mask.gather(1, order)
@@ -801,7 +880,8 @@ def pro_loss(
         best = policy_logps.gather(1, order[:, :1]).squeeze(1)
         n_real = mask.sum(dim=1).to(s.dtype)
         loss = loss - sft_weight * (n_real - 1) ** 2 * best
-    second = torch.where(mask[:, 1], s[:, 1], torch.full_like(s[:, 0], math.nan)) if n > 1 else None
+    # Real responses come first after the sort; without a second one, log the best twice (margin 0, not NaN).
+    second = torch.where(mask[:, 1], s[:, 1], s[:, 0]) if n > 1 else s[:, 0]
     return output(loss, s[:, 0], second)
 
 
