@@ -1,5 +1,6 @@
 """bradley.nn.dpo: TRL's loss names against TRL 1.16's own code (float64, 1e-10), plus closed forms and numerics."""
 
+import decimal
 import math
 
 import pytest
@@ -524,10 +525,15 @@ def test_gradcheck_unpaired_cpo_orpo():
             (a, b),
         )
     desirable = torch.tensor([True, False, True])
-    for name in ("kto", "apo_zero_unpaired"):
+    kl = {
+        "policy_kl_logps": torch.tensor([-1.0, -2.0], dtype=F64),
+        "ref_kl_logps": torch.tensor([-1.5, -2.1], dtype=F64),
+    }
+    for name, extra in (("kto", kl), ("apo_zero_unpaired", {})):
         loss = get(name, beta=0.5)
         assert torch.autograd.gradcheck(
-            lambda x, y, loss=loss: loss(policy_logps=x, ref_logps=y, desirable=desirable).loss, (a, b)
+            lambda x, y, loss=loss, extra=extra: loss(policy_logps=x, ref_logps=y, desirable=desirable, **extra).loss,
+            (a, b),
         )
 
 
@@ -630,3 +636,165 @@ def test_discopop_finite_where_the_mixing_weight_underflows():
     out.loss.sum().backward()
     assert out.loss.tolist() == pytest.approx([1000.0, 0.0])
     assert x["policy_chosen_logps"].grad.tolist() == pytest.approx([-0.1, 0.0])
+
+
+# ---------------------------------------------------------------- issue 10 review fixes (regressions)
+
+
+def _tiny(dtype):
+    # the dtype the loss computes in: half precision is promoted to float32
+    return torch.finfo(torch.float32 if dtype == torch.bfloat16 else dtype).tiny
+
+
+def _log_odds(a):
+    # log(p / (1 - p)), p = e^a, in Python doubles
+    return a - math.log(-math.expm1(a))
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32, torch.bfloat16])
+def test_orpo_finite_at_average_log_prob_zero(dtype):
+    # Regression: both averages 0 gave nan (0/0), a rejected average 0 gave inf with a nan gradient. float32 reaches
+    # A = 0 once every token's logit gap exceeds ~17. log(1 - p) is floored at A = -sqrt(tiny), gradient through.
+    beta, s = 0.1, math.sqrt(_tiny(dtype))
+    a_w = torch.tensor([0.0, 0.0, -1.0], dtype=dtype, requires_grad=True)
+    a_l = torch.tensor([0.0, -1.0, 0.0], dtype=dtype, requires_grad=True)
+    out = get("orpo", beta=beta)(
+        policy_chosen_avg_logps=a_w, policy_rejected_avg_logps=a_l, chosen_lengths=torch.tensor([1, 1, 1])
+    )
+    out.loss.sum().backward()
+    assert torch.isfinite(out.loss).all() and torch.isfinite(a_w.grad).all() and torch.isfinite(a_l.grad).all()
+    p = math.exp(-1.0)
+    # closed forms (the NLL share of example i is -a_w[i] * 3 / 3):
+    # equal odds: beta log 2; chosen p = 1: the limit 0, slope -p_l / (1 - p_l); rejected p = 1: the value at -s.
+    at_floor = math.log1p(math.exp(-(_log_odds(-1.0) - _log_odds(-s))))
+    expected = [beta * math.log(2.0), 0.0, 1.0 + beta * at_floor]
+    assert out.loss.tolist() == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    g_rel = 8e-3 if dtype == torch.bfloat16 else 1e-6  # the gradient returns in the input dtype
+    assert a_w.grad[1].item() == pytest.approx(-1.0 - beta * p / (1 - p), rel=g_rel)
+    # d/dA_l at the floor: beta * sigmoid(L_l - L_w) / (1 - e^-s), about beta / s
+    slope = beta / (1 + math.exp(_log_odds(-1.0) - _log_odds(-s))) / -math.expm1(-s)
+    assert a_l.grad[2].item() == pytest.approx(slope, rel=g_rel)
+    assert out.extras["log_odds"][0].item() == 0.0
+
+
+def test_orpo_refuses_positive_average_log_probs():
+    with pytest.raises(ValueError, match="policy_rejected_avg_logps must be <= 0"):
+        get("orpo")(
+            policy_chosen_avg_logps=torch.tensor([-1.0]),
+            policy_rejected_avg_logps=torch.tensor([0.5]),
+            chosen_lengths=torch.tensor([2]),
+        )
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_log1mexp_exact_away_from_zero_and_finite_at_zero(dtype):
+    xs = [-1e-12, -1e-3, -0.5, -math.log(2.0), -0.7, -1.0, -10.0, -40.0]
+    x = torch.tensor(xs, dtype=dtype)
+    # truth in 50-digit decimal arithmetic (double-precision expm1 loses log(1 - e^-40) entirely)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        expected = torch.tensor(
+            [float((1 - decimal.Decimal(float(v)).exp()).ln()) for v in x.double().tolist()], dtype=F64
+        )
+    rel = 1e-14 if dtype == F64 else 1e-6
+    torch.testing.assert_close(dpo.log1mexp(x).double(), expected, rtol=rel, atol=0)
+    s = math.sqrt(torch.finfo(dtype).tiny)
+    zero = torch.zeros(2, dtype=dtype, requires_grad=True)
+    value = dpo.log1mexp(zero)
+    value.sum().backward()
+    assert value.tolist() == pytest.approx([math.log(s)] * 2, rel=1e-6)
+    # derivative -e^x / (1 - e^x) at the floor: -1 / s up to rounding
+    assert zero.grad.tolist() == pytest.approx([-1.0 / s] * 2, rel=1e-6)
+
+
+def test_kto_requires_the_kl_pairs():
+    # Regression: without them kto silently used a reference point of 0; TRL's kto always estimates the KL.
+    x = {"policy_logps": torch.tensor([-1.0]), "ref_logps": torch.tensor([-1.5]), "desirable": torch.tensor([True])}
+    assert {"policy_kl_logps", "ref_kl_logps"} <= set(get("kto").inputs)
+    with pytest.raises(ValueError, match="policy_kl_logps .*ref_kl_logps"):
+        get("kto")(**x)
+    with pytest.raises(ValueError, match="ref_kl_logps"):
+        get("kto")(**x, policy_kl_logps=torch.tensor([-2.0]))
+    # apo_zero_unpaired has no KL reference point (TRL does not compute it there)
+    unpaired = get("apo_zero_unpaired")
+    assert not {"policy_kl_logps", "ref_kl_logps"} & set(unpaired.inputs + unpaired.optional_inputs)
+    assert unpaired(**x).loss.shape == (1,)
+    # equal KL pairs fix z0 = 0 on purpose: 1 - sigmoid(0.1 * 0.5)
+    zero = torch.zeros(1)
+    out = get("kto")(**x, policy_kl_logps=zero, ref_kl_logps=zero)
+    assert out.loss.item() == pytest.approx(1 - 1 / (1 + math.exp(-0.05)), rel=1e-6)
+
+
+def _with_padding(data, value):
+    # the same per-token data with `value` (e.g. -inf) written off the completion mask
+    off = ~data["completion_mask"][:, 1:].bool()
+    return {**data, **{k: data[k].masked_fill(off, value) for k in ("policy", "ref", "log_sum_sq")}}
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams"),
+    [
+        ("sigmoid", {"ld_alpha": 0.4}),
+        ("sigmoid", {"use_weighting": True}),
+        ("ipo", {"ld_alpha": 0.5, "use_weighting": True}),
+        ("sft", {"use_weighting": True}),
+    ],
+)
+def test_minus_inf_off_the_mask_is_ignored(name, hparams):
+    # Regression: masking by multiplication made -inf * 0 = nan in the LD-DPO sums and the WPO weights.
+    clean = pair_data()
+    results = []
+    for data in (clean, _with_padding(clean, -math.inf)):
+        policy = data["policy"].clone().requires_grad_(True)
+        batch = to_batch(data, policy)
+        # sums from the clean data: the batch's own derivation of sums from masks is not under test here
+        reference = to_batch(clean, clean["policy"])
+        sums = {k: reference.get(k) for k in ("ref_chosen_logps", "ref_rejected_logps")}
+        for side in ("chosen", "rejected"):  # policy sums that carry the gradient of the response tokens
+            on = batch.get(f"{side}_mask")
+            tokens = batch.get(f"policy_{side}_token_logps")
+            sums[f"policy_{side}_logps"] = torch.where(on, tokens, torch.zeros_like(tokens)).sum(-1)
+        out = get(name, **hparams)(batch.replace(**sums))
+        grad = torch.autograd.grad(out.loss.sum(), policy, allow_unused=True)[0]
+        results.append((out.loss.detach(), torch.zeros_like(policy) if grad is None else grad))
+    (v0, g0), (v1, g1) = results
+    assert torch.isfinite(v1).all() and torch.isfinite(g1).all()
+    torch.testing.assert_close(v1, v0, rtol=0, atol=0)
+    torch.testing.assert_close(g1, g0, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("divergence", ["forward_kl", "js_divergence", "alpha_divergence"])
+def test_sft_accepts_f_divergence_type_without_effect(dpo_trainer, divergence):
+    # Regression: get("sft", f_divergence_type=...) raised; TRL accepts the setting with sft, where it does nothing.
+    data = pair_data()
+    batch = to_batch(data, data["policy"])
+    plain = get("sft")(batch).loss
+    torch.testing.assert_close(get("sft", f_divergence_type=divergence, f_alpha_divergence_coef=0.3)(batch).loss, plain)
+    if divergence != "alpha_divergence":  # TRL's alpha divergence refuses float64
+        assert _compare(dpo_trainer, "sft", {"f_divergence_type": divergence}) == pytest.approx(plain.mean().item())
+    with pytest.raises(ValueError, match="f_divergence_type must be one of"):
+        get("sft", f_divergence_type="kl")(batch)
+
+
+# TRL 1.16 DPOTrainer's loss types that accept a non-default f_divergence_type (its own check in __init__).
+TRL_F_DIVERGENCE_TYPES = {"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft"}
+
+
+def test_f_divergence_hyperparameters_consistent_with_trl():
+    from bradley.nn import available, spec
+
+    dpo_trainer_names = "sigmoid hinge ipo exo_pair nca_pair robust bco_pair sppo_hard aot aot_unpaired apo_zero"
+    trl_names = {spec(n).trl for n in available()} & set(
+        f"{dpo_trainer_names} apo_down discopop sft sigmoid_norm".split()
+    )
+    assert len(trl_names) == 15
+    for trl_name in trl_names:
+        hp = spec(trl_name).hyperparameters
+        if trl_name in TRL_F_DIVERGENCE_TYPES:
+            assert hp.get("f_divergence_type") == "reverse_kl", trl_name
+            assert hp.get("f_alpha_divergence_coef") == 0.5, trl_name
+            extra = {"label_smoothing": 1e-3} if trl_name == "exo_pair" else {}
+            loss = get(trl_name, f_divergence_type="js_divergence", f_alpha_divergence_coef=0.3, **extra)
+            assert loss.hyperparameters["f_divergence_type"] == "js_divergence"
+        else:
+            assert hp.get("f_divergence_type") == "reverse_kl", trl_name  # accepted so the refusal can explain

@@ -8,8 +8,9 @@ TRL's per-loss reading of ``label_smoothing``, and TRL's modifiers:
 
 * ``f_divergence_type`` / ``f_alpha_divergence_coef`` (f-DPO) on the losses
   TRL applies them to (``sigmoid``, ``hinge``, ``ipo``, ``exo_pair``,
-  ``robust``, ``discopop``, ``sigmoid_norm``); the other losses accept only
-  ``"reverse_kl"`` and say so, as TRL refuses the combination.
+  ``robust``, ``discopop``, ``sigmoid_norm``); ``sft`` accepts them without
+  effect, as TRL does; the other losses accept only ``"reverse_kl"`` and say
+  so, as TRL refuses the combination.
 * ``ld_alpha`` (LD-DPO): log-probs of the tokens beyond the shorter response's
   length are weighted by ``ld_alpha``, for policy and reference alike; needs
   the per-token log-probs of both and the masks.
@@ -70,6 +71,7 @@ __all__ = [
     "ipo_loss",
     "ipo_sum_loss",
     "kto_loss",
+    "log1mexp",
     "nca_pair_loss",
     "orpo_loss",
     "robust_loss",
@@ -107,11 +109,14 @@ def _need(loss: str, what: str, **fields: Tensor | None) -> None:
 
 def _ld_logps(token_logps: Tensor, mask: Tensor, shared: Tensor, ld_alpha: float) -> Tensor:
     """LD-DPO sequence log-prob: the first ``shared`` response tokens count fully, the rest by ``ld_alpha``."""
-    m = mask.to(token_logps.dtype)
-    position = m.cumsum(-1)  # 1-based index of each response token
-    head = (position <= shared.unsqueeze(-1).to(position.dtype)).to(token_logps.dtype) * m
-    values = token_logps * m
-    return (values * head).sum(-1) + ld_alpha * (values * (m - head)).sum(-1)
+    on = mask.bool()
+    position = on.long().cumsum(-1)  # 1-based index of each response token
+    head = on & (position <= shared.unsqueeze(-1).to(position.dtype))
+    zero = torch.zeros((), dtype=token_logps.dtype, device=token_logps.device)
+    # Select, not multiply: a -inf (or nan) log-prob off the mask times 0 would be nan.
+    head_sum = torch.where(head, token_logps, zero).sum(-1)
+    tail_sum = torch.where(on & ~head, token_logps, zero).sum(-1)
+    return head_sum + ld_alpha * tail_sum
 
 
 def _pair_logps(
@@ -180,8 +185,10 @@ def _wpo_weights(loss: str, tokens: dict[str, Tensor | None]) -> Tensor:
     with torch.no_grad():  # the weights are data, not a path for gradients (WPO Eq. 2)
         means = []
         for logps, sq, mask in ((pc, sc, cm), (pr, sr, rm)):
-            m = mask.to(logps.dtype)
-            means.append(((logps - sq) * m).sum(-1) / m.sum(-1).clamp(min=1))
+            on = mask.bool()
+            # Select, not multiply: padding may hold -inf, and -inf * 0 is nan.
+            gaps = torch.where(on, logps - sq, torch.zeros((), dtype=logps.dtype, device=logps.device))
+            means.append(gaps.sum(-1) / on.sum(-1).clamp(min=1).to(logps.dtype))
         return torch.exp(means[0]) * torch.exp(means[1])
 
 
@@ -1476,6 +1483,8 @@ def sft_loss(
     rejected_log_sum_sq_probs: Tensor | None = None,
     *,
     use_weighting: bool = False,
+    f_divergence_type: str = "reverse_kl",
+    f_alpha_divergence_coef: float = 0.5,
 ) -> LossOutput:
     """TRL's ``sft``: the mean negative log-likelihood over all chosen response tokens of the batch.
 
@@ -1486,7 +1495,11 @@ def sft_loss(
     value by the mean WPO weight of the pairs, and so does this. RPO is
     ``get(["sigmoid", "sft"], loss_weights=[1.0, alpha])``; MPO is
     ``get(["sigmoid", "bco_pair", "sft"], loss_weights=[0.8, 0.2, 1.0])``.
-    There are no rewards to log.
+    There are no rewards to log. ``f_divergence_type`` and
+    ``f_alpha_divergence_coef`` are accepted, as TRL accepts them with
+    ``sft``, and have no effect: the NLL has no log-ratio to transform (so
+    ``get(["ipo", "sft"], f_divergence_type="js_divergence")`` changes only the
+    ``ipo`` term, as in TRL).
 
     Examples
     --------
@@ -1497,6 +1510,10 @@ def sft_loss(
     >>> out.loss, out.loss.mean()     # token mean: (1 + 2 + 3) / 3
     (tensor([2., 2.]), tensor(2.))
     """
+    if f_divergence_type not in F_DIVERGENCES:
+        raise ValueError(
+            f"sft: f_divergence_type must be one of {', '.join(F_DIVERGENCES)}; got {f_divergence_type!r}."
+        )
     loss = _batch_nll("sft", policy_chosen_logps, chosen_lengths)
     if use_weighting:
         tokens = {
@@ -1701,8 +1718,28 @@ def cpo_simpo_loss(
 # --------------------------------------------------------------------------
 
 
-def _log1mexp(x: Tensor) -> Tensor:
-    """``log(1 - exp(x))`` for ``x < 0``, by the branch that keeps precision (Maechler 2012)."""
+def log1mexp(x: Tensor) -> Tensor:
+    """``log(1 - exp(x))`` for ``x <= 0``, finite up to and including ``x = 0``.
+
+    Computed by the branch that keeps precision (Maechler 2012): ``log(-expm1(x))``
+    above ``-log 2``, ``log1p(-exp(x))`` below. At ``x = 0`` (probability 1) the
+    value is ``-inf``; here ``x`` is floored at ``-sqrt(tiny)`` of its dtype
+    (``|x| < 1.1e-19`` in float32, ``1.5e-154`` in float64), value only: the
+    gradient is that at the floor, passed straight through, so it is finite
+    (about ``-1 / sqrt(tiny)``) instead of nan. Elsewhere the result is exact.
+    Positive ``x`` is outside the domain (nan).
+
+    Examples
+    --------
+    >>> import torch
+    >>> log1mexp(torch.tensor([-1e-3, -5.0]))
+    tensor([-6.9083e+00, -6.7607e-03])
+    >>> round(log1mexp(torch.tensor([0.0])).item(), 2)     # log(sqrt(tiny)) in float32, not -inf
+    -43.67
+    """
+    # Straight-through floor: a clamp alone would zero the gradient at 0 (as ASFT's old clamp at -1e-6 did).
+    floor = -math.sqrt(torch.finfo(x.dtype).tiny)
+    x = x + (x.clamp(max=floor) - x).detach()
     near_zero = x > -math.log(2.0)
     # Each branch sees only arguments where it is finite, so the other's gradient cannot be nan.
     small = torch.where(near_zero, x, torch.full_like(x, -1.0))
@@ -1710,19 +1747,9 @@ def _log1mexp(x: Tensor) -> Tensor:
     return torch.where(near_zero, torch.log(-torch.expm1(small)), torch.log1p(-torch.exp(large)))
 
 
-def _orpo_odds_loss(avg_w: Tensor, avg_l: Tensor) -> Tensor:
-    """``-logsig(log odds(y_w) - log odds(y_l))`` with ``odds = p / (1 - p)``, ``p = exp(A)``.
-
-    Equals ``log1p(exp(A_l - A_w) (1 - p_w) / (1 - p_l))``; evaluated by that
-    form where ``p_w = 1`` (``A_w = 0``), where ``log(1 - p_w)`` is ``-inf`` but
-    the loss (0) and its gradient are finite.
-    """
-    below = avg_w < 0
-    safe_w = torch.where(below, avg_w, torch.full_like(avg_w, -1.0))
-    general = F.softplus(avg_l - safe_w + _log1mexp(safe_w) - _log1mexp(avg_l))
-    at_one = torch.where(below, torch.zeros_like(avg_w), avg_w)
-    limit = torch.log1p(torch.exp(avg_l - at_one) * -torch.expm1(at_one) / -torch.expm1(avg_l))
-    return torch.where(below, general, limit)
+def _orpo_log_odds(avg_logps: Tensor) -> Tensor:
+    """``log(p / (1 - p))`` with ``p = exp(A)``; at ``A = 0`` finite through :func:`log1mexp`'s floor."""
+    return avg_logps - log1mexp(avg_logps)
 
 
 @register(
@@ -1747,8 +1774,15 @@ def orpo_loss(
     ORPOTrainer's NLL also counts the prompt tokens (the labels it uses are
     every non-padding token), which a preference batch does not carry; with a
     one-token prompt the two agree. ORPOTrainer casts to float32 for the odds
-    ratio; this computes in the input dtype. Rewards are ``beta * A``; extras
-    hold ``log_odds``.
+    ratio; this computes in the input dtype (float32 for half precision).
+    Average log-probs must be <= 0. An average of exactly 0 (float32 reaches it
+    once every token's logit gap exceeds about 17) has infinite log odds; its
+    ``log(1 - p)`` is floored as in :func:`log1mexp`, so loss and gradients stay
+    finite: both averages 0 give the odds term ``log 2`` (equal odds), a chosen
+    average of 0 its limit 0 with the limit gradient, a rejected average of 0
+    the value at ``A_l = -sqrt(tiny)`` (about ``43.7 - log odds(y_w)`` in
+    float32) where the exact loss is infinite. Rewards are ``beta * A``;
+    extras hold ``log_odds``.
 
     Examples
     --------
@@ -1768,13 +1802,16 @@ def orpo_loss(
         },
     )
     _check_beta("orpo", beta)
-    odds_loss = _orpo_odds_loss(policy_chosen_avg_logps, policy_rejected_avg_logps)
+    for name, a in (
+        ("policy_chosen_avg_logps", policy_chosen_avg_logps),
+        ("policy_rejected_avg_logps", policy_rejected_avg_logps),
+    ):
+        if bool((a > 0).any()):
+            raise ValueError(f"orpo: {name} must be <= 0 (log-probabilities), got a maximum of {a.max().item():g}.")
+    log_odds = _orpo_log_odds(policy_chosen_avg_logps) - _orpo_log_odds(policy_rejected_avg_logps)
     nll = _batch_nll("orpo", policy_chosen_avg_logps * chosen_lengths, chosen_lengths)
-    log_odds = (policy_chosen_avg_logps - policy_rejected_avg_logps) - (
-        _log1mexp(policy_chosen_avg_logps) - _log1mexp(policy_rejected_avg_logps)
-    )
     return output(
-        nll + beta * odds_loss,
+        nll + beta * F.softplus(-log_odds),
         beta * policy_chosen_avg_logps,
         beta * policy_rejected_avg_logps,
         log_odds=log_odds,
@@ -1808,8 +1845,8 @@ def kto_loss(
     policy_logps: Tensor,
     ref_logps: Tensor,
     desirable: Tensor,
-    policy_kl_logps: Tensor | None = None,
-    ref_kl_logps: Tensor | None = None,
+    policy_kl_logps: Tensor,
+    ref_kl_logps: Tensor,
     *,
     beta: float = 0.1,
     desirable_weight: float = 1.0,
@@ -1821,7 +1858,10 @@ def kto_loss(
     ``rho = log pi - log pi_ref`` of each response (N,). The reference point
     ``z0`` is KTOTrainer's KL estimate: the mean of
     ``policy_kl_logps - ref_kl_logps`` over mismatched (prompt, response)
-    pairs, detached and clamped at 0; without them ``z0 = 0``. Per-example
+    pairs (KTOTrainer pairs each prompt with another example's response),
+    detached and clamped at 0. They are required because KTOTrainer always
+    estimates the KL for ``kto``; to fix ``z0 = 0`` on purpose, pass equal
+    tensors (e.g. zeros of shape (1,)). Per-example
     losses are in input order (their mean is TRL's). Unpaired responses have
     no chosen/rejected pairing, so ``chosen_rewards`` etc. are None; extras
     hold ``rewards = beta * rho`` and ``kl = z0``.
@@ -1831,18 +1871,20 @@ def kto_loss(
     >>> import torch
     >>> from bradley.nn import get
     >>> out = get("kto")(policy_logps=torch.tensor([-1.0, -1.0]), ref_logps=torch.tensor([-1.0, -1.0]),
-    ...                  desirable=torch.tensor([True, False]))
-    >>> out.loss
-    tensor([0.5000, 0.5000])
+    ...                  desirable=torch.tensor([True, False]),
+    ...                  policy_kl_logps=torch.tensor([-3.0, -2.0]), ref_kl_logps=torch.tensor([-4.0, -3.0]))
+    >>> out.loss, out.extras["kl"]      # z0 = 1: 1 - sigmoid(-0.1), 1 - sigmoid(0.1)
+    (tensor([0.5250, 0.4750]), tensor([1., 1.]))
     """
     rho, good = _unpaired("kto", policy_logps, ref_logps, desirable, beta)
-    if (policy_kl_logps is None) != (ref_kl_logps is None):
-        raise ValueError("kto: give both policy_kl_logps and ref_kl_logps (the KL estimate's pairs), or neither.")
-    if policy_kl_logps is not None and ref_kl_logps is not None:
-        check_shapes("kto", {"policy_kl_logps": policy_kl_logps, "ref_kl_logps": ref_kl_logps})
-        kl = (policy_kl_logps - ref_kl_logps).mean().detach().clamp(min=0)
-    else:
-        kl = torch.zeros((), dtype=rho.dtype, device=rho.device)
+    check_shapes("kto", {"policy_kl_logps": policy_kl_logps, "ref_kl_logps": ref_kl_logps})
+    if policy_kl_logps.dim() != 1:
+        raise ValueError(
+            f"kto: policy_kl_logps must have shape (M,) (one summed log-prob per mismatched pair), "
+            f"got {tuple(policy_kl_logps.shape)}."
+        )
+    # The reference point is a batch statistic, not a path for gradients (KTOTrainer detaches it too).
+    kl = (policy_kl_logps - ref_kl_logps).mean().detach().clamp(min=0).to(rho.dtype)
     loss = torch.where(
         good,
         desirable_weight * torch.sigmoid(-beta * (rho - kl)),
