@@ -510,3 +510,76 @@ def test_chunked_under_autocast_matches_lm_head():
     for g_fast, g_naive in zip(_grads(fast, h, w), _grads(naive, h, w)):
         assert g_fast.dtype == torch.float32
         assert _maxdiff(g_fast, g_naive) / g_naive.abs().max().item() < 2e-2
+
+
+# ---------------------------------------------------------------- -inf logits (banned tokens), issue 10 review
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=["fp64", "fp32"])
+def test_banned_token_with_minus_inf_logit_is_exact_and_finite(dtype):
+    """Token 0 banned (bias -inf) on every position: the same numbers as the vocabulary without it.
+
+    Masked positions gather token 0 (their labels are zeroed), so multiplying by the mask gave -inf * 0 = NaN;
+    the entropy's p log p gave 0 * -inf = NaN, in the full-logits and the chunked paths alike.
+    """
+    batch, steps, hidden, vocab = 3, 6, 5, 9
+    h0, w0, b0 = _random((batch, steps, hidden), 31), _random((vocab, hidden), 32), _random((vocab,), 33)
+    b0[0] = -math.inf
+    labels = 1 + torch.randint(0, vocab - 1, (batch, steps), generator=torch.Generator().manual_seed(34))
+    labels[0, :2] = -100
+    labels[2, :4] = -100
+    extra = ("entropy", "log_sum_sq_probs")
+    tol = 1e-12 if dtype == F64 else 2e-5
+
+    def leaves():
+        return [x.to(dtype).requires_grad_() for x in (h0, w0, b0)]
+
+    def objective(out):
+        # log-probs and entropy both carry gradients; every scored position counts
+        return out.sum.sum() + 0.7 * out.entropy.sum()
+
+    # truth: the 8-token vocabulary without token 0 (probability exactly 0), labels shifted down by one
+    h, w, b = leaves()
+    small_labels = torch.where(labels == -100, labels, labels - 1)
+    want = sequence_logprobs(h @ w[1:].t() + b[1:], small_labels, extra=extra)
+    want_grads = torch.autograd.grad(objective(want), (h, w, b))
+
+    def check(out, grads):
+        for field in ("per_token", "sum", "avg", "entropy", "log_sum_sq_probs"):
+            got = getattr(out, field)
+            assert torch.isfinite(got).all(), (field, got)
+            assert _maxdiff(got, getattr(want, field)) < tol, field
+        g_h, g_w, g_b = grads
+        assert all(torch.isfinite(g).all() for g in grads)
+        assert _maxdiff(g_h, want_grads[0]) < tol * 10
+        assert _maxdiff(g_w[1:], want_grads[1][1:]) < tol * 10 and torch.all(g_w[0] == 0)
+        assert _maxdiff(g_b[1:], want_grads[2][1:]) < tol * 10 and g_b[0].item() == 0
+
+    h, w, b = leaves()
+    full = sequence_logprobs(h @ w.t() + b, labels, extra=extra)
+    check(full, torch.autograd.grad(objective(full), (h, w, b)))
+    for chunk_size in (2, 100):
+        h, w, b = leaves()
+        fast = chunked_sequence_logprobs(h, w, labels, bias=b, chunk_size=chunk_size, extra=extra)
+        check(fast, torch.autograd.grad(objective(fast), (h, w, b)))
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=["fp64", "fp32"])
+def test_sequence_kl_with_a_token_banned_in_both_models(dtype):
+    ref0, pol0 = _random((2, 5, 7), 41), _random((2, 5, 7), 42)
+    ref0[..., 0] = pol0[..., 0] = -math.inf  # exp(-inf) * (-inf - -inf) was NaN
+    labels = torch.randint(1, 7, (2, 5), generator=torch.Generator().manual_seed(43))
+    labels[0, :3] = -100
+    ref, pol = ref0.to(dtype), pol0.to(dtype).requires_grad_()
+    got = sequence_kl(ref, pol, labels)
+    small = pol0[..., 1:].to(dtype).requires_grad_()
+    want = sequence_kl(ref[..., 1:], small, labels)  # token 0 has probability 0 under both
+    assert torch.isfinite(got).all() and _maxdiff(got, want) < (1e-12 if dtype == F64 else 1e-5)
+    (grad,) = torch.autograd.grad(got.sum(), pol)
+    (small_grad,) = torch.autograd.grad(want.sum(), small)
+    assert torch.isfinite(grad).all() and torch.all(grad[..., 0] == 0)
+    assert _maxdiff(grad[..., 1:], small_grad) < (1e-12 if dtype == F64 else 1e-5)
+    # a token the reference emits but the policy bans: the KL is infinite, as it should be
+    pol_banned = _random((2, 5, 7), 42).to(dtype)
+    pol_banned[..., 3] = -math.inf
+    assert torch.isinf(sequence_kl(ref, pol_banned, labels)).all()

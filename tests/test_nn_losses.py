@@ -311,9 +311,9 @@ def test_logged_rewards_are_on_the_documented_scale(name):
         assert torch.equal(out.margins, out.chosen_rewards - out.rejected_rewards)
         if "is_tie" in spec(name).inputs:
             # ternary outcomes: accurate where the observed outcome is the most probable under TOBT
-            probs = torch.stack(losses.tobt_probabilities(out.margins, tie_threshold=loss.hyperparameters["tie_threshold"]))
-            observed = torch.where(fields["is_tie"], 2, 0)
-            assert torch.equal(out.accuracy, (probs.argmax(0) == observed).to(out.loss.dtype))
+            a = loss.hyperparameters["tie_threshold"]
+            want = torch.where(fields["is_tie"], _most_probable(out.margins, a, 2), _most_probable(out.margins, a, 0))
+            assert torch.equal(out.accuracy, want)
         else:
             assert torch.equal(out.accuracy, (out.margins > 0).to(out.loss.dtype))
     if expected is not None:
@@ -919,3 +919,109 @@ def test_tiny_linear_policy_learns_preferences(name):
     after = weights.detach().softmax(-1)[torch.arange(n_prompts), preferred]
     assert torch.all(after > before + 0.2), (name, before, after)
     assert out.accuracy.mean().item() == 1.0
+
+
+# ---------------------------------------------------------------- review fixes (issue 10, A2)
+
+
+def test_pro_logs_finite_margins_for_a_single_real_response():
+    # the old code logged NaN as the second-best reward of a one-response list, so margins.mean() was NaN
+    s, r = t(-1.0, -2.0, 7.0).expand(2, 3).clone(), t(3.0, 1.0, 0.0).expand(2, 3).clone()
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    out = get("pro", sft_weight=0.0)(policy_avg_logps=s, response_scores=r, list_mask=mask)
+    assert torch.isfinite(out.margins).all() and torch.isfinite(out.loss).all()
+    assert out.rejected_rewards.tolist() == [-2.0, -1.0] and out.margins.tolist() == [1.0, 0.0]
+    assert out.loss[1].item() == 0.0  # one response: nothing to rank
+    # a (B, 1) list logs the same reward twice too (it logged no margins at all)
+    single = get("pro", sft_weight=0.0)(policy_avg_logps=s[:, :1], response_scores=r[:, :1])
+    assert single.margins.tolist() == [0.0, 0.0] and single.accuracy.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("name", ["plackett-luce", "dpo-pl", "pro"])
+def test_listwise_losses_refuse_rows_without_a_real_response(name):
+    mask = torch.tensor([[True, True, False], [False, False, False], [True, False, False], [False] * 3])
+    fields = {k: v for k, v in inputs_for(name, full_batch()).items()}
+    fields["list_mask"] = mask
+    with pytest.raises(ValueError, match=r"list_mask rows \[1, 3\] \(of 4\) have no real response"):
+        get(name, **hyperparameters_for(name))(**fields)
+    fields["list_mask"] = mask | torch.tensor([[False], [True], [False], [True]])
+    out = get(name, **hyperparameters_for(name))(**fields)
+    assert all(torch.isfinite(v).all() for v in (out.loss, out.chosen_rewards, out.margins, out.accuracy))
+
+
+def _most_probable(d, a, outcome):
+    """1.0 where ``outcome`` (0 win, 2 tie) is strictly the most probable; equal probabilities are a miss."""
+    # closed form, written out here: P(win) = sig(d - a), P(loss) = sig(-d - a), P(tie) = (e^{2a} - 1) P(win) P(loss)
+    win, loss = torch.sigmoid(d - a), torch.sigmoid(-d - a)
+    probs = torch.stack([win, loss, math.expm1(2 * a) * win * loss])
+    others = torch.cat([probs[:outcome], probs[outcome + 1:]])
+    return (probs[outcome] > others.max(0).values).double()
+
+
+@pytest.mark.parametrize("a", [0.5, 1.0])
+def test_tobt_and_todo_accuracy_is_the_most_probable_outcome(a):
+    d = t(-3.0, -0.2, 0.0, 0.2, 3.0, 1e4, -1e4)
+    n = d.numel()
+    for tie in (True, False):
+        is_tie = torch.full((n,), tie)
+        want = _most_probable(d, a, 2 if tie else 0)
+        out = get("tobt", tie_threshold=a)(chosen_rewards=d, rejected_rewards=torch.zeros(n, dtype=torch.float64),
+                                           is_tie=is_tie)
+        assert torch.equal(out.accuracy, want), (a, tie, out.accuracy)
+        zero = torch.zeros(n, dtype=torch.float64)
+        out = get("todo", beta=0.5, tie_threshold=a)(policy_chosen_logps=2 * d, policy_rejected_logps=zero,
+                                                     ref_chosen_logps=zero, ref_rejected_logps=zero, is_tie=is_tie)
+        assert torch.equal(out.accuracy, want), (a, tie, out.accuracy)
+        p_tie = math.expm1(2 * a) * torch.sigmoid(d - a) * torch.sigmoid(-d - a)
+        assert torch.allclose(out.extras["tie_probability"], p_tie, rtol=1e-12, atol=0)
+    # the old margin > 0 rule called a tie at gap +3 a hit; at a = 1 a tie at gap 0 is the most probable outcome
+    tied = get("tobt", tie_threshold=a)(chosen_rewards=t(3.0, 0.0), rejected_rewards=t(0.0, 0.0),
+                                        is_tie=torch.tensor([True, True]))
+    assert tied.accuracy.tolist() == [0.0, 1.0 if a > math.log(2) else 0.0]
+
+
+def _dmpo_fields(chosen_turns, rejected_turns, j=2):
+    g = _random((2, j), 21) - 5
+    return dict(policy_chosen_turn_logps=g, policy_rejected_turn_logps=g - 1, ref_chosen_turn_logps=g - 0.5,
+                ref_rejected_turn_logps=g - 0.5, chosen_turns=torch.tensor(chosen_turns),
+                rejected_turns=torch.tensor(rejected_turns))
+
+
+@pytest.mark.parametrize("chosen,rejected,message", [
+    ([1, 5], [1, 2], r"chosen_turns must be whole numbers from 1 to 2 .*rows \[1\] have \[5\]"),
+    ([2, 1], [0, 2], r"rejected_turns must be whole numbers from 1 to 2 .*rows \[0\] have \[0\]"),
+    ([-1, 3], [1, 1], r"chosen_turns .*rows \[0, 1\] have \[-1, 3\]"),
+    ([1.5, 1.0], [1.0, 1.0], r"chosen_turns .*rows \[0\] have \[1.5\]"),
+])
+def test_dmpo_refuses_impossible_turn_counts(chosen, rejected, message):
+    with pytest.raises(ValueError, match=message):
+        get("dmpo")(**_dmpo_fields(chosen, rejected))
+
+
+def test_dmpo_ignores_whatever_the_padded_turns_hold():
+    fields = _dmpo_fields([1, 2], [2, 1])
+    want = get("dmpo")(**fields).loss
+    for filler in (-math.inf, math.nan):
+        padded = {k: v.clone() for k, v in fields.items()}
+        padded["policy_chosen_turn_logps"][0, 1] = filler  # past chosen_turns[0] = 1
+        padded["ref_rejected_turn_logps"][1, 1] = filler  # past rejected_turns[1] = 1
+        leaves = {k: padded[k].requires_grad_() for k in padded if k.endswith("turn_logps")}
+        out = get("dmpo")(**padded)
+        assert torch.equal(out.loss.detach(), want)  # 0 * -inf was NaN
+        out.loss.sum().backward()
+        assert all(torch.isfinite(v.grad).all() for v in leaves.values())
+        assert leaves["policy_chosen_turn_logps"].grad[0, 1].item() == 0.0
+
+
+def test_batch_sums_ignore_minus_inf_at_padded_tokens():
+    # (tokens * mask).sum() was NaN when a padded position held -inf
+    tokens = t(-1.0, -2.0, -math.inf, -math.inf).expand(2, 4).clone().requires_grad_()
+    mask = torch.tensor([[True, True, False, False], [True, True, True, False]])
+    tokens_finite_row = tokens.detach().clone()
+    batch = PreferenceBatch.from_tensors(policy_chosen_token_logps=tokens, chosen_mask=mask)
+    total = batch.get("policy_chosen_logps")
+    assert total[0].item() == -3.0 and total[1].item() == -math.inf  # a real -inf token stays -inf
+    assert batch.get("policy_chosen_avg_logps")[0].item() == -1.5
+    total[0].backward()
+    assert tokens.grad.tolist() == [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    assert torch.equal(tokens.detach(), tokens_finite_row)
