@@ -527,7 +527,8 @@ class PreferenceTrainer:
         self._needs_seq_kl = bool(names & {"chosen_seq_kl", "rejected_seq_kl"})
         hyper = [c.hyperparameters for c in getattr(self.loss, "components", [self.loss])]
         self._wpo = any(h.get("use_weighting") for h in hyper)
-        self._kl_pairs = self.kind == "unpaired" and "policy_kl_logps" in self.loss.optional_inputs
+        uses = (*self.loss.inputs, *self.loss.optional_inputs)
+        self._kl_pairs = self.kind == "unpaired" and "policy_kl_logps" in uses
         if isinstance(chunked, bool) is False:
             raise TypeError(f"chunked must be True or False, got {chunked!r}.")
         self.chunked = chunked
