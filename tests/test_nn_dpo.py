@@ -641,9 +641,8 @@ def test_discopop_finite_where_the_mixing_weight_underflows():
 # ---------------------------------------------------------------- issue 10 review fixes (regressions)
 
 
-def _tiny(dtype):
-    # the dtype the loss computes in: half precision is promoted to float32
-    return torch.finfo(torch.float32 if dtype == torch.bfloat16 else dtype).tiny
+# log1mexp floors its argument at float32's -sqrt(tiny) in every dtype (so float32 and float64 agree)
+FLOOR = math.sqrt(torch.finfo(torch.float32).tiny)
 
 
 def _log_odds(a):
@@ -654,8 +653,9 @@ def _log_odds(a):
 @pytest.mark.parametrize("dtype", [F64, torch.float32, torch.bfloat16])
 def test_orpo_finite_at_average_log_prob_zero(dtype):
     # Regression: both averages 0 gave nan (0/0), a rejected average 0 gave inf with a nan gradient. float32 reaches
-    # A = 0 once every token's logit gap exceeds ~17. log(1 - p) is floored at A = -sqrt(tiny), gradient through.
-    beta, s = 0.1, math.sqrt(_tiny(dtype))
+    # A = 0 once every token's logit gap exceeds ~17. log(1 - p) is floored at A = -sqrt(tiny of float32) in every
+    # dtype, gradient through, so the expected values below are the same for each dtype.
+    beta, s = 0.1, FLOOR
     a_w = torch.tensor([0.0, 0.0, -1.0], dtype=dtype, requires_grad=True)
     a_l = torch.tensor([0.0, -1.0, 0.0], dtype=dtype, requires_grad=True)
     out = get("orpo", beta=beta)(
@@ -698,7 +698,7 @@ def test_log1mexp_exact_away_from_zero_and_finite_at_zero(dtype):
         )
     rel = 1e-14 if dtype == F64 else 1e-6
     torch.testing.assert_close(dpo.log1mexp(x).double(), expected, rtol=rel, atol=0)
-    s = math.sqrt(torch.finfo(dtype).tiny)
+    s = FLOOR
     zero = torch.zeros(2, dtype=dtype, requires_grad=True)
     value = dpo.log1mexp(zero)
     value.sum().backward()
