@@ -1,6 +1,7 @@
 """bradley.nn losses: the reward-model and paper-specific losses against the formula sheet,
 and registry-wide checks that run over every registered loss (those of bradley.nn.dpo too)."""
 
+import functools
 import inspect
 import math
 from types import SimpleNamespace
@@ -411,6 +412,16 @@ def test_extreme_inputs_stay_finite_and_match_float64(name, dtype, scenario):
     _assert_extreme_ok(name, hyperparameters_for(name), inputs_for(name, full_batch(scenario)), dtype)
 
 
+@functools.lru_cache(maxsize=None)
+def _cached_batch(scenario):
+    return full_batch(scenario)
+
+
+def _batch(scenario):
+    """full_batch(scenario), built once per scenario; fresh tensors each call (tests set requires_grad)."""
+    return {k: v.clone() for k, v in _cached_batch(scenario).items()}
+
+
 def _with_zero_logps(fields):
     """Row 0's policy chosen and row 1's policy rejected log-probs exactly 0 (a response of probability 1):
     per-token values, sums and averages, in the (B, T), (B,) and (B, K) fields alike."""
@@ -458,7 +469,7 @@ def test_extreme_inputs_with_non_default_settings(name, hp):
     assert hp  # every case sets something
     for scenario in ("up", "down", "deep"):
         for dtype in (torch.float32, torch.bfloat16):
-            _assert_extreme_ok(name, hp, inputs_for(name, full_batch(scenario)), dtype)
+            _assert_extreme_ok(name, hp, inputs_for(name, _batch(scenario)), dtype)
 
 
 @pytest.mark.parametrize("target", [0.0, 0.5, 1.0])
@@ -466,7 +477,7 @@ def test_extreme_inputs_with_non_default_settings(name, hp):
 def test_extreme_inputs_with_hard_and_even_soft_targets(name, target):
     hp = {**hyperparameters_for(name), "beta": 0.1}
     for scenario in ("up", "down", "deep"):
-        fields = inputs_for(name, full_batch(scenario))
+        fields = inputs_for(name, _batch(scenario))
         fields["target"] = torch.full((B,), target, dtype=torch.float64)
         for dtype in (torch.float32, torch.bfloat16):
             _assert_extreme_ok(name, hp, fields, dtype)
@@ -481,7 +492,7 @@ POLICY = [pytest.param(n, marks=pytest.mark.xfail(reason="B2 fixing", strict=Fal
 def test_log_probs_of_exactly_zero_stay_finite(name):
     """A response of probability 1 (log-prob 0, summed and averaged): ORPO's and ASFT's log(1 - p) at p = 1."""
     for scenario in ("random", "deep"):
-        fields = inputs_for(name, _with_zero_logps(full_batch(scenario)))
+        fields = inputs_for(name, _with_zero_logps(_batch(scenario)))
         for dtype in (torch.float64, torch.float32):
             _assert_extreme_ok(name, hyperparameters_for(name), fields, dtype)
 
