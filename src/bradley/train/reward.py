@@ -667,7 +667,9 @@ class RewardTrainer:
         self.mode = _mode_of(self.loss)
         head_kwargs = dict(head_kwargs or {})
         template = head_kwargs.pop("template", GENRM_TEMPLATE)
-        model = _build_head(model, tokenizer, head, head_kwargs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.args.seed)  # a head built here starts from the run's seed, not the global RNG
+            model = _build_head(model, tokenizer, head, head_kwargs)
         self.model = model
         self.head = _head_of(model)
         if self.head in ("gpm", "genrm") and self.mode != "pair":
