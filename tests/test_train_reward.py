@@ -274,7 +274,9 @@ def test_bt_reward_model_learns_the_marker_over_95_percent_in_under_a_minute(tok
     assert elapsed < 60, elapsed  # measured ~5-10 s on one thread of a busy 2-core machine
     logs = trainer.trainer.state.log_history
     train_logs = [entry for entry in logs if "loss" in entry]
-    for name in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "accuracy", "margin"):
+    names = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "accuracy", "margin",
+             "min_reward", "mean_reward", "max_reward")
+    for name in names:
         assert name in train_logs[0], name
     assert train_logs[-1]["rewards/margins"] > train_logs[0]["rewards/margins"]
     metrics = trainer.evaluate(held_out)

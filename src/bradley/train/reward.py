@@ -507,6 +507,7 @@ def _hf_trainer_class() -> type:
                 rewards = _list_rewards(self.head, model, inputs)
                 if self.mode == "list":
                     batch = PreferenceBatch.from_tensors(rewards=rewards, **fields)
+                    return self.preference_loss(batch), rewards[inputs["list_mask"].bool()]
                 else:
                     if "response_scores" not in inputs:
                         raise ValueError("the regression loss needs k-wise rows with 'scores' (the ratings).")
@@ -516,7 +517,8 @@ def _hf_trainer_class() -> type:
                     predicted = torch.where(mask, rewards, target)
                     batch = PreferenceBatch.from_tensors(predicted_ratings=predicted, target_ratings=target)
                     return self.preference_loss(batch), rewards[mask]
-            return self.preference_loss(batch), rewards_of(batch)
+            scalar = self.mode == "pair" and self.head in ("sequence-classification", "scalar")
+            return self.preference_loss(batch), torch.cat([chosen, rejected]) if scalar else None
 
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -562,14 +564,6 @@ def _hf_trainer_class() -> type:
             self._metrics[mode].clear()
 
     return _RewardHFTrainer
-
-
-def rewards_of(batch: PreferenceBatch) -> Tensor | None:
-    """Every per-response reward of a batch (for min/mean/max logging); GPM/GenRM logits are skipped."""
-    if batch.rewards is not None:
-        mask = batch.list_mask
-        return batch.rewards[mask.bool()] if mask is not None else batch.rewards.reshape(-1)
-    return None
 
 
 class RewardTrainer:
@@ -624,7 +618,7 @@ class RewardTrainer:
     Logged: ``loss``, ``rewards/chosen``, ``rewards/rejected``,
     ``rewards/margins``, ``rewards/accuracies`` (as TRL's DPO trainer), and
     TRL ``RewardTrainer``'s ``accuracy``, ``margin``, ``min_reward``,
-    ``mean_reward``, ``max_reward`` (per-response rewards of scalar models);
+    ``mean_reward``, ``max_reward`` (over every response, scalar models only);
     ``eval_`` versions from :meth:`evaluate`. For GPM the logged "rewards" are
     ``+-s / (2 tau)`` and for GenRM ``+-d / 2``, so margins are the
     preference logit.
