@@ -174,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--elo-k", type=float, default=4.0, help="Elo K factor (default 4)")
     compare.add_argument("--format", default="table", choices=FORMATS)
     _add_common_options(compare)
+
+    analyze = sub.add_parser("analyze", help="diagnose when Bradley-Terry fails: intransitive triads, a likelihood-"
+                                             "ratio test against the saturated model, held-out log-loss of both")
+    _add_data_options(analyze)
+    analyze.add_argument("--folds", type=int, default=5, help="folds of the held-out comparison (default 5)")
+    analyze.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
+    analyze.add_argument("--alpha", type=float, default=1.0,
+                         help="add-alpha smoothing of the held-out saturated model toward 1/2 (default 1)")
+    analyze.add_argument("--top", type=int, default=10, metavar="N",
+                         help="cycles and worst-fitted pairs to list (default 10)")
+    analyze.add_argument("--ties", default="half", choices=["half", "drop"],
+                         help="ties as half a win for each side (default) or left out")
+    analyze.add_argument("--format", default="text", choices=["text", "json"])
+    _add_common_options(analyze)
     return parser
 
 
@@ -437,6 +451,15 @@ def _run_compare(args: argparse.Namespace) -> str:
     return render_summary(table, args.format)
 
 
+def _run_analyze(args: argparse.Namespace) -> str:
+    from bradley.diagnostics import analyze
+
+    if args.top < 0:
+        raise ValueError(f"--top needs a non-negative number, got {args.top}.")
+    report = analyze(_read(args), folds=args.folds, seed=args.seed, alpha=args.alpha, top=args.top, ties=args.ties)
+    return report.to_json() if args.format == "json" else report.to_text()
+
+
 # Python argument names in library messages -> the command-line options a CLI user types
 _OPTION_NAMES = {
     "prior": "--prior", "bias_reduction": "--bias-reduction", "drop_self_comparisons": "--drop-self-comparisons",
@@ -515,7 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = show_warning
         try:
             _check_options(args)
-            runners = {"fit": _run_fit, "leaderboard": _run_leaderboard, "compare": _run_compare}
+            runners = {"fit": _run_fit, "leaderboard": _run_leaderboard, "compare": _run_compare,
+                       "analyze": _run_analyze}
             output = runners[args.command](args)
         except (BradleyError, ValueError, OSError) as exc:
             if debug:
