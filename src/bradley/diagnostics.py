@@ -583,7 +583,7 @@ def _fold_weights(comparisons: Comparisons, folds: int, seed: int | None) -> np.
 
 
 def held_out_vs_saturated(data: Any, *, folds: int = 5, seed: int | None = 0, alpha: float = 1.0,
-                          ties: str = "half") -> pd.DataFrame:
+                          ties: str = "half", split: Any | None = None) -> pd.DataFrame:
     """k-fold held-out log-loss of BT against the saturated pairwise model (and a coin).
 
     Rows (games, when the weights are whole numbers) are dealt at random to
@@ -611,6 +611,9 @@ def held_out_vs_saturated(data: Any, *, folds: int = 5, seed: int | None = 0, al
     alpha : float
         Add-alpha smoothing of the saturated model (default 1, Laplace).
     ties : {"half", "drop"}
+    split : array-like, optional
+        A fold label for every row (rows kept whole), instead of the random
+        split; ``folds`` is then the number of distinct labels.
 
     Returns
     -------
@@ -630,18 +633,30 @@ def held_out_vs_saturated(data: Any, *, folds: int = 5, seed: int | None = 0, al
     >>> bool(table.loc[0, "log_loss"] < table.loc[2, "log_loss"])
     True
     """
-    if folds < 2:
-        raise ValueError(f"folds must be at least 2, got {folds}.")
     if not (alpha >= 0):
         raise ValueError(f"alpha must be non-negative, got {alpha!r}.")
     if ties not in ("half", "drop"):
         raise ValueError(f"ties must be 'half' or 'drop', got {ties!r}.")
     comparisons = as_comparisons(data)
+    labels = None
+    if split is not None:
+        labels = np.asarray(split).reshape(-1)
+        if len(labels) != comparisons.n_comparisons:
+            raise ValueError(f"split needs one fold label per row: {comparisons.n_comparisons} rows, "
+                             f"got {len(labels)} labels.")
     if ties == "drop":
         decisive = comparisons.outcome != 0.5
         if not decisive.any():
             raise ComparisonDataError("ties='drop' leaves no comparisons: every row is a tie.")
         comparisons = comparisons.take(np.flatnonzero(decisive))
+        labels = None if labels is None else labels[decisive]
+    if labels is not None:
+        codes, uniques = pd.factorize(labels, sort=True)
+        if (codes < 0).any():
+            raise ValueError("the fold labels of split contain missing values.")
+        folds = len(uniques)
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}.")
     n_items = comparisons.n_items
     lo = np.minimum(comparisons.left, comparisons.right)
     hi = np.maximum(comparisons.left, comparisons.right)
@@ -650,7 +665,11 @@ def held_out_vs_saturated(data: Any, *, folds: int = 5, seed: int | None = 0, al
     n_pairs = len(pair_first)
     o = np.where(comparisons.left < comparisons.right, comparisons.outcome, 1.0 - comparisons.outcome)  # first wins
     weight = np.ones(comparisons.n_comparisons) if comparisons.weight is None else comparisons.weight
-    dealt = _fold_weights(comparisons, folds, seed)
+    if labels is None:
+        dealt = _fold_weights(comparisons, folds, seed)
+    else:
+        dealt = np.zeros((comparisons.n_comparisons, folds))
+        dealt[np.arange(comparisons.n_comparisons), codes] = weight
     losses = {"bt": np.zeros(folds), "saturated": np.zeros(folds), "coin": np.zeros(folds)}
     fold_weight = np.zeros(folds)
     unseen_weight = 0.0
