@@ -731,9 +731,11 @@ class Analysis:
     Attributes
     ----------
     n_comparisons : int
+        Rows read (the total count for PairCounts), ties included.
     n_items : int
+        Items with at least one comparison (with ``ties="drop"``: one decisive game).
     n_pairs : int
-        Distinct compared pairs.
+        Distinct compared pairs (with ``ties="drop"``: with a decisive game).
     preference : PreferenceMatrix
     triads : TriadReport or None
     lr_test : LikelihoodRatioTest or None
@@ -755,6 +757,7 @@ class Analysis:
     skipped: dict[str, str] = field(default_factory=dict)
     top: int = 10
     lr_test_decisive: LikelihoodRatioTest | None = None
+    ties: str = "half"
 
     def summary(self) -> pd.DataFrame:
         """Headline numbers as a tidy two-column table (``metric``, ``value``)."""
@@ -779,7 +782,7 @@ class Analysis:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (NaN becomes None)."""
         out: dict[str, Any] = {"n_comparisons": self.n_comparisons, "n_items": self.n_items,
-                               "n_pairs": self.n_pairs, "skipped": dict(self.skipped)}
+                               "n_pairs": self.n_pairs, "ties": self.ties, "skipped": dict(self.skipped)}
         if self.triads is not None:
             t = self.triads
             out["triads"] = {**t.counts(), "cycles": t.cycles.to_dict("records")}
@@ -804,8 +807,10 @@ class Analysis:
     def to_text(self) -> str:
         """A plain-text report."""
         lines = [f"{self.n_comparisons:,} comparisons, {self.n_items} items, {self.n_pairs:,} compared pairs "
-                 f"({self.n_pairs / max(self.n_items * (self.n_items - 1) / 2, 1):.0%} of all pairs)", ""]
-        lines.append("Intransitive triads (majority cycles a > b > c > a; ties half wins)")
+                 f"({self.n_pairs / max(self.n_items * (self.n_items - 1) / 2, 1):.0%} of all pairs)"
+                 + ("; ties left out: items and pairs of decisive games" if self.ties == "drop" else ""), ""]
+        tie_words = "ties left out" if self.ties == "drop" else "ties half wins"
+        lines.append(f"Intransitive triads (majority cycles a > b > c > a; {tie_words})")
         if self.triads is not None:
             t = self.triads
             lines += [f"  triads with all three pairs compared: {t.n_triads:,}",
@@ -935,5 +940,5 @@ def analyze(data: Any, *, folds: int = 5, seed: int | None = 0, alpha: float = 1
     used = int(np.unique(np.concatenate([pairs.first, pairs.second])).size)
     return Analysis(n_comparisons=n_rows, n_items=used, n_pairs=pairs.n_pairs, preference=preference_matrix(pairs),
                     triads=triads, lr_test=lr_test, held_out=held_out, skipped=skipped, top=top,
-                    lr_test_decisive=lr_test_decisive)
+                    lr_test_decisive=lr_test_decisive, ties=ties)
 
