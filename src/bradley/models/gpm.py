@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.special import expit, log_expit
+from scipy.special import expit
 
 from bradley.data import PairCounts, check_mle_exists
 from bradley.errors import ConvergenceWarning
@@ -107,44 +107,76 @@ def gpm_margin(scores: np.ndarray | None, embeddings: np.ndarray, left: np.ndarr
     return d
 
 
-@dataclass
+#: Up to this many items the optimiser works with dense n x n matrices (gather/scatter at the compared
+#: pairs); beyond, with sparse matrices on the compared pairs.
+DENSE_ITEMS = 2500
+
+
 class _Pairs:
-    """Compared pairs as the optimiser sees them: codes, left-win credit, totals, and two sparse patterns."""
+    """Compared pairs as the optimiser sees them: codes, left-win credit (wins plus half the ties), totals."""
 
-    first: np.ndarray
-    second: np.ndarray
-    wins: np.ndarray  # wins of first plus half the ties
-    totals: np.ndarray
-    n_items: int
-    indptr: np.ndarray
-    upper_t: sparse.csr_matrix  # pattern of the transpose: maps pair values to the transpose's order
-    order_t: np.ndarray
-
-    @classmethod
-    def build(cls, first: np.ndarray, second: np.ndarray, wins: np.ndarray, totals: np.ndarray,
-              n_items: int) -> _Pairs:
+    def __init__(self, first: np.ndarray, second: np.ndarray, wins: np.ndarray, totals: np.ndarray,
+                 n_items: int):
         keep = totals > 0
         first, second, wins, totals = first[keep], second[keep], wins[keep], totals[keep]
         order = np.lexsort((second, first))
-        first, second, wins, totals = first[order], second[order], wins[order], totals[order]
-        indptr = np.concatenate(([0], np.cumsum(np.bincount(first, minlength=n_items)))).astype(np.int64)
-        order_t = np.lexsort((first, second))
-        indptr_t = np.concatenate(([0], np.cumsum(np.bincount(second, minlength=n_items)))).astype(np.int64)
-        upper_t = sparse.csr_matrix((np.zeros(len(first)), first[order_t], indptr_t), shape=(n_items, n_items))
-        return cls(first, second, wins, totals, n_items, indptr, upper_t, order_t)
+        self.first, self.second = first[order], second[order]
+        self.wins, self.totals = wins[order], totals[order]
+        self.n_items = n = n_items
+        self.dense = n <= DENSE_ITEMS
+        if self.dense:
+            self.flat = self.first * n + self.second
+            self.flat_t = self.second * n + self.first
+        else:
+            # A[first, second] = value in CSR (pairs are sorted by (first, second)); its transpose likewise
+            indptr = np.concatenate(([0], np.cumsum(np.bincount(self.first, minlength=n))))
+            self.order_t = np.lexsort((self.first, self.second))
+            indptr_t = np.concatenate(([0], np.cumsum(np.bincount(self.second, minlength=n))))
+            self.upper = sparse.csr_matrix((np.zeros(len(first)), self.second, indptr), shape=(n, n))
+            self.lower = sparse.csr_matrix((np.zeros(len(first)), self.first[self.order_t], indptr_t), shape=(n, n))
 
-    def skew(self, values: np.ndarray) -> sparse.csr_matrix:
-        """``K = A - A^T`` with ``A[first, second] = values``: ``(K @ X)[i]`` sums ``+-value * X[other]``."""
-        upper = sparse.csr_matrix((values, self.second, self.indptr), shape=(self.n_items, self.n_items))
-        lower = self.upper_t.copy()
-        lower.data = values[self.order_t]
-        return upper - lower
+    def margins(self, s: np.ndarray | None, v: np.ndarray) -> np.ndarray:
+        """``s_first - s_second + <R v_first, v_second>`` for every pair."""
+        if s is not None:
+            d = s[self.first] - s[self.second]
+        else:
+            d = np.zeros(len(self.first))
+        if not v.shape[1]:
+            return d
+        if self.dense:
+            return d + (v @ _rot(v).T).ravel()[self.flat]
+        return d + np.einsum("ij,ij->i", v[self.first], _rot(v)[self.second])
 
-    def symmetric(self, values: np.ndarray) -> sparse.csr_matrix:
-        upper = sparse.csr_matrix((values, self.second, self.indptr), shape=(self.n_items, self.n_items))
-        lower = self.upper_t.copy()
-        lower.data = values[self.order_t]
-        return upper + lower
+    def _matrix(self, values: np.ndarray) -> np.ndarray:
+        m = np.zeros(self.n_items * self.n_items)
+        m[self.flat] = values
+        return m.reshape(self.n_items, self.n_items)
+
+    def skew_times(self, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``(A - A^T) @ x`` with ``A[first, second] = values``."""
+        if self.dense:
+            m = self._matrix(values)
+            return np.asarray(m @ x - m.T @ x)
+        self.upper.data[:] = values
+        self.lower.data[:] = values[self.order_t]
+        return np.asarray(self.upper @ x - self.lower @ x)
+
+    def symmetric_times(self, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``(A + A^T) @ x`` with ``A[first, second] = values``."""
+        if self.dense:
+            m = self._matrix(values)
+            return np.asarray(m @ x + m.T @ x)
+        self.upper.data[:] = values
+        self.lower.data[:] = values[self.order_t]
+        return np.asarray(self.upper @ x + self.lower @ x)
+
+
+def _log_expit_and_expit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``log expit(d)`` and ``expit(d)`` from one exponential (numpy's vectorised exp/log1p; no overflow)."""
+    e = np.exp(-np.abs(d))
+    log_p = np.minimum(d, 0.0) - np.log1p(e)
+    p = np.where(d >= 0, 1.0, e) / (1.0 + e)
+    return log_p, p
 
 
 def _split(x: np.ndarray, n: int, k: int, bt_scalar: bool) -> tuple[np.ndarray | None, np.ndarray]:
@@ -153,36 +185,65 @@ def _split(x: np.ndarray, n: int, k: int, bt_scalar: bool) -> tuple[np.ndarray |
     return None, x.reshape(n, 2 * k)
 
 
+@dataclass
+class _Anchor:
+    """A point the objective is measured from: its parameters, margins and ``1 - expit(margins)``."""
+
+    x: np.ndarray
+    margins: np.ndarray
+    q: np.ndarray
+
+
 def _objective(x: np.ndarray, pairs: _Pairs, k: int, bt_scalar: bool, l2: float, prior_precision: float,
-               diagonal: bool = False) -> tuple[float, np.ndarray, np.ndarray | None]:
-    """Negative log-posterior, its gradient and (optionally) the diagonal of the Fisher information plus penalty."""
+               diagonal: bool = False, anchor: _Anchor | None = None) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Negative log-posterior, its gradient and (optionally) the diagonal of the Fisher information plus penalty.
+
+    With an ``anchor`` the value is the change from the anchor, summed pair by
+    pair from ``log expit(d) - log expit(d0) = -log1p(q0 expm1(d0 - d))``: it
+    keeps full relative precision near the optimum, where the objective itself
+    changes by less than its rounding error (so a line search would stall).
+    """
     n = pairs.n_items
     s, v = _split(x, n, k, bt_scalar)
-    d = gpm_margin(s, v, pairs.first, pairs.second)
-    losses = pairs.totals - pairs.wins
-    value = -float(np.dot(pairs.wins, log_expit(d)) + np.dot(losses, log_expit(-d)))
-    value += 0.5 * l2 * float(np.dot(v.ravel(), v.ravel()))
-    r = pairs.totals * expit(d) - pairs.wins  # d(NLL)/d(margin) per pair
+    d = pairs.margins(s, v)
+    log_p, p = _log_expit_and_expit(d)
+    if anchor is None:
+        # y log p + (n - y) log(1 - p) = n log p - (n - y) d
+        value = -float(pairs.totals @ log_p - (pairs.totals - pairs.wins) @ d)
+        value += 0.5 * l2 * float(np.dot(v.ravel(), v.ravel()))
+        if s is not None:
+            value += 0.5 * prior_precision * float(np.dot(s, s))
+    else:
+        moved = d - anchor.margins
+        near = np.abs(moved) <= 1.0
+        gain = np.empty_like(d)
+        gain[near] = -np.log1p(anchor.q[near] * np.expm1(-moved[near]))
+        far = ~near
+        gain[far] = log_p[far] - _log_expit_and_expit(anchor.margins[far])[0]
+        value = -float(pairs.totals @ gain - (pairs.totals - pairs.wins) @ moved)
+        s0, v0 = _split(anchor.x, n, k, bt_scalar)
+        value += 0.5 * l2 * float(np.dot((v - v0).ravel(), (v + v0).ravel()))
+        if s is not None and s0 is not None:
+            value += 0.5 * prior_precision * float(np.dot(s - s0, s + s0))
+    r = pairs.totals * p - pairs.wins  # d(NLL)/d(margin) per pair
     parts: list[np.ndarray] = []
     if s is not None:
         g_s: np.ndarray = np.bincount(pairs.first, r, n) - np.bincount(pairs.second, r, n)
         if prior_precision:
-            value += 0.5 * prior_precision * float(np.dot(s, s))
             g_s += prior_precision * s
         parts.append(g_s)
     if k:
-        g_v = np.asarray(pairs.skew(r) @ _rot(v)) + l2 * v
+        g_v = pairs.skew_times(r, _rot(v)) + l2 * v
         parts.append(g_v.ravel())
     grad = np.concatenate(parts)
     if not diagonal:
         return value, grad, None
-    p = expit(d)
     w = pairs.totals * p * (1.0 - p)
     diag = []
     if s is not None:
         diag.append(np.bincount(pairs.first, w, n) + np.bincount(pairs.second, w, n) + prior_precision)
     if k:
-        diag.append((np.asarray(pairs.symmetric(w) @ (_rot(v) ** 2)) + l2).ravel())
+        diag.append((pairs.symmetric_times(w, _rot(v) ** 2) + l2).ravel())
     return value, grad, np.concatenate(diag)
 
 
@@ -221,7 +282,7 @@ def gpm_objective(scores: np.ndarray | None, embeddings: np.ndarray, pairs: Pair
 
 
 def _prepare(pairs: PairCounts) -> _Pairs:
-    return _Pairs.build(
+    return _Pairs(
         np.asarray(pairs.first, dtype=np.int64), np.asarray(pairs.second, dtype=np.int64),
         pairs.wins_first + 0.5 * pairs.ties, pairs.totals, pairs.n_items,
     )
@@ -272,15 +333,24 @@ def canonical_embeddings(embeddings: Any) -> tuple[np.ndarray, np.ndarray]:
     if k == 0 or n == 0:
         return out, strengths
     q, upper = np.linalg.qr(v)  # v = q @ upper; S = q (upper J upper^T) q^T
-    middle = upper @ _rot(upper).T  # (upper J upper^T) with J v = rot(v)
+    return _factor_skew(q, upper @ _rot(upper).T, k)
+
+
+def _factor_skew(q: np.ndarray, middle: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Least-norm embeddings ``V`` (n x 2k, canonical rotation) of the top ``k`` planes of ``S = q M q^T``.
+
+    ``q`` has orthonormal columns and ``M`` is (made) skew-symmetric.
+    """
     middle = 0.5 * (middle - middle.T)
+    out = np.zeros((q.shape[0], 2 * k))
+    strengths = np.zeros(k)
     values, vectors = np.linalg.eigh(1j * middle)  # eigenvalues +-sigma of the Hermitian i*M
     order = np.argsort(-values)[:k]
     for b, j in enumerate(order):
         sigma = float(values[j])
         if not sigma > 0:
             continue
-        # i M (a + i b) = sigma (a + i b)  =>  M a = sigma b, M b = -sigma a, so M = sigma (b a^T - a b^T) / |a|^2
+        # i M (a + i c) = sigma (a + i c)  =>  M a = sigma c, M c = -sigma a: M = sigma (c a^T - a c^T) / |a|^2
         a = vectors[:, j].real
         c = vectors[:, j].imag
         scale = np.sqrt(sigma / max(float(np.dot(a, a)), np.finfo(float).tiny))
@@ -293,6 +363,86 @@ def canonical_embeddings(embeddings: Any) -> tuple[np.ndarray, np.ndarray]:
         out[:, 2 * b + 1] = -sin * x + cos * y
         strengths[b] = sigma
     return out, strengths
+
+
+def _spectral_start(prepared: _Pairs, s: np.ndarray | None, k: int, l2: float,
+                    rng: np.random.Generator) -> np.ndarray | None:
+    """Embeddings along the top ``k`` skew planes of the log-likelihood gradient at ``V = 0``, scaled by a Newton step.
+
+    At ``V = 0`` the gradient of the log-likelihood with respect to the skew
+    matrix ``S`` on the compared pairs is ``G = y - n p`` (the residuals of
+    the scalar fit); its best rank-``2k`` skew approximation ``S_dir`` (block
+    power iteration, then :func:`_factor_skew`) is the steepest direction
+    available to ``k`` blocks. ``S = t S_dir`` with ``t`` from one Newton step on
+    the penalised objective; None when no positive step improves it.
+    """
+    n = prepared.n_items
+    d = prepared.margins(s, np.zeros((n, 0)))
+    _, p = _log_expit_and_expit(d)
+    resid = prepared.wins - prepared.totals * p
+    basis = np.linalg.qr(rng.standard_normal((n, min(2 * k + 4, n))))[0]
+    for _ in range(30):
+        basis = np.linalg.qr(prepared.skew_times(resid, basis))[0]
+    middle = basis.T @ prepared.skew_times(resid, basis)
+    v_dir, _ = _factor_skew(basis, middle, k)
+    s_dir = prepared.margins(None, v_dir)
+    ascent = float(resid @ s_dir)
+    curvature = float((prepared.totals * p * (1.0 - p)) @ (s_dir * s_dir))
+    step = (ascent - 0.5 * l2 * float((v_dir ** 2).sum())) / max(curvature, np.finfo(float).tiny)
+    if not step > 0:
+        return None
+    return np.sqrt(step) * v_dir
+
+
+def _bt_start(pairs: PairCounts, prior: float | None) -> np.ndarray:
+    """BT scores (Newton) to start the scalar part from; zeros when they cannot be had."""
+    from bradley.solvers import bt as bt_solvers
+
+    try:
+        result = bt_solvers.newton(pairs, prior_variance=prior, tol=1e-6)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return np.zeros(pairs.n_items)
+    scores = np.asarray(result.scores, dtype=np.float64)
+    return scores if np.all(np.isfinite(scores)) else np.zeros(pairs.n_items)
+
+
+def _minimise(optimize: Any, x: np.ndarray, prepared: _Pairs, k: int, bt_scalar: bool, l2: float,
+              prior_precision: float, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool, float]:
+    """Preconditioned L-BFGS rounds until the largest Newton step is at most ``tol``: (x, n_iter, converged, step)."""
+    total = max(float(prepared.totals.sum()), 1.0)
+    n_iter = 0
+    converged = False
+    step = np.inf
+    for _ in range(MAX_ROUNDS):
+        _, grad, diag = _objective(x, prepared, k, bt_scalar, l2, prior_precision, diagonal=True)
+        assert diag is not None
+        diag = np.maximum(diag, 1e-12)
+        step = float(np.max(np.abs(grad) / diag, initial=0.0))
+        if step <= tol:
+            converged = True
+            break
+        if n_iter >= max_iter:
+            break
+        scale = np.sqrt(diag)
+        # |g_p| <= tol * D_p holds when the scaled gradient |g_p| / (scale_p total) <= tol * scale_p / total
+        gtol = 0.5 * tol * float(scale.min()) / total
+
+        s0, v0 = _split(x, prepared.n_items, k, bt_scalar)
+        margins0 = prepared.margins(s0, v0)
+        anchor = _Anchor(x.copy(), margins0, _log_expit_and_expit(-margins0)[1])
+
+        def fun(u: np.ndarray, scale: np.ndarray = scale, anchor: _Anchor = anchor) -> tuple[float, np.ndarray]:
+            value, g, _ = _objective(u / scale, prepared, k, bt_scalar, l2, prior_precision, anchor=anchor)
+            return value / total, g / (scale * total)
+
+        res = optimize.minimize(fun, x * scale, jac=True, method="L-BFGS-B",
+                                options={"maxiter": max_iter - n_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 20,
+                                         "maxls": 50})
+        n_iter += int(res.nit)
+        if res.nit == 0:
+            break
+        x = res.x / scale
+    return x, n_iter, converged, step
 
 
 @dataclass
@@ -318,20 +468,28 @@ def fit_gpm(
     prior: float | None = None,
     tol: float = DEFAULT_TOL,
     max_iter: int = 20_000,
+    init: str | tuple[np.ndarray | None, np.ndarray] = "spectral",
     init_scale: float = 0.1,
     seed: int | np.random.Generator | None = 0,
-    init: tuple[np.ndarray | None, np.ndarray] | None = None,
 ) -> GPMResult:
     """Maximise the GPM log-posterior on pair counts by diagonally preconditioned L-BFGS.
 
     Variables are scaled by the square root of the diagonal of the Fisher
     information plus penalty ``D`` (refreshed each round); the fit stops when
     the largest one-parameter Newton step ``|g_p| / D_p`` of the
-    log-posterior is at most ``tol``. The embeddings start at
-    ``N(0, init_scale^2)`` draws (``V = 0`` is a saddle point: its gradient
-    vanishes), the scalar scores at zero. Returns scalar scores centred to
-    mean zero and embeddings in the canonical gauge of
+    log-posterior is at most ``tol``. Returns scalar scores centred to mean
+    zero and embeddings in the canonical gauge of
     :func:`canonical_embeddings` (neither changes a probability).
+
+    Parameters
+    ----------
+    init : {"spectral", "random"} or (scores, embeddings)
+        Starting point. ``"spectral"``: the scalar scores at the BT fit
+        (Newton), the embeddings along the top skew planes of the
+        log-likelihood gradient there, scaled by one Newton step (plus
+        ``N(0, (init_scale / 10)^2)`` noise). ``"random"``: scores at zero,
+        embeddings ``N(0, init_scale^2)``. ``V = 0`` itself is a saddle point
+        (the gradient in ``V`` vanishes), so embeddings never start there.
 
     Examples
     --------
@@ -345,53 +503,37 @@ def fit_gpm(
     """
     from scipy import optimize  # imported on use: slow to import
 
+    from bradley.solvers.threads import single_blas_thread
+
     n = pairs.n_items
     if k < 0 or (k == 0 and not bt_scalar):
         raise ValueError("k must be >= 0, and >= 1 without the scalar BT score.")
     prepared = _prepare(pairs)
     prior_precision = 0.0 if prior is None else 1.0 / prior
-    if init is not None:
-        s0, v0 = init
-        parts = ([np.asarray(s0, dtype=np.float64).reshape(n)] if bt_scalar else [])
-        x = np.concatenate(parts + [np.asarray(v0, dtype=np.float64).reshape(-1)])
-    else:
-        rng = np.random.default_rng(seed)
-        x = np.concatenate([np.zeros(n if bt_scalar else 0), init_scale * rng.standard_normal(n * 2 * k)])
-    total = max(float(prepared.totals.sum()), 1.0)
-    n_iter = 0
-    converged = False
-    step = np.inf
-    for _ in range(MAX_ROUNDS):
-        _, grad, diag = _objective(x, prepared, k, bt_scalar, l2, prior_precision, diagonal=True)
-        assert diag is not None
-        diag = np.maximum(diag, 1e-12)
-        step = float(np.max(np.abs(grad) / diag, initial=0.0))
-        if step <= tol:
-            converged = True
-            break
-        if n_iter >= max_iter:
-            break
-        scale = np.sqrt(diag)
-        # |g_p| <= tol * D_p holds when the scaled gradient |g_p| / (scale_p total) <= tol * scale_p / total
-        gtol = 0.5 * tol * float(scale.min()) / total
-
-        def fun(u: np.ndarray, scale: np.ndarray = scale) -> tuple[float, np.ndarray]:
-            value, g, _ = _objective(u / scale, prepared, k, bt_scalar, l2, prior_precision)
-            return value / total, g / (scale * total)
-
-        res = optimize.minimize(fun, x * scale, jac=True, method="L-BFGS-B",
-                                options={"maxiter": max_iter - n_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 20,
-                                         "maxls": 50})
-        n_iter += int(res.nit)
-        moved = not np.array_equal(res.x / scale, x)
-        x = res.x / scale
-        if not moved and res.nit == 0:
-            break
+    rng = np.random.default_rng(seed)
+    with single_blas_thread():  # thin n x 2k products: BLAS threads only contend
+        if isinstance(init, tuple):
+            s0, v0 = init
+            parts = [np.asarray(s0, dtype=np.float64).reshape(n)] if bt_scalar else []
+            x = np.concatenate(parts + [np.asarray(v0, dtype=np.float64).reshape(-1)])
+        elif init == "random":
+            x = np.concatenate([np.zeros(n if bt_scalar else 0), init_scale * rng.standard_normal(n * 2 * k)])
+        elif init == "spectral":
+            s_start = _bt_start(pairs, prior) if bt_scalar else None
+            v_start = _spectral_start(prepared, s_start, k, l2, rng) if k else None
+            noise = rng.standard_normal((n, 2 * k))
+            v0 = init_scale * noise if v_start is None else v_start + 0.1 * init_scale * noise
+            x = np.concatenate(([] if s_start is None else [s_start]) + [v0.ravel()])
+        else:
+            raise ValueError(f"init must be 'spectral', 'random' or (scores, embeddings), got {init!r}.")
+        x, n_iter, converged, step = _minimise(optimize, x, prepared, k, bt_scalar, l2, prior_precision, tol,
+                                               max_iter)
     s, v = _split(x, n, k, bt_scalar)
     scores = np.zeros(n) if s is None else s - s.mean()
     embeddings, strengths = canonical_embeddings(v)
-    d = gpm_margin(scores, embeddings, prepared.first, prepared.second)
-    loglik = float(np.dot(prepared.wins, log_expit(d)) + np.dot(prepared.totals - prepared.wins, log_expit(-d)))
+    d = prepared.margins(scores, embeddings)
+    log_p, _ = _log_expit_and_expit(d)
+    loglik = float(prepared.totals @ log_p - (prepared.totals - prepared.wins) @ d)
     log_post = loglik - 0.5 * l2 * float((embeddings ** 2).sum()) - 0.5 * prior_precision * float(scores @ scores)
     return GPMResult(scores, embeddings, strengths, loglik, log_post, converged, n_iter, step)
 
@@ -436,10 +578,12 @@ class GPM:
         Limit on L-BFGS iterations (over all preconditioner refreshes); stopping
         at it, or stalling before ``tol``, warns with a ConvergenceWarning.
     n_init : int
-        Random starts of the embeddings; the fit with the highest
-        log-posterior is kept (the objective is not convex when ``k >= 1``).
+        Starts: the first from the spectral start of :func:`fit_gpm` (BT
+        scores, embeddings along the top skew planes of the residuals), the
+        others from random embeddings; the fit with the highest log-posterior
+        is kept (the objective is not convex when ``k >= 1``).
     random_state : int, optional
-        Seed of the starting embeddings (``N(0, 0.1^2)`` draws).
+        Seed of the random parts of the starts (fits are reproducible for a given seed).
 
     Attributes
     ----------
@@ -547,9 +691,10 @@ class GPM:
             check_mle_exists(pairs)
         rng = np.random.default_rng(self.random_state)
         best: GPMResult | None = None
-        for _ in range(self.n_init if self.k else 1):
+        for start in range(self.n_init if self.k else 1):
             result = fit_gpm(pairs, int(self.k), bt_scalar=self.bt_scalar, l2=float(self.l2), prior=self.prior,
-                             tol=self.tol, max_iter=self.max_iter, seed=rng)
+                             tol=self.tol, max_iter=self.max_iter, init="spectral" if start == 0 else "random",
+                             seed=rng)
             if best is None or result.log_posterior > best.log_posterior:
                 best = result
         assert best is not None
