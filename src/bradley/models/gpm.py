@@ -143,9 +143,13 @@ class _Pairs:
             d = np.zeros(len(self.first))
         if not v.shape[1]:
             return d
+        return d + self.bilinear(v, v)
+
+    def bilinear(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``<R u_first, v_second>`` for every pair."""
         if self.dense:
-            return d + (v @ _rot(v).T).ravel()[self.flat]
-        return d + np.einsum("ij,ij->i", v[self.first], _rot(v)[self.second])
+            return np.asarray((u @ _rot(v).T).ravel()[self.flat])
+        return np.einsum("ij,ij->i", u[self.first], _rot(v)[self.second])
 
     def _matrix(self, values: np.ndarray) -> np.ndarray:
         m = np.zeros(self.n_items * self.n_items)
@@ -195,13 +199,16 @@ class _Anchor:
 
 
 def _objective(x: np.ndarray, pairs: _Pairs, k: int, bt_scalar: bool, l2: float, prior_precision: float,
-               diagonal: bool = False, anchor: _Anchor | None = None) -> tuple[float, np.ndarray, np.ndarray | None]:
+               diagonal: bool = False, anchor: _Anchor | None = None,
+               delta: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray | None]:
     """Negative log-posterior, its gradient and (optionally) the diagonal of the Fisher information plus penalty.
 
     With an ``anchor`` the value is the change from the anchor, summed pair by
-    pair from ``log expit(d) - log expit(d0) = -log1p(q0 expm1(d0 - d))``: it
-    keeps full relative precision near the optimum, where the objective itself
-    changes by less than its rounding error (so a line search would stall).
+    pair from ``log expit(d) - log expit(d0) = -log1p(q0 expm1(d0 - d))``,
+    with the margin changes ``d - d0`` computed from the parameter change
+    ``delta = x - anchor.x``: it keeps full relative precision near the
+    optimum, where the objective itself changes by less than its rounding
+    error (so a line search would stall).
     """
     n = pairs.n_items
     s, v = _split(x, n, k, bt_scalar)
@@ -214,17 +221,21 @@ def _objective(x: np.ndarray, pairs: _Pairs, k: int, bt_scalar: bool, l2: float,
         if s is not None:
             value += 0.5 * prior_precision * float(np.dot(s, s))
     else:
-        moved = d - anchor.margins
+        # the change of every margin from the parameter change, to the relative precision of that change
+        ds, dv = _split(x - anchor.x if delta is None else delta, n, k, bt_scalar)
+        s0, v0 = _split(anchor.x, n, k, bt_scalar)
+        moved = np.zeros(len(d)) if ds is None else ds[pairs.first] - ds[pairs.second]
+        if k:
+            moved += pairs.bilinear(dv, v) + pairs.bilinear(v0, dv)
         near = np.abs(moved) <= 1.0
         gain = np.empty_like(d)
         gain[near] = -np.log1p(anchor.q[near] * np.expm1(-moved[near]))
         far = ~near
         gain[far] = log_p[far] - _log_expit_and_expit(anchor.margins[far])[0]
         value = -float(pairs.totals @ gain - (pairs.totals - pairs.wins) @ moved)
-        s0, v0 = _split(anchor.x, n, k, bt_scalar)
-        value += 0.5 * l2 * float(np.dot((v - v0).ravel(), (v + v0).ravel()))
-        if s is not None and s0 is not None:
-            value += 0.5 * prior_precision * float(np.dot(s - s0, s + s0))
+        value += 0.5 * l2 * float(np.dot(dv.ravel(), (v + v0).ravel()))
+        if ds is not None and s is not None and s0 is not None:
+            value += 0.5 * prior_precision * float(np.dot(ds, s + s0))
     r = pairs.totals * p - pairs.wins  # d(NLL)/d(margin) per pair
     parts: list[np.ndarray] = []
     if s is not None:
@@ -432,7 +443,9 @@ def _minimise(optimize: Any, x: np.ndarray, prepared: _Pairs, k: int, bt_scalar:
         anchor = _Anchor(x.copy(), margins0, _log_expit_and_expit(-margins0)[1])
 
         def fun(u: np.ndarray, scale: np.ndarray = scale, anchor: _Anchor = anchor) -> tuple[float, np.ndarray]:
-            value, g, _ = _objective(u / scale, prepared, k, bt_scalar, l2, prior_precision, anchor=anchor)
+            delta = (u - anchor.x * scale) / scale
+            value, g, _ = _objective(anchor.x + delta, prepared, k, bt_scalar, l2, prior_precision, anchor=anchor,
+                                     delta=delta)
             return value / total, g / (scale * total)
 
         res = optimize.minimize(fun, x * scale, jac=True, method="L-BFGS-B",
