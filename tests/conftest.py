@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 from scipy import optimize
@@ -32,3 +34,18 @@ def brute_force_bt(left, right, outcome, n_items, weight=None, prior_variance=No
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261125)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny torch models run far faster on one thread than on two contended ones (CI has 2 cores)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
