@@ -14,11 +14,15 @@ them is first called.
   turn the model's per-token log-probs into a :class:`bradley.nn.PreferenceBatch`.
 * :mod:`bradley.train.toy` -- tiny tokenizers, models and synthetic preference
   data built from configs, for tests and examples.
+* :class:`RewardTrainer` / :class:`RewardModel` -- reward models (scalar, GPM,
+  GenRM heads) with any reward-model loss; held-out pairwise metrics.
+* :class:`OnlineTrainer` -- SPPO, INPO, DNO, EGPO/online-IPO, ONPO, BRAIn:
+  sample, judge with a preference oracle (:mod:`bradley.train.oracles`), update.
 """
 
 from __future__ import annotations
 
-from bradley.train import data, toy
+from bradley.train import data, oracles, toy
 from bradley.train.data import (
     ListCollator,
     PairCollator,
@@ -31,8 +35,28 @@ from bradley.train.data import (
     split_pairs,
     tokenize_preferences,
 )
+from bradley.train.heads import (
+    GENRM_TEMPLATE,
+    GeneralPreferenceModel,
+    GenerativeRewardModel,
+    ScalarRewardModel,
+    gpm_score,
+)
+from bradley.train.metrics import pairwise_metrics
+from bradley.train.online import OnlineTrainer
+from bradley.train.reward import RewardModel, RewardTrainer
 
 __all__ = [
+    "GENRM_TEMPLATE",
+    "GeneralPreferenceModel",
+    "GenerativeRewardModel",
+    "OnlineTrainer",
+    "RewardModel",
+    "RewardTrainer",
+    "ScalarRewardModel",
+    "gpm_score",
+    "oracles",
+    "pairwise_metrics",
     "ListCollator",
     "PairCollator",
     "TokenizationReport",
