@@ -125,9 +125,9 @@ def test_clones_make_a_segment_of_lotteries():
 def test_condorcet_winner_gets_all_the_mass():
     # counts: "d" beats a 6-4, b 8-2, c 7-3; below it a > b 6-4, b > c 7-3, c > a 6-5 form a cycle
     wins = np.zeros((4, 4))
-    for (i, j), (w, l) in {(3, 0): (6, 4), (3, 1): (8, 2), (3, 2): (7, 3), (0, 1): (6, 4), (1, 2): (7, 3),
+    for (i, j), (won, lost) in {(3, 0): (6, 4), (3, 1): (8, 2), (3, 2): (7, 3), (0, 1): (6, 4), (1, 2): (7, 3),
                            (2, 0): (6, 5)}.items():
-        wins[i, j], wins[j, i] = w, l
+        wins[i, j], wins[j, i] = won, lost
     lottery = maximal_lottery(wins, items=list("abcd"))
     np.testing.assert_allclose(lottery.to_numpy(), [0, 0, 0, 1], atol=1e-12)
     assert lottery.attrs["support"] == ["d"] and lottery.attrs["unique"] is True
