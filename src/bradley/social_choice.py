@@ -37,6 +37,7 @@ See ``docs/beyond-bt.md``.
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,12 +95,19 @@ class _Profile:
         return self.strict + self.strict.T + self.ties
 
 
+#: Profiles of ``Rankings`` already broken into pairs (immutable, compared by identity), so that checking several
+#: rules on the same ballots does not break them again.
+_BALLOT_PROFILES: weakref.WeakKeyDictionary[Any, _Profile] = weakref.WeakKeyDictionary()
+
+
 def _profile(data: Any) -> _Profile:
     if isinstance(data, _Profile):
         return data
     from bradley.rankings import Rankings, break_rankings
 
     ballots = isinstance(data, Rankings)
+    if ballots and data in _BALLOT_PROFILES:
+        return _BALLOT_PROFILES[data]
     if ballots:
         comparisons = break_rankings(data, "full")
     else:
@@ -113,8 +121,11 @@ def _profile(data: Any) -> _Profile:
     ties = np.zeros((n, n))
     ties[pairs.first, pairs.second] = pairs.ties
     ties[pairs.second, pairs.first] = pairs.ties
-    return _Profile(np.asarray(pairs.items, dtype=object), pairs.win_matrix(0.5), pairs.win_matrix(0.0), ties,
-                    ballots, comparisons)
+    profile = _Profile(np.asarray(pairs.items, dtype=object), pairs.win_matrix(0.5), pairs.win_matrix(0.0), ties,
+                       ballots, comparisons)
+    if ballots:
+        _BALLOT_PROFILES[data] = profile
+    return profile
 
 
 def majority_matrix(data: Any) -> pd.DataFrame:
@@ -442,7 +453,19 @@ def _insertion_search(w: np.ndarray, order: np.ndarray, max_sweeps: int = 1000) 
     return order, max_sweeps
 
 
-def kemeny(data: Any, method: str = "auto", *, exact_max_items: int = 14, bound_max_items: int = 40,
+def _kemeny_heuristic(p: _Profile) -> tuple[np.ndarray, float]:
+    """Best of the Borda, Copeland and ranked-pairs orders after insertion local search."""
+    index = pd.Index(p.items)
+    best_order, best_cost = np.arange(p.n), np.inf
+    for start in (borda(p)["item"], copeland(p)["item"], ranked_pairs(p)["item"]):
+        order, _ = _insertion_search(p.wins, index.get_indexer(start.to_numpy()))
+        cost = kemeny_disagreements(p.wins, order)
+        if cost < best_cost - 1e-12:
+            best_order, best_cost = order, cost
+    return best_order, float(best_cost)
+
+
+def kemeny(data: Any, method: str = "auto", *, exact_max_items: int = 20, bound_max_items: int = 60,
            time_limit: float | None = 60.0) -> pd.DataFrame:
     """Kemeny's rule: the ordering that disagrees with the fewest pairwise votes.
 
@@ -454,9 +477,9 @@ def kemeny(data: Any, method: str = "auto", *, exact_max_items: int = 14, bound_
     method : {"auto", "exact", "heuristic"}
         ``"exact"``: integer program on the pairwise-order variables
         ``x_ab = [a above b]`` with the 3-cycle (transitivity) constraints,
-        solved by HiGHS (``scipy.optimize.milp``). ``"heuristic"``: the better
-        of the Borda and Copeland orders, each improved by single-item
-        insertion moves until none helps. ``"auto"``: exact up to
+        solved by HiGHS (``scipy.optimize.milp``). ``"heuristic"``: the best
+        of the Borda, Copeland and ranked-pairs orders, each improved by
+        single-item insertion moves until none helps. ``"auto"``: exact up to
         ``exact_max_items`` items, heuristic beyond.
     exact_max_items : int
         Size limit of ``"auto"``'s exact solve.
@@ -465,9 +488,11 @@ def kemeny(data: Any, method: str = "auto", *, exact_max_items: int = 14, bound_
         relaxation of the integer program (a lower bound on the optimum);
         beyond, by the trivial bound ``sum over pairs of min(W[a, b], W[b, a])``.
     time_limit : float or None
-        Seconds for each HiGHS call. An exact solve stopped by it returns its
-        best ordering with HiGHS's dual bound and warns
-        (:class:`~bradley.errors.ConvergenceWarning`).
+        Seconds for each HiGHS call. An exact solve stopped by it returns the
+        better of HiGHS's best ordering and the heuristic's, with HiGHS's dual
+        bound as ``lower_bound``, and warns
+        (:class:`~bradley.errors.ConvergenceWarning`) unless that ordering is
+        nonetheless proven optimal.
 
     Returns
     -------
@@ -494,38 +519,35 @@ def kemeny(data: Any, method: str = "auto", *, exact_max_items: int = 14, bound_
     trivial = float(np.triu(np.minimum(w, w.T), 1).sum())
     if use_exact:
         res, constant = _kemeny_program(w, True, time_limit)
-        if res.x is None:
-            raise RuntimeError(f"HiGHS found no ordering for the Kemeny program: {res.message}")
-        order = _order_from_pairs(res.x, n)
-        cost = kemeny_disagreements(w, order)
-        optimal = res.status == 0
-        lower = cost if optimal else max(trivial, constant + float(getattr(res, "mip_dual_bound", -np.inf)))
-        if not optimal:
-            import warnings
+        optimal = res.status == 0 and res.x is not None
+        if optimal:
+            order = _order_from_pairs(res.x, n)
+            cost = lower = kemeny_disagreements(w, order)
+        else:  # stopped by the time limit: the better of HiGHS's incumbent and the heuristic
+            order, cost = _kemeny_heuristic(p)
+            if res.x is not None:
+                incumbent = _order_from_pairs(res.x, n)
+                if kemeny_disagreements(w, incumbent) < cost:
+                    order, cost = incumbent, kemeny_disagreements(w, incumbent)
+            dual = getattr(res, "mip_dual_bound", None)
+            lower = max(trivial, constant + float(dual)) if dual is not None and np.isfinite(dual) else trivial
+            optimal = cost - lower <= _scale_tol(w)
+            if not optimal:
+                import warnings
 
-            warnings.warn(f"the Kemeny integer program stopped before proving optimality ({res.message}); "
-                          f"the ordering returned is within {cost - lower:.6g} disagreements of the optimum.",
-                          ConvergenceWarning, stacklevel=2)
+                warnings.warn(f"the Kemeny integer program stopped before proving optimality ({res.message}); "
+                              f"the ordering returned is within {cost - lower:.6g} disagreements of the optimum.",
+                              ConvergenceWarning, stacklevel=2)
         used, bound = "exact", "milp"
     else:
-        starts = [borda(p)["item"], copeland(p)["item"]]
-        index = pd.Index(p.items)
-        best_order, best_cost = None, np.inf
-        for start in starts:
-            order, _ = _insertion_search(w, index.get_indexer(start.to_numpy()))
-            cost = kemeny_disagreements(w, order)
-            if cost < best_cost - 1e-12:
-                best_order, best_cost = order, cost
-        assert best_order is not None
-        order, cost = best_order, best_cost
+        order, cost = _kemeny_heuristic(p)
         if n <= bound_max_items and n >= 3:
             res, constant = _kemeny_program(w, False, time_limit)
             lower = max(trivial, constant + float(res.fun)) if res.status == 0 else trivial
             bound = "lp_relaxation" if res.status == 0 else "pairwise_minimum"
         else:
             lower, bound = trivial, "pairwise_minimum"
-        tol = _scale_tol(w)
-        optimal = cost - lower <= tol
+        optimal = cost - lower <= _scale_tol(w)
         used = "heuristic"
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
@@ -725,7 +747,7 @@ def _majority_order(d: np.ndarray, tol: float) -> list[int] | None:
     return list(np.argsort(-wins, kind="stable"))
 
 
-def condorcet_violations(data: Any, ranking: Any) -> pd.DataFrame:
+def condorcet_violations(data: Any, ranking: Any, strict: bool = True) -> pd.DataFrame:
     """Pairs on which a ranking breaks Condorcet (pairwise-majority) consistency.
 
     Two requirements, each applying only when its premise holds:
@@ -738,6 +760,9 @@ def condorcet_violations(data: Any, ranking: Any) -> pd.DataFrame:
 
     Pairs never compared have margin zero: no majority. A rule that ranks
     by strength of support, not by majorities, can break both (BT, Borda).
+    With ``strict=False`` only reversals count, not ties in the ranking (a
+    maximal lottery chooses, it does not order the items it gives
+    probability zero).
 
     Returns
     -------
@@ -767,12 +792,13 @@ def condorcet_violations(data: Any, ranking: Any) -> pd.DataFrame:
     winner = int(np.flatnonzero(winner_mask)[0]) if winner_mask.any() else None
     order = _majority_order(d, tol)
     parts = []
+    above = (rank[:, None] >= rank[None, :]) if strict else (rank[:, None] > rank[None, :])
     if winner is not None:
-        others = np.flatnonzero(off[winner] & (rank <= rank[winner]))
+        others = np.flatnonzero(off[winner] & above[winner])
         parts.append(_pair_table(p, rank, np.full(len(others), winner), others, margin=d[winner, others],
                                  axiom="condorcet_winner"))
     if order is not None:
-        a, b = np.nonzero((d > tol) & (rank[:, None] >= rank[None, :]))
+        a, b = np.nonzero((d > tol) & above)
         parts.append(_pair_table(p, rank, a, b, margin=d[a, b], axiom="majority_order"))
     columns = ["item", "other", "margin", "rank_item", "rank_other", "kind", "axiom"]
     table = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
@@ -789,8 +815,10 @@ def check_axioms(data: Any, rules: Any = RULES, strict: bool = True, **options: 
     ----------
     rules : sequence of rule names (see :data:`RULES`), or of ``(label, table)`` pairs already computed
     strict : bool
-        Pareto: count an output tie between a dominating and a dominated item
-        as a violation (the lottery rule ties items outside its support).
+        Count an output tie between the items of a unanimous or majority
+        pair as a violation (both checks). The maximal-lottery rule ties the
+        items outside its support; it satisfies both axioms with
+        ``strict=False``.
     **options
         ``{rule: {option: value}}`` passed to :func:`aggregate`, e.g.
         ``bt={"prior": 10.0}``.
@@ -814,7 +842,7 @@ def check_axioms(data: Any, rules: Any = RULES, strict: bool = True, **options: 
     for entry in rules:
         label, table = (entry, aggregate(p, entry, **options.get(entry, {}))) if isinstance(entry, str) else entry
         pv = pareto_violations(p, table, strict=strict)
-        cv = condorcet_violations(p, table)
+        cv = condorcet_violations(p, table, strict=strict)
         details[label] = {"pareto": pv, "condorcet": cv, "ranking": table}
         rows.append({"rule": label, "top": table.loc[table["rank"] == 1, "item"].tolist(),
                      "pareto": pv.attrs["satisfied"], "pareto_violations": len(pv),
