@@ -29,7 +29,7 @@ from scipy import sparse
 from scipy.special import expit
 
 from bradley.data import PairCounts, check_mle_exists
-from bradley.errors import ConvergenceWarning
+from bradley.errors import ConvergenceWarning, MLEDoesNotExistError
 from bradley.models.base import ItemIndex, as_comparisons, check_prior, require_fitted, summary_table
 
 __all__ = [
@@ -511,7 +511,7 @@ def fit_gpm(
     >>> r.converged, bool(np.allclose(r.scores, 0, atol=1e-6))
     (True, True)
     >>> angles = np.arctan2(r.embeddings[:, 1], r.embeddings[:, 0])    # three directions 2pi/3 apart
-    >>> np.round(np.sort(np.mod(angles, 2 * np.pi)) * 3 / np.pi, 4).tolist()
+    >>> (np.sort(np.round(angles * 3 / np.pi, 4) % 6) + 0.0).tolist()
     [0.0, 2.0, 4.0]
     """
     from scipy import optimize  # imported on use: slow to import
@@ -607,7 +607,10 @@ class GPM:
         One row per item, columns ``b1_x, b1_y, ..., bk_x, bk_y``, in the
         canonical gauge of :func:`canonical_embeddings`: least norm, blocks
         ordered by strength, each rotated so that its largest embedding lies
-        on the positive ``x`` axis. Gauge-fixed, so refits agree.
+        on the positive ``x`` axis. Gauge-fixed, so refits agree. With the
+        scalar score the embeddings have mean zero (up to ``tol``): shifting
+        all of them by ``t`` only adds the BT term ``<R v_i, t>`` to the
+        scores, and the penalty on ``V`` (none on the scores) puts it there.
     block_strengths_ : numpy.ndarray
         ``sigma_b`` per block (descending): how strongly block ``b`` can favour
         one item over another; ``|V|^2 = 2 sum sigma_b``. Near zero means the
@@ -806,7 +809,10 @@ class GPM:
         whole numbers (each (pair, outcome) count split multinomially), and
         otherwise cell by cell (all weight of a pair's wins, losses or ties
         goes to one fold). Each ``GPM(k, **params)`` is fitted on all folds but
-        one and scored on the held-out one.
+        one and scored on the held-out one. Rarely compared items may be left
+        without comparisons (or without a loss) in some training part: pass a
+        ``prior`` on the scalar scores then (``prior=10.0`` as in
+        :func:`bradley.compare_methods`).
 
         Returns
         -------
@@ -847,11 +853,17 @@ class GPM:
             for f in range(folds):
                 test = dealt[:, :, f]
                 train = cells - test
-                model = cls(**{**params, "k": int(k)}).fit(_counts(pairs, train))
+                try:
+                    model = cls(**{**params, "k": int(k)}).fit(_counts(pairs, train))
+                except MLEDoesNotExistError as error:
+                    raise MLEDoesNotExistError(
+                        f"select_k: the training part of fold {f + 1} of {folds} has no maximum-likelihood "
+                        f"scalar scores ({error}). Pass a prior on them, e.g. GPM.select_k(data, prior=10.0), as "
+                        "bradley.compare_methods does.") from error
                 all_converged &= bool(model.converged_)
+                p = expit(gpm_margin(model.scores_, model._embeddings, pairs.first, pairs.second))
+                log_p, log_q = np.log(np.clip(p, 1e-15, 1.0)), np.log(np.clip(1.0 - p, 1e-15, 1.0))
                 for part, loss_out, weight_out in ((test, losses, weights), (train, train_losses, train_weights)):
-                    p = expit(gpm_margin(model.scores_, model._embeddings, pairs.first, pairs.second))
-                    log_p, log_q = np.log(np.clip(p, 1e-15, 1.0)), np.log(np.clip(1.0 - p, 1e-15, 1.0))
                     won, lost, tied = part[:, 0], part[:, 1], part[:, 2]
                     loss_out[f] = -float(won @ log_p + lost @ log_q + 0.5 * tied @ (log_p + log_q))
                     weight_out[f] = float(part.sum())
