@@ -282,6 +282,7 @@ def test_pairwise_pareto_and_an_unsatisfiable_unanimity_cycle():
                                            ["b"] + ["c"] * 8 + ["b"] * 2 + ["a"] * 3 + ["c"] * 2, [1] * 16)
     pv = sc.pareto_violations(data, sc.bradley_terry_rule(data))
     assert pv[["item", "other", "kind"]].values.tolist() == [["a", "b", "reversed"]] and pv.attrs["satisfiable"]
+    assert sc.pareto_violations(data, sc.bradley_terry_rule(data), min_votes=2).attrs["n_dominations"] == 0
     cycle = bradley.Comparisons.from_arrays(["a", "b", "c"], ["b", "c", "a"], [1, 1, 1])
     pv = sc.pareto_violations(cycle, ["a", "b", "c"])
     assert not pv.attrs["satisfiable"] and pv[["item", "other"]].values.tolist() == [["c", "a"]]

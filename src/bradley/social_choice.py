@@ -693,7 +693,7 @@ def _pair_table(p: _Profile, rank: np.ndarray, a: np.ndarray, b: np.ndarray, **c
     return table.reset_index(drop=True)
 
 
-def pareto_violations(data: Any, ranking: Any, strict: bool = True) -> pd.DataFrame:
+def pareto_violations(data: Any, ranking: Any, strict: bool = True, min_votes: float = 1.0) -> pd.DataFrame:
     """Pairs on which a ranking breaks Pareto optimality (unanimity) of the data.
 
     ``a`` *Pareto-dominates* ``b`` when at least one vote compares them and
@@ -707,7 +707,9 @@ def pareto_violations(data: Any, ranking: Any, strict: bool = True) -> pd.DataFr
 
     On pairwise data the unanimity relation can contain a cycle (a beat b,
     b beat c, c beat a, each unanimously), and then no ranking satisfies it:
-    ``attrs["satisfiable"]`` says whether some ranking can.
+    ``attrs["satisfiable"]`` says whether some ranking can. On sparse data a
+    single game makes a pair "unanimous"; ``min_votes`` asks for at least
+    that many (weighted) votes before a pair counts.
 
     Returns
     -------
@@ -726,7 +728,9 @@ def pareto_violations(data: Any, ranking: Any, strict: bool = True) -> pd.DataFr
     """
     p = _profile(data)
     rank = _ranking_ranks(p, ranking)
-    dominates = (p.strict > 0) & (p.strict.T == 0) & (p.ties == 0)
+    if not min_votes > 0:
+        raise ValueError(f"min_votes must be positive, got {min_votes!r}.")
+    dominates = (p.strict >= min_votes) & (p.strict > 0) & (p.strict.T == 0) & (p.ties == 0)
     bad = dominates & ((rank[:, None] >= rank[None, :]) if strict else (rank[:, None] > rank[None, :]))
     a, b = np.nonzero(bad)
     table = _pair_table(p, rank, a, b, votes=p.strict[a, b])
