@@ -483,9 +483,7 @@ def test_extreme_inputs_with_hard_and_even_soft_targets(name, target):
             _assert_extreme_ok(name, hp, fields, dtype)
 
 
-# ORPO's log(1 - p) floor at A = 0 depends on the dtype (36.2 in float64, 5.2 in float32 on row 1 here)
-POLICY = [pytest.param(n, marks=pytest.mark.xfail(reason="B2 fixing", strict=False)) if n == "orpo" else n
-          for n in CANONICAL if spec(n).kind == "policy"]
+POLICY = [n for n in CANONICAL if spec(n).kind == "policy"]
 
 
 @pytest.mark.parametrize("name", POLICY)
