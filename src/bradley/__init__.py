@@ -26,6 +26,7 @@ from bradley.errors import (
 from bradley.io import read_comparisons, read_pair_counts
 from bradley.leaderboard import Leaderboard, leaderboard  # the function shadows the module name on purpose
 from bradley.models import (
+    GPM,
     TOBT,
     BradleyTerry,
     BTProbe,
@@ -37,6 +38,7 @@ from bradley.models import (
     RobustBradleyTerry,
 )
 from bradley.models.plackett_luce import plackett_luce_log_likelihood
+from bradley.nash import NashSolution, duality_gap, margin_matrix, maximal_lottery, solve_nash
 from bradley.rankings import Rankings, break_rankings, read_rankings
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
@@ -46,7 +48,7 @@ __version__ = "0.1.0"
 # Submodules loaded on first use (``bradley.evaluate``, ...): ``import bradley``
 # stays cheap for a plain fit. ``leaderboard`` stays eager because the function
 # of that name must shadow the module.
-_LAZY_SUBMODULES = ("datasets", "evaluate", "inference", "matchups")
+_LAZY_SUBMODULES = ("datasets", "diagnostics", "evaluate", "inference", "matchups", "social_choice")
 
 
 def __getattr__(name: str) -> Any:
@@ -66,6 +68,12 @@ __all__ = [
     "BTProbe",
     "BradleyTerry",
     "FeatureBT",
+    "GPM",
+    "NashSolution",
+    "duality_gap",
+    "margin_matrix",
+    "maximal_lottery",
+    "solve_nash",
     "ComparisonDataError",
     "Comparisons",
     "ConvergenceWarning",

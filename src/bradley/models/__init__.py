@@ -2,6 +2,7 @@
 
 from bradley.models.bradley_terry import BradleyTerry
 from bradley.models.features import BTProbe, FeatureBT, probe_layers
+from bradley.models.gpm import GPM
 from bradley.models.pairwise import TOBT, Davidson, PairwiseModel, RaoKupper
 from bradley.models.plackett_luce import PlackettLuce
 from bradley.models.robust import RobustBradleyTerry
@@ -11,6 +12,7 @@ __all__ = [
     "BradleyTerry",
     "Davidson",
     "FeatureBT",
+    "GPM",
     "probe_layers",
     "PairwiseModel",
     "PlackettLuce",
