@@ -812,17 +812,17 @@ def condorcet_violations(data: Any, ranking: Any, strict: bool = True) -> pd.Dat
     return table
 
 
-def check_axioms(data: Any, rules: Any = RULES, strict: bool = True, **options: Any) -> pd.DataFrame:
+def check_axioms(data: Any, rules: Any = RULES, strict: bool | None = None, **options: Any) -> pd.DataFrame:
     """Run several rules on the data and check Pareto and Condorcet consistency of each.
 
     Parameters
     ----------
     rules : sequence of rule names (see :data:`RULES`), or of ``(label, table)`` pairs already computed
-    strict : bool
+    strict : bool, optional
         Count an output tie between the items of a unanimous or majority
-        pair as a violation (both checks). The maximal-lottery rule ties the
-        items outside its support; it satisfies both axioms with
-        ``strict=False``.
+        pair as a violation (both checks). Default: strict for every rule
+        but the maximal lottery, which chooses rather than orders (it ties
+        the items outside its support at probability 0).
     **options
         ``{rule: {option: value}}`` passed to :func:`aggregate`, e.g.
         ``bt={"prior": 10.0}``.
@@ -845,8 +845,9 @@ def check_axioms(data: Any, rules: Any = RULES, strict: bool = True, **options: 
     rows, details = [], {}
     for entry in rules:
         label, table = (entry, aggregate(p, entry, **options.get(entry, {}))) if isinstance(entry, str) else entry
-        pv = pareto_violations(p, table, strict=strict)
-        cv = condorcet_violations(p, table, strict=strict)
+        strict_here = (label != "maximal_lottery") if strict is None else strict
+        pv = pareto_violations(p, table, strict=strict_here)
+        cv = condorcet_violations(p, table, strict=strict_here)
         details[label] = {"pareto": pv, "condorcet": cv, "ranking": table}
         rows.append({"rule": label, "top": table.loc[table["rank"] == 1, "item"].tolist(),
                      "pareto": pv.attrs["satisfied"], "pareto_violations": len(pv),
