@@ -108,9 +108,14 @@ class LossOutput:
     margins : torch.Tensor or None
         ``chosen_rewards - rejected_rewards`` (detached).
     accuracy : torch.Tensor or None
-        1.0 where the chosen response has the higher reward, else 0.0.
+        1.0 where the chosen response has the higher reward, else 0.0. For
+        the tie-aware ``tobt`` / ``todo``: 1.0 where the observed outcome (win
+        or tie) is strictly the model's most probable one (a tie can be that
+        only when ``tie_threshold > log 2``; they log ``tie_probability`` in
+        ``extras`` too).
     extras : dict
-        Other detached per-example quantities a loss exposes.
+        Other detached per-example quantities a loss exposes (e.g.
+        ``tie_probability``, per-component losses of a combination).
     """
 
     loss: Tensor
