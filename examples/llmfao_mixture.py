@@ -81,4 +81,5 @@ for dim in (1, 2):
                  ip.predict_proba(names[held.left], names[held.right]))
     print(f"  ideal points d={dim}  {heldout(p)}  converged={ip.converged_}")
 mix = BTMixture(n_groups=2, n_init=5).fit(train)
-print(f"  BT mixture K=2     {heldout(mix.predict_proba(names[held.left], names[held.right], annotator=held.annotator))}")
+p_mix = mix.predict_proba(names[held.left], names[held.right], annotator=held.annotator)
+print(f"  BT mixture K=2     {heldout(p_mix)}")
