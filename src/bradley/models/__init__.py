@@ -3,20 +3,28 @@
 from bradley.models.bradley_terry import BradleyTerry
 from bradley.models.features import BTProbe, FeatureBT, probe_layers
 from bradley.models.gpm import GPM
+from bradley.models.mixture import BTMixture, IdealPointModel, adjusted_rand_index
 from bradley.models.pairwise import TOBT, Davidson, PairwiseModel, RaoKupper
 from bradley.models.plackett_luce import PlackettLuce
 from bradley.models.robust import RobustBradleyTerry
 
+# The name in DESIGN.md.
+MixtureBT = BTMixture
+
 __all__ = [
+    "BTMixture",
     "BTProbe",
     "BradleyTerry",
     "Davidson",
     "FeatureBT",
     "GPM",
+    "IdealPointModel",
+    "MixtureBT",
     "probe_layers",
     "PairwiseModel",
     "PlackettLuce",
     "RaoKupper",
     "RobustBradleyTerry",
     "TOBT",
+    "adjusted_rand_index",
 ]
