@@ -16,13 +16,16 @@ them is first called.
   data built from configs, for tests and examples.
 * :class:`RewardTrainer` / :class:`RewardModel` -- reward models (scalar, GPM,
   GenRM heads) with any reward-model loss; held-out pairwise metrics.
+* :class:`PreferenceTrainer` -- offline preference optimisation of causal LMs
+  with any direct preference loss by name (frozen, cached or adapter-disabled
+  reference; memory-lean log-probs).
 * :class:`OnlineTrainer` -- SPPO, INPO, DNO, EGPO/online-IPO, ONPO, BRAIn:
   sample, judge with a preference oracle (:mod:`bradley.train.oracles`), update.
 """
 
 from __future__ import annotations
 
-from bradley.train import data, oracles, toy
+from bradley.train import data, oracles, reference, toy
 from bradley.train.data import (
     ListCollator,
     PairCollator,
@@ -44,6 +47,7 @@ from bradley.train.heads import (
 )
 from bradley.train.metrics import pairwise_metrics
 from bradley.train.online import OnlineTrainer
+from bradley.train.preference import PreferenceCollator, PreferenceTrainer, tokenize_multiturn
 from bradley.train.reward import RewardModel, RewardTrainer
 
 __all__ = [
@@ -51,12 +55,16 @@ __all__ = [
     "GeneralPreferenceModel",
     "GenerativeRewardModel",
     "OnlineTrainer",
+    "PreferenceCollator",
+    "PreferenceTrainer",
     "RewardModel",
     "RewardTrainer",
     "ScalarRewardModel",
     "gpm_score",
     "oracles",
     "pairwise_metrics",
+    "reference",
+    "tokenize_multiturn",
     "ListCollator",
     "PairCollator",
     "TokenizationReport",
