@@ -105,12 +105,17 @@ class _Rater:
         right = self._codes(np.asarray(data.items)[data.right], add=True)
         return left, right, np.asarray(data.outcome, dtype=np.float64), _order(data)
 
+    def reset(self, items: Any = ()) -> Any:
+        """Forget every game; ``items`` (names) start at the initial state. Returns self."""
+        self._reset()
+        self._codes(np.asarray(list(items), dtype=object), add=True)
+        return self
+
     def fit(self, data: Any) -> Any:
         """Rate the rows of ``data`` in order, starting from the initial state; returns self."""
-        self._reset()
+        data = as_comparisons(data)
         # every item of data gets a state even if it has not played yet
-        self._codes(np.asarray(as_comparisons(data).items), add=True)
-        return self.update(data)
+        return self.reset(data.items).update(data)
 
     def update(self, data: Any) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
