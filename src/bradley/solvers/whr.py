@@ -290,7 +290,7 @@ def whr_map(lay: WHRLayout, y: np.ndarray, w: np.ndarray, *, w2: float, prior_wi
     if init is not None:
         x[:] = init
     elif davidson:
-        x[n + nh] = np.log(max(np.mean(prob.y_draw), 1e-3))
+        x[n + nh] = np.log(max(float(np.mean(prob.y_draw)), 1e-3))
     f = prob.value(x)
     converged, it, gnorm = False, 0, np.inf
     pc = prob.pieces(x)
@@ -319,15 +319,15 @@ def whr_map(lay: WHRLayout, y: np.ndarray, w: np.ndarray, *, w2: float, prior_wi
                     blk[0, 1] = blk[1, 0] = float(np.dot(e, o))
             extra = np.linalg.inv(blk + 1e-12 * np.eye(nh + nt))
 
-        def precond(v: np.ndarray) -> np.ndarray:
+        def precond(v: np.ndarray, chol: np.ndarray = chol, extra: np.ndarray | None = extra) -> np.ndarray:
             out = np.empty_like(v)
             out[:n] = cho_solve_banded((chol, True), v[:n], check_finite=False)
             if extra is not None:
                 out[n:] = extra @ v[n:]
             return out
 
-        rtol = min(0.1, np.sqrt(gnorm)) * 0.1
-        step = _pcg(lambda v: prob.matvec(pc, v), grad, precond, rtol, cg_max_iter)
+        rtol = 0.1 * min(0.1, float(np.sqrt(gnorm)))
+        step = _pcg(lambda v, pc=pc: prob.matvec(pc, v), grad, precond, rtol, cg_max_iter)
         slope = float(np.dot(grad, step))
         t = 1.0
         if slope <= 1e-13 * max(1.0, abs(f)):
