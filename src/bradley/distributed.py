@@ -53,7 +53,13 @@ def is_spark_frame(obj: Any) -> bool:
     return type(obj).__module__.startswith("pyspark") and hasattr(obj, "groupBy")
 
 
-def _check_args(columns: Sequence[str], left: str, right: str, outcome: str | None, winner: str | None,
+def _default(given: str | None, columns: Sequence[str], *names: str) -> str | None:
+    if given is not None:
+        return given
+    return next((n for n in names if n in columns), None)
+
+
+def _check_args(columns: Sequence[str], left: str | None, right: str | None, outcome: str | None, winner: str | None,
                 loser: str | None, weight: str | None, features: Any) -> tuple[str, str, str | None, str | None]:
     if features:
         raise ComparisonDataError(
@@ -64,8 +70,14 @@ def _check_args(columns: Sequence[str], left: str, right: str, outcome: str | No
         if winner is None or loser is None or outcome is not None:
             raise ComparisonDataError("winner= and loser= go together (decisive games), without outcome=.")
         left, right, outcome = winner, loser, None
-    elif outcome is None:
-        raise ComparisonDataError("say which column holds the outcome (outcome=...), or give winner= and loser=.")
+    else:
+        left, right = _default(left, columns, "model_a", "left"), _default(right, columns, "model_b", "right")
+        outcome = _default(outcome, columns, "winner", "outcome")
+        if left is None or right is None or outcome is None:
+            raise ComparisonDataError(
+                "say which columns hold the items and the outcome (left=, right=, outcome=; defaults: model_a, "
+                f"model_b, winner or left, right, outcome), or give winner= and loser=; the data have columns "
+                f"{list(columns)[:20]}.")
     if left == right:
         raise ComparisonDataError(f"left= and right= name the same column {left!r}.")
     if weight is None and "weight" in columns:
@@ -159,9 +171,9 @@ def _examples(table: pd.DataFrame, mask: np.ndarray, left: str, right: str, outc
 def aggregate_dask(
     df: Any,
     *,
-    left: str = "model_a",
-    right: str = "model_b",
-    outcome: str | None = "winner",
+    left: str | None = None,
+    right: str | None = None,
+    outcome: str | None = None,
     winner: str | None = None,
     loser: str | None = None,
     weight: str | None = None,
@@ -179,7 +191,7 @@ def aggregate_dask(
         One row per judged pair.
     left, right, outcome : str
         Columns of the two items and of the outcome (defaults: the arena's
-        ``model_a``, ``model_b``, ``winner``). Outcomes are read as by
+        ``model_a``, ``model_b``, ``winner``, else ``left``, ``right``, ``outcome``). Outcomes are read as by
         :func:`~bradley.io.read_comparisons`: numbers in [0, 1], labels, or
         the winning item's name.
     winner, loser : str, optional
@@ -248,9 +260,9 @@ def aggregate_dask(
 def aggregate_spark(
     df: Any,
     *,
-    left: str = "model_a",
-    right: str = "model_b",
-    outcome: str | None = "winner",
+    left: str | None = None,
+    right: str | None = None,
+    outcome: str | None = None,
     winner: str | None = None,
     loser: str | None = None,
     weight: str | None = None,
