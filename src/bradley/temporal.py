@@ -199,7 +199,8 @@ def _test_order(test: Comparisons) -> np.ndarray:
     return np.ones(len(test)) if test.order is None else np.asarray(test.order, dtype=np.float64)
 
 
-def _batch_factory(name: str, order_effect: bool, prior: float) -> Callable[[Comparisons], Predictor]:
+def _batch_factory(name: str, order_effect: bool, prior: float, draws: bool,
+                   dynamic_w2: float) -> Callable[[Comparisons], Predictor]:
     from bradley.models import BradleyTerry, Davidson
     from bradley.models.pairwise import PairwiseModel
 
@@ -223,13 +224,15 @@ def _batch_factory(name: str, order_effect: bool, prior: float) -> Callable[[Com
             raise ImportError("the 'dynamic_bt' method needs bradley.models.dynamic.DynamicBT.") from exc
 
         def fit_dynamic(train: Comparisons) -> Predictor:
-            model = DynamicBT().fit(train)
-            return lambda test: np.asarray(model.predict_proba(test.left, test.right, test.time))
+            model = DynamicBT(w2=dynamic_w2, draws="davidson" if draws else None, first_mover=order_effect).fit(train)
+            return lambda test: np.asarray(model.predict_proba(test.left, test.right, test.time,
+                                                               order=_test_order(test)))
         return fit_dynamic
     raise ValueError(f"unknown method {name!r}: use one of {TEMPORAL_METHODS}, a rater or a callable.")
 
 
-def _resolve(methods: Any, order_effect: bool, prior: float, elo_k: float) -> dict[str, Any]:
+def _resolve(methods: Any, order_effect: bool, prior: float, elo_k: float, draws: bool,
+             dynamic_w2: float) -> dict[str, Any]:
     if isinstance(methods, Mapping):
         items = list(methods.items())
     else:
@@ -244,7 +247,7 @@ def _resolve(methods: Any, order_effect: bool, prior: float, elo_k: float) -> di
             elif spec == "weng_lin":
                 spec = WengLinRater()
             else:
-                spec = _batch_factory(spec, order_effect, prior)
+                spec = _batch_factory(spec, order_effect, prior, draws, dynamic_w2)
         elif all(hasattr(spec, a) for a in ("reset", "update", "predict_proba")):
             spec = copy.deepcopy(spec)
         elif not callable(spec):
@@ -324,6 +327,7 @@ def temporal_evaluation(
     order_effect: bool = False,
     prior: float = 10.0,
     elo_k: float = 20.0,
+    dynamic_w2: float = 0.01,
 ) -> TemporalEvaluation:
     """Rolling-origin evaluation of rating methods: fit on the past, predict the next period.
 
@@ -354,6 +358,11 @@ def temporal_evaluation(
         for items without wins in the past).
     elo_k : float
         K factor of the built-in Elo.
+    dynamic_w2 : float
+        Drift variance per time unit of the built-in DynamicBT (with Davidson
+        draws when scoring draws, and a first-mover advantage with
+        ``order_effect``); choose it on the past, e.g. with
+        ``DynamicBT.select_w2`` on the warm-up periods.
 
     Returns
     -------
@@ -376,7 +385,7 @@ def temporal_evaluation(
                                   f"under period={period!r}.")
     if draws is None:
         draws = bool(np.any(data.outcome == 0.5))
-    resolved = _resolve(methods, order_effect, prior, elo_k)
+    resolved = _resolve(methods, order_effect, prior, elo_k, bool(draws), dynamic_w2)
     weight = np.ones(len(data)) if data.weight is None else np.asarray(data.weight, dtype=np.float64)
     first_train = splits[0].train
     all_labels = period_labels(data, period)
