@@ -255,7 +255,8 @@ def where_to_sql(where: str, columns: Sequence[str]) -> str:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-            return -node.operand.value
+            number: Any = node.operand.value
+            return -number
         raise fail("lists may hold constants only")
 
     def boolean(node: ast.AST) -> str:
@@ -615,8 +616,10 @@ def _located(error: ComparisonDataError, src: _Source, partial: pd.DataFrame, ke
         if not shown:
             return exact
         by_file: dict[str, list[int]] = {}
+        unique_names = len({os.path.basename(f) for f in src.files}) == len(src.files)
         for r in shown:
-            by_file.setdefault(str(where_from[r][0]), []).append(int(where_from[r][1]))
+            name = str(where_from[r][0])
+            by_file.setdefault(os.path.basename(name) if unique_names else name, []).append(int(where_from[r][1]))
         named = "; ".join(f"{'row' if len(rs) == 1 else 'rows'} {', '.join(map(str, rs))} (0-based data rows of "
                           f"{name!r})" for name, rs in by_file.items())
         message = re.sub(r"rows? [\d, ]+(?: \(and \d+ more\))? \(0-based\)", lambda _: named, str(exact), count=1)

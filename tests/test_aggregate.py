@@ -1,0 +1,222 @@
+"""bradley.aggregate: out-of-core pair counts equal the in-memory path; errors, merging, count bootstrap/sandwich."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bradley
+from bradley.aggregate import (
+    aggregate,
+    bootstrap_pair_counts,
+    load_pair_counts,
+    merge_pair_counts,
+    merge_partial_counts,
+    pair_counts_from_partial,
+    partial_counts,
+    sandwich_pair_counts,
+    save_pair_counts,
+    warm_start_scores,
+    where_to_sql,
+)
+from bradley.data import PairCounts
+from bradley.errors import ComparisonDataError
+from bradley.io import read_comparisons, select_rows
+
+duckdb = pytest.importorskip("duckdb")
+pytest.importorskip("pyarrow")
+
+
+def arena(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    names = np.array([f"m{k:02d}" for k in range(12)])
+    a = rng.integers(0, 12, n)
+    b = (a + rng.integers(1, 12, n)) % 12
+    return pd.DataFrame({
+        "model_a": names[a], "model_b": names[b],
+        "winner": rng.choice(["model_a", "model_b", "tie", "tie (bothbad)"], n, p=[0.45, 0.4, 0.1, 0.05]),
+        "category": rng.choice(["math", "code", "chat"], n),
+        "turns": rng.integers(1, 5, n),
+        "time": pd.Timestamp("2024-06-01") + pd.to_timedelta(rng.integers(0, 30 * 24, n), unit="h"),
+    })
+
+
+def same(a: PairCounts, b: PairCounts) -> None:
+    assert a.items.tolist() == b.items.tolist()
+    for name in ("first", "second", "wins_first", "wins_second", "ties"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return arena()
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet", "jsonl"])
+def test_file_equals_in_memory(tmp_path, frame, suffix):
+    path = tmp_path / f"votes.{suffix}"
+    data = frame.drop(columns="time")
+    if suffix == "csv":
+        data.to_csv(path, index=False)
+    elif suffix == "parquet":
+        data.to_parquet(path)
+    else:
+        data.to_json(path, orient="records", lines=True)
+    same(aggregate(path), read_comparisons(path).pair_counts())
+    where = "category == 'math' and turns > 1 or category.str.startswith('co')"
+    same(aggregate(str(path), where=where), read_comparisons(path, where=where).pair_counts())
+    with pytest.warns(bradley.errors.DataWarning):
+        expected = read_comparisons(path, both_bad="drop").pair_counts()
+    with pytest.warns(bradley.errors.DataWarning):
+        same(aggregate(path, both_bad="drop"), expected)
+
+
+def test_glob_partitioned_dir_and_time_window(tmp_path, frame):
+    parts = [frame.iloc[:200], frame.iloc[200:400], frame.iloc[400:]]
+    for k, part in enumerate(parts):
+        part.to_parquet(tmp_path / f"part{k}.parquet")
+    truth = read_comparisons(frame).pair_counts()
+    same(aggregate(str(tmp_path / "*.parquet")), truth)
+    same(aggregate(tmp_path), truth)  # a directory
+    hive = tmp_path / "hive"
+    for cat, part in frame.groupby("category"):
+        (hive / f"category={cat}").mkdir(parents=True)
+        part.drop(columns="category").to_parquet(hive / f"category={cat}" / "data.parquet")
+    same(aggregate(hive, where="category in ['math', 'chat']"),
+         read_comparisons(frame[frame.category.isin(["math", "chat"])].reset_index(drop=True)).pair_counts())
+    window = (frame.time >= "2024-06-10") & (frame.time < "2024-06-20")
+    same(aggregate(str(tmp_path / "*.parquet"), since="2024-06-10", until="2024-06-20"),
+         read_comparisons(frame[window].reset_index(drop=True)).pair_counts())
+
+
+def test_tables_and_relations(frame):
+    truth = read_comparisons(frame).pair_counts()
+    import polars as pl
+    import pyarrow as pa
+
+    same(aggregate(frame), truth)
+    same(aggregate(pa.Table.from_pandas(frame)), truth)
+    same(aggregate(pl.from_pandas(frame)), truth)
+    con = duckdb.connect()
+    same(aggregate(con.from_df(frame)), truth)
+
+
+def test_weights_and_outcome_map(tmp_path):
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({"l": rng.choice(list("abcd"), 300), "r": rng.choice(list("efg"), 300),
+                         "code": rng.choice([1, 2, 3], 300), "w": rng.integers(1, 4, 300).astype(float)})
+    path = tmp_path / "w.parquet"
+    data.to_parquet(path)
+    args = dict(left="l", right="r", outcome="code", outcome_map="1=left,2=right,3=tie", weight="w")
+    got, want = aggregate(path, **args), read_comparisons(path, **args).pair_counts()
+    same(got, want)  # whole-number weights: exact sums
+
+
+def test_errors_name_file_and_row(tmp_path, frame):
+    bad = frame.drop(columns="time").copy()
+    bad.loc[7, "winner"] = "model_c"
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    with pytest.raises(ComparisonDataError) as expected:
+        read_comparisons(path)
+    with pytest.raises(ComparisonDataError) as got:
+        aggregate(path)
+    assert str(got.value) == str(expected.value)
+    assert "line 9 of" in str(got.value)
+    # Parquet, the bad row in the second file of a glob: named by 0-based data row of that file
+    frame.iloc[:300].to_parquet(tmp_path / "a.parquet")
+    second = frame.iloc[300:].reset_index(drop=True).copy()
+    second.loc[[5, 40], "winner"] = "nobody"
+    second.to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(ComparisonDataError, match=r"rows 5, 40 \(0-based data rows of 'b\.parquet'\)") as err:
+        aggregate(str(tmp_path / "*.parquet"))
+    with pytest.raises(ComparisonDataError) as alone:
+        read_comparisons(tmp_path / "b.parquet")
+    assert str(err.value) == str(alone.value)
+    # NaN weight, self-comparison
+    weighted = frame.drop(columns="time").assign(weight=1.0)
+    weighted.loc[11, "weight"] = np.nan
+    weighted.to_parquet(tmp_path / "nan.parquet")
+    with pytest.raises(ComparisonDataError, match=r"row 11 \(0-based data rows of 'nan\.parquet'\)"):
+        aggregate(tmp_path / "nan.parquet")
+    selfish = frame.drop(columns="time").copy()
+    selfish.loc[3, "model_b"] = selfish.loc[3, "model_a"]
+    selfish.to_csv(tmp_path / "self.csv", index=False)
+    with pytest.raises(ComparisonDataError) as expected:
+        read_comparisons(tmp_path / "self.csv")
+    with pytest.raises(ComparisonDataError) as got:
+        aggregate(tmp_path / "self.csv")
+    assert str(got.value) == str(expected.value)
+    with pytest.raises(ComparisonDataError, match="matches none"):
+        aggregate(frame, where="turns > 100")
+    with pytest.raises(ComparisonDataError, match="no column 'nope'"):
+        aggregate(frame, where="nope == 1")
+
+
+def test_where_translation_matches_select_rows():
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame({"x": rng.normal(size=200), "k": rng.choice(["a", "b", None], 200),
+                         "n": rng.integers(0, 10, 200)})
+    data.loc[::7, "x"] = np.nan
+    con = duckdb.connect()
+    con.register("t", data)
+    for cond in ["x > 0", "not (x > 0)", "x != 0.5", "k == 'a'", "k != 'a'", "k in ['a', 'b']",
+                 "k not in ['a']", "x.isna() | (n % 3 == 1)", "~(k == 'b') and 2 < n <= 7",
+                 "k.str.contains('a|b')", "n * 2 - 1 >= 7", "n / 4 > 1", "n // 4 == 1"]:
+        mask = con.execute(f"SELECT {where_to_sql(cond, list(data.columns))} FROM t").fetchnumpy()
+        got = np.asarray(next(iter(mask.values())), dtype=bool)
+        np.testing.assert_array_equal(got, select_rows(data, cond), err_msg=cond)
+
+
+def test_partials_merge_and_incremental(tmp_path, frame):
+    keys = ["model_a", "model_b", "winner"]
+    halves = [frame.iloc[:250], frame.iloc[250:]]
+    merged = merge_partial_counts([partial_counts(h, keys) for h in halves], keys)
+    truth = read_comparisons(frame).pair_counts()
+    same(pair_counts_from_partial(merged), truth)
+    # yesterday's counts saved, today's merged: equals aggregating both days; items union grows
+    day1 = frame.iloc[:400]
+    day2 = frame.iloc[400:].assign(model_a=lambda d: d.model_a.where(d.index % 9 != 0, "newcomer"))
+    save_pair_counts(aggregate(day1), tmp_path / "counts.parquet")
+    stored = load_pair_counts(tmp_path / "counts.parquet")
+    same(stored, aggregate(day1))
+    same(merge_pair_counts(stored, aggregate(day2)), aggregate(pd.concat([day1, day2], ignore_index=True)))
+
+
+def test_warm_start_refit_takes_fewer_iterations():
+    from bradley.solvers import bt as bt_solvers
+
+    data, _ = bradley.simulate_bt(30, 30000, seed=4)  # yesterday: 90% of the games; today: all
+    old, new = data.take(np.arange(27000)).pair_counts(), data.pair_counts()
+    previous = bradley.BradleyTerry().fit(old)
+    init = warm_start_scores(previous.items_, previous.scores_, new.items)
+    cold, warm = bt_solvers.mm(new), bt_solvers.mm(new, init=init)
+    np.testing.assert_allclose(warm.scores, cold.scores, atol=1e-6)
+    assert warm.n_iter < 0.9 * cold.n_iter
+
+
+def test_count_bootstrap_matches_row_bootstrap():
+    from bradley.inference import bootstrap_scores
+
+    data, _ = bradley.simulate_bt(5, 1500, seed=2)
+    pairs = data.pair_counts()
+    model = bradley.BradleyTerry().fit(data)
+    rows = bootstrap_scores(model, data, rounds=400, seed=1).scores.std(axis=0)
+    for method in ("multinomial", "poisson"):
+        counts = bootstrap_pair_counts(pairs, rounds=400, seed=7, method=method).scores.std(axis=0)
+        np.testing.assert_allclose(counts, rows, rtol=0.15)
+    # the bootstrap sd agrees with the count sandwich (no ties: both near the Fisher errors)
+    sd = np.sqrt(np.diag(sandwich_pair_counts(pairs, model.scores_)))
+    np.testing.assert_allclose(sd, rows, rtol=0.15)
+
+
+def test_count_sandwich_equals_row_sandwich():
+    from bradley.inference import sandwich_covariance
+
+    p = PairCounts.from_matrix([[0, 30, 20, 4], [20, 0, 25, 9], [10, 25, 0, 6], [3, 7, 5, 0]],
+                               [[0, 5, 2, 0], [5, 0, 4, 1], [2, 4, 0, 3], [0, 1, 3, 0]], items=list("abcd"))
+    games = p.to_comparisons(frequencies=True)
+    model = bradley.BradleyTerry().fit(games)
+    want = sandwich_covariance(model, games)
+    np.testing.assert_allclose(sandwich_pair_counts(p, model.scores_), want, atol=1e-10)
