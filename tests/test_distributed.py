@@ -12,6 +12,8 @@ import pytest
 import bradley
 from bradley.errors import ComparisonDataError, DataWarning
 
+pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+
 ITEMS = [f"model-{i:02d}" for i in range(15)]
 
 
@@ -54,7 +56,8 @@ def spark():
     from pyspark.sql import SparkSession
     session = (SparkSession.builder.master("local[1]").appName("bradley-tests")
                .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false")
-               .config("spark.driver.memory", "1g").getOrCreate())
+               .config("spark.driver.memory", "1g").config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.default.parallelism", "1").getOrCreate())
     yield session
     session.stop()
 
@@ -168,6 +171,10 @@ def test_bad_labels_weights_and_features_are_errors(engine):
     neg.loc[[0, 7], "weight"] = -1.0
     with pytest.raises(ComparisonDataError, match="2 of 4000|2 of \\d+ rows have a missing, negative"):
         engine(neg)
+    missing = frame.copy()
+    missing.loc[[4, 5], "p_left"] = np.nan
+    with pytest.raises(ComparisonDataError, match=r"missing \(NaN\) outcome.*2 source rows"):
+        engine(missing, outcome="p_left")
     with pytest.raises(ComparisonDataError, match="covariates"):
         engine(frame, features=["p_left"])
     with pytest.raises(ComparisonDataError, match="missing column"):
