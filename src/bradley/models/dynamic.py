@@ -73,12 +73,16 @@ class DynamicBT:
         arr = np.asarray(values)
         if self._datetime_:
             ts = pd.to_datetime(pd.Series(np.atleast_1d(arr))).to_numpy(dtype="datetime64[ns]")
-            return np.asarray((ts - self._t0_) / pd.Timedelta(self._unit_), dtype=np.float64)
+            return np.asarray((ts - self._t0_) / self._unit_delta(), dtype=np.float64)
         return np.asarray(np.atleast_1d(arr), dtype=np.float64) / float(self._unit_)
+
+    def _unit_delta(self) -> pd.Timedelta:
+        unit = str(self._unit_)
+        return pd.Timedelta(unit if unit[:1].isdigit() else "1" + unit)
 
     def _float_to_time(self, t: np.ndarray) -> Any:
         if self._datetime_:
-            return pd.to_datetime(self._t0_) + pd.to_timedelta(t * pd.Timedelta(self._unit_).value, unit="ns")
+            return pd.to_datetime(self._t0_) + pd.to_timedelta(t * self._unit_delta().value, unit="ns")
         return t * float(self._unit_)
 
     def _setup_time(self, raw: np.ndarray) -> None:
@@ -243,7 +247,7 @@ class DynamicBT:
         With ``uncertainty`` the probability is averaged over the Gaussian
         posterior of the score difference (variances of both items, grown by
         ``w2 * dt`` since they last played; independence as in Coulom) by
-        32-point Gauss-Hermite quadrature.
+        64-point Gauss-Hermite quadrature.
         """
         require_fitted(self)
         ml, vl = self.score_at(left, time)
@@ -253,7 +257,7 @@ class DynamicBT:
         if self.first_mover:
             d = d + self.params_["first_mover"] * np.broadcast_to(np.asarray(order, dtype=np.float64), d.shape)
         sd = np.sqrt(np.broadcast_to(vl + vr, d.shape)) if uncertainty else np.zeros_like(d)
-        x, wq = np.polynomial.hermite_e.hermegauss(32)
+        x, wq = np.polynomial.hermite_e.hermegauss(64)
         wq = wq / wq.sum()
         dd = d[:, None] + sd[:, None] * x[None, :]
         if self.draws != "davidson":

@@ -280,7 +280,9 @@ def whr_map(lay: WHRLayout, y: np.ndarray, w: np.ndarray, *, w2: float, prior_wi
     ``y`` in [0, 1] is the left item's result (0.5 = draw under Davidson),
     ``w`` row weights, ``order`` the first-mover indicator (None: no
     first-mover parameter). Converged when the largest absolute gradient
-    entry is below ``tol``.
+    entry is below ``tol``, or when the Newton decrement ``g' H^-1 g`` (twice
+    the predicted gain in log-posterior) is below ``tol**2`` -- the scale-free
+    test that still holds when a tiny ``w2`` makes the prior precision huge.
     """
     from scipy.linalg import cho_solve_banded
 
@@ -329,6 +331,13 @@ def whr_map(lay: WHRLayout, y: np.ndarray, w: np.ndarray, *, w2: float, prior_wi
         rtol = 0.1 * min(0.1, float(np.sqrt(gnorm)))
         step = _pcg(lambda v, pc=pc: prob.matvec(pc, v), grad, precond, rtol, cg_max_iter)
         slope = float(np.dot(grad, step))
+        if slope < tol * tol:
+            # Newton decrement: the predicted gain in log-posterior is below tol**2
+            converged = True
+            x = x + step
+            f = prob.value(x)
+            pc = prob.pieces(x)
+            break
         t = 1.0
         if slope <= 1e-13 * max(1.0, abs(f)):
             # the expected gain is below the rounding of f: take the Newton step
