@@ -25,15 +25,18 @@ COLUMNS = ["method", "games", "periods", "log_loss_wdl", "brier_wdl", "log_loss"
            "draw_rate_predicted", "draw_rate_observed"]
 
 
-def methods() -> list[str]:
+def methods(data: Comparisons, labels: np.ndarray, warmup: int) -> tuple[list[str], float]:
+    """The methods, and DynamicBT's drift w2 chosen on the warm-up periods only (never on predicted games)."""
     names = ["bt", "davidson", "elo", "glicko2", "weng_lin"]
     try:
-        from bradley.models.dynamic import DynamicBT  # noqa: F401
+        from bradley.models.dynamic import DynamicBT
     except ImportError:
         print("(DynamicBT not available: left out)")
-    else:
-        names.append("dynamic_bt")
-    return names
+        return names, 0.0
+    warm = data.take(labels < np.unique(labels)[warmup])
+    grid = [1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+    model = DynamicBT(draws="davidson", first_mover=True).select_w2(warm, grid)
+    return names + ["dynamic_bt"], float(model.w2)
 
 
 def chess() -> Comparisons:
@@ -51,14 +54,16 @@ def football(name: str) -> Comparisons:
 
 
 def main() -> None:
-    names = methods()
-    runs = [("chess (17 engines, blocks of 500 games)", chess(), 500, 2),
-            ("football en1 2019/20 (weeks)", football("en1"), np.floor_divide, 4),
-            ("football es1 2019/20 (weeks)", football("es1"), np.floor_divide, 4)]
-    for title, data, period, warmup in runs:
-        labels = period(data.time, 7.0) if callable(period) else period
-        result = temporal_evaluation(data, names, period=labels, min_train_periods=warmup, order_effect=True)
-        print(f"\n== {title}: {result.table['games'].iloc[0]} games predicted over {len(result.splits)} periods")
+    runs = [("chess (17 engines, blocks of 500 games)", chess(), 500.0, 2),
+            ("football en1 2019/20 (weeks)", football("en1"), 7.0, 4),
+            ("football es1 2019/20 (weeks)", football("es1"), 7.0, 4)]
+    for title, data, width, warmup in runs:
+        labels = np.floor_divide(data.time, width)
+        names, w2 = methods(data, labels, warmup)
+        result = temporal_evaluation(data, names, period=labels, min_train_periods=warmup, order_effect=True,
+                                     dynamic_w2=w2)
+        print(f"\n== {title}: {result.table['games'].iloc[0]} games predicted over {len(result.splits)} periods"
+              f" (DynamicBT w2 = {w2:g} per time unit, chosen on the warm-up periods)")
         print(result.summary()[COLUMNS].round(4).to_string(index=False))
 
 
