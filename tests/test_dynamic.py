@@ -239,3 +239,19 @@ def test_extreme_records_and_errors():
         DynamicBT(max_iter=1).fit(random_games(0, 50, 4, 4))
     with pytest.raises(ValueError, match="w2"):
         DynamicBT(w2=-1).fit(df)
+
+
+def test_whr_readme_quickstart():
+    """The package README's quickstart (alice/bob, days 1-3), its default w2 = 300 elo^2 and 0.5 prior wins."""
+    whr = pytest.importorskip("whr")
+    base = whr.WHR()
+    base.load_games(["alice bob B 1", "alice bob W 2", "alice bob B 3"])
+    base.auto_iterate(precision=1e-10)
+    df = pd.DataFrame({"left": ["alice"] * 3, "right": ["bob"] * 3, "outcome": [1.0, 0.0, 1.0], "time": [1, 2, 3]})
+    model = DynamicBT(w2=300.0 * ELO2, prior=0.5).fit(df)
+    elo = model.rating_history("alice").score * 400 / math.log(10)
+    assert [round(e) for e in elo] == [e for _, e, _ in base.ratings_for_player("alice")]
+    np.testing.assert_allclose(model.rating_history("alice").score, [d.r for d in base.players["alice"].days],
+                               atol=1e-8)
+    p = base.probability_future_match("alice", "bob")[0]
+    assert model.predict_proba("alice", "bob", uncertainty=False)[0] == pytest.approx(p, abs=1e-8)
