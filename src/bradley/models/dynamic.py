@@ -47,10 +47,11 @@ class DynamicBT:
 
     Examples
     --------
-    >>> import pandas as pd, bradley
+    >>> import pandas as pd
+    >>> from bradley.models.dynamic import DynamicBT
     >>> games = pd.DataFrame({"left": ["a", "a", "b"], "right": ["b", "b", "a"],
     ...                       "outcome": [1.0, 1.0, 0.0], "time": [1, 2, 3]})
-    >>> m = bradley.models.dynamic.DynamicBT(w2=0.05).fit(games)
+    >>> m = DynamicBT(w2=0.05).fit(games)
     >>> m.converged_, bool(m.scores_[0] > m.scores_[1])
     (True, True)
     >>> m.rating_history("a").columns.tolist()
