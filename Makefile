@@ -9,9 +9,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU build of torch from the machine's disk first, so the [torch] and [train] extras pull no other torch.
+	# CPU build of torch from the machine's disk first, so the extras pull no other torch.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[torch,train,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[torch,train,dist,bayes,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -43,6 +43,7 @@ from bradley.models import (
 from bradley.models.plackett_luce import plackett_luce_log_likelihood
 from bradley.nash import NashSolution, duality_gap, margin_matrix, maximal_lottery, solve_nash
 from bradley.rankings import Rankings, break_rankings, read_rankings
+from bradley.raters import EloRater, Glicko2Rater, WengLinRater
 from bradley.scales import from_elo, to_elo
 from bradley.simulate import simulate_bt
 
@@ -51,7 +52,24 @@ __version__ = "0.1.0"
 # Submodules loaded on first use (``bradley.evaluate``, ...): ``import bradley``
 # stays cheap for a plain fit. ``leaderboard`` stays eager because the function
 # of that name must shadow the module.
-_LAZY_SUBMODULES = ("datasets", "diagnostics", "evaluate", "inference", "matchups", "social_choice")
+_LAZY_SUBMODULES = (
+    "datasets",
+    "diagnostics",
+    "distributed",
+    "evaluate",
+    "inference",
+    "matchups",
+    "social_choice",
+    "temporal",
+)
+# Names served from a lazily loaded submodule (``bradley.temporal_evaluation`` loads bradley.temporal).
+_LAZY_ATTRIBUTES = {
+    "TemporalEvaluation": "temporal",
+    "rolling_origin_splits": "temporal",
+    "temporal_evaluation": "temporal",
+    "aggregate_dask": "distributed",
+    "aggregate_spark": "distributed",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -59,11 +77,15 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f"bradley.{name}")
         globals()[name] = module
         return module
+    if name in _LAZY_ATTRIBUTES:
+        value = getattr(importlib.import_module(f"bradley.{_LAZY_ATTRIBUTES[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'bradley' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | set(_LAZY_ATTRIBUTES))
 
 
 __all__ = [
@@ -71,11 +93,19 @@ __all__ = [
     "BTProbe",
     "BradleyTerry",
     "FeatureBT",
+    "EloRater",
     "GPM",
+    "Glicko2Rater",
     "BTMixture",
     "IdealPointModel",
     "MixtureBT",
     "NashSolution",
+    "TemporalEvaluation",
+    "WengLinRater",
+    "raters",
+    "rolling_origin_splits",
+    "temporal",
+    "temporal_evaluation",
     "duality_gap",
     "margin_matrix",
     "maximal_lottery",
@@ -97,7 +127,10 @@ __all__ = [
     "PairCounts",
     "check_mle_exists",
     "datasets",
+    "aggregate_dask",
+    "aggregate_spark",
     "diagnostics",
+    "distributed",
     "evaluate",
     "from_elo",
     "inference",
