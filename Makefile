@@ -2,19 +2,26 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml Makefile
+# The package alone: all `make demo` needs.
+$(BASE): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU build of torch from the machine's disk first, so the extras pull no other torch.
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(BASE)
+
+# Everything the tests use: torch (the CPU build on the machine's disk first, so the
+# extras pull no other torch), training, Dask/Spark, NumPyro and the dev tools.
+$(STAMP): $(BASE)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[torch,train,dist,bayes,dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(BIN)/bradley leaderboard src/bradley/datasets/arena_human_preference_140k.csv.gz --drop-self-comparisons --ci bootstrap --rounds 1000 --seed 0
 
 # Lint and type-check src/ first (settings in pyproject.toml): a style or type slip fails like a test.
