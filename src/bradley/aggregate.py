@@ -477,6 +477,7 @@ def aggregate(
     drop_self_comparisons: bool = False,
     both_bad: str = "tie",
     format: str | None = None,
+    engine: str = "auto",
     threads: int | None = None,
     memory_limit: str | None = None,
 ) -> PairCounts:
@@ -507,6 +508,12 @@ def aggregate(
         column named ``time``).
     format : str, optional
         ``parquet``, ``csv``, ``tsv`` or ``jsonl`` when file names do not say.
+    engine : {"auto", "arrow", "duckdb"}
+        ``"arrow"`` scans Parquet with ``pyarrow.dataset`` in batches, coding
+        labels through the files' dictionaries (fastest on Parquet, see
+        ``docs/scaling.md``); ``"duckdb"`` runs one SQL ``GROUP BY`` (any
+        format, spills to disk). ``"auto"``: arrow for Parquet files, DuckDB
+        otherwise.
     threads, memory_limit : optional
         DuckDB settings (default: all cores, 80% of RAM; DuckDB spills to disk
         beyond ``memory_limit``).
@@ -554,7 +561,15 @@ def aggregate(
             ok = f"coalesce({wd} = 0 OR ({wd} >= 1e-150 AND {wd} <= 1e150), FALSE)"
             aggregates += (f", sum(CASE WHEN {ok} THEN {wd} ELSE 0 END)::DOUBLE AS {WEIGHT_COLUMN}"
                            f", sum(CASE WHEN {ok} THEN 0 ELSE 1 END)::BIGINT AS {BAD_WEIGHT_COLUMN}")
-        partial = src.query(f"SELECT {select}, {aggregates} FROM {{src}}{sql_where} GROUP BY ALL")
+        if engine not in ("auto", "arrow", "duckdb"):
+            raise ValueError(f"engine must be 'auto', 'arrow' or 'duckdb', got {engine!r}.")
+        use_arrow = src.kind == "files" and src.format == "parquet" and engine in ("auto", "arrow")
+        if engine == "arrow" and not use_arrow:
+            raise ValueError("engine='arrow' reads Parquet files; use engine='duckdb' for this source.")
+        if use_arrow:
+            partial = _arrow_partial(src.files, src.hive, keys, weight_name, condition, columns)
+        else:
+            partial = src.query(f"SELECT {select}, {aggregates} FROM {{src}}{sql_where} GROUP BY ALL")
         if len(partial) == 0:
             raise ComparisonDataError(f"where={condition!r} matches none of the rows." if condition
                                       else "the data hold no comparisons (zero rows).")
@@ -817,3 +832,144 @@ def sandwich_pair_counts(pairs: PairCounts, scores: Any) -> np.ndarray:
     cov = bread @ laplacian(meat_w) @ bread
     centre = np.eye(n) - ones
     return np.asarray(centre @ cov @ centre)
+
+
+# --------------------------------------------------------------------------- Arrow engine (Parquet)
+
+_DENSE_GROUPS = 1 << 25
+
+
+class _LabelCodes:
+    """Labels of one key column seen so far, coded consistently across batches (None = a missing value)."""
+
+    def __init__(self) -> None:
+        self.index = pd.Index([], dtype=object)
+        self.null_code = -1
+
+    def codes(self, column: Any) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if not isinstance(column, pa.DictionaryArray):
+            column = pc.dictionary_encode(column)
+        values = np.asarray(column.dictionary.to_pylist(), dtype=object)
+        position = self.index.get_indexer(values) if len(self.index) else np.full(len(values), -1)
+        new = position < 0
+        if new.any():
+            self.index = self.index.append(pd.Index(values[new], dtype=object))
+            position = self.index.get_indexer(values)
+        indices = column.indices
+        if indices.null_count:
+            if self.null_code < 0:
+                self.index = self.index.append(pd.Index([None], dtype=object))
+                self.null_code = len(self.index) - 1
+            lookup = np.append(position, self.null_code).astype(np.int64)
+            raw = np.asarray(indices.fill_null(len(values)).to_numpy(zero_copy_only=False), dtype=np.int64)
+            return lookup[raw]
+        return position.astype(np.int64)[np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.index, dtype=object)
+
+
+def _arrow_partial(files: list[str], hive: bool, keys: list[str], weight: str | None, condition: str | None,
+                   columns: list[str], batch_size: int = 1 << 20) -> pd.DataFrame:
+    """Scan Parquet with pyarrow.dataset (projection; dictionary-coded labels) into a partial table.
+
+    Labels are coded per batch through their (small) dictionaries; counts
+    accumulate in a dense (left, right, outcome) array while the label space
+    is small, and as sorted key runs otherwise. Memory: one batch plus the
+    groups, whatever the number of rows.
+    """
+    import pyarrow.dataset as pads
+
+    from bradley.io import select_rows
+
+    fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=keys))
+    dataset = pads.dataset(files, format=fmt, partitioning="hive" if hive else None)
+    used = list(keys) + ([weight] if weight is not None else [])
+    if condition:
+        used += [c for c in columns if c not in used and re.search(r"(?<![\w'\"])" + re.escape(c) + r"(?![\w'\"])",
+                                                                  condition)]
+    coders = [_LabelCodes() for _ in keys]
+    dense: np.ndarray | None = np.zeros((0,) * len(keys) + (3 if weight is not None else 1,))
+    sparse_parts: list[pd.DataFrame] = []
+    shift = 21
+    for batch in dataset.to_batches(columns=used, batch_size=batch_size):
+        if batch.num_rows == 0:
+            continue
+        keep = None
+        if condition:
+            keep = select_rows(batch.select(used).to_pandas(), condition)
+            if not keep.any():
+                continue
+        codes = [coder.codes(batch.column(k)) for coder, k in zip(coders, keys, strict=True)]
+        if keep is not None:
+            codes = [c[keep] for c in codes]
+        values = None
+        if weight is not None:
+            w = batch.column(weight).to_pandas()
+            ok = _valid_weight(w)
+            numbers = pd.to_numeric(pd.Series(np.asarray(w, dtype=object)), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan)
+            values = (np.where(ok, numbers, 0.0), (~ok).astype(np.float64))
+            if keep is not None:
+                values = (values[0][keep], values[1][keep])
+        sizes = [len(c.index) for c in coders]
+        if max(sizes) >= 1 << shift:
+            raise ComparisonDataError(f"more than {1 << shift} distinct values in a key column; use engine='duckdb'.")
+        if dense is not None and int(np.prod(sizes)) <= _DENSE_GROUPS:
+            flat = np.ravel_multi_index(tuple(codes), tuple(sizes))
+            size = int(np.prod(sizes))
+            layers = [np.bincount(flat, minlength=size)]
+            if values is not None:
+                layers += [np.bincount(flat, values[0], size), np.bincount(flat, values[1], size)]
+            grown = np.zeros(tuple(sizes) + (dense.shape[-1],))
+            grown[tuple(slice(0, s) for s in dense.shape)] = dense
+            for k, layer in enumerate(layers):
+                grown[..., k] += layer.reshape(sizes)
+            dense = grown
+            continue
+        if dense is not None:  # the label space outgrew the dense array: move its groups to the sparse parts
+            sparse_parts.append(_dense_to_frame(dense, shift))
+            dense = None
+        key = np.zeros(len(codes[0]), dtype=np.int64)
+        for c in codes:
+            key = (key << shift) | c
+        part = pd.DataFrame({"key": key, ROWS_COLUMN: 1.0})
+        if values is not None:
+            part[WEIGHT_COLUMN], part[BAD_WEIGHT_COLUMN] = values
+        sparse_parts.append(part.groupby("key", sort=False).sum().reset_index())
+        if len(sparse_parts) > 8:
+            sparse_parts = [pd.concat(sparse_parts, ignore_index=True).groupby("key", sort=False).sum().reset_index()]
+    if dense is not None:
+        sparse_parts.append(_dense_to_frame(dense, shift))
+    stat_columns = [ROWS_COLUMN] + ([WEIGHT_COLUMN, BAD_WEIGHT_COLUMN] if weight is not None else [])
+    if not sparse_parts:
+        return pd.DataFrame({**{k: [] for k in keys}, **{c: [] for c in stat_columns}})
+    table = pd.concat(sparse_parts, ignore_index=True).groupby("key", sort=False).sum().reset_index()
+    key = table["key"].to_numpy()
+    out: dict[str, np.ndarray] = {}
+    for position, (name, coder) in enumerate(zip(keys, coders, strict=True)):
+        code = (key >> (shift * (len(keys) - 1 - position))) & ((1 << shift) - 1)
+        out[name] = coder.labels[code]
+    frame = pd.DataFrame(out)
+    frame[ROWS_COLUMN] = table[ROWS_COLUMN].to_numpy().astype(np.int64)
+    if weight is not None:
+        frame[WEIGHT_COLUMN] = table[WEIGHT_COLUMN].to_numpy()
+        frame[BAD_WEIGHT_COLUMN] = table[BAD_WEIGHT_COLUMN].to_numpy().astype(np.int64)
+    return frame
+
+
+def _dense_to_frame(dense: np.ndarray, shift: int) -> pd.DataFrame:
+    index = np.nonzero(dense[..., 0])
+    key = np.zeros(len(index[0]), dtype=np.int64)
+    for c in index:
+        key = (key << shift) | c.astype(np.int64)
+    part = pd.DataFrame({"key": key, ROWS_COLUMN: dense[..., 0][index]})
+    if dense.shape[-1] == 3:
+        part[WEIGHT_COLUMN], part[BAD_WEIGHT_COLUMN] = dense[..., 1][index], dense[..., 2][index]
+    return part
