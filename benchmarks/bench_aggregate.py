@@ -54,10 +54,10 @@ def generate(path: str, rows: int, items: int, seed: int = 0, chunk: int = 5_000
 
 def run_engine(engine: str, path: str, where: str | None) -> dict:
     t0 = time.perf_counter()
-    if engine == "duckdb":
+    if engine in ("duckdb", "arrow"):
         from bradley.aggregate import aggregate
 
-        pairs = aggregate(path, where=where)
+        pairs = aggregate(path, where=where, engine=engine)
     elif engine == "polars":  # the alternative engine: polars streaming group-by, then the same validation
         import polars as pl
 
@@ -93,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--engines", default="duckdb,polars,memory")
+    parser.add_argument("--engines", default="arrow,duckdb,polars,memory")
     parser.add_argument("--where", default=None)
     parser.add_argument("--child", default=None)
     parser.add_argument("--path", default=None)

@@ -122,6 +122,8 @@ def test_weights_and_outcome_map(tmp_path):
     module._DENSE_GROUPS = 10
     try:
         same(aggregate(path, **args), want)
+        plain = dict(left="l", right="r", outcome="code", outcome_map="1=left,2=right,3=tie")
+        same(aggregate(path, **plain), read_comparisons(path, **plain).pair_counts())
     finally:
         module._DENSE_GROUPS = limit
 

@@ -897,8 +897,9 @@ def _arrow_partial(files: list[str], hive: bool, keys: list[str], weight: str | 
     coders = [_LabelCodes() for _ in keys]
     dense: np.ndarray | None = np.zeros((0,) * len(keys) + (3 if weight is not None else 1,))
     sparse_parts: list[pd.DataFrame] = []
+    raw_keys: list[np.ndarray] = []
     shift = 21
-    for batch in dataset.to_batches(columns=used, batch_size=batch_size):
+    for batch in dataset.to_batches(columns=used, batch_size=batch_size, batch_readahead=2, fragment_readahead=1):
         if batch.num_rows == 0:
             continue
         keep = None
@@ -927,41 +928,66 @@ def _arrow_partial(files: list[str], hive: bool, keys: list[str], weight: str | 
             layers = [np.bincount(flat, minlength=size)]
             if values is not None:
                 layers += [np.bincount(flat, values[0], size), np.bincount(flat, values[1], size)]
-            grown = np.zeros(tuple(sizes) + (dense.shape[-1],))
-            grown[tuple(slice(0, s) for s in dense.shape)] = dense
+            if list(dense.shape[:-1]) != sizes:  # new labels: grow the array (rarely, after the first batches)
+                grown = np.zeros(tuple(sizes) + (dense.shape[-1],))
+                grown[tuple(slice(0, s) for s in dense.shape)] = dense
+                dense = grown
             for k, layer in enumerate(layers):
-                grown[..., k] += layer.reshape(sizes)
-            dense = grown
+                dense[..., k] += layer.reshape(sizes)
             continue
         if dense is not None:  # the label space outgrew the dense array: move its groups to the sparse parts
             sparse_parts.append(_dense_to_frame(dense, shift))
             dense = None
         key = np.zeros(len(codes[0]), dtype=np.int64)
         for c in codes:
-            key = (key << shift) | c
-        part = pd.DataFrame({"key": key, ROWS_COLUMN: 1.0})
-        if values is not None:
-            part[WEIGHT_COLUMN], part[BAD_WEIGHT_COLUMN] = values
-        sparse_parts.append(part.groupby("key", sort=False).sum().reset_index())
-        if len(sparse_parts) > 8:
-            sparse_parts = [pd.concat(sparse_parts, ignore_index=True).groupby("key", sort=False).sum().reset_index()]
+            key <<= shift
+            key |= c
+        if values is None:  # keys only: one sort at the end (pairs ~ rows: no per-batch hashing)
+            raw_keys.append(key)
+        else:
+            part = pd.DataFrame({"key": key, ROWS_COLUMN: 1.0, WEIGHT_COLUMN: values[0], BAD_WEIGHT_COLUMN: values[1]})
+            sparse_parts.append(part.groupby("key", sort=False).sum().reset_index())
+            if len(sparse_parts) > 8:
+                sparse_parts = [pd.concat(sparse_parts, ignore_index=True).groupby("key", sort=False).sum()
+                                .reset_index()]
+    if raw_keys:
+        every = np.concatenate(raw_keys)
+        raw_keys.clear()
+        every.sort()
+        starts = np.flatnonzero(np.concatenate(([True], every[1:] != every[:-1])))
+        run = np.diff(np.append(starts, len(every)))
+        sparse_parts.append(pd.DataFrame({"key": every[starts], ROWS_COLUMN: run.astype(np.float64)}))
+        del every
     if dense is not None:
         sparse_parts.append(_dense_to_frame(dense, shift))
     stat_columns = [ROWS_COLUMN] + ([WEIGHT_COLUMN, BAD_WEIGHT_COLUMN] if weight is not None else [])
     if not sparse_parts:
         return pd.DataFrame({**{k: [] for k in keys}, **{c: [] for c in stat_columns}})
-    table = pd.concat(sparse_parts, ignore_index=True).groupby("key", sort=False).sum().reset_index()
+    table = (sparse_parts[0] if len(sparse_parts) == 1
+             else pd.concat(sparse_parts, ignore_index=True).groupby("key", sort=False).sum().reset_index())
     key = table["key"].to_numpy()
     out: dict[str, np.ndarray] = {}
     for position, (name, coder) in enumerate(zip(keys, coders, strict=True)):
         code = (key >> (shift * (len(keys) - 1 - position))) & ((1 << shift) - 1)
-        out[name] = coder.labels[code]
+        out[name] = _categorical(code, coder)
     frame = pd.DataFrame(out)
     frame[ROWS_COLUMN] = table[ROWS_COLUMN].to_numpy().astype(np.int64)
     if weight is not None:
         frame[WEIGHT_COLUMN] = table[WEIGHT_COLUMN].to_numpy()
         frame[BAD_WEIGHT_COLUMN] = table[BAD_WEIGHT_COLUMN].to_numpy().astype(np.int64)
     return frame
+
+
+def _categorical(code: np.ndarray, coder: _LabelCodes) -> Any:
+    """Labels as a pandas Categorical over the codes: no per-row Python objects (missing = code -1)."""
+    labels = coder.labels
+    if coder.null_code >= 0:  # the missing value becomes code -1; later codes shift down by one
+        code = np.where(code == coder.null_code, -1, code - (code > coder.null_code))
+        labels = np.delete(labels, coder.null_code)
+    try:
+        return pd.Categorical.from_codes(code, categories=pd.Index(labels, dtype=object))
+    except (TypeError, ValueError):  # labels pandas cannot hold as categories (mixed types): plain objects
+        return np.concatenate([labels, np.array([None], dtype=object)])[code]
 
 
 def _dense_to_frame(dense: np.ndarray, shift: int) -> pd.DataFrame:
