@@ -474,3 +474,35 @@ def test_example_runs_and_learns():
     after = result.stdout.split("after:")[1].splitlines()
     assert after[2].split()[:4] == ["all", "128", "128", "1.0"], result.stdout
     assert float(result.stdout.strip().splitlines()[-1].split("=")[-1]) > 0.9
+
+
+def _tied_lm(tok, seed):
+    lm = toy_causal_lm(tok, seed=seed)
+    lm.config.tie_word_embeddings = True
+    lm.tie_weights()
+    assert lm.get_output_embeddings().weight.data_ptr() == lm.get_input_embeddings().weight.data_ptr()
+    return lm
+
+
+@pytest.mark.parametrize("head", ["scalar", "gpm"])
+def test_checkpoints_of_a_head_on_a_tied_lm_save_and_resume(tok, tmp_path, head):
+    # Regression: safetensors refused the tied lm_head/embed_tokens of a wrapped LM ("Some tensors share memory").
+    data = toy_preference_dataset(32, seed=0)
+    kwargs = {"head": head, "head_kwargs": {"dim": 4}} if head == "gpm" else {"head": head}
+
+    def run(out, **train_kwargs):
+        trainer = RewardTrainer(
+            _tied_lm(tok, 3), tok, data, **kwargs,
+            **options(tmp_path, output_dir=str(out), max_steps=4, save_strategy="steps", save_steps=2,
+                      per_device_train_batch_size=8),
+        )
+        quiet_train(trainer, **train_kwargs)
+        backbone = trainer.model.backbone
+        assert backbone.get_output_embeddings().weight.data_ptr() == backbone.get_input_embeddings().weight.data_ptr()
+        return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+    straight = run(tmp_path / "a")
+    assert (tmp_path / "a" / "checkpoint-2").is_dir()
+    resumed = run(tmp_path / "b", resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2"))
+    worst = max((straight[k] - resumed[k]).abs().max().item() for k in straight)
+    assert worst < 1e-6, worst

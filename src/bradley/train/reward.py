@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -545,6 +546,27 @@ def _hf_trainer_class() -> type:
                     metrics["mean_reward"].append(values.mean().item())
                     metrics["max_reward"].append(values.max().item())
             return (loss, out) if return_outputs else loss
+
+        def _save(self, output_dir: str | None = None, state_dict: dict[str, Any] | None = None) -> None:
+            from transformers import PreTrainedModel
+            from transformers.trainer import TRAINING_ARGS_NAME
+            from transformers.utils import WEIGHTS_NAME
+
+            model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+            if isinstance(model, PreTrainedModel):
+                super()._save(output_dir, state_dict)
+                return
+            # Our heads wrap the LM in a plain nn.Module, for which Trainer writes safetensors; safetensors
+            # refuses tensors that share memory, i.e. every LM with tied embeddings (lm_head = embed_tokens).
+            # torch.save keeps the sharing, and Trainer resumes from pytorch_model.bin as well.
+            if not self.args.should_save:
+                return
+            output_dir = output_dir if output_dir is not None else self.args.output_dir
+            os.makedirs(output_dir, exist_ok=True)
+            torch.save(model.state_dict() if state_dict is None else state_dict, os.path.join(output_dir, WEIGHTS_NAME))
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(output_dir)
+            torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
         def prediction_step(
             self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: Any = None
