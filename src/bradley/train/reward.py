@@ -561,7 +561,7 @@ def _hf_trainer_class() -> type:
             # torch.save keeps the sharing, and Trainer resumes from pytorch_model.bin as well.
             if not self.args.should_save:
                 return
-            output_dir = output_dir if output_dir is not None else self.args.output_dir
+            output_dir = str(output_dir if output_dir is not None else self.args.output_dir)
             os.makedirs(output_dir, exist_ok=True)
             torch.save(model.state_dict() if state_dict is None else state_dict, os.path.join(output_dir, WEIGHTS_NAME))
             if self.processing_class is not None:
