@@ -370,3 +370,15 @@ def test_analyze_arena_cli(capsys):
     assert out["n_items"] == 53 and out["skipped"] == {}
     assert out["triads"]["n_triads"] > 10_000
     assert out["lr_test"]["df"] == out["n_pairs"] - 52
+
+
+def test_analyze_names_why_the_test_is_undefined_without_unusable_cli_remedies():
+    import pandas as pd
+
+    from bradley.diagnostics import analyze
+
+    frame = pd.DataFrame({"left": ["a", "a", "b", "c"], "right": ["b", "c", "c", "a"], "outcome": [1, 1, 1, 0]})
+    data = bradley.read_comparisons(frame, left="left", right="right", outcome="outcome")
+    reason = analyze(data, folds=2).skipped["lr_test"]
+    assert "never lost" in reason and "undefined" in reason
+    assert "--prior" not in reason  # `bradley analyze` has no --prior option

@@ -881,6 +881,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _undefined_test(exc: MLEDoesNotExistError) -> str:
+    # The test compares the BT *MLE* with the saturated model; a prior or Firth fit would be another test,
+    # so the fitting remedies in the error message (``--prior``, which `analyze` does not take) are left out.
+    reason = " ".join(str(exc).split()).split(" Fit with a Gaussian prior")[0]
+    return f"{reason} The likelihood-ratio test needs the MLE, so it is undefined on these data."
+
+
 def analyze(data: Any, *, folds: int = 5, seed: int | None = 0, alpha: float = 1.0, top: int = 10,
             z: float = CONFIDENT_Z, ties: str = "half") -> Analysis:
     """All the diagnostics of when BT fails, on one data set (``bradley analyze DATA``).
@@ -926,13 +933,13 @@ def analyze(data: Any, *, folds: int = 5, seed: int | None = 0, alpha: float = 1
     try:
         lr_test = saturated_lr_test(pairs, ties=ties)
     except MLEDoesNotExistError as exc:
-        skipped["lr_test"] = " ".join(str(exc).split())
+        skipped["lr_test"] = _undefined_test(exc)
     lr_test_decisive: LikelihoodRatioTest | None = None
     if ties == "half" and pairs.ties.any() and (pairs.wins_first + pairs.wins_second).any():
         try:
             lr_test_decisive = saturated_lr_test(pairs, ties="drop")
         except MLEDoesNotExistError as exc:
-            skipped["lr_test_decisive"] = " ".join(str(exc).split())
+            skipped["lr_test_decisive"] = _undefined_test(exc)
     try:
         held_out = held_out_vs_saturated(comparisons, folds=folds, seed=seed, alpha=alpha, ties=ties)
     except (ValueError, MLEDoesNotExistError) as exc:
