@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bradley.data import PairCounts, _sorted_union
+from bradley.data import PairCounts, _aggregate, _sorted_union
 from bradley.errors import ComparisonDataError
 
 __all__ = [
@@ -189,7 +189,38 @@ def pair_counts_from_partial(partial: pd.DataFrame, *, left: str | None = None, 
     comparisons = read_comparisons(frame, left=left, right=right, outcome=outcome, winner=winner, loser=loser,
                                    weight=WEIGHT_COLUMN, outcome_map=outcome_map, items=items,
                                    drop_self_comparisons=drop_self_comparisons, both_bad=both_bad)
-    return comparisons.pair_counts()
+    w = np.asarray(comparisons.weight, dtype=np.float64)
+    hard = comparisons.outcome
+    if (source == ROWS_COLUMN and w.sum() <= 4 * len(w)
+            and bool(np.all((hard == 1.0) | (hard == 0.0) | (hard == 0.5)))):
+        # about one row per group (pairs ~ rows): back to rows, counted by the integer kernel (one int32 sort)
+        games = w.astype(np.int64)
+        return _aggregate(np.repeat(comparisons.left, games), np.repeat(comparisons.right, games),
+                          np.repeat(hard, games), None, comparisons.items)
+    return _weighted_pair_counts(comparisons.left, comparisons.right, comparisons.outcome, w, comparisons.items)
+
+
+def _weighted_pair_counts(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, weight: np.ndarray,
+                          items: np.ndarray) -> PairCounts:
+    """``Comparisons.pair_counts()`` for weighted group rows, by hashing the pair keys (no argsort of rows).
+
+    Same formulas as :func:`bradley.data._aggregate` (a soft outcome ``p`` adds
+    ``w p`` and ``w (1 - p)``; ``0.5`` is a tie), summed in row order.
+    """
+    n = len(items)
+    swapped = left > right
+    key = np.minimum(left, right) * n + np.maximum(left, right)
+    tie = outcome == 0.5
+    p_first = np.where(swapped, 1.0 - outcome, outcome)
+    w_decisive = np.where(tie, 0.0, weight)
+    win_first = w_decisive * p_first
+    codes, uniques = pd.factorize(key, sort=True)
+    k = len(uniques)
+    wf = np.bincount(codes, win_first, k)
+    ws = np.bincount(codes, w_decisive - win_first, k)
+    wt = np.bincount(codes, np.where(tie, weight, 0.0), k)
+    uniques = np.asarray(uniques, dtype=np.int64)
+    return PairCounts(uniques // n, uniques % n, wf, ws, wt, items)
 
 
 # --------------------------------------------------------------------------- where= -> SQL
@@ -936,7 +967,8 @@ def _arrow_partial(files: list[str], hive: bool, keys: list[str], weight: str | 
                 dense[..., k] += layer.reshape(sizes)
             continue
         if dense is not None:  # the label space outgrew the dense array: move its groups to the sparse parts
-            sparse_parts.append(_dense_to_frame(dense, shift))
+            if dense.size:
+                sparse_parts.append(_dense_to_frame(dense, shift))
             dense = None
         key = np.zeros(len(codes[0]), dtype=np.int64)
         for c in codes:
@@ -958,7 +990,7 @@ def _arrow_partial(files: list[str], hive: bool, keys: list[str], weight: str | 
         run = np.diff(np.append(starts, len(every)))
         sparse_parts.append(pd.DataFrame({"key": every[starts], ROWS_COLUMN: run.astype(np.float64)}))
         del every
-    if dense is not None:
+    if dense is not None and dense.size:
         sparse_parts.append(_dense_to_frame(dense, shift))
     stat_columns = [ROWS_COLUMN] + ([WEIGHT_COLUMN, BAD_WEIGHT_COLUMN] if weight is not None else [])
     if not sparse_parts:
