@@ -25,6 +25,7 @@ pytest.importorskip("datasets")
 from bradley.nn import get
 from bradley.train.brain import brain_loss, brain_weights
 from bradley.train.online import OnlineTrainer
+from bradley.train.reward import RewardModel
 from bradley.train.oracles import (
     CallableOracle,
     KeywordOracle,
@@ -106,8 +107,8 @@ def test_reward_model_oracle_matches_separate_scoring(tok):
     a, b = [" good good .", " bad", " cat cat cat the dog"], [" bad .", " good", " a"]
     p = oracle(prompts, a, b)
 
-    def reward(text):  # one unpadded sequence at a time: an independent forward pass
-        ids = torch.tensor([tok(text)["input_ids"]])
+    def reward(text):  # one unpadded sequence at a time, EOS appended as in training: an independent forward pass
+        ids = torch.tensor([tok(text)["input_ids"] + [tok.eos_token_id]])
         with torch.no_grad():
             return rm(input_ids=ids).logits.item()
 
@@ -115,11 +116,10 @@ def test_reward_model_oracle_matches_separate_scoring(tok):
     assert p.tolist() == pytest.approx(expected, abs=1e-6)
     # chat prompts go through the chat template, the response as the assistant turn
     chat = [[{"role": "user", "content": "the cat"}]]
-    text = tok.apply_chat_template(chat[0] + [{"role": "assistant", "content": "good"}], tokenize=False)
-    ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
-    with torch.no_grad():
-        r_good = rm(input_ids=ids).logits.item()
-    assert oracle.score(chat, ["good"]).item() == pytest.approx(r_good, abs=1e-6)
+    # Regression: the oracle read the reward before the EOS that RewardTrainer trains on; it scores as RewardModel does.
+    as_trained = RewardModel(rm, tok).score(chat[0], [{"role": "assistant", "content": "good"}])
+    assert oracle.score(chat, ["good"]).item() == pytest.approx(as_trained, abs=1e-9)
+    assert oracle.score(prompts, a).tolist() == pytest.approx(RewardModel(rm, tok).score(prompts, a).tolist(), abs=1e-9)
     with pytest.raises(ValueError, match="tokenizer"):
         as_oracle(rm)
     with pytest.raises(ValueError, match="num_labels"):

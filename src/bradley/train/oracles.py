@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -151,8 +152,10 @@ class RewardModelOracle(ScoreOracle):
     Each ``(prompt, response)`` is rendered as it was for training: chat
     messages with the tokenizer's chat template (the response as an assistant
     turn), strings as ``prompt + response`` (put any separating space in the
-    text, as TRL does). The reward is the model's single logit (read at the
-    last non-padding token by Hugging Face sequence-classification models).
+    text, as TRL does), tokenised and scored exactly as
+    :meth:`bradley.train.reward.RewardModel.score` does (EOS appended, as
+    :class:`~bradley.train.reward.RewardTrainer` trains). The reward is the
+    model's single logit (read at the last non-padding token, the EOS).
 
     Parameters
     ----------
@@ -162,7 +165,7 @@ class RewardModelOracle(ScoreOracle):
     batch_size : int
         Rows scored per forward pass.
     max_length : int, optional
-        Truncate longer inputs (keeping their start).
+        Truncation of prompt + response, as :class:`~bradley.train.reward.RewardModel` does it.
 
     Examples
     --------
@@ -200,37 +203,24 @@ class RewardModelOracle(ScoreOracle):
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_length = max_length
+        from bradley.train.reward import RewardModel  # lazily: reward.py pulls in the data pipeline
 
-    def _text(self, prompt: Any, response: str) -> str:
-        if isinstance(prompt, str):
-            return prompt + response
-        messages = [*list(prompt), {"role": "assistant", "content": response}]
-        text: str = self.tokenizer.apply_chat_template(messages, tokenize=False)
-        return text
+        # Score exactly as RewardTrainer trained and RewardModel.score reads (same tokenisation, EOS appended).
+        self._scorer = RewardModel(
+            model, tokenizer, "sequence-classification", max_length=max_length, batch_size=batch_size
+        )
 
     @torch.no_grad()
     def _rewards(self, prompts: Sequence[Any], responses: Sequence[str]) -> torch.Tensor:
-        texts = [self._text(p, r) for p, r in zip(prompts, responses, strict=True)]
-        device = next(self.model.parameters()).device
-        chat = not isinstance(prompts[0], str) if prompts else False
-        was_training = self.model.training
-        self.model.eval()
-        out = []
-        try:
-            for start in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(
-                    texts[start : start + self.batch_size],
-                    padding=True,
-                    truncation=self.max_length is not None,
-                    max_length=self.max_length,
-                    add_special_tokens=not chat,  # the chat template writes its own BOS
-                    return_tensors="pt",
-                ).to(device)
-                logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-                out.append(logits.reshape(-1).double().cpu())
-        finally:
-            self.model.train(was_training)
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+        if not prompts:
+            return torch.zeros(0, dtype=torch.float64)
+        # Chat prompts take the response as an assistant turn, as the training rows had it.
+        answers = [
+            r if isinstance(p, str) else [{"role": "assistant", "content": r}]
+            for p, r in zip(prompts, responses, strict=True)
+        ]
+        values = self._scorer.score(list(prompts), answers)
+        return torch.as_tensor(np.asarray(values, dtype=np.float64).reshape(-1))
 
 
 class PreferModelOracle:
