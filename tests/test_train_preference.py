@@ -329,6 +329,27 @@ def test_multiturn_tokenisation_marks_assistant_turns_only(tok):
     assert int(batch["turn_index"].max()) == 2
 
 
+def test_multiturn_max_prompt_length_keeps_the_end_and_is_counted(tok, tmp_path):
+    # Regression: PreferenceTrainer dropped max_prompt_length for multi-turn (DMPO) rows.
+    rows = multiturn_rows(3, seed=2)
+    full, _ = tokenize_multiturn(rows, tok)
+    cut, report = tokenize_multiturn(rows, tok, max_prompt_length=3)
+    dropped = 0
+    for a, b in zip(full, cut, strict=True):
+        assert b["prompt_ids"] == a["prompt_ids"][-3:]  # the end: the generation prompt survives
+        assert b["chosen_ids"] == a["chosen_ids"] and b["rejected_turn_ids"] == a["rejected_turn_ids"]
+        dropped += len(a["prompt_ids"]) - 3
+    assert report.prompts_truncated == 3 and report.prompt_tokens_dropped == dropped > 0
+    assert report.max_prompt_length == 3
+    trainer = PreferenceTrainer(
+        toy_causal_lm(tok), rows, tokenizer=tok, loss="dmpo", loss_kwargs={"beta": 0.1, "gamma": 0.7},
+        max_prompt_length=3, output_dir=str(tmp_path), **QUIET,
+    )  # fmt: skip
+    assert trainer.tokenization_report_.prompt_tokens_dropped == dropped
+    with pytest.raises(ValueError, match="max_prompt_length"):
+        tokenize_multiturn(rows, tok, max_prompt_length=0)
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -161,6 +161,7 @@ def tokenize_multiturn(
     tokenizer: Any,
     *,
     max_length: int | None = None,
+    max_prompt_length: int | None = None,
     chat_template_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Any, TokenizationReport]:
     """Token ids of multi-turn preference dialogues, with the assistant turn of every response token (for DMPO).
@@ -173,8 +174,9 @@ def tokenize_multiturn(
     they open. Output columns ``prompt_ids``, ``chosen_ids``,
     ``rejected_ids`` and ``chosen_turn_ids`` / ``rejected_turn_ids`` (0 at
     user tokens, ``j`` at tokens of assistant turn ``j``, from 1). With
-    ``max_length`` the responses keep their start; cuts are counted in the
-    report.
+    ``max_prompt_length`` the prompt keeps its end (the turn being answered);
+    then with ``max_length`` the responses keep their start; cuts are counted
+    in the report.
 
     Examples
     --------
@@ -193,6 +195,10 @@ def tokenize_multiturn(
 
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
         raise ValueError(f"max_length must be None or an int >= 2, got {max_length!r}.")
+    if max_prompt_length is not None and (
+        isinstance(max_prompt_length, bool) or not isinstance(max_prompt_length, int) or max_prompt_length < 1
+    ):
+        raise ValueError(f"max_prompt_length must be None or an int >= 1, got {max_prompt_length!r}.")
     rows = Dataset.from_list(list(data)) if isinstance(data, (list, tuple)) else data
     if not hasattr(rows, "column_names"):
         rows = read_preferences(data)
@@ -200,7 +206,13 @@ def tokenize_multiturn(
     if missing:
         raise ValueError(f"multi-turn rows need prompt, chosen and rejected columns; missing {missing}.")
     kwargs = dict(chat_template_kwargs or {})
-    report = TokenizationReport(format="pair", conversational=True, examples=len(rows), max_length=max_length)
+    report = TokenizationReport(
+        format="pair",
+        conversational=True,
+        examples=len(rows),
+        max_length=max_length,
+        max_prompt_length=max_prompt_length,
+    )
     out: dict[str, list[Any]] = defaultdict(list)
     for i in range(len(rows)):
         row = rows[i]
@@ -217,10 +229,16 @@ def tokenize_multiturn(
             encoded.append(_encode_dialogue(tokenizer, prompt, list(response), kwargs))
         prompt_ids = encoded[0][0] if len(encoded[0][0]) <= len(encoded[1][0]) else encoded[1][0]
         report.boundary_mismatches += any(e[3] for e in encoded) or encoded[0][0] != encoded[1][0]
+        full_prompt = prompt_ids
+        if max_prompt_length is not None and len(prompt_ids) > max_prompt_length:
+            # Keep the end: the turn being answered and the generation prompt.
+            prompt_ids = prompt_ids[len(prompt_ids) - max_prompt_length :]
+            report.prompts_truncated += 1
+            report.prompt_tokens_dropped += len(full_prompt) - len(prompt_ids)
         out["prompt_ids"].append(prompt_ids)
         for side, (p_ids, r_ids, turns, _) in zip(("chosen", "rejected"), encoded, strict=True):
             # A shorter common prompt moves the rest of the longer one into the response, as context.
-            r_ids, turns = p_ids[len(prompt_ids) :] + r_ids, [0] * (len(p_ids) - len(prompt_ids)) + turns
+            r_ids, turns = p_ids[len(full_prompt) :] + r_ids, [0] * (len(p_ids) - len(full_prompt)) + turns
             if max_length is not None and len(prompt_ids) + len(r_ids) > max_length:
                 room = max(1, max_length - len(prompt_ids))
                 report.responses_truncated += 1
@@ -628,7 +646,9 @@ class PreferenceTrainer:
         if columns is not None and "prompt_ids" in columns:
             dataset = data
         elif self.kind == "multiturn":
-            dataset, report = tokenize_multiturn(data, self.tokenizer, max_length=self.max_length)
+            dataset, report = tokenize_multiturn(
+                data, self.tokenizer, max_length=self.max_length, max_prompt_length=self.max_prompt_length
+            )
         else:
             if self.kind == "unpaired":
                 data = _pairs_as_unpaired(data)
