@@ -187,10 +187,10 @@ def _run_nuts(model: Any, init: dict[str, Any] | None, draws: int, warmup: int, 
               target_accept: float, **kwargs: Any) -> tuple[dict[str, np.ndarray], int]:
     """NUTS draws grouped by chain ``{site: (chains, draws, ...)}`` and the number of divergences."""
     import jax
-    from numpyro.infer import MCMC, NUTS, init_to_value
+    from numpyro.infer import MCMC, NUTS, init_to_median, init_to_value
 
-    kernel = NUTS(model, target_accept_prob=target_accept,
-                  **({"init_strategy": init_to_value(values=init)} if init else {}))
+    strategy = init_to_value(values=init) if init else init_to_median(num_samples=15)
+    kernel = NUTS(model, target_accept_prob=target_accept, init_strategy=strategy)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, progress_bar=False,
                 chain_method="sequential")
     mcmc.run(jax.random.PRNGKey(seed), **kwargs)
@@ -710,12 +710,13 @@ class GradeScaleBT:
 
     * route difficulty ``d_r ~ N(m_{g(r)}, tau^2)`` around its grade's level,
       the levels ``m_0 = 0, m_{k+1} = m_k + delta_k`` and the steps
-      ``delta_k ~ N(beta, sigma_step^2)`` (hierarchical around a common step
-      ``beta``: the log difficulty ratio per grade step);
+      ``delta_k ~ N(beta, step_sd^2)`` (partially pooled around a common step
+      ``beta``, the log difficulty ratio per grade step; ``step_sd`` fixed,
+      default 0.2: a learned one makes a funnel that NUTS crosses slowly);
     * climber strength a Gaussian random walk in time,
       ``s_c(t_1) ~ N(0, strength_sd^2)``, ``s_c(t_{k+1}) ~ N(s_c(t_k), w^2 (t_{k+1} - t_k))``.
 
-    Priors: ``beta ~ N(0, 2^2)``, ``tau, sigma_step ~ HalfNormal(1)``,
+    Priors: ``beta ~ N(0, 2^2)``, ``tau ~ HalfNormal(1)`` (the route spread within a grade),
     ``w ~ HalfNormal(w_scale)``; non-centred parametrisation throughout.
 
     Parameters
@@ -743,7 +744,7 @@ class GradeScaleBT:
     """
 
     def __init__(self, draws: int = 1000, warmup: int = 500, chains: int = 1, seed: int = 0,
-                 credible: float = 0.95, strength_sd: float = 1.5, w_scale: float = 0.5,
+                 credible: float = 0.95, strength_sd: float = 1.5, w_scale: float = 0.5, step_sd: float = 0.2,
                  target_accept: float = 0.9):
         self.draws = draws
         self.warmup = warmup
@@ -752,6 +753,7 @@ class GradeScaleBT:
         self.credible = credible
         self.strength_sd = strength_sd
         self.w_scale = w_scale
+        self.step_sd = step_sd
         self.target_accept = target_accept
 
     @staticmethod
@@ -811,8 +813,8 @@ class GradeScaleBT:
                                                self.target_accept, **args)
         chain_draws = self._derived(samples, grades)
         self.draws_ = {k: v.reshape((-1,) + v.shape[2:]) for k, v in chain_draws.items()}
-        scalar = np.stack([chain_draws[k] for k in ("beta", "tau", "sigma_step", "w")], axis=-1)
-        self.params_ = _posterior_table(["beta", "tau", "sigma_step", "w"], scalar, self.credible)
+        scalar = np.stack([chain_draws[k] for k in ("beta", "tau", "w")], axis=-1)
+        self.params_ = _posterior_table(["beta", "tau", "w"], scalar, self.credible)
         r_hat_all = [self.params_["r_hat"].to_numpy()]
         for key in ("route", "delta"):
             r_hat_all.append(_diagnostics(chain_draws[key])[0])
@@ -844,11 +846,10 @@ class GradeScaleBT:
 
         n_grades = self.n_grades_
         beta = numpyro.sample("beta", dist.Normal(0.0, 2.0))
-        sigma_step = numpyro.sample("sigma_step", dist.HalfNormal(1.0))
         tau = numpyro.sample("tau", dist.HalfNormal(1.0))
         w = numpyro.sample("w", dist.HalfNormal(self.w_scale))
         step_z = numpyro.sample("step_z", dist.Normal(0.0, 1.0).expand([n_grades - 1]).to_event(1))
-        levels = jnp.concatenate([jnp.zeros(1), jnp.cumsum(beta + sigma_step * step_z)])
+        levels = jnp.concatenate([jnp.zeros(1), jnp.cumsum(beta + self.step_sd * step_z)])
         route_z = numpyro.sample("route_z", dist.Normal(0.0, 1.0).expand([len(self.routes_)]).to_event(1))
         difficulty = levels[grade] + tau * route_z
         n_c, n_t = len(self.climbers_), len(self.periods_)
@@ -863,8 +864,8 @@ class GradeScaleBT:
         numpyro.factor("loglik", jnp.sum(success * _log_sigmoid(jnp, eta) + (1 - success) * _log_sigmoid(jnp, -eta)))
 
     def _derived(self, samples: dict[str, np.ndarray], grades: np.ndarray) -> dict[str, np.ndarray]:
-        beta, sigma_step, tau, w = (samples[k] for k in ("beta", "sigma_step", "tau", "w"))
-        delta = beta[..., None] + sigma_step[..., None] * samples["step_z"]
+        beta, tau, w = (samples[k] for k in ("beta", "tau", "w"))
+        delta = beta[..., None] + self.step_sd * samples["step_z"]
         levels = np.concatenate([np.zeros(delta.shape[:-1] + (1,)), np.cumsum(delta, axis=-1)], axis=-1)
         route = levels[..., grades] + tau[..., None] * samples["route_z"]
         start = samples["start_z"] * self.strength_sd
@@ -874,7 +875,7 @@ class GradeScaleBT:
             strength = start[..., None] + np.concatenate([np.zeros(walk.shape[:-1] + (1,)), walk], axis=-1)
         else:
             strength = start[..., None]
-        return {"beta": beta, "sigma_step": sigma_step, "tau": tau, "w": w, "delta": delta, "route": route,
+        return {"beta": beta, "tau": tau, "w": w, "delta": delta, "route": route,
                 "strength": strength}
 
     def climber_history(self, climber: Any) -> pd.DataFrame:
