@@ -236,3 +236,20 @@ def test_count_sandwich_equals_row_sandwich():
     model = bradley.BradleyTerry().fit(games)
     want = sandwich_covariance(model, games)
     np.testing.assert_allclose(sandwich_pair_counts(p, model.scores_), want, atol=1e-10)
+
+
+def test_cli_hook_and_leaderboard_on_counts(tmp_path, frame):
+    import argparse
+
+    from bradley.aggregate import aggregate_for_cli
+
+    for k in range(2):
+        frame.iloc[k * 300:(k + 1) * 300].to_parquet(tmp_path / f"p{k}.parquet")
+    args = argparse.Namespace(data=str(tmp_path / "*.parquet"), where="category != 'code'", left=None)
+    pairs = aggregate_for_cli(args)
+    same(pairs, read_comparisons(frame, where="category != 'code'").pair_counts())
+    assert aggregate_for_cli(argparse.Namespace(data=str(tmp_path / "p0.parquet"))) is None  # small: in memory
+    with pytest.raises(ComparisonDataError, match="need the rows"):
+        aggregate_for_cli(argparse.Namespace(data=str(tmp_path), covariates="len"))
+    board = bradley.leaderboard(pairs)
+    assert len(board.table) == pairs.n_items

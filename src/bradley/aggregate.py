@@ -1031,3 +1031,42 @@ def _dense_to_frame(dense: np.ndarray, shift: int) -> pd.DataFrame:
     if dense.shape[-1] == 3:
         part[WEIGHT_COLUMN], part[BAD_WEIGHT_COLUMN] = dense[..., 1][index], dense[..., 2][index]
     return part
+
+
+#: ``bradley fit`` / ``leaderboard`` aggregate a single Parquet file out of core from this size on.
+CLI_PARQUET_BYTES = 256 * 2**20
+
+
+def aggregate_for_cli(args: Any) -> PairCounts | None:
+    """Pair counts for the CLI's DATA argument when it calls for out-of-core reading, else None.
+
+    Out of core: a directory, a glob, or a Parquet file of at least
+    :data:`CLI_PARQUET_BYTES`, and no option that needs the rows (covariates,
+    order column, clusters/annotators, score columns, count tables, ``.txt``
+    reading options). ``args`` is the CLI's parsed namespace (``data``,
+    ``left``, ``right``, ``outcome``, ``winner``, ``loser``, ``weight``,
+    ``where``, ``outcome_map``, ``both_bad``, ``drop_self_comparisons``,
+    ``input_format``; missing attributes count as not given).
+    """
+    def get(name: str) -> Any:
+        return getattr(args, name, None)
+
+    data = str(os.fspath(get("data")))
+    many = os.path.isdir(data) or (not os.path.exists(data) and bool(_GLOB_CHARS.search(data)))
+    big = (os.path.isfile(data) and _known_suffix(data) and _file_format(data, get("input_format")) == "parquet"
+           and os.path.getsize(data) >= CLI_PARQUET_BYTES)
+    if not (many or big):
+        return None
+    row_level = ("covariates", "order_column", "cluster", "annotator", "left_score", "right_score", "counts",
+                 "win1", "win2", "tie", "sep", "header", "names")
+    needed = [name for name in row_level if get(name)]
+    if needed:
+        if many:
+            raise ComparisonDataError(f"{data!r} is read out of core (pair counts only); the option(s) "
+                                      f"{['--' + n.replace('_', '-') for n in needed]} need the rows: point DATA "
+                                      "at one file.")
+        return None
+    return aggregate(data, left=get("left"), right=get("right"), outcome=get("outcome"), winner=get("winner"),
+                     loser=get("loser"), weight=get("weight"), where=get("where"), outcome_map=get("outcome_map"),
+                     both_bad=get("both_bad") or "tie", drop_self_comparisons=bool(get("drop_self_comparisons")),
+                     format=get("input_format"))
