@@ -9,6 +9,7 @@ the metrics against hand computations.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import math
@@ -506,3 +507,38 @@ def test_checkpoints_of_a_head_on_a_tied_lm_save_and_resume(tok, tmp_path, head)
     resumed = run(tmp_path / "b", resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2"))
     worst = max((straight[k] - resumed[k]).abs().max().item() for k in straight)
     assert worst < 1e-6, worst
+
+
+def test_training_report_counts_training_padding_only_and_accuracy_skips_ties(tok, tmp_path):
+    # Regressions: eval batches were added to the training padding counts, workers kept the counts, the count was
+    # never reported after training, and tie rows counted as accuracy hits.
+    data = toy_preference_dataset(16, seed=4, ties=0.5)
+    model = toy_sequence_classifier(tok, seed=2)
+    model.config.pad_token_id = tok.pad_token_id
+    initial = copy.deepcopy(model)
+    trainer = RewardTrainer(
+        model, tok, data, eval_dataset=toy_preference_dataset(8, seed=5, ties=0.5), loss="tobt",
+        loss_kwargs={"tie_threshold": 0.5},
+        **options(tmp_path, max_steps=1, logging_steps=1, eval_strategy="steps", eval_steps=1,
+                  dataloader_num_workers=1),
+    )  # fmt: skip
+    result = quiet_train(trainer)
+    dataset = trainer.reward_model.prepare(data)[0]
+    # Naive truth: one batch of all 16 pairs, every sequence padded to the longest.
+    lengths = [len(r["prompt_ids"]) + len(r[c]) for r in dataset for c in ("chosen_ids", "rejected_ids")]
+    padding = len(lengths) * max(lengths) - sum(lengths)
+    assert trainer.tokenization_report_.batch_tokens == len(lengths) * max(lengths)
+    assert trainer.tokenization_report_.padding_tokens == padding > 0
+    assert result.metrics["padding_fraction"] == pytest.approx(padding / (len(lengths) * max(lengths)))
+    # The logged accuracy of step 1 is that of the initial weights on the decided (non-tie) rows.
+    tie = np.asarray(dataset["is_tie"], dtype=bool)
+    assert 0 < tie.sum() < len(tie)
+    rows = [data[i] for i in range(len(data))]
+    plain = RewardModel(initial, tok)
+    margins = plain.score([r["prompt"] for r in rows], [r["chosen"] for r in rows]) - plain.score(
+        [r["prompt"] for r in rows], [r["rejected"] for r in rows]
+    )
+    logged = next(e for e in trainer.trainer.state.log_history if "rewards/accuracies" in e)
+    assert logged["rewards/accuracies"] == pytest.approx(float((margins[~tie] > 0).mean()), abs=1e-6)
+    assert logged["accuracy"] == logged["rewards/accuracies"]
+    assert float((margins > 0).mean()) != pytest.approx(logged["accuracy"], abs=1e-3)  # ties do change it here

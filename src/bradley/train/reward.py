@@ -25,6 +25,7 @@ imported when a trainer is built.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import logging
@@ -497,6 +498,7 @@ def _hf_trainer_class() -> type:
         def __init__(self, *args: Any, head: str, preference_loss: Any, mode: str, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.head, self.preference_loss, self.mode = head, preference_loss, mode
+            self.padding_report: TokenizationReport | None = None  # the training data's; set by RewardTrainer
             self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
 
         def _loss_output(self, model: Any, inputs: dict[str, Any]) -> Any:
@@ -524,22 +526,29 @@ def _hf_trainer_class() -> type:
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:
+            mode = "train" if model.training else "eval"
+            if mode == "train" and self.padding_report is not None:
+                self.padding_report.add_batch(inputs["attention_mask"])
             out, all_rewards = self._loss_output(model, inputs)
             loss = out.loss.mean()
-            mode = "train" if model.training else "eval"
             metrics = self._metrics[mode]
             with torch.no_grad():
                 if out.chosen_rewards is not None and out.rejected_rewards is not None:
                     gather = self.accelerator.gather_for_metrics
                     chosen, rejected = gather(out.chosen_rewards), gather(out.rejected_rewards)
                     margins = chosen - rejected
-                    accuracy = (margins > 0).float().mean().item()
                     metrics["rewards/chosen"].append(chosen.mean().item())
                     metrics["rewards/rejected"].append(rejected.mean().item())
                     metrics["rewards/margins"].append(margins.mean().item())
-                    metrics["rewards/accuracies"].append(accuracy)
-                    metrics["accuracy"].append(accuracy)  # TRL RewardTrainer's names
                     metrics["margin"].append(margins.mean().item())
+                    # A tie has no winner to get right: leave tie rows out, as evaluate_pairs does.
+                    decided = margins.new_ones(margins.shape, dtype=torch.bool)
+                    if "is_tie" in inputs:
+                        decided = ~gather(inputs["is_tie"].to(margins.device).bool().reshape(-1))
+                    if bool(decided.any()):
+                        accuracy = (margins[decided] > 0).float().mean().item()
+                        metrics["rewards/accuracies"].append(accuracy)
+                        metrics["accuracy"].append(accuracy)  # TRL RewardTrainer's names
                 if all_rewards is not None and all_rewards.numel():
                     values = self.accelerator.gather_for_metrics(all_rewards.detach().float())
                     metrics["min_reward"].append(values.min().item())
@@ -725,9 +734,13 @@ class RewardTrainer:
             preference_loss=self.loss,
             mode=self.mode,
         )
+        self.trainer.padding_report = self.tokenization_report_
 
     def _prepare(self, data: Any, name: str) -> tuple[Any, TokenizationReport, Any]:
         dataset, report, collate = self.reward_model.prepare(data)
+        # Padding is counted in the training loop instead (compute_loss): counts made in DataLoader workers would
+        # stay there, and evaluation batches would land in the training report.
+        collate = dataclasses.replace(collate, report=None)
         wanted = "list" if self.mode in ("list", "ratings") else "pair"
         if report.format != wanted:
             kind = "k-wise rows (prompt, responses, ranks/scores)" if wanted == "list" else "pairs"
@@ -757,7 +770,14 @@ class RewardTrainer:
         """
         if self.trainer.train_dataset is None:
             raise ValueError("no train_dataset was given.")
-        return self.trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        output = self.trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        report = self.tokenization_report_
+        if report is not None:
+            # The padding share is known only once batches were collated.
+            logger.info("RewardTrainer after training: %s", report.summary())
+            if report.padding_fraction is not None:
+                output.metrics["padding_fraction"] = report.padding_fraction
+        return output
 
     def evaluate(self, eval_dataset: Any = None) -> dict[str, float]:
         """``transformers.Trainer.evaluate``: ``eval_loss`` and the ``eval_rewards/...`` metrics."""
