@@ -173,6 +173,23 @@ def test_support_search_equals_full_lp():
     assert unique is True
 
 
+def test_feasibility_form_matches_the_value_variable_lp():
+    # independent form: maximise the game value v over M^T p >= v, sum p = 1; its optimum is v = 0 and the
+    # same (unique) lottery the feasibility form p >= 0, sum p = 1, M^T p >= 0 finds
+    from scipy.optimize import linprog
+
+    for seed, transitive in ((0, 0.0), (1, 1.0)):
+        p = random_probabilities(40, seed, transitive=transitive)
+        m = p - p.T
+        n = len(m)
+        res = linprog(np.r_[np.zeros(n), -1.0], A_ub=np.hstack([-m.T, np.ones((n, 1))]), b_ub=np.zeros(n),
+                      A_eq=np.r_[np.ones(n), 0.0][None, :], b_eq=[1.0], bounds=[(0, None)] * n + [(None, None)],
+                      method="highs")
+        assert abs(res.x[-1]) < 1e-9
+        np.testing.assert_allclose(_lp_solve(m), res.x[:n], atol=1e-8)
+        np.testing.assert_allclose(maximal_lottery(p).to_numpy(), res.x[:n], atol=1e-8)
+
+
 def test_hard_random_matrix_falls_back_to_the_full_lp():
     p = random_probabilities(120, 1)  # no transitive part: support about half the items
     lottery = maximal_lottery(p)

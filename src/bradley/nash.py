@@ -252,29 +252,26 @@ def lottery_gap(margin: np.ndarray, p: np.ndarray) -> float:
 def _lp_solve(margin: np.ndarray, objective: np.ndarray | None = None) -> np.ndarray:
     """One HiGHS LP over the maximal lotteries (pure kernel).
 
-    Without ``objective``: maximise the game value ``v`` subject to
-    ``M^T p >= v``, ``sum p = 1``, ``p >= 0`` (``margin`` square). With it:
-    minimise ``objective @ q`` over ``margin @ q <= 0``, ``sum q = 1``, ``q >= 0``
-    (``margin`` may be the rectangular ``M[:, Z]``: lotteries supported on ``Z``).
+    Finds ``q >= 0`` with ``sum q = 1`` and ``margin @ q <= 0`` (for a square,
+    skew-symmetric ``margin``: ``M^T q >= 0``, no item beats ``q``), minimising
+    ``objective @ q`` when given. ``margin`` may be the rectangular
+    ``M[:, Z]``: lotteries supported on ``Z``. Without ``objective`` this is a
+    pure feasibility problem: the value of a symmetric zero-sum game is 0, so
+    the game value need not be a variable (one column fewer, and no dense
+    column of ones coupling every constraint), and the feasible set is exactly
+    the set of maximal lotteries. Interior point with crossover returns a
+    vertex of it.
     """
     from scipy.optimize import linprog
 
     rows, n = margin.shape
-    if objective is None:
-        c = np.zeros(n + 1)
-        c[-1] = -1.0
-        a_ub = np.hstack([-margin.T, np.ones((n, 1))])
-        a_eq = np.ones((1, n + 1))
-        a_eq[0, -1] = 0.0
-        bounds: list[tuple[float | None, float | None]] = [(0.0, None)] * n + [(None, None)]
-        rows = n
-    else:
-        c, a_ub, a_eq, bounds = objective, margin, np.ones((1, n)), [(0.0, None)] * n
-    res = linprog(c, A_ub=a_ub, b_ub=np.zeros(rows), A_eq=a_eq, b_eq=[1.0], bounds=bounds, method="highs-ipm",
+    c = np.zeros(n) if objective is None else np.asarray(objective, dtype=np.float64)
+    res = linprog(c, A_ub=margin, b_ub=np.zeros(rows), A_eq=np.ones((1, n)), b_eq=[1.0], bounds=(0.0, None),
+                  method="highs-ipm",
                   options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
     if res.status != 0 or res.x is None:
         raise RuntimeError(f"HiGHS failed on the maximal-lottery LP: {res.message}")
-    p = np.clip(np.asarray(res.x[:n], dtype=np.float64), 0.0, None)
+    p = np.clip(np.asarray(res.x, dtype=np.float64), 0.0, None)
     return p / p.sum()
 
 
@@ -366,7 +363,8 @@ def maximal_lottery(matrix: Any, *, kind: Kind = "auto", items: Any = None, unob
 
     Solves the symmetric zero-sum game with payoff ``M = P - P^T`` exactly with
     HiGHS (``scipy.optimize.linprog``, interior point with crossover,
-    tolerances 1e-10) and polishes the answer on its support, so that
+    tolerances 1e-10) as the feasibility problem ``p >= 0``, ``sum p = 1``,
+    ``M^T p >= 0`` (the game value is 0, so it is not a variable) and polishes the answer on its support, so that
     ``M^T p >= 0`` holds to about 1e-12 in margin units. Beyond 100 items it
     first grows a restricted game from the 50 items with the largest total
     margin, adding every item that beats the restricted solution (double
