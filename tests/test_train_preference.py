@@ -385,3 +385,21 @@ def test_dpo_trainer_tiny_example_runs():
     last = out.stdout.strip().splitlines()[-1]
     assert "implicit reward favours the chosen" in last
     assert float(last.split(":")[-1]) >= 0.9  # measured 0.94; an untrained policy gives 0
+
+
+def test_padding_counts_training_batches_only_and_is_reported(tok, tmp_path):
+    # Regression: the padding was logged before any batch (None), eval batches and workers' counts were mixed in.
+    rows = toy_preference_dataset(8, seed=6)
+    trainer = PreferenceTrainer(
+        toy_causal_lm(tok), rows, eval_dataset=toy_preference_dataset(4, seed=7), tokenizer=tok, loss="sigmoid",
+        loss_kwargs={"beta": 0.1}, output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=1,
+        eval_strategy="steps", eval_steps=1, dataloader_num_workers=1, **QUIET,
+    )  # fmt: skip
+    result = run(trainer)
+    report = trainer.tokenization_report_
+    dataset = trainer.trainer.train_dataset
+    # Naive truth: one batch of all 8 pairs, every sequence padded to the longest.
+    lengths = [len(r["prompt_ids"]) + len(r[c]) for r in dataset for c in ("chosen_ids", "rejected_ids")]
+    assert report.batch_tokens == len(lengths) * max(lengths)
+    assert report.padding_tokens == len(lengths) * max(lengths) - sum(lengths) > 0
+    assert result.metrics["padding_fraction"] == pytest.approx(report.padding_fraction)

@@ -376,6 +376,11 @@ def _hf_trainer_class() -> Any:
             self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:
             mode = "train" if model.training else "eval"
+            report = self.owner.tokenization_report_
+            if mode == "train" and report is not None:
+                # Counted here, in the main process, not in the collator: DataLoader workers would keep the
+                # counts, and evaluation batches are not training padding.
+                report.add_batch(inputs["attention_mask"])
             loss, out = self.owner._step(model, inputs, mode)
             return (loss, out) if return_outputs else loss
 
@@ -592,8 +597,8 @@ class PreferenceTrainer:
         train = self._prepare(train_dataset, "train")
         evaluation = self._prepare(eval_dataset, "eval")
         self.collator = PreferenceCollator(
-            self.kind, int(tokenizer.pad_token_id), kl_pairs=self._kl_pairs, report=self.tokenization_report_
-        )
+            self.kind, int(tokenizer.pad_token_id), kl_pairs=self._kl_pairs
+        )  # padding is counted in the training loop (compute_loss), see there
         device = self.args.device
         for other in (self.ref_model, self.previous_model):
             if other is not None:
@@ -839,9 +844,16 @@ class PreferenceTrainer:
 
     def train(self, resume_from_checkpoint: str | bool | None = None) -> Any:
         """Run training; returns transformers' ``TrainOutput`` (global_step, training_loss, metrics)."""
-        if self.tokenization_report_ is not None:
-            logger.info("PreferenceTrainer: %s", self.tokenization_report_.summary())
-        return self.trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        report = self.tokenization_report_
+        if report is not None:
+            logger.info("PreferenceTrainer: %s", report.summary())
+        output = self.trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        if report is not None:
+            # The padding share is known only once batches were collated.
+            logger.info("PreferenceTrainer after training: %s", report.summary())
+            if report.padding_fraction is not None:
+                output.metrics["padding_fraction"] = report.padding_fraction
+        return output
 
     def evaluate(self, eval_dataset: Any = None) -> dict[str, float]:
         """Mean loss and metrics (``eval_loss``, ``eval_rewards/margins``, ...) on the evaluation data."""
