@@ -13,6 +13,7 @@ import math
 import random
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -524,3 +525,23 @@ def test_example_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     last = [line for line in out.stdout.splitlines() if line.startswith("final win rate")][0]
     assert float(last.split()[-3]) > 0.7
+
+
+def test_sampling_settings_are_checked(tok, tmp_path):
+    # Regressions: generation_kwargs silently overrode the trainer's own generate() options, and non-plain
+    # sampling went unnoticed though the win-rate and importance-weight estimators assume it.
+    for key in ("do_sample", "num_return_sequences", "temperature", "pad_token_id"):
+        with pytest.raises(ValueError, match=rf"generation_kwargs may not set \['{key}'\]"):
+            _trainer(tok, tmp_path, "sppo", generation_kwargs={key: 1})
+    with pytest.warns(UserWarning, match="temperature=0.7"):
+        _trainer(tok, tmp_path, "sppo", temperature=0.7)
+    with pytest.warns(UserWarning, match="top_k=5"):
+        _trainer(tok, tmp_path, "sppo", top_k=5)
+    with pytest.warns(UserWarning, match="repetition_penalty"):
+        _trainer(tok, tmp_path, "sppo", generation_kwargs={"repetition_penalty": 1.2})
+    scorer = ScoreOracle(lambda x, y: [float(len(r)) for r in y])
+    with pytest.raises(ValueError, match=r"top_p=0.9.*BRAIn"):
+        _trainer(tok, tmp_path, "brain", oracle=scorer, top_p=0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _trainer(tok, tmp_path, "brain", oracle=scorer)  # the defaults: plain sampling, no warning

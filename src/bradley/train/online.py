@@ -56,6 +56,7 @@ import functools
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -82,6 +83,49 @@ logger = logging.getLogger(__name__)
 
 #: Trainer modes that are not a single registered loss.
 MODES = ("onpo", "brain")
+# generate() options the trainer sets itself: generation_kwargs may not override them.
+_GENERATION_OWNED = frozenset(
+    {
+        "max_new_tokens",
+        "temperature",
+        "top_k",
+        "top_p",
+        "do_sample",
+        "num_return_sequences",
+        "pad_token_id",
+        "eos_token_id",
+        "input_ids",
+        "attention_mask",
+        "max_length",
+    }
+)
+# generate() options that change the distribution the responses are drawn from.
+_GENERATION_RESHAPING = frozenset(
+    {
+        "typical_p",
+        "min_p",
+        "epsilon_cutoff",
+        "eta_cutoff",
+        "repetition_penalty",
+        "no_repeat_ngram_size",
+        "num_beams",
+        "num_beam_groups",
+        "diversity_penalty",
+        "bad_words_ids",
+        "suppress_tokens",
+        "sequence_bias",
+        "begin_suppress_tokens",
+        "min_new_tokens",
+        "min_length",
+        "forced_bos_token_id",
+        "forced_eos_token_id",
+        "logits_processor",
+        "guidance_scale",
+        "penalty_alpha",
+        "encoder_repetition_penalty",
+        "exponential_decay_length_penalty",
+    }
+)
 
 # Our defaults for the per-iteration transformers.Trainer (HF names); anything here can be overridden.
 _HF_DEFAULTS: dict[str, Any] = {
@@ -409,12 +453,19 @@ class OnlineTrainer:
         self.iterations = iterations
         self.num_samples = num_samples
         self.eval_num_samples = eval_num_samples
+        extra = dict(generation_kwargs or {})
+        owned = sorted(set(extra) & _GENERATION_OWNED)
+        if owned:
+            raise ValueError(
+                f"generation_kwargs may not set {owned}: the trainer sets them itself (max_new_tokens, temperature, "
+                f"top_k and top_p are OnlineTrainer parameters; the rest are fixed by the sampling it needs)."
+            )
         self.generation = {
             "max_new_tokens": max_new_tokens,
             "temperature": temperature,
             "top_k": top_k,
             "top_p": top_p,
-            **dict(generation_kwargs or {}),
+            **extra,
         }
         self.generation_batch_size = generation_batch_size
         self.max_prompt_length = max_prompt_length
@@ -425,6 +476,7 @@ class OnlineTrainer:
         self.seed = seed
         self._ref_given = ref_model
         self._configure_loss(loss, dict(loss_kwargs or {}), extragradient)
+        self._check_plain_sampling(temperature, top_k, top_p, extra)
         self.args = self._training_args(args, training_kwargs)
         self.history_: Any = None
         self.train_outputs_: list[Any] = []
@@ -437,6 +489,24 @@ class OnlineTrainer:
         self.examples_: Any = None
 
     # ------------------------------------------------------------ configuration
+
+    def _check_plain_sampling(self, temperature: float, top_k: int, top_p: float, extra: dict[str, Any]) -> None:
+        changed = [
+            f"{k}={v!r}"
+            for k, v, plain in (("temperature", temperature, 1.0), ("top_k", top_k, 0), ("top_p", top_p, 1.0))
+            if v != plain and v is not None
+        ]
+        changed += [f"{k}={extra[k]!r}" for k in sorted(set(extra) & _GENERATION_RESHAPING)]
+        if not changed:
+            return
+        message = (
+            f"sampling is not plain sampling from the policy ({', '.join(changed)}), but the estimators assume "
+            f"responses drawn from the policy itself"
+        )
+        if self.mode == "brain":
+            # BRAIn's importance weights divide by the policy's own probability of each sample.
+            raise ValueError(message + ": BRAIn's importance weights would be wrong; use the defaults.")
+        warnings.warn(message + " (win rates and soft targets are biased).", UserWarning, stacklevel=3)
 
     def _configure_loss(self, loss: Any, kwargs: dict[str, Any], extragradient: bool | None) -> None:
         self.mode: str
