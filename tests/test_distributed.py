@@ -179,3 +179,16 @@ def test_bad_labels_weights_and_features_are_errors(engine):
         engine(frame, features=["p_left"])
     with pytest.raises(ComparisonDataError, match="missing column"):
         engine(frame, outcome="nope")
+
+
+def test_bradley_aggregate_dispatches_dask_frames_to_the_cluster(dask_client):
+    import dask.dataframe as dd
+
+    frame = _battles(seed=3)
+    kw = dict(left="model_a", right="model_b", outcome="winner", weight="weight", drop_self_comparisons=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        p = bradley.aggregate(dd.from_pandas(frame, npartitions=2), **kw)
+    _same(p, _in_memory(frame, **kw))
+    with pytest.raises(ValueError, match="filter a Dask or Spark frame with the engine first"):
+        bradley.aggregate(dd.from_pandas(frame, npartitions=2), where="model_a == 'x'", **kw)

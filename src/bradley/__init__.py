@@ -14,6 +14,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from bradley.aggregate import (
+    aggregate,
+    bootstrap_pair_counts,
+    load_pair_counts,
+    merge_pair_counts,
+    sandwich_pair_counts,
+    save_pair_counts,
+)
 from bradley.data import Comparisons, PairCounts, check_mle_exists, mle_existence_problem
 from bradley.errors import (
     BradleyError,
@@ -127,7 +135,13 @@ __all__ = [
     "PairCounts",
     "check_mle_exists",
     "datasets",
+    "aggregate",
     "aggregate_dask",
+    "bootstrap_pair_counts",
+    "load_pair_counts",
+    "merge_pair_counts",
+    "sandwich_pair_counts",
+    "save_pair_counts",
     "aggregate_spark",
     "diagnostics",
     "distributed",

@@ -570,7 +570,20 @@ def aggregate(
     >>> pairs.items.tolist(), pairs.wins_first.tolist(), pairs.ties.tolist()
     (['x', 'y'], [1.0], [1.0])
     """
+    from bradley import distributed
     from bradley.io import _resolve_columns
+
+    if distributed.is_dask_frame(source) or distributed.is_spark_frame(source):
+        # Reduced on the cluster; only the pair counts come back.
+        if where is not None or since is not None or until is not None or time is not None:
+            raise ValueError(
+                "filter a Dask or Spark frame with the engine first (df[df.lang == 'en'], df.filter(...)); "
+                "where=, time=, since= and until= apply to files and in-process tables."
+            )
+        reduce = distributed.aggregate_dask if distributed.is_dask_frame(source) else distributed.aggregate_spark
+        return reduce(source, left=left, right=right, outcome=outcome, winner=winner, loser=loser, weight=weight,
+                      items=items, outcome_map=outcome_map, both_bad=both_bad,
+                      drop_self_comparisons=drop_self_comparisons)
 
     src = _Source(source, format, threads, memory_limit)
     try:
