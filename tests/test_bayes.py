@@ -4,7 +4,6 @@ hand-written BayesElo likelihoods, Monte Carlo, and simulation recovery."""
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
@@ -205,6 +204,7 @@ def test_bayeselo_map_matches_hand_written_posterior():
     assert np.allclose(mapped, ref, atol=0.05)  # Elo points
 
 
+@pytest.mark.slow
 def test_bayeselo_sampling_agrees_with_its_map_and_truth():
     data, elo, _ = _bayeselo_data(seed=1)
     m = BayesianBT.bayeselo(draws=1000, warmup=300, seed=0).fit(data)
@@ -218,7 +218,7 @@ def test_bayeselo_sampling_agrees_with_its_map_and_truth():
     assert set(m.draws_) == {"scores"}  # all other parameters fixed
 
 
-def test_order_effect_and_covariate_recovered():
+def test_order_effect_covariate_and_tie_threshold_recovered():
     rng = np.random.default_rng(4)
     n, games = 6, 3000
     s = np.linspace(-1, 1, n)
@@ -226,18 +226,22 @@ def test_order_effect_and_covariate_recovered():
     keep = left != right
     left, right = left[keep], right[keep]
     x = rng.normal(size=(len(left), 1))
-    gamma, beta = 0.4, -0.7
-    p = expit(s[left] - s[right] + gamma + beta * x[:, 0])
-    frame = pd.DataFrame({"left": left, "right": right, "outcome": (rng.random(len(p)) < p).astype(float),
-                          "length": x[:, 0]})
-    data = bradley.Comparisons.from_codes(frame["left"], frame["right"], frame["outcome"], features=x,
-                                          feature_names=("length",))
-    m = BayesianBT(prior_sd=2.0, order_effect=True, covariates=True, draws=400, warmup=200, seed=3).fit(data)
+    gamma, beta, alpha = 0.4, -0.7, 0.5
+    d = s[left] - s[right] + gamma + beta * x[:, 0]
+    p_left, p_right = expit(d - alpha), expit(-d - alpha)
+    u = rng.random(len(d))
+    outcome = np.where(u < p_left, 1.0, np.where(u < p_left + p_right, 0.0, 0.5))
+    data = bradley.Comparisons.from_codes(left, right, outcome, features=x, feature_names=("length",))
+    m = BayesianBT(prior_sd=2.0, ties="rao-kupper", order_effect=True, covariates=True, draws=400, warmup=200,
+                   seed=3).fit(data)
     params = m.params_
-    assert params.loc["order_effect", "hdi_low"] < gamma < params.loc["order_effect", "hdi_high"]
-    assert params.loc["beta[length]", "hdi_low"] < beta < params.loc["beta[length]", "hdi_high"]
-    assert np.abs(params.loc["order_effect", "mean"] - m.map_params_["order_effect"]) < 0.3 * params.loc[
+    for name, true in (("order_effect", gamma), ("beta[length]", beta), ("alpha", alpha)):
+        assert params.loc[name, "hdi_low"] < true < params.loc[name, "hdi_high"], name
+    assert params.loc["eta", "mean"] == pytest.approx(np.exp(m.draws_["alpha"]).mean())
+    assert abs(params.loc["order_effect", "mean"] - m.map_params_["order_effect"]) < 0.3 * params.loc[
         "order_effect", "sd"]
+    ppc = m.posterior_predictive_check()
+    assert len(ppc) == len(left) and "order" in ppc.columns
 
 
 def test_errors_name_the_problem():

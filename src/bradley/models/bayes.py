@@ -83,7 +83,7 @@ def outcome_log_probs(d: Any, family: str | None, tie: Any = 0.0, xp: Any = np) 
     Examples
     --------
     >>> lw, lt, ll = outcome_log_probs(np.array([0.3]), "rao-kupper", 0.5)
-    >>> round(float(np.exp(lw) + np.exp(lt) + np.exp(ll)), 12)
+    >>> round(float(np.exp(lw[0]) + np.exp(lt[0]) + np.exp(ll[0])), 12)
     1.0
     """
     if family is None:
@@ -286,10 +286,13 @@ class BayesianBT:
     --------
     >>> import bradley
     >>> data, _ = bradley.simulate_bt(4, 300, seed=1)
-    >>> m = BayesianBT(prior_sd=2.0, draws=300, warmup=300, seed=0).fit(data)
+    >>> m = BayesianBT(prior_sd=2.0, draws=1000, warmup=300, seed=0).fit(data)
     >>> m.draws_["scores"].shape, m.converged_
-    ((300, 4), True)
+    ((1000, 4), True)
     >>> bool(abs(m.scores_ - m.map_scores_).max() < 0.1)
+    True
+    >>> table = m.summary()  # posterior mean, sd, 95% HDI, R-hat, ESS, P(first) per item
+    >>> bool(table["hdi_low"].lt(table["score"]).all())
     True
     """
 
@@ -347,7 +350,8 @@ class BayesianBT:
         """
         kwargs.setdefault("prior_sd", None)
         return cls(ties="rao-kupper", order_effect=True, virtual_draws=prior,
-                   fixed={"alpha": elo_draw / ELO_SCALE, "order_effect": elo_advantage / ELO_SCALE}, **kwargs)
+                   fixed={"alpha": float(elo_draw / ELO_SCALE), "order_effect": float(elo_advantage / ELO_SCALE)},
+                   **kwargs)
 
     # ------------------------------------------------------------------ set-up
     def _check(self) -> None:
@@ -714,7 +718,8 @@ class GradeScaleBT:
       ``beta``, the log difficulty ratio per grade step; ``step_sd`` fixed,
       default 0.2: a learned one makes a funnel that NUTS crosses slowly);
     * climber strength a Gaussian random walk in time,
-      ``s_c(t_1) ~ N(0, strength_sd^2)``, ``s_c(t_{k+1}) ~ N(s_c(t_k), w^2 (t_{k+1} - t_k))``.
+      ``s_c(t_1) ~ N(mu, strength_sd^2)`` (``mu ~ N(0, 3^2)``, the climbers' mean level),
+      ``s_c(t_{k+1}) ~ N(s_c(t_k), w^2 (t_{k+1} - t_k))``.
 
     Priors: ``beta ~ N(0, 2^2)``, ``tau ~ HalfNormal(1)`` (the route spread within a grade),
     ``w ~ HalfNormal(w_scale)``; non-centred parametrisation throughout.
@@ -762,15 +767,17 @@ class GradeScaleBT:
                  seed: int = 0) -> pd.DataFrame:
         """Simulated ascents with a known difficulty ratio per grade step (``ratio``).
 
-        Routes get grades uniformly, difficulty ``log(ratio) * (grade - mean) + N(0, tau^2)``;
-        climbers start at ``N(0, 1)`` and random-walk with sd ``w`` per period;
+        Routes get grades uniformly, difficulty ``log(ratio) * grade + N(0, tau^2)`` (the
+        lowest grade's level is 0, as in the fitted model); climbers start at
+        ``N(log(ratio) * (n_grades - 1) / 2, 1)`` (mid-scale) and random-walk with sd ``w`` per period;
         each climber tries ``ascents_per_period`` random routes in each period.
         ``attrs`` hold the truth (``ratio``, ``route_difficulty``, ``strength``).
         """
         rng = np.random.default_rng(seed)
         grade = rng.integers(0, n_grades, n_routes)
-        difficulty = np.log(ratio) * (grade - (n_grades - 1) / 2) + rng.normal(0, tau, n_routes)
-        strength = rng.normal(0, 1, (n_climbers, 1)) + np.concatenate(
+        difficulty = np.log(ratio) * grade + rng.normal(0, tau, n_routes)
+        mid = np.log(ratio) * (n_grades - 1) / 2
+        strength = rng.normal(mid, 1, (n_climbers, 1)) + np.concatenate(
             [np.zeros((n_climbers, 1)), np.cumsum(rng.normal(0, w, (n_climbers, n_periods - 1)), axis=1)], axis=1)
         climber = np.repeat(np.arange(n_climbers), n_periods * ascents_per_period)
         period = np.tile(np.repeat(np.arange(n_periods), ascents_per_period), n_climbers)
@@ -853,7 +860,8 @@ class GradeScaleBT:
         route_z = numpyro.sample("route_z", dist.Normal(0.0, 1.0).expand([len(self.routes_)]).to_event(1))
         difficulty = levels[grade] + tau * route_z
         n_c, n_t = len(self.climbers_), len(self.periods_)
-        start = numpyro.sample("start_z", dist.Normal(0.0, 1.0).expand([n_c]).to_event(1)) * self.strength_sd
+        mu = numpyro.sample("mu", dist.Normal(0.0, 3.0))
+        start = mu + numpyro.sample("start_z", dist.Normal(0.0, 1.0).expand([n_c]).to_event(1)) * self.strength_sd
         if n_t > 1:
             walk_z = numpyro.sample("walk_z", dist.Normal(0.0, 1.0).expand([n_c, n_t - 1]).to_event(2))
             steps = w * jnp.sqrt(gaps)[None, :] * walk_z
@@ -868,7 +876,7 @@ class GradeScaleBT:
         delta = beta[..., None] + self.step_sd * samples["step_z"]
         levels = np.concatenate([np.zeros(delta.shape[:-1] + (1,)), np.cumsum(delta, axis=-1)], axis=-1)
         route = levels[..., grades] + tau[..., None] * samples["route_z"]
-        start = samples["start_z"] * self.strength_sd
+        start = samples["mu"][..., None] + samples["start_z"] * self.strength_sd
         if "walk_z" in samples:
             gaps = np.diff(self.periods_.astype(np.float64))
             walk = np.cumsum(w[..., None, None] * np.sqrt(gaps) * samples["walk_z"], axis=-1)
