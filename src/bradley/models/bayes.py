@@ -600,6 +600,8 @@ class BayesianBT:
 
     def prob_beats_matrix(self, kind: str = "game") -> pd.DataFrame:
         """All pairs at once: ``kind="game"`` as :meth:`prob_beats`, ``"stronger"`` as :meth:`prob_stronger`."""
+        if kind not in ("game", "stronger"):
+            raise ValueError(f"kind must be 'game' or 'stronger', got {kind!r}.")
         s = self._require_draws()
         n = s.shape[1]
         out = np.empty((n, n))
@@ -607,8 +609,6 @@ class BayesianBT:
             diff = s[:, [a]] - s
             out[a] = (np.exp(self._outcomes(diff)[0]).mean(axis=0) if kind == "game"
                       else (diff > 0).mean(axis=0))
-        if kind not in ("game", "stronger"):
-            raise ValueError(f"kind must be 'game' or 'stronger', got {kind!r}.")
         np.fill_diagonal(out, np.nan)
         return pd.DataFrame(out, index=pd.Index(self.items_, name="item"), columns=self.items_)
 
