@@ -249,7 +249,7 @@ def lottery_gap(margin: np.ndarray, p: np.ndarray) -> float:
     return float(np.max(margin @ p))
 
 
-def _lp_solve(margin: np.ndarray, objective: np.ndarray | None = None, tight: bool = True) -> np.ndarray:
+def _lp_solve(margin: np.ndarray, objective: np.ndarray | None = None) -> np.ndarray:
     """One HiGHS LP over the maximal lotteries (pure kernel).
 
     Finds ``q >= 0`` with ``sum q = 1`` and ``margin @ q <= 0`` (for a square,
@@ -260,16 +260,15 @@ def _lp_solve(margin: np.ndarray, objective: np.ndarray | None = None, tight: bo
     the game value need not be a variable (one column fewer, and no dense
     column of ones coupling every constraint), and the feasible set is exactly
     the set of maximal lotteries. Interior point with crossover returns a
-    vertex of it. ``tight=False`` keeps HiGHS's default tolerances (1e-7)
-    instead of 1e-10, for a caller that polishes the answer on its support.
+    vertex of it.
     """
     from scipy.optimize import linprog
 
     rows, n = margin.shape
     c = np.zeros(n) if objective is None else np.asarray(objective, dtype=np.float64)
-    options = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10} if tight else {}
     res = linprog(c, A_ub=margin, b_ub=np.zeros(rows), A_eq=np.ones((1, n)), b_eq=[1.0], bounds=(0.0, None),
-                  method="highs-ipm", options=options)
+                  method="highs-ipm",
+                  options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
     if res.status != 0 or res.x is None:
         raise RuntimeError(f"HiGHS failed on the maximal-lottery LP: {res.message}")
     p = np.clip(np.asarray(res.x, dtype=np.float64), 0.0, None)
@@ -292,18 +291,18 @@ def _lp_with_support_search(margin: np.ndarray, tol: float = 1e-12) -> np.ndarra
     """
     n = margin.shape[0]
     if n <= 2 * _SEARCH_START:
-        return _lp_solve(margin, tight=False)
+        return _lp_solve(margin)
     scale = max(1.0, float(np.abs(margin).max()))
     chosen = np.sort(np.argsort(-margin.sum(axis=1), kind="stable")[:_SEARCH_START])
     while len(chosen) <= _SEARCH_SHARE * n:
         p = np.zeros(n)
-        p[chosen] = _lp_solve(margin[np.ix_(chosen, chosen)], tight=False)
+        p[chosen] = _lp_solve(margin[np.ix_(chosen, chosen)])
         beats = np.flatnonzero(margin @ p > tol * scale)
         beats = beats[~np.isin(beats, chosen)]
         if len(beats) == 0:
             return p
         chosen = np.union1d(chosen, beats)
-    return _lp_solve(margin, tight=False)
+    return _lp_solve(margin)
 
 
 def _polish(margin: np.ndarray, p: np.ndarray, support_tol: float) -> tuple[np.ndarray, bool]:
@@ -341,10 +340,8 @@ def maximal_lottery_lp(margin: np.ndarray, *, check_unique: bool = True, seed: i
     n = margin.shape[0]
     if n == 1:
         return np.ones(1), True
-    p = _lp_with_support_search(margin)  # HiGHS's default tolerances, then polishing on the support
+    p = _lp_with_support_search(margin)
     p, certified = _polish(margin, p, support_tol)
-    if lottery_gap(margin, p) > 1e-10 * max(1.0, float(np.abs(margin).max())):  # polishing did not reach it
-        p, certified = _polish(margin, _lp_solve(margin, tight=True), support_tol)
     if not check_unique or certified:
         return p, (True if certified else None)
     # Not certified by the support system: every maximal lottery lives on Z = {i: (M p)_i = 0}; optimise a
@@ -366,10 +363,9 @@ def maximal_lottery(matrix: Any, *, kind: Kind = "auto", items: Any = None, unob
 
     Solves the symmetric zero-sum game with payoff ``M = P - P^T`` exactly with
     HiGHS (``scipy.optimize.linprog``, interior point with crossover,
-    default tolerances, then tolerances 1e-10 if the polished answer misses
-    ``M^T p >= -1e-10``) as the feasibility problem ``p >= 0``, ``sum p = 1``,
-    ``M^T p >= 0`` (the game value is 0, so it is not a variable), and polishes
-    the answer on its support, so that ``M^T p >= 0`` holds to about 1e-12 in margin units. Beyond 100 items it
+    tolerances 1e-10) as the feasibility problem ``p >= 0``, ``sum p = 1``,
+    ``M^T p >= 0`` (the game value is 0, so it is not a variable) and polishes the answer on its support, so that
+    ``M^T p >= 0`` holds to about 1e-12 in margin units. Beyond 100 items it
     first grows a restricted game from the 50 items with the largest total
     margin, adding every item that beats the restricted solution (double
     oracle), and solves the whole LP only if that set passes 30% of the items:
