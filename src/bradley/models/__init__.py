@@ -1,6 +1,7 @@
 """Estimators users hold: configured in ``__init__``, ``fit(data) -> self``."""
 
 from bradley.models.bradley_terry import BradleyTerry
+from bradley.models.dynamic import DynamicBT
 from bradley.models.features import BTProbe, FeatureBT, probe_layers
 from bradley.models.gpm import GPM
 from bradley.models.mixture import BTMixture, IdealPointModel, adjusted_rand_index
@@ -16,6 +17,7 @@ __all__ = [
     "BTProbe",
     "BradleyTerry",
     "Davidson",
+    "DynamicBT",
     "FeatureBT",
     "GPM",
     "IdealPointModel",
