@@ -7,7 +7,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # file -> the fewest runnable blocks it must have (a guard against the extraction silently finding nothing)
-RUNNABLE = {"beyond-bt.md": 4, "train-data.md": 1}
+RUNNABLE = {"beyond-bt.md": 4, "train-data.md": 1, "time-and-bayes.md": 2}
 
 
 def _blocks(name: str) -> list[str]:
@@ -19,6 +19,8 @@ def _blocks(name: str) -> list[str]:
 def test_python_examples_run(name):
     if name.startswith("train"):
         pytest.importorskip("transformers")
+    if name.startswith("time-and-bayes"):
+        pytest.importorskip("numpyro")
     blocks = _blocks(name)
     assert len(blocks) >= RUNNABLE[name]
     for code in blocks:

@@ -1,5 +1,6 @@
 """Estimators users hold: configured in ``__init__``, ``fit(data) -> self``."""
 
+from bradley.models.bayes import BayesianBT, GradeScaleBT
 from bradley.models.bradley_terry import BradleyTerry
 from bradley.models.dynamic import DynamicBT
 from bradley.models.features import BTProbe, FeatureBT, probe_layers
@@ -14,12 +15,14 @@ MixtureBT = BTMixture
 
 __all__ = [
     "BTMixture",
+    "BayesianBT",
     "BTProbe",
     "BradleyTerry",
     "Davidson",
     "DynamicBT",
     "FeatureBT",
     "GPM",
+    "GradeScaleBT",
     "IdealPointModel",
     "MixtureBT",
     "probe_layers",
