@@ -40,6 +40,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from bradley.nn.dpo import _LOG1MEXP_FLOOR, log1mexp
 from bradley.nn.registry import LossOutput, check_flip_rate, check_shapes, output, register, soft_logistic
 
 __all__ = [
@@ -539,31 +540,10 @@ def tdpo_loss(
     return output(loss, beta * rho_w, beta * rho_l, chosen_kl=chosen_seq_kl, rejected_kl=rejected_seq_kl)
 
 
-def _log1mexp(a: Tensor) -> Tensor:
-    """``log(1 - exp(a))`` for ``a < 0``, accurate at both ends (Maechler 2012).
-
-    Each branch sees only inputs where it is finite, so neither leaks a NaN
-    gradient through ``torch.where``.
-    """
-    cut = -math.log(2.0)
-    near = a > cut
-    return torch.where(
-        near,
-        torch.log(-torch.expm1(torch.where(near, a, torch.full_like(a, cut)))),
-        torch.log1p(-torch.exp(torch.where(near, torch.full_like(a, cut), a))),
-    )
-
-
-# float32's sqrt(tiny), about 1.1e-19, in every dtype: the floored loss at A = 0 is then the same in float32
-# and float64 (a per-dtype floor gave 4.4 vs 35.4 for -lam log(1 - p) at lam 0.1).
-_ASFT_FLOOR = -math.sqrt(torch.finfo(torch.float32).tiny)
-
-
 def _below_zero(a: Tensor) -> Tensor:
-    # p = exp(A) = 1 makes log(1 - p) infinite. Floor the value at -1.1e-19 (float32's sqrt(tiny)),
-    # but let the gradient through unchanged (straight-through), so it stays nonzero and finite up to A = 0;
-    # a plain clamp would zero it there (the old clamp at -1e-6 zeroed every gradient above -1e-6).
-    return a + (a.clamp(max=_ASFT_FLOOR) - a).detach()
+    # p = exp(A) = 1 makes log(1 - p) infinite: the value is floored at float32's -sqrt(tiny) with the gradient
+    # passed straight through (bradley.nn.dpo.log1mexp does the same inside), so A itself is used consistently.
+    return a + (a.clamp(max=_LOG1MEXP_FLOOR) - a).detach()
 
 
 @register(
@@ -614,11 +594,11 @@ def asft_loss(
                 f"(max {a.detach().max().item():.4g})."
             )
     a_w, a_l = _below_zero(policy_chosen_avg_logps), _below_zero(policy_rejected_avg_logps)
-    odds_w = a_w - _log1mexp(a_w)
-    odds_l = a_l - _log1mexp(a_l)
+    odds_w = a_w - log1mexp(a_w)
+    odds_l = a_l - log1mexp(a_l)
     if beta == 1.0:
         # logsig(odds) = A and logsig(-odds) = log(1 - p): exact, no large intermediate odds.
-        align = policy_chosen_avg_logps + _log1mexp(a_l)
+        align = policy_chosen_avg_logps + log1mexp(a_l)
     else:
         align = F.logsigmoid(beta * odds_w) + F.logsigmoid(-beta * odds_l)
     loss = -policy_chosen_avg_logps - lam * align
