@@ -283,51 +283,95 @@ class DynamicBT:
         return table.sort_values("rank", kind="stable").reset_index(drop=True)
 
     # ------------------------------------------------------------ selection
-    def select_w2(self, data: Any, grid: Sequence[float], *, test_fraction: float = 0.2) -> DynamicBT:
-        """Choose ``w2`` from ``grid`` by held-out log-loss, then refit on all data.
+    #: Default ``select_w2`` grid: 0 (static BT with the same anchor) and a log grid of drifts per time unit.
+    W2_GRID = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
 
-        The last ``test_fraction`` of the distinct times is held out; each
-        candidate is fitted on the earlier games and scored on the later ones
-        (``predict_proba`` with uncertainty, at the game's time; items first
-        seen in the test period are scored from the anchor). The table of
-        candidates is in ``w2_path_``.
+    def _heldout_loss(self, comps: Any, train: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+        """(weighted sum of held-out log-losses, total weight) of a fit on ``train`` scored on ``test``."""
+        y = np.asarray(comps.outcome, dtype=np.float64)[test]
+        wt = np.ones(len(test)) if comps.weight is None else np.asarray(comps.weight, dtype=np.float64)[test]
+        self.fit(comps.take(train))
+        left, right = comps.items[comps.left[test]], comps.items[comps.right[test]]
+        known = np.isin(left, self.items_) & np.isin(right, self.items_)
+        order = comps.order[test] if comps.order is not None else True
+        p = np.full((len(test), 3) if self.draws == "davidson" else len(test), np.nan)
+        if known.any():
+            o = order[known] if isinstance(order, np.ndarray) else order
+            p[known] = self.predict_proba(left[known], right[known], comps.time[test][known], order=o)
+        if self.draws == "davidson":
+            pw, pdr, pl = (np.clip(p[:, j], 1e-15, 1) for j in range(3))
+            ll = np.where(y == 0.5, np.log(pdr), y * np.log(pw) + (1 - y) * np.log(pl))
+        else:
+            pp = np.clip(p, 1e-15, 1 - 1e-15)
+            ll = y * np.log(pp) + (1 - y) * np.log1p(-pp)
+        ll = np.where(known, ll, -np.log(2.0) if self.draws != "davidson" else -np.log(3.0))
+        return float(-np.sum(wt * ll)), float(np.sum(wt))
+
+    def select_w2(self, data: Any, grid: Sequence[float] | None = None, *, n_folds: int = 4,
+                  test_fraction: float = 0.2) -> DynamicBT:
+        """Choose ``w2`` from ``grid`` by rolling-origin held-out log-loss, then refit on all data.
+
+        The last ``test_fraction`` of the distinct times is cut into
+        ``n_folds`` consecutive blocks (fewer if there are fewer distinct
+        times). For each block, every candidate is fitted on all games before
+        the block and scores the block's games (``predict_proba`` with
+        uncertainty at the game's time; items not seen before are scored as an
+        even game); the held-out log-losses are summed over the blocks. One
+        cut alone is noisy on small data. ``grid`` defaults to
+        :attr:`W2_GRID` (which contains 0, the static model). A choice at the
+        grid's upper end, or at a lower end above 0, is flagged with a
+        ``UserWarning``: widen the grid. The per-candidate table (pooled
+        ``log_loss`` and one column per block) is in ``w2_path_``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> rng = np.random.default_rng(0)
+        >>> left = rng.integers(0, 4, 400); right = (left + rng.integers(1, 4, 400)) % 4
+        >>> y = (rng.random(400) < 1 / (1 + np.exp(-(left - right) / 2))).astype(float)
+        >>> games = pd.DataFrame({"left": left, "right": right, "outcome": y, "time": np.arange(400) // 10})
+        >>> m = DynamicBT().select_w2(games, [0.0, 0.01, 0.1])
+        >>> m.w2_path_.columns[:2].tolist()
+        ['w2', 'log_loss']
         """
         comps = as_comparisons(data)
         if comps.time is None:
             raise ComparisonDataError("select_w2 needs a time column.")
+        grid_arr = np.asarray(self.W2_GRID if grid is None else grid, dtype=np.float64).reshape(-1)
+        if len(grid_arr) == 0 or not np.all(np.isfinite(grid_arr)) or np.any(grid_arr < 0):
+            raise ValueError(f"grid must be a non-empty sequence of finite variances >= 0, got {grid!r}.")
+        if int(n_folds) < 1 or not 0 < test_fraction < 1:
+            raise ValueError(f"need n_folds >= 1 and 0 < test_fraction < 1, got {n_folds!r}, {test_fraction!r}.")
         self._setup_time(np.asarray(comps.time))
         tf = self._time_to_float(np.asarray(comps.time))
         times = np.unique(tf)
         if len(times) < 2:
             raise ComparisonDataError("select_w2 needs at least two distinct times to hold the later ones out.")
-        cut = times[max(1, int(np.floor(len(times) * (1 - test_fraction))))]
-        train, test = np.flatnonzero(tf < cut), np.flatnonzero(tf >= cut)
-        y = np.asarray(comps.outcome, dtype=np.float64)[test]
-        wt = np.ones(len(test)) if comps.weight is None else np.asarray(comps.weight, dtype=np.float64)[test]
-        sub = comps.take(train)
-        losses = []
+        first = min(max(1, int(np.floor(len(times) * (1 - test_fraction)))), len(times) - 1)
+        blocks = [b for b in np.array_split(np.arange(first, len(times)), min(int(n_folds), len(times) - first))
+                  if len(b)]
+        folds = [(np.flatnonzero(tf < times[b[0]]), np.flatnonzero((tf >= times[b[0]]) & (tf <= times[b[-1]])))
+                 for b in blocks]
         original = self.w2
-        for w2 in grid:
-            self.w2 = float(w2)
-            self.fit(sub)
-            left, right = comps.items[comps.left[test]], comps.items[comps.right[test]]
-            known = np.isin(left, self.items_) & np.isin(right, self.items_)
-            order = comps.order[test] if comps.order is not None else True
-            p = np.full((len(test), 3) if self.draws == "davidson" else len(test), np.nan)
-            if known.any():
-                o = order[known] if isinstance(order, np.ndarray) else order
-                p[known] = self.predict_proba(left[known], right[known], comps.time[test][known], order=o)
-            if self.draws == "davidson":
-                pw, pdr, pl = (np.clip(p[:, j], 1e-15, 1) for j in range(3))
-                ll = np.where(y == 0.5, np.log(pdr), y * np.log(pw) + (1 - y) * np.log(pl))
-            else:
-                pp = np.clip(p, 1e-15, 1 - 1e-15)
-                ll = y * np.log(pp) + (1 - y) * np.log1p(-pp)
-            ll = np.where(known, ll, -np.log(2.0) if self.draws != "davidson" else -np.log(3.0))
-            losses.append(float(-np.sum(wt * ll) / np.sum(wt)))
-        self.w2 = original
-        path = pd.DataFrame({"w2": np.asarray(grid, dtype=np.float64), "log_loss": losses})
-        self.w2 = float(path["w2"].iloc[int(np.argmin(losses))])
+        table = np.empty((len(grid_arr), len(folds)))
+        weights = np.empty(len(folds))
+        try:
+            for i, w2 in enumerate(grid_arr):
+                self.w2 = float(w2)
+                for j, (train, test) in enumerate(folds):
+                    table[i, j], weights[j] = self._heldout_loss(comps, train, test)
+        finally:
+            self.w2 = original
+        pooled = table.sum(axis=1) / weights.sum()
+        path = pd.DataFrame({"w2": grid_arr, "log_loss": pooled})
+        for j, b in enumerate(blocks):
+            path[f"fold{j}"] = table[:, j] / weights[j]
+        best = int(np.argmin(pooled))
+        chosen = float(grid_arr[best])
+        if len(grid_arr) > 1 and (chosen == grid_arr.max() or (chosen == grid_arr.min() and chosen > 0)):
+            warnings.warn(f"select_w2 chose w2={chosen:g}, at the edge of the grid "
+                          f"[{grid_arr.min():g}, {grid_arr.max():g}]; widen the grid.", UserWarning, stacklevel=2)
+        self.w2 = chosen
         self.fit(comps)
         self.w2_path_ = path
         return self
