@@ -222,3 +222,36 @@ def test_dynamic_bt_plugs_in():
     data = _random_games(n=160, periods=4, seed=6)
     result = temporal_evaluation(data, ["dynamic_bt", "elo"], dynamic_w2=0.01)
     assert result.table["log_loss_wdl"].notna().all() and len(result.summary()) == 2
+
+
+def test_paired_comparison_and_its_standard_errors():
+    data = _random_games(n=600, periods=10, seed=8)
+
+    def even(train):  # predicts 1/3 each whatever the teams
+        return lambda test: np.full((len(test), 3), 1.0 / 3.0)
+
+    result = temporal_evaluation(data, {"davidson": "davidson", "elo": "elo", "even": even})
+    table = result.compare("even").set_index("method")
+    frame = result.predictions
+    cls = np.where(frame.outcome > 0.5, 0, np.where(frame.outcome < 0.5, 2, 1))
+    frame = frame.assign(loss=-np.log(frame[["p_win", "p_draw", "p_loss"]].to_numpy()[np.arange(len(cls)), cls]))
+    base = frame.query("method == 'even'").set_index("row")
+    dav = frame.query("method == 'davidson'").set_index("row").loc[base.index]
+    d = dav.loss.to_numpy() - base.loss.to_numpy()
+    # per-game mean, paired difference and its textbook se (unit weights)
+    assert table.loc["davidson", "loss"] == pytest.approx(result.table.set_index("method").loc["davidson",
+                                                                                             "log_loss_wdl"])
+    assert table.loc["even", "loss"] == pytest.approx(math.log(3))
+    assert table.loc["davidson", "diff"] == pytest.approx(d.mean())
+    assert table.loc["davidson", "se_diff"] == pytest.approx(d.std(ddof=1) / math.sqrt(len(d)))
+    # cluster-robust over periods, by hand
+    sums = d - d.mean()
+    by_p = np.array([sums[base.period.to_numpy() == p].sum() for p in np.unique(base.period)])
+    n_p = len(by_p)
+    assert table.loc["davidson", "se_diff_period"] == pytest.approx(
+        math.sqrt(n_p / (n_p - 1) * np.sum(by_p**2)) / len(d))
+    # a model of the truth beats the even guess beyond noise; the baseline against itself is 0
+    assert table.loc["davidson", "z"] < -2
+    assert table.loc["even", "diff"] == 0 and table.loc["even", "se_diff"] == 0
+    with pytest.raises(ValueError, match="baseline"):
+        result.compare("nobody")

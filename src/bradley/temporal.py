@@ -316,6 +316,81 @@ class TemporalEvaluation:
         out = (grouped["_loss"].sum() / grouped["weight"].sum()).rename("log_loss").reset_index()
         return out
 
+    def losses(self, metric: str | None = None) -> pd.DataFrame:
+        """Per-game loss: one row per (method, predicted game) with row, period, weight and ``loss``.
+
+        ``metric`` is ``"log_loss_wdl"`` (three-class ``-log P(observed result)``,
+        the default when draws were scored), ``"log_loss"`` (expected score of
+        left, the default otherwise) or ``"brier_wdl"``.
+        """
+        metric = metric or ("log_loss_wdl" if "log_loss_wdl" in self.table else "log_loss")
+        frame = self.predictions
+        o = frame["outcome"].to_numpy(dtype=np.float64)
+        if metric == "log_loss":
+            e = np.clip(frame["expected"].to_numpy(), 1e-15, 1 - 1e-15)
+            loss = -(o * np.log(e) + (1 - o) * np.log1p(-e))
+        elif metric in ("log_loss_wdl", "brier_wdl"):
+            probs = frame[["p_win", "p_draw", "p_loss"]].to_numpy(dtype=np.float64)
+            cls = _classes(o)
+            if metric == "log_loss_wdl":
+                loss = -np.log(np.clip(probs[np.arange(len(cls)), cls], 1e-15, 1.0))
+            else:
+                loss = ((probs - np.eye(3)[cls]) ** 2).sum(axis=1)
+        else:
+            raise ValueError(f"unknown metric {metric!r}: use 'log_loss', 'log_loss_wdl' or 'brier_wdl'.")
+        return frame[["method", "row", "period", "weight"]].assign(loss=loss)
+
+    def compare(self, baseline: str, metric: str | None = None) -> pd.DataFrame:
+        """Paired comparison of every method with ``baseline`` on the same predicted games.
+
+        Columns: ``method``, ``loss`` (weighted mean) and its ``se``,
+        ``diff`` = mean of (method's loss - baseline's loss) per game (negative:
+        better than the baseline), ``se_diff`` (games as independent, weighted),
+        ``se_diff_period`` (cluster-robust over periods: games of one period
+        share the fitted state) and ``z`` = diff / max(se_diff, se_diff_period).
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> left = rng.integers(0, 6, 300); right = (left + rng.integers(1, 6, 300)) % 6
+        >>> y = (rng.random(300) < 1 / (1 + np.exp(-(left - right) / 2.0))).astype(float)
+        >>> data = Comparisons.from_codes(left, right, y, items=list("abcdef"), time=np.arange(300) // 50)
+        >>> table = temporal_evaluation(data, ["bt", "elo"]).compare("elo")
+        >>> table.columns.tolist()
+        ['method', 'loss', 'se', 'diff', 'se_diff', 'se_diff_period', 'z']
+        >>> float(table.set_index("method").loc["elo", "diff"])
+        0.0
+        """
+        per = self.losses(metric)
+        wide = per.pivot(index="row", columns="method", values="loss")
+        if baseline not in wide:
+            raise ValueError(f"baseline {baseline!r} is not among the methods {wide.columns.tolist()}.")
+        first = per.drop_duplicates("row").set_index("row").loc[wide.index]
+        w = first["weight"].to_numpy(dtype=np.float64)
+        period_codes = pd.factorize(first["period"])[0]
+        n_p = int(period_codes.max()) + 1
+        wsum = w.sum()
+
+        def mean_se(x: np.ndarray) -> tuple[float, float, float]:
+            m = float(np.sum(w * x) / wsum)
+            r = w * (x - m)
+            n = len(x)
+            se = float(np.sqrt(n / max(n - 1, 1) * np.sum(r**2)) / wsum)
+            by_p = np.bincount(period_codes, r, n_p)
+            se_p = float(np.sqrt(n_p / max(n_p - 1, 1) * np.sum(by_p**2)) / wsum)
+            return m, se, se_p
+
+        rows = []
+        base = wide[baseline].to_numpy()
+        for name in dict.fromkeys(per["method"]):
+            x = wide[name].to_numpy()
+            m, se, _ = mean_se(x)
+            d, se_d, se_dp = mean_se(x - base)
+            scale = max(se_d, se_dp)
+            rows.append({"method": name, "loss": m, "se": se, "diff": d, "se_diff": se_d, "se_diff_period": se_dp,
+                         "z": d / scale if scale > 0 else 0.0})
+        return pd.DataFrame(rows)
+
 
 def temporal_evaluation(
     data: Any,
