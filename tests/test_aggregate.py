@@ -253,3 +253,59 @@ def test_cli_hook_and_leaderboard_on_counts(tmp_path, frame):
         aggregate_for_cli(argparse.Namespace(data=str(tmp_path), covariates="len"))
     board = bradley.leaderboard(pairs)
     assert len(board.table) == pairs.n_items
+
+
+def test_lean_path_counts_codes_and_falls_back(tmp_path, monkeypatch):
+    """pairs ~ rows: labels validated once each, groups counted by codes; odd data go the row-by-row way."""
+    import importlib
+
+    module = importlib.import_module("bradley.aggregate")
+    taken: list[bool] = []
+    lean = module._lean_pair_counts
+
+    def spy(*args, **kwargs):
+        result = lean(*args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(module, "_lean_pair_counts", spy)
+    rng = np.random.default_rng(3)
+    n = 4000
+    names = np.array([f"item{k}" for k in range(400)])  # ~80k pairs for 4k rows: one group per row
+    a = rng.integers(0, 400, n)
+    b = (a + rng.integers(1, 400, n)) % 400
+    votes = pd.DataFrame({"model_a": names[a], "model_b": names[b],
+                          "winner": rng.choice(["model_a", "model_b", "tie", "tie (bothbad)"], n)})
+    votes = pd.concat([votes, votes.iloc[:50]], ignore_index=True)  # a few groups of two rows
+    votes.to_parquet(tmp_path / "v.parquet")
+    truth = read_comparisons(votes).pair_counts()
+    for engine in ("arrow", "duckdb"):
+        taken.clear()
+        same(aggregate(tmp_path / "v.parquet", engine=engine), truth)
+        assert taken == [True]
+    # integer labels and numeric outcomes (1 = left won, 0.5 = tie), an items= order with an unused item
+    numeric = pd.DataFrame({"l": a, "r": b, "y": rng.choice([1.0, 0.0, 0.5], n)})
+    order = list(range(400))[::-1] + [999]
+    taken.clear()
+    same(aggregate(numeric, left="l", right="r", outcome="y", items=order),
+         read_comparisons(numeric, left="l", right="r", outcome="y", items=order).pair_counts())
+    assert taken == [True]
+    # warnings (dropped rows) and errors go through the full validation: same results and messages
+    taken.clear()
+    with pytest.warns(bradley.errors.DataWarning):
+        same(aggregate(tmp_path / "v.parquet", both_bad="drop"), _quiet_truth(votes))
+    assert taken == [False]
+    broken = votes.copy()
+    broken.loc[17, "model_b"] = broken.loc[17, "model_a"]
+    broken.loc[[30, 31], "winner"] = "nobody"
+    for frame_ in (broken, broken.assign(model_a=broken.model_a.where(broken.index != 9, None))):
+        with pytest.raises(ComparisonDataError) as expected:
+            read_comparisons(frame_)
+        with pytest.raises(ComparisonDataError) as got:
+            aggregate(frame_)
+        assert str(got.value) == str(expected.value)
+
+
+def _quiet_truth(votes: pd.DataFrame) -> PairCounts:
+    with pytest.warns(bradley.errors.DataWarning):
+        return read_comparisons(votes, both_bad="drop").pair_counts()

@@ -178,6 +178,12 @@ def pair_counts_from_partial(partial: pd.DataFrame, *, left: str | None = None, 
         raise ComparisonDataError(
             f"weights must be finite numbers, 0 or between 1e-150 and 1e150; {int(partial[BAD_WEIGHT_COLUMN].sum())} "
             f"rows are not (groups {rows[:10].tolist()}).", [int(r) for r in rows[:10]])
+    if (bad is None and WEIGHT_COLUMN not in partial.columns and None not in (left, right, outcome)
+            and winner is None and loser is None):
+        lean = _lean_pair_counts(partial, str(left), str(right), str(outcome), outcome_map=outcome_map,
+                                 items=items, drop_self_comparisons=drop_self_comparisons, both_bad=both_bad)
+        if lean is not None:
+            return lean
     frame = partial.drop(columns=[c for c in (ROWS_COLUMN, WEIGHT_COLUMN, BAD_WEIGHT_COLUMN) if c in partial.columns])
     frame = frame.reset_index(drop=True)
     source = WEIGHT_COLUMN if WEIGHT_COLUMN in partial.columns else ROWS_COLUMN
@@ -198,6 +204,97 @@ def pair_counts_from_partial(partial: pd.DataFrame, *, left: str | None = None, 
         return _aggregate(np.repeat(comparisons.left, games), np.repeat(comparisons.right, games),
                           np.repeat(hard, games), None, comparisons.items)
     return _weighted_pair_counts(comparisons.left, comparisons.right, comparisons.outcome, w, comparisons.items)
+
+
+def _distinct(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Codes of a key column and its distinct values (dtype kept); code -1 = a missing value."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    return np.asarray(codes), pd.Series(uniques)
+
+
+def _lean_pair_counts(partial: pd.DataFrame, left: str, right: str, outcome: str, *,
+                      outcome_map: Mapping[Any, Any] | str | None, items: Sequence[Any] | None,
+                      drop_self_comparisons: bool, both_bad: str) -> PairCounts | None:
+    """Pair counts of an unweighted partial, validating each distinct label once (None: use the full path).
+
+    Each distinct item label and outcome value goes once through
+    :func:`bradley.read_comparisons` (a *probe* table of a few thousand rows,
+    every label met as left and as right); the groups are then mapped to item
+    codes and outcomes by array lookups and counted by the integer kernel, with
+    no per-group table. Whenever the probe raises, warns, drops a row, or the
+    data hold something the probe cannot vouch for (missing values,
+    self-comparisons, outcomes that depend on which side an item is on), this
+    returns None and the caller validates the groups row by row, which gives
+    the in-memory path's exact errors and warnings.
+    """
+    import warnings
+
+    from bradley.io import read_comparisons
+
+    if not {left, right, outcome} <= set(partial.columns) or len({left, right, outcome}) < 3:
+        return None
+    lc, lu = _distinct(partial[left])
+    rc, ru = _distinct(partial[right])
+    oc, ou = _distinct(partial[outcome])
+    if (lc < 0).any() or (rc < 0).any() or (oc < 0).any():
+        return None
+
+    def plain(values: pd.Series) -> pd.Series:
+        return values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
+
+    both = pd.concat([plain(lu), plain(ru)], ignore_index=True)
+    bc, union = _distinct(both)
+    u, n_out = len(union), len(ou)
+    if u < 2 or n_out == 0:
+        return None
+    size = max(u, n_out)
+    step = np.arange(size)
+    ahead = (step + 1) % u
+    probe = pd.DataFrame({
+        left: pd.concat([union.iloc[step % u], union.iloc[ahead]], ignore_index=True),
+        right: pd.concat([union.iloc[ahead], union.iloc[step % u]], ignore_index=True),
+        outcome: pd.concat([ou.iloc[step % n_out], ou.iloc[step % n_out]], ignore_index=True),
+    })
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            checked = read_comparisons(probe, left=left, right=right, outcome=outcome, outcome_map=outcome_map,
+                                       items=items, drop_self_comparisons=drop_self_comparisons,
+                                       both_bad=both_bad)
+    except (ComparisonDataError, ValueError, TypeError):
+        return None
+    if caught or len(checked) != 2 * size or checked.weight is not None:
+        return None
+    code = np.asarray(checked.left, dtype=np.int64)
+    other = np.asarray(checked.right, dtype=np.int64)
+    result = np.asarray(checked.outcome, dtype=np.float64)
+    item_of = code[:u]
+    if not (np.array_equal(other[:size], item_of[ahead]) and np.array_equal(code[size:], item_of[ahead])
+            and np.array_equal(other[size:], code[:size]) and np.array_equal(result[:size], result[size:])):
+        return None  # labels or outcomes that do not map one to one
+    outcome_of = result[:n_out]
+    li = item_of[bc[:len(lu)]][lc]
+    ri = item_of[bc[len(lu):]][rc]
+    hard = outcome_of[oc]
+    if (li == ri).any():
+        return None
+    games = partial[ROWS_COLUMN].to_numpy()
+    if len(games) and games.min() <= 0:
+        return None
+    return _count_groups(li, ri, hard, games.astype(np.float64), checked.items)
+
+
+def _count_groups(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, w: np.ndarray,
+                  items: np.ndarray) -> PairCounts:
+    """Pair counts of validated groups (item codes, outcome, number of rows or summed weight)."""
+    if (w.sum() <= 4 * len(w) and bool(np.all(w == np.round(w)))
+            and bool(np.all((outcome == 1.0) | (outcome == 0.0) | (outcome == 0.5)))):
+        # about one row per group (pairs ~ rows): back to rows, counted by the integer kernel (one int32 sort)
+        games = w.astype(np.int64)
+        if bool(np.all(games == 1)):
+            return _aggregate(left, right, outcome, None, items)
+        return _aggregate(np.repeat(left, games), np.repeat(right, games), np.repeat(outcome, games), None, items)
+    return _weighted_pair_counts(left, right, outcome, w, items)
 
 
 def _weighted_pair_counts(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, weight: np.ndarray,
