@@ -309,3 +309,41 @@ def test_lean_path_counts_codes_and_falls_back(tmp_path, monkeypatch):
 def _quiet_truth(votes: pd.DataFrame) -> PairCounts:
     with pytest.warns(bradley.errors.DataWarning):
         return read_comparisons(votes, both_bad="drop").pair_counts()
+
+
+def test_cli_reads_directories_and_globs_like_the_concatenated_file(tmp_path, frame, capsys):
+    """`bradley fit DIR` and `bradley leaderboard "glob"` print what the same commands print on one file."""
+    import json
+
+    from bradley.cli import main
+
+    data = frame.drop(columns="time")
+    (tmp_path / "parts").mkdir()
+    for k in range(3):
+        data.iloc[k * 200:(k + 1) * 200].to_parquet(tmp_path / "parts" / f"p{k}.parquet")
+    data.to_parquet(tmp_path / "all.parquet")
+
+    def run(*argv: str) -> dict:
+        capsys.readouterr()
+        assert main(list(argv)) == 0
+        return json.loads(capsys.readouterr().out)
+
+    one = run("fit", str(tmp_path / "all.parquet"), "--format", "json")
+    many = run("fit", str(tmp_path / "parts"), "--format", "json")
+    assert (one["n_items"], one["log_likelihood"]) == (many["n_items"], pytest.approx(many["log_likelihood"]))
+    for a, b in zip(one["items"], many["items"], strict=True):
+        assert (a["name"], a["wins"], a["losses"], a["ties"]) == (b["name"], b["wins"], b["losses"], b["ties"])
+        assert a["score"] == pytest.approx(b["score"], abs=1e-9)
+        assert a["se"] == pytest.approx(b["se"], abs=1e-9)
+    for ci in ("sandwich", "fisher", "bootstrap"):
+        argv = ["--format", "json", "--ci", ci, "--rounds", "200", "--where", "category != 'code'"]
+        rows = run("leaderboard", str(tmp_path / "all.parquet"), *argv)
+        counted = run("leaderboard", str(tmp_path / "parts" / "*.parquet"), *argv)
+        assert rows["n_comparisons"] == counted["n_comparisons"]
+        assert len(rows["items"]) == len(counted["items"]) == 12
+        for a, b in zip(rows["items"], counted["items"], strict=True):
+            assert (a["name"], a["comparisons"], a["ties"]) == (b["name"], b["comparisons"], b["ties"])
+            assert a["score"] == pytest.approx(b["score"], abs=1e-9)
+            # resampling: same law, other draws (rows come back in pair order); the rest to rounding
+            tol = 0.2 * a["se"] if ci == "bootstrap" else 1e-9
+            assert a["se"] == pytest.approx(b["se"], abs=tol)

@@ -332,8 +332,26 @@ _BIG_READ_BYTES = 50 * 2**20
 
 
 def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
-    """The comparisons named by the data options, and whether DATA was a count table (one read of the file)."""
+    """The comparisons named by the data options, and whether DATA was a count table (one read of the file).
+
+    A directory, a glob or a large Parquet file is reduced out of core to pair
+    counts (:func:`bradley.aggregate.aggregate_for_cli`). ``bradley fit`` then
+    needs only the likelihood (weighted pair rows); the other commands count
+    observations (intervals, bootstrap, folds), so they get one row per game,
+    as from the file itself.
+    """
     started = time.perf_counter()
+    from bradley.aggregate import aggregate_for_cli
+
+    pairs = aggregate_for_cli(args)
+    if pairs is not None:
+        cells = np.concatenate([pairs.wins_first, pairs.wins_second, pairs.ties])
+        per_game = getattr(args, "command", None) != "fit" and bool(np.all(cells == np.round(cells)))
+        data = pairs.to_comparisons(frequencies=per_game)
+        if args.progress:
+            print(f"bradley: aggregated {args.data} to {pairs.n_pairs:,} pairs ({float(cells.sum()):,.0f} "
+                  f"comparisons) in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        return data, False
     size = os.path.getsize(args.data) if os.path.isfile(args.data) else 0
     announce = bool(args.progress) and size >= _BIG_READ_BYTES
     if announce:
