@@ -287,14 +287,35 @@ def _lean_pair_counts(partial: pd.DataFrame, left: str, right: str, outcome: str
 def _count_groups(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, w: np.ndarray,
                   items: np.ndarray) -> PairCounts:
     """Pair counts of validated groups (item codes, outcome, number of rows or summed weight)."""
-    if (w.sum() <= 4 * len(w) and bool(np.all(w == np.round(w)))
-            and bool(np.all((outcome == 1.0) | (outcome == 0.0) | (outcome == 0.5)))):
-        # about one row per group (pairs ~ rows): back to rows, counted by the integer kernel (one int32 sort)
-        games = w.astype(np.int64)
-        if bool(np.all(games == 1)):
-            return _aggregate(left, right, outcome, None, items)
-        return _aggregate(np.repeat(left, games), np.repeat(right, games), np.repeat(outcome, games), None, items)
-    return _weighted_pair_counts(left, right, outcome, w, items)
+    if not bool(np.all((outcome == 1.0) | (outcome == 0.0) | (outcome == 0.5))):
+        return _weighted_pair_counts(left, right, outcome, w, items)
+    # One int64 code per group: (pair, class) with class 0 = first won, 1 = second won, 2 = tie,
+    # sorted in place; counts are run lengths (one row per group) or sums of the group sizes.
+    n = len(items)
+    low = np.minimum(left, right).astype(np.int64)
+    code = low * n
+    code += np.maximum(left, right)
+    del low
+    code *= 3
+    second_won = (outcome == 1.0) == (left > right)
+    code += np.where(outcome == 0.5, 2, second_won.astype(np.int64))
+    del second_won
+    if bool(np.all(w == 1.0)):
+        code.sort()
+        starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
+        cell_counts = np.diff(np.append(starts, len(code))).astype(np.float64)
+        cells = code[starts]
+    else:
+        cells, inverse = np.unique(code, return_inverse=True)
+        cell_counts = np.bincount(inverse.ravel(), w, len(cells))
+    del code
+    pair, kind = np.divmod(cells, 3)
+    first_cell = np.concatenate(([True], pair[1:] != pair[:-1]))
+    index = np.cumsum(first_cell) - 1
+    pairs = pair[first_cell]
+    k = len(pairs)
+    wins = [np.bincount(index[kind == c], cell_counts[kind == c], k) for c in range(3)]
+    return PairCounts(pairs // n, pairs % n, wins[0], wins[1], wins[2], items)
 
 
 def _weighted_pair_counts(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, weight: np.ndarray,
