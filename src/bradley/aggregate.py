@@ -303,8 +303,8 @@ def _count_groups(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, w: n
     if bool(np.all(w == 1.0)):
         code.sort()
         starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
-        cell_counts = np.diff(np.append(starts, len(code))).astype(np.float64)
-        cells = code[starts]
+        cell_counts: np.ndarray = np.diff(np.append(starts, len(code))).astype(np.float64)
+        cells: np.ndarray = code[starts]
     else:
         cells, inverse = np.unique(code, return_inverse=True)
         cell_counts = np.bincount(inverse.ravel(), w, len(cells))
