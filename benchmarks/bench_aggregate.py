@@ -7,6 +7,10 @@ on the resulting pair counts.
 
     .venv/bin/python benchmarks/bench_aggregate.py --rows 10_000_000 --items 1000
     .venv/bin/python benchmarks/bench_aggregate.py --rows 10_000_000 --items 100000 --engines duckdb
+
+Before/after a change: ``--baseline DIR`` runs each engine a second time with ``DIR`` (a folder holding an
+older ``bradley`` package, e.g. ``git worktree add /tmp/old HEAD~3`` then ``/tmp/old/src``) first on
+``PYTHONPATH``, right before the current code, on the same file.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ def main() -> None:
     parser.add_argument("--where", default=None)
     parser.add_argument("--child", default=None)
     parser.add_argument("--path", default=None)
+    parser.add_argument("--baseline", default=None, help="folder holding an older bradley package to compare")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_engine(args.child, args.path, args.where)))
@@ -106,17 +111,23 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(path, args.rows, args.items)
         print(f"generated {path} ({os.path.getsize(path) / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s")
+    versions = [("baseline", args.baseline), ("current", None)] if args.baseline else [("current", None)]
     for engine in args.engines.split(","):
-        cmd = [sys.executable, __file__, "--child", engine, "--path", path]
-        if args.where:
-            cmd += ["--where", args.where]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(engine, "failed:", out.stderr.strip().splitlines()[-1:])
-            continue
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        result["rows"] = args.rows
-        print(json.dumps(result))
+        for version, folder in versions:
+            cmd = [sys.executable, __file__, "--child", engine, "--path", path]
+            if args.where:
+                cmd += ["--where", args.where]
+            env = dict(os.environ)
+            if folder:
+                env["PYTHONPATH"] = folder + os.pathsep + env.get("PYTHONPATH", "")
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if out.returncode != 0:
+                print(engine, version, "failed:", out.stderr.strip().splitlines()[-1:])
+                continue
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            result["rows"] = args.rows
+            result["code"] = version
+            print(json.dumps(result))
 
 
 if __name__ == "__main__":
