@@ -364,7 +364,7 @@ class DynamicBT:
             self.w2 = original
         pooled = table.sum(axis=1) / weights.sum()
         path = pd.DataFrame({"w2": grid_arr, "log_loss": pooled})
-        for j, b in enumerate(blocks):
+        for j in range(len(blocks)):
             path[f"fold{j}"] = table[:, j] / weights[j]
         best = int(np.argmin(pooled))
         chosen = float(grid_arr[best])
