@@ -40,7 +40,8 @@ __all__ = ["main", "build_parser", "cli_words"]
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data",
-                        help="comparison file: CSV, TSV, JSONL, Parquet (optionally .gz), or 'winner loser' .txt")
+                        help="comparison file: CSV, TSV, JSONL, Parquet (optionally .gz), or 'winner loser' .txt; "
+                             "or a directory or a quoted glob ('votes/*.parquet'), aggregated out of core")
     cols = parser.add_argument_group("columns (default: arena format model_a/model_b/winner, or left/right/outcome)")
     cols.add_argument("--left", help="column with the first item")
     cols.add_argument("--right", help="column with the second item")
