@@ -227,10 +227,6 @@ def _lean_pair_counts(partial: pd.DataFrame, left: str, right: str, outcome: str
     returns None and the caller validates the groups row by row, which gives
     the in-memory path's exact errors and warnings.
     """
-    import warnings
-
-    from bradley.io import read_comparisons
-
     if not {left, right, outcome} <= set(partial.columns) or len({left, right, outcome}) < 3:
         return None
     lc, lu = _distinct(partial[left])
@@ -238,6 +234,36 @@ def _lean_pair_counts(partial: pd.DataFrame, left: str, right: str, outcome: str
     oc, ou = _distinct(partial[outcome])
     if (lc < 0).any() or (rc < 0).any() or (oc < 0).any():
         return None
+    probed = _probe_labels(lu, ru, ou, left, right, outcome, outcome_map=outcome_map, items=items,
+                           drop_self_comparisons=drop_self_comparisons, both_bad=both_bad)
+    if probed is None:
+        return None
+    left_item, right_item, outcome_of, item_labels = probed
+    li = left_item[lc]
+    ri = right_item[rc]
+    hard = outcome_of[oc]
+    if (li == ri).any():
+        return None
+    games = partial[ROWS_COLUMN].to_numpy()
+    if len(games) and games.min() <= 0:
+        return None
+    return _count_groups(li, ri, hard, games.astype(np.float64), item_labels)
+
+
+def _probe_labels(lu: pd.Series, ru: pd.Series, ou: pd.Series, left: str, right: str, outcome: str, *,
+                  outcome_map: Mapping[Any, Any] | str | None, items: Sequence[Any] | None,
+                  drop_self_comparisons: bool, both_bad: str
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Validate distinct left/right labels and outcome values once through ``read_comparisons`` (a probe).
+
+    Returns the item code of each left label, of each right label, the outcome
+    of each outcome value and the items; None when the probe raises, warns,
+    drops a row or the labels do not map one to one (the caller then takes
+    the row-by-row path, which gives the exact errors and warnings).
+    """
+    import warnings
+
+    from bradley.io import read_comparisons
 
     def plain(values: pd.Series) -> pd.Series:
         return values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
@@ -273,15 +299,7 @@ def _lean_pair_counts(partial: pd.DataFrame, left: str, right: str, outcome: str
             and np.array_equal(other[size:], code[:size]) and np.array_equal(result[:size], result[size:])):
         return None  # labels or outcomes that do not map one to one
     outcome_of = result[:n_out]
-    li = item_of[bc[:len(lu)]][lc]
-    ri = item_of[bc[len(lu):]][rc]
-    hard = outcome_of[oc]
-    if (li == ri).any():
-        return None
-    games = partial[ROWS_COLUMN].to_numpy()
-    if len(games) and games.min() <= 0:
-        return None
-    return _count_groups(li, ri, hard, games.astype(np.float64), checked.items)
+    return item_of[bc[:len(lu)]], item_of[bc[len(lu):]], outcome_of, np.asarray(checked.items)
 
 
 def _count_groups(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, w: np.ndarray,
@@ -302,13 +320,29 @@ def _count_groups(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, w: n
     del second_won
     if bool(np.all(w == 1.0)):
         code.sort()
-        starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
-        cell_counts: np.ndarray = np.diff(np.append(starts, len(code))).astype(np.float64)
-        cells: np.ndarray = code[starts]
-    else:
-        cells, inverse = np.unique(code, return_inverse=True)
-        cell_counts = np.bincount(inverse.ravel(), w, len(cells))
+        return _count_sorted_codes(code, items)
+    cells, inverse = np.unique(code, return_inverse=True)
+    cell_counts = np.bincount(inverse.ravel(), w, len(cells))
     del code
+    return _cells_to_pair_counts(cells, cell_counts, items)
+
+
+def _count_sorted_codes(code: np.ndarray, items: np.ndarray) -> PairCounts:
+    """Pair counts of one game per entry of sorted ``pair * 3 + class`` codes (run lengths)."""
+    new = np.empty(len(code), dtype=bool)
+    new[:1] = True
+    np.not_equal(code[1:], code[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    del new
+    cells = code[starts]
+    cell_counts = np.diff(np.append(starts, len(code))).astype(np.float64)
+    del starts
+    return _cells_to_pair_counts(cells, cell_counts, items)
+
+
+def _cells_to_pair_counts(cells: np.ndarray, cell_counts: np.ndarray, items: np.ndarray) -> PairCounts:
+    """PairCounts from distinct sorted ``pair * 3 + class`` codes and their counts."""
+    n = len(items)
     pair, kind = np.divmod(cells, 3)
     first_cell = np.concatenate(([True], pair[1:] != pair[:-1]))
     index = np.cumsum(first_cell) - 1
@@ -728,6 +762,15 @@ def aggregate(
         use_arrow = src.kind == "files" and src.format == "parquet" and engine in ("auto", "arrow")
         if engine == "arrow" and not use_arrow:
             raise ValueError("engine='arrow' reads Parquet files; use engine='duckdb' for this source.")
+        common = dict(left=roles["left"], right=roles["right"], outcome=roles["outcome"], winner=roles["winner"],
+                      loser=roles["loser"], outcome_map=outcome_map, items=items,
+                      drop_self_comparisons=drop_self_comparisons, both_bad=both_bad)
+        if use_arrow and weight_name is None and roles["winner"] is None and len(set(keys)) == 3:
+            counted = _arrow_pair_counts(src.files, src.hive, keys, condition, columns, {
+                "outcome_map": outcome_map, "items": items, "drop_self_comparisons": drop_self_comparisons,
+                "both_bad": both_bad})
+            if counted is not None:
+                return counted
         if use_arrow:
             partial = _arrow_partial(src.files, src.hive, keys, weight_name, condition, columns)
         else:
@@ -735,9 +778,6 @@ def aggregate(
         if len(partial) == 0:
             raise ComparisonDataError(f"where={condition!r} matches none of the rows." if condition
                                       else "the data hold no comparisons (zero rows).")
-        common = dict(left=roles["left"], right=roles["right"], outcome=roles["outcome"], winner=roles["winner"],
-                      loser=roles["loser"], outcome_map=outcome_map, items=items,
-                      drop_self_comparisons=drop_self_comparisons, both_bad=both_bad)
         try:
             return pair_counts_from_partial(partial, **common)  # type: ignore[arg-type]
         except ComparisonDataError as error:
@@ -1052,10 +1092,7 @@ def _arrow_partial(files: list[str], hive: bool, keys: list[str], weight: str | 
 
     fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=keys))
     dataset = pads.dataset(files, format=fmt, partitioning="hive" if hive else None)
-    used = list(keys) + ([weight] if weight is not None else [])
-    if condition:
-        used += [c for c in columns if c not in used and re.search(r"(?<![\w'\"])" + re.escape(c) + r"(?![\w'\"])",
-                                                                  condition)]
+    used = _scan_columns(keys, weight, condition, columns)
     coders = [_LabelCodes() for _ in keys]
     dense: np.ndarray | None = np.zeros((0,) * len(keys) + (3 if weight is not None else 1,))
     sparse_parts: list[pd.DataFrame] = []
@@ -1139,6 +1176,101 @@ def _arrow_partial(files: list[str], hive: bool, keys: list[str], weight: str | 
         frame[WEIGHT_COLUMN] = table[WEIGHT_COLUMN].to_numpy()
         frame[BAD_WEIGHT_COLUMN] = table[BAD_WEIGHT_COLUMN].to_numpy().astype(np.int64)
     return frame
+
+
+def _scan_columns(keys: list[str], weight: str | None, condition: str | None, columns: list[str]) -> list[str]:
+    """Columns a scan reads: the keys, the weight and the columns the condition names."""
+    used = list(keys) + ([weight] if weight is not None else [])
+    if condition:
+        used += [c for c in columns if c not in used and re.search(r"(?<![\w'\"])" + re.escape(c) + r"(?![\w'\"])",
+                                                                  condition)]
+    return used
+
+
+def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition: str | None, columns: list[str],
+                       common: Mapping[str, Any], batch_size: int = 1 << 20) -> PairCounts | None:
+    """Unweighted ``(left, right, outcome)`` Parquet counted straight from the scan (None: use the partial path).
+
+    Per batch, the dictionary-coded labels become global label codes (a
+    lookup in each batch's small dictionary) packed into one int64 per row;
+    no grouped table is built. At the end each distinct label and outcome
+    value is validated once (:func:`_probe_labels`), the packed codes are
+    rewritten in place as ``pair * 3 + class`` and counted by one in-place
+    sort. Memory: 8 bytes a kept row plus one batch. Anything the probe cannot
+    vouch for (missing values, self-comparisons, soft outcomes, a probe that
+    raises or warns) returns None, and the caller takes the partial-table path
+    with its exact errors.
+    """
+    import pyarrow.dataset as pads
+
+    from bradley.io import select_rows
+
+    left, right, outcome = keys
+    fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=keys))
+    dataset = pads.dataset(files, format=fmt, partitioning="hive" if hive else None)
+    used = _scan_columns(keys, None, condition, columns)
+    coders = [_LabelCodes() for _ in keys]
+    seen = [np.zeros(0, dtype=bool) for _ in keys]
+    shift = 21
+    chunks: list[np.ndarray | None] = []
+    for batch in dataset.to_batches(columns=used, batch_size=batch_size, batch_readahead=2, fragment_readahead=1):
+        if batch.num_rows == 0:
+            continue
+        codes = [coder.codes(batch.column(k)) for coder, k in zip(coders, keys, strict=True)]
+        if condition:
+            keep = select_rows(batch.select(used).to_pandas(), condition)
+            if not keep.any():
+                continue
+            codes = [c[keep] for c in codes]
+        if any(coder.null_code >= 0 for coder in coders) or max(len(c.index) for c in coders) >= 1 << shift:
+            return None
+        for k, (coder, c) in enumerate(zip(coders, codes, strict=True)):
+            if len(seen[k]) < len(coder.index):
+                seen[k] = np.concatenate([seen[k], np.zeros(len(coder.index) - len(seen[k]), dtype=bool)])
+            seen[k][c] = True
+        word = codes[0] << (2 * shift)
+        word |= codes[1] << shift
+        word |= codes[2]
+        chunks.append(word)
+    if not chunks:
+        return None
+    present = [np.flatnonzero(s) for s in seen]
+    # the column's own dtype (numbers as numbers: an object 0 could name an item as the winner)
+    labels = [pd.Series(coder.labels[p]).infer_objects() for coder, p in zip(coders, present, strict=True)]
+    probed = _probe_labels(labels[0], labels[1], labels[2], left, right, outcome, **common)
+    if probed is None:
+        return None
+    left_item, right_item, outcome_of, item_labels = probed
+    if not bool(np.all((outcome_of == 1.0) | (outcome_of == 0.0) | (outcome_of == 0.5))):
+        return None
+    lookups = []
+    for coder, p, values in zip(coders, present, (left_item, right_item, outcome_of), strict=True):
+        table = np.full(len(coder.index), -1 if values.dtype.kind == "i" else np.nan, dtype=values.dtype)
+        table[p] = values
+        lookups.append(table)
+    n = len(item_labels)
+    mask = (1 << shift) - 1
+    code = np.empty(sum(len(c) for c in chunks if c is not None), dtype=np.int64)
+    at = 0
+    for position, stored in enumerate(chunks):
+        if stored is None:
+            continue
+        packed = stored
+        li = lookups[0][packed >> (2 * shift)]
+        ri = lookups[1][(packed >> shift) & mask]
+        hard = lookups[2][packed & mask]
+        if (li == ri).any():
+            return None
+        part = code[at:at + len(packed)]
+        np.multiply(np.minimum(li, ri), n, out=part)
+        part += np.maximum(li, ri)
+        part *= 3
+        part += np.where(hard == 0.5, 2, ((hard == 1.0) == (li > ri)).astype(np.int64))
+        at += len(packed)
+        chunks[position] = None
+    del chunks
+    code.sort()
+    return _count_sorted_codes(code, item_labels)
 
 
 def _categorical(code: np.ndarray, coder: _LabelCodes) -> Any:
