@@ -324,7 +324,7 @@ def _count_groups(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, w: n
     cells, inverse = np.unique(code, return_inverse=True)
     cell_counts = np.bincount(inverse.ravel(), w, len(cells))
     del code
-    return _cells_to_pair_counts(cells, cell_counts, items)
+    return _cells_to_pair_counts([cells], cell_counts, items)
 
 
 def _count_sorted_codes(code: np.ndarray, items: np.ndarray) -> PairCounts:
@@ -337,19 +337,36 @@ def _count_sorted_codes(code: np.ndarray, items: np.ndarray) -> PairCounts:
     cells = code[starts]
     cell_counts = np.diff(np.append(starts, len(code))).astype(np.float64)
     del starts
-    return _cells_to_pair_counts(cells, cell_counts, items)
+    return _cells_to_pair_counts([cells], cell_counts, items)
 
 
-def _cells_to_pair_counts(cells: np.ndarray, cell_counts: np.ndarray, items: np.ndarray) -> PairCounts:
-    """PairCounts from distinct sorted ``pair * 3 + class`` codes and their counts."""
+def _cells_to_pair_counts(cell_store: list[np.ndarray], cell_counts: np.ndarray, items: np.ndarray) -> PairCounts:
+    """PairCounts from distinct sorted ``pair * 3 + class`` codes and their counts.
+
+    The codes come in a one-element list that is emptied, so that their
+    memory is freed (they are overwritten in place) once the pairs are known.
+    """
     n = len(items)
-    pair, kind = np.divmod(cells, 3)
-    first_cell = np.concatenate(([True], pair[1:] != pair[:-1]))
-    index = np.cumsum(first_cell) - 1
+    pair = cell_store.pop()
+    kind = (pair % 3).astype(np.int8)
+    pair //= 3  # the pair code of each cell, in place
+    first_cell = np.empty(len(pair), dtype=bool)
+    first_cell[:1] = True
+    np.not_equal(pair[1:], pair[:-1], out=first_cell[1:])
     pairs = pair[first_cell]
+    del pair
+    index = np.cumsum(first_cell)
+    index -= 1
+    del first_cell
     k = len(pairs)
-    wins = [np.bincount(index[kind == c], cell_counts[kind == c], k) for c in range(3)]
-    return PairCounts(pairs // n, pairs % n, wins[0], wins[1], wins[2], items)
+    wins = []
+    for c in range(3):
+        chosen = kind == c
+        wins.append(np.bincount(index[chosen], cell_counts[chosen], k))
+    del index, kind, chosen
+    second = pairs % n
+    pairs //= n  # now the first item, in place
+    return PairCounts(pairs, second, wins[0], wins[1], wins[2], items)
 
 
 def _weighted_pair_counts(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, weight: np.ndarray,
@@ -1268,9 +1285,21 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         part += np.where(hard == 0.5, 2, ((hard == 1.0) == (li > ri)).astype(np.int64))
         at += len(packed)
         chunks[position] = None
-    del chunks
+    del chunks, packed, stored
     code.sort()
-    return _count_sorted_codes(code, item_labels)
+    new = np.empty(len(code), dtype=bool)
+    new[:1] = True
+    np.not_equal(code[1:], code[:-1], out=new[1:])
+    store = [code[new]]
+    total = len(code)
+    del code
+    starts = np.flatnonzero(new)
+    del new
+    cell_counts = np.empty(len(starts), dtype=np.float64)
+    cell_counts[:-1] = np.diff(starts)
+    cell_counts[-1:] = total - starts[-1:]
+    del starts
+    return _cells_to_pair_counts(store, cell_counts, item_labels)
 
 
 def _categorical(code: np.ndarray, coder: _LabelCodes) -> Any:
