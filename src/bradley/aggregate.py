@@ -355,7 +355,7 @@ def _cells_to_pair_counts(cell_store: list[np.ndarray], cell_counts: np.ndarray,
     np.not_equal(pair[1:], pair[:-1], out=first_cell[1:])
     pairs = pair[first_cell]
     del pair
-    index = np.cumsum(first_cell)
+    index = np.cumsum(first_cell, dtype=np.int32 if len(pairs) < 2**31 else np.int64)
     index -= 1
     del first_cell
     k = len(pairs)
@@ -1291,14 +1291,13 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
     new[:1] = True
     np.not_equal(code[1:], code[:-1], out=new[1:])
     store = [code[new]]
-    total = len(code)
-    del code
-    starts = np.flatnonzero(new)
+    np.cumsum(new, out=code)  # the code buffer, reused: 1 + the cell of each row
     del new
-    cell_counts = np.empty(len(starts), dtype=np.float64)
-    cell_counts[:-1] = np.diff(starts)
-    cell_counts[-1:] = total - starts[-1:]
-    del starts
+    code -= 1
+    runs = np.bincount(code, minlength=len(store[0]))
+    del code
+    cell_counts = runs.astype(np.float64)
+    del runs
     return _cells_to_pair_counts(store, cell_counts, item_labels)
 
 
