@@ -82,13 +82,15 @@ def run_engine(engine: str, path: str, where: str | None) -> dict:
     else:
         raise SystemExit(f"unknown engine {engine}")
     t1 = time.perf_counter()
+    aggregate_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak before the fit
     import bradley
 
     model = bradley.BradleyTerry().fit(pairs)
     t2 = time.perf_counter()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
     return {"engine": engine, "aggregate_s": round(t1 - t0, 2), "fit_s": round(t2 - t1, 2),
-            "peak_rss_mib": round(rss), "pairs": pairs.n_pairs, "items": pairs.n_items,
+            "aggregate_peak_rss_mib": round(aggregate_rss), "peak_rss_mib": round(rss),
+            "pairs": pairs.n_pairs, "items": pairs.n_items,
             "games": float(pairs.totals.sum()), "converged": bool(model.converged_),
             "checksum": float(np.round(model.scores_[:3], 6).sum())}
 
