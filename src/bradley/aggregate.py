@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import ast
 import glob as globlib
-import io as _io
 import os
 import re
-import tokenize
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -424,25 +422,9 @@ def where_to_sql(where: str, columns: Sequence[str]) -> str:
     >>> where_to_sql("category == 'math' and turns > 1", ["category", "turns"])
     '((coalesce(("category" = \\'math\\'), FALSE)) AND (coalesce(("turns" > 1), FALSE)))'
     """
-    if not isinstance(where, str) or not where.strip():
-        raise ComparisonDataError(f"where= must be a non-empty condition, got {where!r}.")
-    names: dict[str, str] = {}
+    from bradley.io import parse_where
 
-    def quoted(match: Any) -> str:
-        key = f"__bradley_column_{len(names)}"
-        names[key] = match.group(1)
-        return key
-
-    text = re.sub(r"`([^`]*)`", quoted, where.strip())
-    try:
-        tokens = list(tokenize.generate_tokens(_io.StringIO(text).readline))
-        text = tokenize.untokenize(
-            (tok.type, {"&": " and ", "|": " or "}.get(tok.string, tok.string)) if tok.type == tokenize.OP
-            else (tok.type, tok.string) for tok in tokens)
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, tokenize.TokenError) as exc:
-        detail = exc.msg if isinstance(exc, SyntaxError) else exc
-        raise ComparisonDataError(f"could not parse where={where!r}: {detail}.") from None
+    tree, names = parse_where(where)
     have = [str(c) for c in columns]
 
     def fail(detail: str) -> ComparisonDataError:

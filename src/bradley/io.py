@@ -1414,6 +1414,34 @@ _WHERE_NULL_TESTS = {"isna": pd.Series.isna, "isnull": pd.Series.isna, "notna": 
                      "notnull": pd.Series.notna}
 
 
+def parse_where(where: Any) -> tuple[ast.Expression, dict[str, str]]:
+    """The syntax tree of a ``where=`` condition and the backquoted column names it replaced.
+
+    Shared by :func:`select_rows` (pandas) and :func:`bradley.aggregate.where_to_sql` (SQL): ``&``/``|``
+    read as ``and``/``or``; a backquoted name becomes a placeholder key of the returned dict.
+    """
+    if not isinstance(where, str) or not where.strip():
+        raise ComparisonDataError(f"where= must be a non-empty condition, got {where!r}.")
+    names: dict[str, str] = {}
+
+    def quoted(match: Any) -> str:
+        key = f"__bradley_column_{len(names)}"
+        names[key] = match.group(1)
+        return key
+
+    text = re.sub(r"`([^`]*)`", quoted, where.strip())
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        text = tokenize.untokenize(
+            (tok.type, {"&": " and ", "|": " or "}.get(tok.string, tok.string)) if tok.type == tokenize.OP
+            else (tok.type, tok.string) for tok in tokens)
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, tokenize.TokenError) as exc:
+        detail = exc.msg if isinstance(exc, SyntaxError) else exc
+        raise ComparisonDataError(f"could not parse where={where!r}: {detail}.") from None
+    return tree, names
+
+
 def select_rows(frame: Any, where: str) -> np.ndarray:
     """The rows of ``frame`` that satisfy ``where``, as a boolean mask.
 
@@ -1450,25 +1478,7 @@ def select_rows(frame: Any, where: str) -> np.ndarray:
     [True, True, False]
     """
     frame = _to_pandas(frame)
-    if not isinstance(where, str) or not where.strip():
-        raise ComparisonDataError(f"where= must be a non-empty condition, got {where!r}.")
-    names: dict[str, str] = {}
-
-    def quoted(match: Any) -> str:
-        key = f"__bradley_column_{len(names)}"
-        names[key] = match.group(1)
-        return key
-
-    text = re.sub(r"`([^`]*)`", quoted, where.strip())
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-        text = tokenize.untokenize(
-            (tok.type, {"&": " and ", "|": " or "}.get(tok.string, tok.string)) if tok.type == tokenize.OP
-            else (tok.type, tok.string) for tok in tokens)
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, tokenize.TokenError) as exc:
-        detail = exc.msg if isinstance(exc, SyntaxError) else exc
-        raise ComparisonDataError(f"could not parse where={where!r}: {detail}.") from None
+    tree, names = parse_where(where)
     columns = {str(c): c for c in frame.columns}
 
     def fail(detail: str) -> ComparisonDataError:
