@@ -27,7 +27,7 @@ import torch
 if TYPE_CHECKING:
     from bradley.nn.logprobs import SequenceLogProbs
 
-__all__ = ["PreferenceBatch", "BATCH_FIELDS"]
+__all__ = ["BATCH_FIELDS", "DERIVATIONS", "PreferenceBatch", "derivation_sources"]
 
 Tensor = torch.Tensor
 
@@ -90,6 +90,25 @@ BATCH_FIELDS: dict[str, str] = {
     "policy_kl_logps": "policy log-probs of mismatched (prompt, response) pairs for KTO's KL estimate (M,)",
     "ref_kl_logps": "reference log-probs of the same mismatched pairs (M,)",
 }
+
+
+# Field -> the fields PreferenceBatch.get derives it from when it is absent (lengths from masks, sums from
+# per-token values, averages from sums and lengths). get() computes them; error messages and the registry's
+# check of unread keyword tensors read this table.
+DERIVATIONS: dict[str, tuple[str, ...]] = {}
+for _side in ("chosen", "rejected"):
+    DERIVATIONS[f"{_side}_lengths"] = (f"{_side}_mask",)
+    for _who in ("policy", "ref"):
+        DERIVATIONS[f"{_who}_{_side}_logps"] = (f"{_who}_{_side}_token_logps", f"{_side}_mask")
+        DERIVATIONS[f"{_who}_{_side}_avg_logps"] = (f"{_who}_{_side}_logps", f"{_side}_lengths")
+
+
+def derivation_sources(name: str) -> set[str]:
+    """``name`` and every field :meth:`PreferenceBatch.get` may read to produce it."""
+    found = {name}
+    for source in DERIVATIONS.get(name, ()):
+        found |= derivation_sources(source)
+    return found
 
 
 @dataclass(kw_only=True)
@@ -265,16 +284,10 @@ class PreferenceBatch:
 
     def how_to_get(self, name: str) -> str:
         """What a user should supply to make field ``name`` available (for error messages)."""
-        what = BATCH_FIELDS[name]
-        for side in ("chosen", "rejected"):
-            for who in ("policy", "ref"):
-                if name == f"{who}_{side}_logps":
-                    return f"{name} ({what}), or {who}_{side}_token_logps with {side}_mask"
-                if name == f"{who}_{side}_avg_logps":
-                    return (
-                        f"{name} ({what}), or {who}_{side}_logps with {side}_lengths "
-                        "(or per-token log-probs and masks)"
-                    )
-            if name == f"{side}_lengths":
-                return f"{name} ({what}), or {side}_mask"
-        return f"{name} ({what})"
+        text = f"{name} ({BATCH_FIELDS[name]})"
+        sources = DERIVATIONS.get(name)
+        if sources:
+            text += f", or {' with '.join(sources)}"
+            if any(source in DERIVATIONS for source in sources):
+                text += " (or per-token log-probs and masks)"
+        return text

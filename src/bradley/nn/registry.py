@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bradley.nn.batch import BATCH_FIELDS, PreferenceBatch
+from bradley.nn.batch import BATCH_FIELDS, PreferenceBatch, derivation_sources
 
 __all__ = [
     "HYPERPARAMETERS",
@@ -200,20 +200,6 @@ def _check_hyperparameters(loss: str, hyperparameters: dict[str, Any]) -> None:
     beta = hyperparameters.get("beta")
     if beta is not None and not beta > 0:
         raise ValueError(f"loss {loss!r}: beta must be positive, got {beta}.")
-
-
-def _sources(name: str) -> set[str]:
-    """The fields PreferenceBatch.get may read to produce ``name`` (itself included)."""
-    found = {name}
-    for side in ("chosen", "rejected"):
-        if name == f"{side}_lengths":
-            found.add(f"{side}_mask")
-        for who in ("policy", "ref"):
-            if name == f"{who}_{side}_logps":
-                found |= {f"{who}_{side}_token_logps", f"{side}_mask"}
-            elif name == f"{who}_{side}_avg_logps":
-                found |= _sources(f"{who}_{side}_logps") | _sources(f"{side}_lengths")
-    return found
 
 
 def _promote_half(value: Any) -> Any:
@@ -390,7 +376,7 @@ class PreferenceLoss:
     @property
     def reads(self) -> set[str]:
         """Every batch field this loss may read, directly or to derive an input."""
-        return set().union(*(_sources(n) for n in self.spec.inputs + self.spec.optional_inputs))
+        return set().union(*(derivation_sources(n) for n in self.spec.inputs + self.spec.optional_inputs))
 
     def __call__(self, batch: PreferenceBatch | None = None, /, **tensors: Any) -> LossOutput:
         _check_unused(self.name, tensors, self.reads)
