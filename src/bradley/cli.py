@@ -189,7 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ties as half a win for each side (default) or left out")
     analyze.add_argument("--format", default="text", choices=["text", "json"])
     _add_common_options(analyze)
+    _add_plugin_commands(sub)
     return parser
+
+
+# Commands defined in their own modules (light to import: heavy dependencies are imported by the runner).
+# Each module has ``add_parser(subparsers)``, which adds its sub-parser(s) and sets the default
+# ``runner`` to a function of the parsed arguments returning the text to print.
+_PLUGIN_COMMANDS = ("bradley.judge_cli", "bradley.serve.cli")
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    import importlib
+
+    for module_name in _PLUGIN_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                continue  # that command is not part of this build
+            raise
+        module.add_parser(sub)
 
 
 def _add_family_options(parser: argparse.ArgumentParser) -> None:
@@ -559,7 +579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_options(args)
             runners = {"fit": _run_fit, "leaderboard": _run_leaderboard, "compare": _run_compare,
                        "analyze": _run_analyze}
-            output = runners[args.command](args)
+            runner = runners.get(args.command) or args.runner
+            output = runner(args)
         except (BradleyError, ValueError, OSError) as exc:
             if debug:
                 raise
