@@ -1,0 +1,296 @@
+"""The ``bradley serve`` pages in a real browser (headless Chromium driven by Selenium).
+
+A server runs on a free loopback port with a throwaway SQLite database. The
+admin page creates the project, adds outputs and makes a vote link; the vote
+page is used with clicks, keys, a double click and a vote sent while the
+browser is offline (then retried); the leaderboard page is watched while a
+second annotator votes through the API. Every vote the page shows is checked
+against the server's arena-format export.
+
+Needs Debian's Chromium and its driver (``apt-get install -y chromium
+chromium-driver``) and ``selenium``; skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="bradley[serve] is not installed")
+uvicorn = pytest.importorskip("uvicorn", reason="bradley[serve] is not installed")
+pytest.importorskip("bradley.serve.app", reason="the serve backend is not available")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="headless browser test needs Debian's Chromium: apt-get install -y chromium chromium-driver",
+)
+
+ADMIN = "test-admin-token-0123456789"
+SYSTEMS = ["gpt-4o-2024-05-13", "claude-3-5-sonnet-20240620", "gemini-1.5-pro-api-0514", "llama-3-70b-instruct"]
+PROMPTS = ["Name a prime number larger than 10.", "Say hello in French."]
+#: every output carries markup, which the page must show as text, never parse
+HOSTILE = '<img src=x onerror="window.pwned=1"><b>bold?</b>'
+WAIT = 15  # seconds any single browser condition may take
+
+
+# --------------------------------------------------------------------------- server and HTTP helpers
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _call(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read().decode()
+            status = resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read().decode(), err.code
+    if not raw:
+        return status, None
+    try:
+        return status, json.loads(raw)
+    except json.JSONDecodeError:
+        return status, raw
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from bradley.serve import create_app
+
+    db = tmp_path_factory.mktemp("serve") / "arena.db"
+    app = create_app(f"sqlite:///{db}", admin_token=ADMIN)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if _call(base, "GET", "/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            srv.should_exit = True
+            pytest.fail("the server did not answer /healthz within 20 s")
+        time.sleep(0.1)
+    yield base
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never download a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(arg)
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(WAIT)
+    driver.set_script_timeout(WAIT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(driver: Any, condition: Any, what: str) -> Any:
+    try:
+        return WebDriverWait(driver, WAIT, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        message = driver.find_element(By.ID, "message").text if driver.find_elements(By.ID, "message") else ""
+        pytest.fail(f"timed out waiting for {what}; page message: {message!r}")
+
+
+def _visible(element_id: str) -> Any:
+    return lambda d: d.find_element(By.ID, element_id).is_displayed()
+
+
+def _pair_id(driver: Any) -> str:
+    return driver.find_element(By.TAG_NAME, "body").get_attribute("data-pair-id") or ""
+
+
+# --------------------------------------------------------------------------- the test
+
+
+def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
+    d = browser
+    slug = "browser-arena"
+
+    # ---- admin page: token, project, outputs (pasted JSONL), annotator link
+    d.get(server + "/admin")
+    d.find_element(By.ID, "admin-token").send_keys(ADMIN)
+    d.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+    d.find_element(By.ID, "project-slug").send_keys(slug)
+    d.find_element(By.ID, "project-name").send_keys("Browser arena")
+    d.find_element(By.CSS_SELECTOR, "#project-form button[type=submit]").click()
+    _wait(d, lambda d: "created" in d.find_element(By.ID, "message").text, "the project to be created")
+
+    outputs = []
+    for p, prompt in enumerate(PROMPTS):
+        for s, system in enumerate(SYSTEMS):
+            text = f"{system} answers: {prompt.lower()} ({p}{s}) {HOSTILE}"
+            outputs.append({"system": system, "prompt": prompt, "text": text})
+    box = d.find_element(By.ID, "outputs-text")
+    d.execute_script("arguments[0].value = arguments[1];", box, "\n".join(json.dumps(o) for o in outputs))
+    d.find_element(By.CSS_SELECTOR, "#outputs-form button[type=submit]").click()
+    _wait(d, lambda d: f"Added {len(outputs)} outputs" in d.find_element(By.ID, "message").text, "the outputs to be added")
+
+    d.find_element(By.ID, "annotator-name").send_keys("alice")
+    d.find_element(By.ID, "annotator-max").send_keys("6")
+    d.find_element(By.CSS_SELECTOR, "#annotator-form button[type=submit]").click()
+    link = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".annotator-link"), "the vote link")[0].text
+    assert link.startswith(f"{server}/p/{slug}/vote?token=")
+
+    # the CSV reader of the admin page agrees with Python's csv module on quotes, commas and newlines
+    sample = 'system,prompt,text\nm1,"a, b","line1\nline2 ""quoted"""\nm2,,plain\n'
+    parsed = d.execute_script("return window.bradleyServe.parseOutputs(arguments[0]);", sample)
+    expected = [{k: v for k, v in row.items() if v} for row in csv.DictReader(io.StringIO(sample))]
+    assert parsed == expected
+
+    # ---- a wrong token shows a visible error instead of a pair
+    d.get(f"{server}/p/{slug}/vote?token=not-a-token")
+    _wait(d, lambda d: "not valid" in d.find_element(By.ID, "message").text, "the invalid-link message")
+    assert not d.find_element(By.ID, "arena").is_displayed()
+
+    # ---- vote page: the token leaves the address bar, progress shows the budget
+    d.get(link)
+    _wait(d, lambda d: _pair_id(d), "the first pair")
+    assert "token=" not in d.current_url
+    _wait(d, lambda d: "6 left" in d.find_element(By.ID, "progress-text").text, "the progress line")
+
+    shown: list[tuple[str, str, str]] = []  # (left system, right system, outcome) as the page revealed them
+
+    def vote(action: Any, outcome: str) -> None:
+        assert _pair_id(d) and d.find_element(By.ID, "arena").is_displayed()
+        for side in ("left", "right"):  # the markup in the outputs is shown as text, not parsed
+            assert d.find_element(By.ID, f"{side}-text").text.endswith(HOSTILE)
+        assert not d.find_elements(By.CSS_SELECTOR, ".output .text *")
+        action()
+        _wait(d, _visible("reveal"), f"the reveal after voting {outcome}")
+        left = d.find_element(By.ID, "left-system").text
+        right = d.find_element(By.ID, "right-system").text
+        assert left in SYSTEMS and right in SYSTEMS and left != right
+        shown.append((left, right, outcome))
+
+    def next_pair(by_key: bool) -> None:
+        before = _pair_id(d)
+        if by_key:
+            d.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
+        else:
+            d.find_element(By.ID, "next").click()
+        _wait(d, lambda d: _pair_id(d) != before, "the next pair")
+
+    def button(outcome: str) -> Any:
+        return d.find_element(By.CSS_SELECTOR, f'.choices button[data-outcome="{outcome}"]')
+
+    def key(k: str) -> Any:
+        return lambda: d.find_element(By.TAG_NAME, "body").send_keys(k)
+
+    vote(lambda: button("left").click(), "left")
+    next_pair(by_key=False)
+    vote(key(Keys.ARROW_RIGHT), "right")
+    next_pair(by_key=True)
+    vote(key(Keys.ARROW_UP), "tie")
+    next_pair(by_key=True)
+
+    def double_click() -> None:  # two clicks in a row send one vote
+        b = button("both_bad")
+        d.execute_script("arguments[0].click(); arguments[0].click();", b)
+
+    vote(double_click, "both_bad")
+    next_pair(by_key=True)
+
+    # ---- offline: the vote fails visibly, stays on screen, and Retry sends it once
+    d.execute_cdp_cmd("Network.enable", {})
+    d.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    pair_before = _pair_id(d)
+    d.find_element(By.TAG_NAME, "body").send_keys("1")
+    retry = _wait(
+        d, lambda d: d.find_elements(By.XPATH, '//div[@id="message"]//button[text()="Retry"]'), "the retry button"
+    )[0]
+    assert "not confirmed" in d.find_element(By.ID, "message").text
+    assert _pair_id(d) == pair_before and not d.find_element(By.ID, "reveal").is_displayed()
+    d.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    vote(retry.click, "left")
+    assert _pair_id(d) == pair_before
+    _wait(d, lambda d: "5 votes" in d.find_element(By.ID, "progress-text").text, "the vote count")
+
+    # ---- the server holds exactly the votes the page showed
+    status, board = _call(server, "GET", f"/api/projects/{slug}/leaderboard")
+    assert status == 200 and board["n_votes"] == len(shown) == 5
+    req = urllib.request.Request(f"{server}/api/projects/{slug}/export?format=csv")
+    req.add_header("Authorization", f"Bearer {ADMIN}")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        battles = list(csv.DictReader(io.StringIO(resp.read().decode())))
+    winner = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
+    assert sorted((b["model_a"], b["model_b"], b["winner"]) for b in battles) == sorted(
+        (left, right, winner[o]) for left, right, o in shown
+    )
+
+    # ---- leaderboard page: shows the votes, then changes by itself while another annotator votes
+    d.get(f"{server}/p/{slug}/leaderboard?refresh=1")
+    _wait(d, lambda d: d.find_element(By.ID, "n-votes").text == "5", "the leaderboard to show 5 votes")
+    rows = d.find_elements(By.CSS_SELECTOR, "#rows tr[data-system]")
+    assert [r.get_attribute("data-system") for r in rows] == [r["system"] for r in board["rows"]]
+
+    status, bob = _call(server, "POST", f"/api/projects/{slug}/annotators", {"name": "bob"}, ADMIN)
+    assert status == 201
+    for _ in range(3):
+        status, pair = _call(server, "GET", f"/api/projects/{slug}/next", token=bob["token"])
+        assert status == 200
+        status, _ = _call(
+            server, "POST", f"/api/projects/{slug}/votes", {"pair_id": pair["pair_id"], "outcome": "left"}, bob["token"]
+        )
+        assert status == 201
+    _wait(d, lambda d: d.find_element(By.ID, "n-votes").text == "8", "the leaderboard to refresh to 8 votes")
+    status, board = _call(server, "GET", f"/api/projects/{slug}/leaderboard")
+    rows = d.find_elements(By.CSS_SELECTOR, "#rows tr[data-system]")
+    assert [r.get_attribute("data-system") for r in rows] == [r["system"] for r in board["rows"]]
+    cells = rows[0].find_elements(By.TAG_NAME, "td")
+    assert cells[0].text == str(board["rows"][0]["rank"])
+
+    # ---- the index lists the public project with its counts
+    d.get(server + "/")
+    _wait(d, lambda d: "Browser arena" in d.find_element(By.ID, "projects").text, "the project on the index")
+    assert "8 votes" in d.find_element(By.ID, "projects").text
+    assert d.execute_script("return window.pwned === undefined;")
