@@ -1,0 +1,690 @@
+"""The arena web application: JSON API, static pages, live leaderboard.
+
+Build it with :func:`create_app` and run it with any ASGI server (``bradley
+serve`` uses uvicorn). The API is described in ``docs/serve-api.md``.
+"""
+
+import math
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+import pandas as pd
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from bradley.serve import db
+from bradley.serve.security import bearer_token, hash_token, new_token, token_matches
+
+__all__ = ["create_app", "ARENA_WINNER", "MAX_BODY_BYTES", "MAX_OUTPUTS_PER_REQUEST", "MAX_TEXT_CHARS"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_OUTPUTS_PER_REQUEST = 1000
+MAX_TEXT_CHARS = 50_000
+MAX_PROMPT_CHARS = 20_000
+MAX_NAME_CHARS = 200
+LEADERBOARD_MIN_INTERVAL_S = 2.0
+SAMPLER_MIN_INTERVAL_S = 1.0
+ADMIN_KEY = "admin_token_hash"
+
+# vote outcome -> arena ``winner`` label (left = model_a)
+ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
+Outcome = Literal["left", "right", "tie", "both_bad"]
+
+
+# ---------------------------------------------------------------------------- request bodies
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ProjectIn(_Body):
+    slug: str = Field(pattern=SLUG_PATTERN, max_length=64)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    description: str = Field(default="", max_length=5000)
+    public_leaderboard: bool = True
+
+
+class OutputIn(_Body):
+    system: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    image_url: str | None = Field(default=None, max_length=2048, pattern=r"^(https?://|/)\S+$")
+
+
+class OutputsIn(_Body):
+    outputs: list[OutputIn] = Field(min_length=1, max_length=MAX_OUTPUTS_PER_REQUEST)
+
+
+class AnnotatorIn(_Body):
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    max_votes: int | None = Field(default=None, ge=0, le=10_000_000)
+
+
+class VoteIn(_Body):
+    pair_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    outcome: Outcome
+
+
+# ---------------------------------------------------------------------------- middleware
+
+class BodySizeLimit:
+    """ASGI middleware answering 413 to request bodies over ``limit`` bytes (declared or streamed)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = self.limit + 1
+                if declared > self.limit:
+                    await _too_large(send, self.limit)
+                    return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Any:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    too_large = True
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = f'{{"detail": "request body larger than {limit} bytes"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# ---------------------------------------------------------------------------- caches
+
+@dataclass
+class _Structure:
+    """A project's outputs: prompt -> system -> output ids (cached while the output count is unchanged)."""
+
+    n_outputs: int
+    by_prompt: dict[str, dict[str, list[int]]]
+    systems: list[str]
+    shared: dict[frozenset[str], list[str]]  # system pair -> prompts where both have an output
+
+
+@dataclass
+class _Snapshot:
+    n_votes: int
+    at: float
+    data: Any
+    item_counts: dict[str, int]
+
+
+@dataclass
+class _Board:
+    n_votes: int
+    at: float
+    payload: dict[str, Any]
+
+
+@dataclass
+class _State:
+    engine: Engine
+    choose: Callable[..., list[tuple[str, str]]]
+    structures: dict[int, _Structure] = field(default_factory=dict)
+    snapshots: dict[int, _Snapshot] = field(default_factory=dict)
+    boards: dict[int, _Board] = field(default_factory=dict)
+    locks: dict[tuple[str, int], threading.Lock] = field(default_factory=dict)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock(self, kind: str, project_id: int) -> threading.Lock:
+        with self.guard:
+            return self.locks.setdefault((kind, project_id), threading.Lock())
+
+
+def _uniform_choose_pairs(data: Any, items: Any, n: int = 1, *, strategy: str = "uniform",
+                          exclude: Any = None, item_counts: Any = None, max_per_item: Any = None,
+                          rng: Any = None) -> list[tuple[str, str]]:
+    """Uniform random pairs with the signature of ``bradley.active.choose_pairs`` (used when it is absent)."""
+    names = list(items)
+    excluded = set(exclude or ())
+    counts = dict(item_counts or {})
+    candidates = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+                  if frozenset((a, b)) not in excluded
+                  and (max_per_item is None or (counts.get(a, 0) < max_per_item and counts.get(b, 0) < max_per_item))]
+    chooser = rng if isinstance(rng, random.Random) else random.Random(rng if isinstance(rng, int) else None)
+    chooser.shuffle(candidates)
+    return candidates[:n]
+
+
+def _load_sampler() -> Callable[..., list[tuple[str, str]]]:
+    try:
+        from bradley.active import choose_pairs
+    except ImportError:
+        return _uniform_choose_pairs
+    return cast(Callable[..., list[tuple[str, str]]], choose_pairs)
+
+
+# ---------------------------------------------------------------------------- application
+
+def create_app(db_url: str, admin_token: str | None = None, *, migrate: bool = True,
+               sampler: Callable[..., list[tuple[str, str]]] | None = None,
+               announce: Callable[[str], None] | None = None) -> FastAPI:
+    """Build the arena application on the database at ``db_url``.
+
+    Parameters
+    ----------
+    db_url : str
+        SQLAlchemy URL: ``sqlite:///votes.db`` (a file) or
+        ``postgresql+psycopg://user@host/dbname``.
+    admin_token : str, optional
+        The admin's bearer token; default the ``BRADLEY_ADMIN_TOKEN``
+        environment variable, else the one stored (hashed) by an earlier
+        start, else a new one printed once through ``announce`` (stderr).
+    migrate : bool
+        Apply the Alembic migrations (``upgrade head``) first.
+    sampler : callable, optional
+        Pair chooser with the signature of ``bradley.active.choose_pairs``
+        (default that function, or uniform random pairs if it is absent).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from fastapi.testclient import TestClient
+    >>> path = os.path.join(tempfile.mkdtemp(), "arena.db")
+    >>> app = create_app(f"sqlite:///{path}", admin_token="secret-admin-token")
+    >>> client = TestClient(app)
+    >>> client.get("/healthz").json()
+    {'status': 'ok'}
+    >>> client.post("/api/projects", json={"slug": "demo", "name": "Demo"},
+    ...             headers={"Authorization": "Bearer secret-admin-token"}).status_code
+    201
+    """
+    engine = db.make_engine(db_url)
+    if migrate:
+        db.migrate(engine)
+    token = admin_token or os.environ.get("BRADLEY_ADMIN_TOKEN") or None
+    generated = _setup_admin(engine, token)
+    if generated is not None:
+        (announce or _stderr)(f"bradley serve: admin token (shown once, stored hashed): {generated}")
+    state = _State(engine=engine, choose=sampler or _load_sampler())
+
+    app = FastAPI(title="bradley arena", version="1", docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    app.state.arena = state
+    app.state.generated_admin_token = generated
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+
+    _add_pages(app)
+    _add_api(app, state)
+    return app
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _setup_admin(engine: Engine, token: str | None) -> str | None:
+    """Store the admin token's hash; returns a newly generated token (to show once) or None."""
+    with engine.begin() as conn:
+        stored = conn.execute(sa.select(db.settings.c.value).where(db.settings.c.key == ADMIN_KEY)).scalar()
+        generated = None
+        if token is None:
+            if stored is not None:
+                return None
+            token = generated = new_token()
+        digest = hash_token(token)
+        if stored is None:
+            conn.execute(db.settings.insert().values(key=ADMIN_KEY, value=digest))
+        elif stored != digest:
+            conn.execute(db.settings.update().where(db.settings.c.key == ADMIN_KEY).values(value=digest))
+    return generated
+
+
+def _add_pages(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    def page(name: str) -> Callable[..., Any]:
+        def serve_page() -> Response:
+            path = STATIC_DIR / name
+            if not path.is_file():
+                raise HTTPException(404, f"page {name} is not installed")
+            return FileResponse(path, media_type="text/html")
+        return serve_page
+
+    app.get("/", include_in_schema=False)(page("index.html"))
+    app.get("/admin", include_in_schema=False)(page("admin.html"))
+    app.get("/p/{slug}/vote", include_in_schema=False)(page("vote.html"))
+    app.get("/p/{slug}/leaderboard", include_in_schema=False)(page("leaderboard.html"))
+
+
+# ---------------------------------------------------------------------------- API
+
+@dataclass
+class _Annotator:
+    id: int
+    name: str
+    project_id: int
+    slug: str
+    max_votes: int | None
+
+
+def _add_api(app: FastAPI, state: _State) -> None:
+    engine = state.engine
+
+    @contextmanager
+    def tx() -> Iterator[Connection]:
+        with engine.begin() as conn:
+            yield conn
+
+    def admin_digest() -> str | None:
+        with tx() as conn:
+            return conn.execute(sa.select(db.settings.c.value).where(db.settings.c.key == ADMIN_KEY)).scalar()
+
+    def is_admin(request: Request) -> bool:
+        token = bearer_token(request.headers.get("authorization"))
+        digest = admin_digest()
+        return token is not None and digest is not None and token_matches(token, digest)
+
+    def require_admin(request: Request) -> None:
+        if is_admin(request):
+            return
+        token = bearer_token(request.headers.get("authorization"))
+        if token is not None and _find_annotator(token) is not None:
+            raise HTTPException(403, "this endpoint needs the admin token")
+        raise HTTPException(401, "admin token required (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    def _find_annotator(token: str) -> _Annotator | None:
+        digest = hash_token(token)
+        a, p = db.annotators, db.projects
+        with tx() as conn:
+            row = conn.execute(
+                sa.select(a.c.id, a.c.name, a.c.project_id, a.c.max_votes, a.c.token_hash, p.c.slug)
+                .join(p, p.c.id == a.c.project_id).where(a.c.token_hash == digest)).first()
+        if row is None or not token_matches(token, row.token_hash):
+            return None
+        return _Annotator(row.id, row.name, row.project_id, row.slug, row.max_votes)
+
+    def require_annotator(slug: str, request: Request) -> _Annotator:
+        token = bearer_token(request.headers.get("authorization"))
+        annotator = _find_annotator(token) if token is not None else None
+        if annotator is None:
+            raise HTTPException(401, "annotator token required (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if annotator.slug != slug:
+            raise HTTPException(403, "this token belongs to another project")
+        return annotator
+
+    def annotator_me(request: Request) -> _Annotator:
+        token = bearer_token(request.headers.get("authorization"))
+        annotator = _find_annotator(token) if token is not None else None
+        if annotator is None:
+            raise HTTPException(401, "annotator token required (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return annotator
+
+    AnnotatorOf = Annotated[_Annotator, Depends(require_annotator)]
+    Me = Annotated[_Annotator, Depends(annotator_me)]
+
+    def project_row(conn: Connection, slug: str) -> Any:
+        row = conn.execute(sa.select(db.projects).where(db.projects.c.slug == slug)).first()
+        if row is None:
+            raise HTTPException(404, f"no project {slug!r}")
+        return row
+
+    def n_votes_of(conn: Connection, *, project_id: int | None = None, annotator_id: int | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(db.votes)
+        if project_id is not None:
+            q = q.where(db.votes.c.project_id == project_id)
+        if annotator_id is not None:
+            q = q.where(db.votes.c.annotator_id == annotator_id)
+        return int(conn.execute(q).scalar_one())
+
+    def project_json(row: Any, conn: Connection) -> dict[str, Any]:
+        n_systems = conn.execute(sa.select(sa.func.count(sa.distinct(db.outputs.c.system)))
+                                 .where(db.outputs.c.project_id == row.id)).scalar_one()
+        return {"slug": row.slug, "name": row.name, "description": row.description,
+                "public_leaderboard": bool(row.public_leaderboard), "n_systems": int(n_systems),
+                "n_votes": n_votes_of(conn, project_id=row.id)}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        with tx() as conn:
+            conn.execute(sa.select(1))
+        return {"status": "ok"}
+
+    @app.post("/api/projects", status_code=201, dependencies=[Depends(require_admin)])
+    def create_project(body: ProjectIn) -> dict[str, Any]:
+        try:
+            with tx() as conn:
+                conn.execute(db.projects.insert().values(
+                    slug=body.slug, name=body.name, description=body.description,
+                    public_leaderboard=body.public_leaderboard, created_at=time.time()))
+                return project_json(project_row(conn, body.slug), conn)
+        except IntegrityError:
+            raise HTTPException(409, f"project {body.slug!r} exists") from None
+
+    @app.get("/api/projects")
+    def list_projects(request: Request) -> list[dict[str, Any]]:
+        admin = is_admin(request)
+        with tx() as conn:
+            rows = conn.execute(sa.select(db.projects).order_by(db.projects.c.id)).all()
+            return [project_json(r, conn) for r in rows if admin or r.public_leaderboard]
+
+    @app.post("/api/projects/{slug}/outputs", dependencies=[Depends(require_admin)])
+    def add_outputs(slug: str, body: OutputsIn) -> dict[str, int]:
+        for i, out in enumerate(body.outputs):
+            if out.text is None and out.image_url is None:
+                raise HTTPException(422, f"outputs.{i}: give text or image_url")
+        with tx() as conn:
+            project = project_row(conn, slug)
+            conn.execute(db.outputs.insert(), [
+                {"project_id": project.id, "system": o.system, "prompt": o.prompt, "text": o.text,
+                 "image_url": o.image_url} for o in body.outputs])
+        return {"added": len(body.outputs)}
+
+    @app.post("/api/projects/{slug}/annotators", status_code=201, dependencies=[Depends(require_admin)])
+    def add_annotator(slug: str, body: AnnotatorIn) -> dict[str, Any]:
+        token = new_token()
+        with tx() as conn:
+            project = project_row(conn, slug)
+            conn.execute(db.annotators.insert().values(
+                project_id=project.id, name=body.name, token_hash=hash_token(token), max_votes=body.max_votes,
+                created_at=time.time()))
+        return {"name": body.name, "token": token, "max_votes": body.max_votes}
+
+    @app.get("/api/me")
+    def me(annotator: Me) -> dict[str, Any]:
+        with tx() as conn:
+            n = n_votes_of(conn, annotator_id=annotator.id)
+        remaining = None if annotator.max_votes is None else max(annotator.max_votes - n, 0)
+        return {"name": annotator.name, "project": annotator.slug, "n_votes": n, "remaining": remaining}
+
+    def pair_json(a: Any, conn: Connection) -> dict[str, Any]:
+        o = db.outputs
+        rows = {r.id: r for r in conn.execute(sa.select(o.c.id, o.c.text, o.c.image_url)
+                                              .where(o.c.id.in_([a.left_output_id, a.right_output_id])))}
+        left, right = rows[a.left_output_id], rows[a.right_output_id]
+        return {"pair_id": a.pair_id, "prompt": a.prompt,
+                "left": {"text": left.text, "image_url": left.image_url},
+                "right": {"text": right.text, "image_url": right.image_url}}
+
+    @app.get("/api/projects/{slug}/next", response_model=None)
+    def next_pair(slug: str, annotator: AnnotatorOf) -> dict[str, Any] | Response:
+        s = db.assignments
+        with tx() as conn:
+            n = n_votes_of(conn, annotator_id=annotator.id)
+            if annotator.max_votes is not None and n >= annotator.max_votes:
+                return Response(status_code=204)
+            pending = conn.execute(
+                sa.select(s).outerjoin(db.votes, db.votes.c.assignment_id == s.c.id)
+                .where(s.c.annotator_id == annotator.id, db.votes.c.id.is_(None))
+                .order_by(s.c.id).limit(1)).first()
+            if pending is not None:
+                return pair_json(pending, conn)
+            judged = {(r.prompt, frozenset((r.left_system, r.right_system)))
+                      for r in conn.execute(sa.select(s.c.prompt, s.c.left_system, s.c.right_system)
+                                            .where(s.c.annotator_id == annotator.id))}
+        structure = _structure(state, annotator.project_id)
+        open_prompts = {pair: [q for q in prompts if (q, pair) not in judged]
+                        for pair, prompts in structure.shared.items()}
+        available = {pair for pair, prompts in open_prompts.items() if prompts}
+        if not available:
+            return Response(status_code=204)
+        systems = structure.systems
+        exclude = {frozenset((x, y)) for i, x in enumerate(systems) for y in systems[i + 1:]} - available
+        snap = _snapshot(state, annotator.project_id, systems)
+        rng = random.Random()
+        try:
+            chosen = state.choose(snap.data, systems, 1, exclude=exclude, item_counts=snap.item_counts,
+                                  rng=rng.randrange(2**32))
+        except Exception:  # a sampler failure must not stop the voting: fall back to uniform
+            chosen = []
+        pairs = [frozenset(p) for p in chosen if frozenset(p) in available]
+        pair = pairs[0] if pairs else rng.choice(sorted(available, key=sorted))
+        prompt = rng.choice(open_prompts[pair])
+        first, second = rng.sample(sorted(pair), 2)  # random sides: no position bias by system
+        left_id = rng.choice(structure.by_prompt[prompt][first])
+        right_id = rng.choice(structure.by_prompt[prompt][second])
+        with tx() as conn:
+            pair_id = new_token()[:32]
+            conn.execute(s.insert().values(
+                pair_id=pair_id, project_id=annotator.project_id, annotator_id=annotator.id, prompt=prompt,
+                left_output_id=left_id, right_output_id=right_id, left_system=first, right_system=second,
+                created_at=time.time()))
+            return pair_json(conn.execute(sa.select(s).where(s.c.pair_id == pair_id)).one(), conn)
+
+    def vote_json(vote: Any, a: Any) -> dict[str, Any]:
+        return {"vote_id": vote.id, "pair_id": a.pair_id, "outcome": vote.outcome,
+                "left_system": a.left_system, "right_system": a.right_system}
+
+    def existing_vote(conn: Connection, a: Any, outcome: str) -> JSONResponse:
+        vote = conn.execute(sa.select(db.votes).where(db.votes.c.assignment_id == a.id)).one()
+        if vote.outcome != outcome:
+            raise HTTPException(409, f"pair {a.pair_id} was already voted {vote.outcome!r}")
+        return JSONResponse(vote_json(vote, a), status_code=200)
+
+    @app.post("/api/projects/{slug}/votes", status_code=201, response_model=None)
+    def vote(slug: str, body: VoteIn, annotator: AnnotatorOf) -> Any:
+        s = db.assignments
+
+        def assignment(conn: Connection) -> Any:
+            a = conn.execute(sa.select(s).where(s.c.pair_id == body.pair_id)).first()
+            if a is None or a.annotator_id != annotator.id:  # another annotator's pair looks like no pair
+                raise HTTPException(404, f"no pair {body.pair_id} for this annotator")
+            return a
+
+        try:
+            with tx() as conn:  # the vote is committed before the response is sent
+                a = assignment(conn)
+                if conn.execute(sa.select(db.votes.c.id).where(db.votes.c.assignment_id == a.id)).first():
+                    return existing_vote(conn, a, body.outcome)
+                if annotator.max_votes is not None and n_votes_of(conn, annotator_id=annotator.id) \
+                        >= annotator.max_votes:
+                    raise HTTPException(403, "this annotator's vote budget is used up")
+                conn.execute(db.votes.insert().values(
+                    assignment_id=a.id, project_id=annotator.project_id, annotator_id=annotator.id,
+                    outcome=body.outcome, created_at=time.time()))
+                row = conn.execute(sa.select(db.votes).where(db.votes.c.assignment_id == a.id)).one()
+                payload = vote_json(row, a)
+        except IntegrityError:  # a simultaneous identical submission won the unique constraint
+            with tx() as conn:
+                return existing_vote(conn, assignment(conn), body.outcome)
+        return JSONResponse(payload, status_code=201)
+
+    def require_board_access(slug: str, request: Request) -> Any:
+        with tx() as conn:
+            project = project_row(conn, slug)
+        if not project.public_leaderboard:
+            require_admin(request)
+        return project
+
+    @app.get("/api/projects/{slug}/leaderboard")
+    def get_leaderboard(project: Annotated[Any, Depends(require_board_access)]) -> dict[str, Any]:
+        return _leaderboard(state, project.id)
+
+    @app.get("/api/projects/{slug}/export", dependencies=[Depends(require_admin)])
+    def export(slug: str, format: Literal["csv", "jsonl"] = "csv") -> PlainTextResponse:
+        with tx() as conn:
+            project = project_row(conn, slug)
+            frame = _battles(conn, project.id)
+        if format == "csv":
+            text, media = frame.to_csv(index=False), "text/csv"
+        else:
+            text = frame.to_json(orient="records", lines=True) if len(frame) else ""
+            media = "application/x-ndjson"
+        return PlainTextResponse(text, media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="{slug}-battles.{format}"'})
+
+
+# ---------------------------------------------------------------------------- data for the sampler and leaderboard
+
+def _battles(conn: Connection, project_id: int) -> pd.DataFrame:
+    """The project's votes as arena battles: model_a, model_b, winner, judge, tstamp, prompt."""
+    v, s, a = db.votes, db.assignments, db.annotators
+    rows = conn.execute(
+        sa.select(s.c.left_system, s.c.right_system, v.c.outcome, a.c.name, v.c.created_at, s.c.prompt, v.c.id)
+        .join(s, s.c.id == v.c.assignment_id).join(a, a.c.id == v.c.annotator_id)
+        .where(v.c.project_id == project_id).order_by(v.c.id)).all()
+    frame = pd.DataFrame(rows, columns=["model_a", "model_b", "outcome", "judge", "tstamp", "prompt", "vote_id"])
+    frame["winner"] = frame["outcome"].map(ARENA_WINNER)
+    return frame[["model_a", "model_b", "winner", "judge", "tstamp", "prompt", "vote_id"]]
+
+
+def _structure(state: _State, project_id: int) -> _Structure:
+    o = db.outputs
+    with state.engine.begin() as conn:
+        n = int(conn.execute(sa.select(sa.func.count()).select_from(o).where(o.c.project_id == project_id))
+                .scalar_one())
+        cached = state.structures.get(project_id)
+        if cached is not None and cached.n_outputs == n:
+            return cached
+        rows = conn.execute(sa.select(o.c.id, o.c.system, o.c.prompt).where(o.c.project_id == project_id)).all()
+    by_prompt: dict[str, dict[str, list[int]]] = {}
+    for r in rows:
+        by_prompt.setdefault(r.prompt, {}).setdefault(r.system, []).append(r.id)
+    systems = sorted({r.system for r in rows})
+    shared: dict[frozenset[str], list[str]] = {}
+    for prompt, by_system in by_prompt.items():
+        names = sorted(by_system)
+        for i, x in enumerate(names):
+            for y in names[i + 1:]:
+                shared.setdefault(frozenset((x, y)), []).append(prompt)
+    structure = _Structure(n, by_prompt, systems, shared)
+    state.structures[project_id] = structure
+    return structure
+
+
+def _snapshot(state: _State, project_id: int, systems: list[str]) -> _Snapshot:
+    """Votes as comparisons for the sampler, refreshed at most every ``SAMPLER_MIN_INTERVAL_S``."""
+    cached = state.snapshots.get(project_id)
+    now = time.time()
+    if cached is not None and now - cached.at < SAMPLER_MIN_INTERVAL_S:
+        return cached
+    with state.lock("snapshot", project_id):
+        cached = state.snapshots.get(project_id)
+        if cached is not None and time.time() - cached.at < SAMPLER_MIN_INTERVAL_S:
+            return cached
+        with state.engine.begin() as conn:
+            frame = _battles(conn, project_id)
+        counts = pd.concat([frame["model_a"], frame["model_b"]]).value_counts()
+        data = None
+        if len(frame):
+            from bradley.io import read_comparisons
+
+            data = read_comparisons(frame[["model_a", "model_b", "winner"]],
+                                    items=sorted(set(systems) | set(counts.index)))
+        snap = _Snapshot(len(frame), time.time(), data, {str(k): int(c) for k, c in counts.items()})
+        state.snapshots[project_id] = snap
+        return snap
+
+
+def _leaderboard(state: _State, project_id: int) -> dict[str, Any]:
+    """The live leaderboard, recomputed when votes changed, at most every ``LEADERBOARD_MIN_INTERVAL_S``."""
+    with state.engine.begin() as conn:
+        n = int(conn.execute(sa.select(sa.func.count()).select_from(db.votes)
+                             .where(db.votes.c.project_id == project_id)).scalar_one())
+    cached = state.boards.get(project_id)
+    if cached is not None and (cached.n_votes == n or time.time() - cached.at < LEADERBOARD_MIN_INTERVAL_S):
+        return cached.payload
+    lock = state.lock("board", project_id)
+    if not lock.acquire(blocking=cached is None):
+        return cached.payload if cached is not None else _empty_board()
+    try:
+        cached = state.boards.get(project_id)
+        if cached is not None and (cached.n_votes == n or time.time() - cached.at < LEADERBOARD_MIN_INTERVAL_S):
+            return cached.payload
+        with state.engine.begin() as conn:
+            frame = _battles(conn, project_id)
+        payload = _board_payload(frame)
+        state.boards[project_id] = _Board(len(frame), time.time(), payload)
+        return payload
+    finally:
+        lock.release()
+
+
+def _empty_board() -> dict[str, Any]:
+    return {"n_votes": 0, "updated_at": time.time(), "ci_method": None, "rows": []}
+
+
+def _board_payload(frame: pd.DataFrame) -> dict[str, Any]:
+    payload = _empty_board()
+    payload["n_votes"] = len(frame)
+    decisive = frame[frame["model_a"] != frame["model_b"]]
+    if decisive.empty:
+        return payload
+    import warnings
+
+    from bradley.errors import BradleyError, MLEDoesNotExistError
+    from bradley.leaderboard import leaderboard
+    from bradley.models import BradleyTerry
+
+    battles = decisive[["model_a", "model_b", "winner", "judge"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            board = leaderboard(battles)
+        except MLEDoesNotExistError:  # early on, someone won every battle: Firth's finite, less biased scores
+            try:
+                board = leaderboard(battles, model=BradleyTerry(bias_reduction=True))
+            except BradleyError:
+                return payload
+        except BradleyError:
+            return payload
+    payload["ci_method"] = board.ci.get("method")
+
+    def num(x: Any) -> float | None:
+        value = float(x)
+        return value if math.isfinite(value) else None
+
+    payload["rows"] = [
+        {"rank": int(r["rank"]), "system": str(r["item"]), "score": num(r["score"]),
+         "ci_low": num(r["ci_low"]), "ci_high": num(r["ci_high"]),
+         "rank_low": int(r["rank_low"]) if pd.notna(r["rank_low"]) else None,
+         "rank_high": int(r["rank_high"]) if pd.notna(r["rank_high"]) else None,
+         "elo": num(r["elo"]), "n_votes": int(r["battles"]), "provisional": bool(r.get("provisional", False))}
+        for r in board.table.to_dict("records")]
+    return payload
+

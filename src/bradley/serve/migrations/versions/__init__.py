@@ -1,0 +1,1 @@
+"""Alembic revisions of the arena service's schema, oldest first."""
