@@ -1,0 +1,189 @@
+"""Routing prompts to models under a cost budget, from a prompt-conditioned leaderboard (P2L routing).
+
+For prompt ``p`` and candidate model ``i`` the value ``v[p, i]`` is the
+expected win rate of ``i`` at that prompt, from a fitted
+:class:`bradley.ContextualBT`: against the field (the mean over the other
+items of ``P(i beats j | x_p)``, a tie counted as half a win) or against a
+named ``reference`` model. :func:`route` then picks one model per prompt:
+
+* ``max_cost=c``: per prompt, the best model costing at most ``c``;
+* ``average_budget=B``: over the batch, maximise ``sum_p v[p, choice_p]``
+  subject to ``mean_p cost[choice_p] <= B``. Its LP relaxation (assignment
+  variables ``y[p, i] >= 0``, ``sum_i y[p, i] = 1``, one budget row) is
+  solved exactly with scipy's HiGHS; an optimal vertex has at most one prompt
+  split between two models (the Lagrangian solution: each prompt takes
+  ``argmax_i v[p, i] - lambda * cost_i``), which is given the cheaper of the
+  two, so the choice always respects the budget and is within one prompt's
+  value of the LP bound (``lp_value``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bradley.models.base import require_fitted
+
+__all__ = ["RouteResult", "route", "routing_values"]
+
+
+@dataclass
+class RouteResult:
+    """What :func:`route` chose and what it is expected to gain.
+
+    Attributes
+    ----------
+    choices : DataFrame
+        One row per prompt: ``item``, ``cost``, ``expected_win_rate`` (the
+        value routed on), ``win_rate_vs_leader`` (``P(choice beats leader |
+        prompt)``, ties half; 0.5 when the choice is the leader).
+    leader : str
+        The global leader the router is compared against.
+    mean_cost, mean_expected_win_rate, win_rate_vs_leader : float
+        Averages over the prompts.
+    lp_value : float or None
+        With ``average_budget``: the LP optimum of the mean value (an upper
+        bound on any assignment within the budget).
+    multiplier : float or None
+        With ``average_budget``: the Lagrange multiplier (value per unit cost) of the budget.
+    """
+
+    choices: pd.DataFrame
+    leader: str
+    mean_cost: float
+    mean_expected_win_rate: float
+    win_rate_vs_leader: float
+    lp_value: float | None = None
+    multiplier: float | None = None
+
+    def summary(self) -> pd.DataFrame:
+        """The routing mix: one row per chosen model with its share of prompts and mean value."""
+        table = self.choices.groupby("item").agg(prompts=("cost", "size"), cost=("cost", "first"),
+                                                 expected_win_rate=("expected_win_rate", "mean"),
+                                                 win_rate_vs_leader=("win_rate_vs_leader", "mean"))
+        table["share"] = table["prompts"] / len(self.choices)
+        return table.sort_values("prompts", ascending=False).reset_index()
+
+
+def routing_values(model: Any, context: Any, candidates: list[Any] | None = None,
+                   reference: Any = None) -> pd.DataFrame:
+    """Expected win rate of each candidate at each prompt (rows: prompts, columns: candidates).
+
+    Against the field (all other items of the model, ties half) unless
+    ``reference`` names an item.
+    """
+    require_fitted(model, "items_")
+    win = model.win_probabilities(context)
+    items = list(model.items_)
+    chosen = items if candidates is None else list(candidates)
+    cols = model._index.codes(chosen)
+    if reference is None:
+        k = win.shape[1]
+        field = (win.sum(axis=2) - np.diagonal(win, axis1=1, axis2=2)) / max(k - 1, 1)
+        values = field[:, cols]
+    else:
+        ref = int(model._index.codes([reference])[0])
+        values = win[:, cols, ref]
+    return pd.DataFrame(values, columns=pd.Index(chosen, name="item"))
+
+
+def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None,
+          average_budget: float | None = None, reference: Any = None, leader: Any = None) -> RouteResult:
+    """Pick a model for each prompt, maximising expected win rate under a cost budget.
+
+    Parameters
+    ----------
+    model : ContextualBT
+        A fitted prompt-conditioned model.
+    context : DataFrame or array
+        One row per prompt (as in ``model.fit``), e.g. held-out battles' prompts.
+    costs : dict or Series
+        Cost per candidate model (only these models are routed to).
+    max_cost : float, optional
+        Per-prompt cap on the cost.
+    average_budget : float, optional
+        Cap on the mean cost over the batch of prompts (solved exactly as an LP).
+    reference : item, optional
+        Route on the win rate against this model instead of against the field.
+    leader : item, optional
+        The model that "always pick the leader" would use; default: the best
+        candidate at the average training prompt (the global leader).
+
+    Examples
+    --------
+    >>> import bradley
+    >>> from bradley.models.contextual import ContextualBT
+    >>> rng = np.random.default_rng(1)
+    >>> a, b = rng.integers(0, 3, 4000), rng.integers(0, 3, 4000)
+    >>> keep = a != b
+    >>> code = rng.random(4000) < 0.5
+    >>> skill = np.where(code[:, None], [[1.0, 0.8, -1.0]], [[1.0, -1.0, 0.0]])
+    >>> r = np.arange(4000)
+    >>> won = rng.random(4000) < 1 / (1 + np.exp(skill[r, b] - skill[r, a]))
+    >>> data = bradley.Comparisons.from_codes(a[keep], b[keep], won[keep].astype(float), items=["big", "coder", "mini"])
+    >>> m = ContextualBT(penalty=1.0).fit(data, pd.DataFrame({"code": code[keep]}))
+    >>> res = route(m, pd.DataFrame({"code": [True, False]}), {"big": 10.0, "coder": 1.0, "mini": 0.5}, max_cost=2.0)
+    >>> res.choices["item"].tolist()
+    ['coder', 'mini']
+    """
+    require_fitted(model, "items_")
+    cost_series = pd.Series(costs, dtype=np.float64)
+    if cost_series.empty:
+        raise ValueError("costs must name at least one candidate model.")
+    if not np.isfinite(cost_series.to_numpy()).all() or (cost_series < 0).any():
+        raise ValueError(f"costs must be finite and non-negative: {cost_series[~(cost_series >= 0)].to_dict()}.")
+    candidates = list(cost_series.index)
+    model._index.codes(candidates)  # unknown names raise here, naming them
+    values = routing_values(model, context, candidates, reference).to_numpy()
+    c = cost_series.to_numpy()
+    n, k = values.shape
+    lp_value = multiplier = None
+    if average_budget is not None:
+        if max_cost is not None:
+            raise ValueError("give max_cost or average_budget, not both.")
+        choice, lp_value, multiplier = _budgeted(values, c, float(average_budget))
+    else:
+        allowed = np.ones(k, bool) if max_cost is None else c <= max_cost
+        if not allowed.any():
+            raise ValueError(f"no candidate costs at most max_cost={max_cost} (cheapest: {c.min()}).")
+        choice = np.argmax(np.where(allowed[None, :], values, -np.inf), axis=1)
+    if leader is None:
+        at_mean = model.coefficients(None).iloc[0]
+        leader = max(candidates, key=lambda item: at_mean[item])
+    win = model.win_probabilities(context)
+    lead = int(model._index.codes([leader])[0])
+    chosen_codes = model._index.codes([candidates[j] for j in choice])
+    vs_leader = win[np.arange(n), chosen_codes, lead]
+    vs_leader = np.where(chosen_codes == lead, 0.5, vs_leader)
+    table = pd.DataFrame({"item": [candidates[j] for j in choice], "cost": c[choice],
+                          "expected_win_rate": values[np.arange(n), choice], "win_rate_vs_leader": vs_leader})
+    return RouteResult(table, leader, float(table["cost"].mean()), float(table["expected_win_rate"].mean()),
+                       float(vs_leader.mean()), lp_value, multiplier)
+
+
+def _budgeted(values: np.ndarray, costs: np.ndarray, budget: float) -> tuple[np.ndarray, float, float]:
+    """Assignment maximising total value with mean cost <= budget: LP vertex, split prompt rounded down in cost."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    n, k = values.shape
+    if budget < costs.min() - 1e-12:
+        raise ValueError(f"average_budget={budget} is below the cheapest candidate's cost {costs.min()}.")
+    rows = np.repeat(np.arange(n), k)
+    a_eq = sparse.csr_matrix((np.ones(n * k), (rows, np.arange(n * k))), shape=(n, n * k))
+    a_ub = np.tile(costs, n)[None, :] / n
+    result = linprog(-values.ravel(), A_ub=a_ub, b_ub=[budget], A_eq=a_eq, b_eq=np.ones(n), bounds=(0, None),
+                     method="highs")
+    if result.status != 0:
+        raise ValueError(f"the routing LP failed: {result.message}")
+    y = result.x.reshape(n, k)
+    choice = np.argmax(y, axis=1)
+    split = np.flatnonzero(y.max(axis=1) < 1 - 1e-9)
+    for p in split:  # give a split prompt the cheapest model it uses, keeping the budget
+        used = np.flatnonzero(y[p] > 1e-9)
+        choice[p] = used[np.argmin(costs[used])]
+    multiplier = float(-result.ineqlin.marginals[0]) * n if result.ineqlin is not None else float("nan")
+    return choice, float(-result.fun / n), multiplier
