@@ -300,7 +300,9 @@ def style_controlled_leaderboard(
     table = controlled.table[keep + ["battles"]].merge(right_table, on="item", how="left")
     table["rank_change"] = table["plain_rank"] - table["rank"]
     table = table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-    params = controlled.model.params_
+    model = controlled.model
+    assert isinstance(model, PairwiseModel)  # leaderboard() keeps the estimator it was given
+    params = model.params_
     coefficients = params.loc[[safe[c] for c in names], ["estimate", "se", "z", "p_value", "ci_low", "ci_high"]]
     coefficients.index = pd.Index(names, name="feature")
     return StyleControlResult(table=table, coefficients=coefficients.copy(), plain=plain, controlled=controlled)
