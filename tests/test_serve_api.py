@@ -1,0 +1,331 @@
+"""The arena API (bradley serve) through FastAPI's TestClient on a SQLite file.
+
+Truths: votes posted here are counted and mapped to arena labels by hand in
+the test; the leaderboard is compared with ``bradley.leaderboard`` run on the
+export; tokens are checked against SHA-256 computed here; concurrency is a
+real uvicorn server on loopback hit by simultaneous identical POSTs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("sqlalchemy")
+pytest.importorskip("alembic")
+httpx = pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+import bradley  # noqa: E402
+from bradley.serve import app as serve_app  # noqa: E402
+from bradley.serve.app import create_app  # noqa: E402
+
+ADMIN = "admin-token-for-tests-0123456789abcdef"
+SYSTEMS = ["alpha", "beta", "gamma"]
+PROMPTS = ["p1", "p2", "p3", "p4"]
+ARENA = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_leaderboard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve_app, "LEADERBOARD_MIN_INTERVAL_S", 0.0)
+    monkeypatch.setattr(serve_app, "SAMPLER_MIN_INTERVAL_S", 0.0)
+
+
+def make_project(client: Any, slug: str = "demo", public: bool = True) -> None:
+    r = client.post("/api/projects", json={"slug": slug, "name": "Demo", "public_leaderboard": public},
+                    headers=auth(ADMIN))
+    assert r.status_code == 201, r.text
+    outputs = [{"system": s, "prompt": p, "text": f"{s} answers {p}"} for s in SYSTEMS for p in PROMPTS]
+    r = client.post(f"/api/projects/{slug}/outputs", json={"outputs": outputs}, headers=auth(ADMIN))
+    assert r.json() == {"added": len(outputs)}
+
+
+def add_annotator(client: Any, slug: str, name: str, max_votes: int | None = None) -> str:
+    r = client.post(f"/api/projects/{slug}/annotators", json={"name": name, "max_votes": max_votes},
+                    headers=auth(ADMIN))
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "arena.db"
+
+
+@pytest.fixture
+def client(db_path: Path) -> TestClient:
+    return TestClient(create_app(f"sqlite:///{db_path}", admin_token=ADMIN))
+
+
+def vote_all(client: TestClient, slug: str, token: str, prefer: str = "alpha") -> list[dict]:
+    """Vote until 204: ``prefer`` wins when shown; otherwise left/right/tie/both_bad in turn."""
+    cycle = ["left", "right", "tie", "both_bad"]
+    acked = []
+    for i in range(200):
+        nxt = client.get(f"/api/projects/{slug}/next", headers=auth(token))
+        if nxt.status_code == 204:
+            break
+        assert nxt.status_code == 200, nxt.text
+        pair = nxt.json()
+        assert set(pair) == {"pair_id", "prompt", "left", "right"}  # systems hidden until the vote
+        left_text = pair["left"]["text"]
+        outcome = "left" if left_text.startswith(prefer) else "right" if pair["right"]["text"].startswith(prefer) \
+            else cycle[i % 4]
+        r = client.post(f"/api/projects/{slug}/votes", json={"pair_id": pair["pair_id"], "outcome": outcome},
+                        headers=auth(token))
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert left_text.startswith(body["left_system"])
+        acked.append({**body, "prompt": pair["prompt"]})
+    return acked
+
+
+def test_full_flow_leaderboard_and_export(client: TestClient, tmp_path: Path) -> None:
+    make_project(client)
+    assert client.get("/api/projects").json()[0]["n_systems"] == 3
+    board0 = client.get("/api/projects/demo/leaderboard").json()
+    assert board0["n_votes"] == 0 and board0["rows"] == []
+
+    ann1 = add_annotator(client, "demo", "ann1", max_votes=5)
+    ann2 = add_annotator(client, "demo", "ann2")
+    first = vote_all(client, "demo", ann1)
+    assert len(first) == 5  # the budget, then 204
+    assert client.get("/api/me", headers=auth(ann1)).json() == {"name": "ann1", "project": "demo", "n_votes": 5,
+                                                                  "remaining": 0}
+    board1 = client.get("/api/projects/demo/leaderboard").json()
+    assert board1["n_votes"] == 5
+
+    second = vote_all(client, "demo", ann2)
+    # every (prompt, system pair) once for ann2: 4 prompts x 3 pairs, never the same one twice
+    assert len(second) == len(PROMPTS) * 3
+    seen = {(v["prompt"], frozenset((v["left_system"], v["right_system"]))) for v in second}
+    assert len(seen) == len(second)
+    board2 = client.get("/api/projects/demo/leaderboard").json()
+    assert board2["n_votes"] == 5 + len(second)
+    assert board2["rows"][0]["system"] == "alpha"  # alpha won every battle it was in
+    assert {r["system"] for r in board2["rows"]} == set(SYSTEMS)
+
+    csv = client.get("/api/projects/demo/export?format=csv", headers=auth(ADMIN))
+    assert csv.status_code == 200
+    path = tmp_path / "battles.csv"
+    path.write_text(csv.text)
+    data = bradley.read_comparisons(path)
+    assert len(data.left) == len(first) + len(second)
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    acked = {v["vote_id"]: v for v in first + second}
+    assert sorted(frame["vote_id"]) == sorted(acked)
+    for row in frame.itertuples():
+        v = acked[row.vote_id]
+        assert (row.model_a, row.model_b, row.winner) == (v["left_system"], v["right_system"], ARENA[v["outcome"]])
+    assert set(frame["judge"]) == {"ann1", "ann2"}
+
+    # the served board is bradley.leaderboard on the export
+    expected = bradley.leaderboard(frame[["model_a", "model_b", "winner"]], model=bradley.BradleyTerry(
+        bias_reduction=True)) if _mle_missing(frame) else bradley.leaderboard(frame[["model_a", "model_b", "winner"]])
+    got = {r["system"]: r["score"] for r in board2["rows"]}
+    for row in expected.table.itertuples():
+        assert got[row.item] == pytest.approx(row.score, abs=1e-9)
+
+    # bradley leaderboard reads the export unchanged
+    from bradley.cli import main
+
+    assert main(["leaderboard", str(path), "--bias-reduction"]) == 0
+
+    jsonl = client.get("/api/projects/demo/export?format=jsonl", headers=auth(ADMIN))
+    jpath = tmp_path / "battles.jsonl"
+    jpath.write_text(jsonl.text)
+    assert len(pd.read_json(jpath, lines=True)) == len(acked)
+    bradley.read_comparisons(jpath)
+
+
+def _mle_missing(frame) -> bool:
+    try:
+        bradley.leaderboard(frame[["model_a", "model_b", "winner"]], ci="none")
+    except bradley.errors.MLEDoesNotExistError:
+        return True
+    return False
+
+
+def test_next_repeats_unanswered_pair_and_hides_systems(client: TestClient) -> None:
+    make_project(client)
+    token = add_annotator(client, "demo", "a")
+    one = client.get("/api/projects/demo/next", headers=auth(token)).json()
+    two = client.get("/api/projects/demo/next", headers=auth(token)).json()
+    assert one == two
+    assert "alpha" not in str(set(one) - {"left", "right"})
+
+
+def test_auth_and_isolation(client: TestClient, db_path: Path) -> None:
+    make_project(client)
+    make_project_other = client.post("/api/projects", json={"slug": "other", "name": "Other",
+                                                            "public_leaderboard": False}, headers=auth(ADMIN))
+    assert make_project_other.status_code == 201
+    a1 = add_annotator(client, "demo", "a1")
+    a2 = add_annotator(client, "demo", "a2")
+    b1 = add_annotator(client, "other", "b1")
+
+    # admin endpoints: 401 without or with a wrong token, 403 with an annotator token
+    for method, url, body in [("post", "/api/projects", {"slug": "x", "name": "X"}),
+                              ("post", "/api/projects/demo/outputs", {"outputs": [{"system": "s", "text": "t"}]}),
+                              ("post", "/api/projects/demo/annotators", {"name": "evil"}),
+                              ("get", "/api/projects/demo/export", None)]:
+        kwargs = {"json": body} if body is not None else {}
+        assert client.request(method, url, **kwargs).status_code == 401
+        assert client.request(method, url, headers=auth("not-a-token"), **kwargs).status_code == 401
+        assert client.request(method, url, headers=auth(a1), **kwargs).status_code == 403
+        assert client.request(method, url, headers={"Authorization": f"Basic {ADMIN}"}, **kwargs).status_code == 401
+
+    # annotator endpoints need an annotator token of that project
+    assert client.get("/api/projects/demo/next").status_code == 401
+    assert client.get("/api/projects/demo/next", headers=auth(ADMIN)).status_code == 401
+    assert client.get("/api/projects/demo/next", headers=auth(b1)).status_code == 403
+    pair = client.get("/api/projects/demo/next", headers=auth(a1)).json()
+    # a2 can neither vote on nor learn about a1's pair; a1's pair cannot be changed through another project
+    r = client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"}, headers=auth(a2))
+    assert r.status_code == 404
+    r = client.post("/api/projects/other/votes", json={"pair_id": pair["pair_id"], "outcome": "left"},
+                    headers=auth(b1))
+    assert r.status_code == 404
+    r = client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "right"},
+                    headers=auth(a1))
+    assert r.status_code == 201
+    r = client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"}, headers=auth(a2))
+    assert r.status_code == 404  # still not a2's, and a1's vote is unchanged
+    assert client.get("/api/me", headers=auth(a2)).json()["n_votes"] == 0
+    # a private project's leaderboard and listing: admin only
+    assert client.get("/api/projects/other/leaderboard").status_code == 401
+    assert client.get("/api/projects/other/leaderboard", headers=auth(b1)).status_code == 403
+    assert client.get("/api/projects/other/leaderboard", headers=auth(ADMIN)).status_code == 200
+    assert [p["slug"] for p in client.get("/api/projects").json()] == ["demo"]
+    assert [p["slug"] for p in client.get("/api/projects", headers=auth(ADMIN)).json()] == ["demo", "other"]
+
+    # tokens are stored as SHA-256 digests only
+    raw = db_path.read_bytes() + (db_path.with_name(db_path.name + "-wal").read_bytes()
+                                  if db_path.with_name(db_path.name + "-wal").exists() else b"")
+    for token in (a1, a2, b1, ADMIN):
+        assert token.encode() not in raw
+    with sqlite3.connect(db_path) as conn:
+        hashes = {h for (h,) in conn.execute("select token_hash from annotators")}
+        admin_hash = conn.execute("select value from settings where key='admin_token_hash'").fetchone()[0]
+    assert hashes == {hashlib.sha256(t.encode()).hexdigest() for t in (a1, a2, b1)}
+    assert admin_hash == hashlib.sha256(ADMIN.encode()).hexdigest()
+
+
+def test_generated_admin_token_is_printed_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gen.db'}"
+    said: list[str] = []
+    app = create_app(url, announce=said.append)
+    token = app.state.generated_admin_token
+    assert token and len(said) == 1 and token in said[0]
+    again: list[str] = []
+    app2 = create_app(url, announce=again.append)  # restart: the stored hash is kept, nothing printed
+    assert again == [] and app2.state.generated_admin_token is None
+    r = TestClient(app2).post("/api/projects", json={"slug": "s", "name": "S"}, headers=auth(token))
+    assert r.status_code == 201
+
+
+def test_validation_and_size_limits(client: TestClient) -> None:
+    make_project(client)
+    bad = [
+        ("/api/projects", {"slug": "Bad Slug", "name": "x"}),
+        ("/api/projects", {"slug": "-x", "name": "x"}),
+        ("/api/projects", {"slug": "ok", "name": ""}),
+        ("/api/projects", {"slug": "ok", "name": "x", "surprise": 1}),
+        ("/api/projects/demo/outputs", {"outputs": []}),
+        ("/api/projects/demo/outputs", {"outputs": [{"system": "s"}]}),  # neither text nor image
+        ("/api/projects/demo/outputs", {"outputs": [{"system": "s", "text": "x" * (serve_app.MAX_TEXT_CHARS + 1)}]}),
+        ("/api/projects/demo/outputs", {"outputs": [{"system": "s", "image_url": "javascript:alert(1)"}]}),
+        ("/api/projects/demo/outputs",
+         {"outputs": [{"system": "s", "text": "t"}] * (serve_app.MAX_OUTPUTS_PER_REQUEST + 1)}),
+        ("/api/projects/demo/annotators", {"name": "a", "max_votes": -1}),
+    ]
+    for url, body in bad:
+        r = client.post(url, json=body, headers=auth(ADMIN))
+        assert r.status_code == 422, (url, r.text)
+        assert isinstance(r.json()["detail"], str)
+    big = {"outputs": [{"system": "s", "text": "x" * 40_000}] * 120}  # ~4.8 MB
+    r = client.post("/api/projects/demo/outputs", json=big, headers=auth(ADMIN))
+    assert r.status_code == 413
+    token = add_annotator(client, "demo", "a")
+    for body in [{"pair_id": "x", "outcome": "maybe"}, {"pair_id": "", "outcome": "left"},
+                 {"pair_id": "../../etc", "outcome": "left"}, {"outcome": "left"}]:
+        assert client.post("/api/projects/demo/votes", json=body, headers=auth(token)).status_code == 422
+    assert client.post("/api/projects", json={"slug": "demo", "name": "again"}, headers=auth(ADMIN)).status_code == 409
+    assert client.get("/api/projects/nope/leaderboard").status_code == 404
+
+
+def test_duplicate_vote_is_idempotent(client: TestClient) -> None:
+    make_project(client)
+    token = add_annotator(client, "demo", "a")
+    pair = client.get("/api/projects/demo/next", headers=auth(token)).json()
+    body = {"pair_id": pair["pair_id"], "outcome": "tie"}
+    r1 = client.post("/api/projects/demo/votes", json=body, headers=auth(token))
+    r2 = client.post("/api/projects/demo/votes", json=body, headers=auth(token))
+    assert (r1.status_code, r2.status_code) == (201, 200)
+    assert r1.json() == r2.json()
+    r3 = client.post("/api/projects/demo/votes", json={**body, "outcome": "left"}, headers=auth(token))
+    assert r3.status_code == 409
+    assert client.get("/api/me", headers=auth(token)).json()["n_votes"] == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_concurrent_identical_votes_store_one(db_path: Path) -> None:
+    """Simultaneous identical POSTs on a real loopback server: one 201, the rest 200 with the same vote."""
+    uvicorn = pytest.importorskip("uvicorn")
+    app = create_app(f"sqlite:///{db_path}", admin_token=ADMIN)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 20
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            make_project(client)
+            token = add_annotator(client, "demo", "a")
+            for _ in range(3):
+                pair = client.get("/api/projects/demo/next", headers=auth(token)).json()
+                body = {"pair_id": pair["pair_id"], "outcome": "left"}
+                barrier = threading.Barrier(8)
+
+                def post(_: int) -> tuple[int, int]:
+                    with httpx.Client(base_url=base, timeout=30) as c:
+                        barrier.wait()
+                        r = c.post("/api/projects/demo/votes", json=body, headers=auth(token))
+                        return r.status_code, r.json()["vote_id"]
+
+                with ThreadPoolExecutor(8) as pool:
+                    results = list(pool.map(post, range(8)))
+                codes = sorted(code for code, _ in results)
+                assert codes == [200] * 7 + [201]
+                assert len({vid for _, vid in results}) == 1
+            assert client.get("/api/me", headers=auth(token)).json()["n_votes"] == 3
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("select count(*), count(distinct assignment_id) from votes").fetchone() == (3, 3)
