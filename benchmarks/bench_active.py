@@ -1,0 +1,150 @@
+"""Active comparison selection: comparisons needed to reach a target rank accuracy, per strategy.
+
+Simulation. True Bradley-Terry scores are drawn per seed, either ``N(0, 1)``
+(``normal``) or without replacement from the scores of the Bradley-Terry fit
+of the real arena data, :func:`bradley.datasets.load_arena_140k` (53 models,
+sd 0.33: ``arena``). Each strategy of :mod:`bradley.active` chooses the pairs
+``--batch`` at a time (the sampler is refitted on all votes so far before each
+batch), outcomes are drawn from the true model, and at every batch the scores
+are estimated by the same MAP Bradley-Terry fit for all strategies (prior
+``N(0, 1)``). Recorded: Kendall tau between estimated and true scores and
+top-k recall (the share of the true top k among the estimated top k).
+
+Reported: mean curves over seeds (with standard errors) at a few budgets and
+the first budget at which the *mean* curve reaches the targets (tau 0.9 and
+top-k recall 0.9 by default), and the savings factors ``N(uniform) /
+N(information)`` and ``N(arena) / N(information)``. ``>B`` = not reached
+within the budget ``B``.
+
+Run: ``python benchmarks/bench_active.py [--items 20,50] [--seeds 10] [--per-item 40]
+[--batch 0] [--spreads normal,arena] [--strategies uniform,arena,uncertainty,information]``
+(``--batch 0``: half the number of items per batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from scipy.special import expit
+from scipy.stats import kendalltau
+
+import bradley
+from bradley.active import ActiveSampler
+from bradley.data import PairCounts
+from bradley.solvers import bt
+
+
+def arena_scores() -> np.ndarray:
+    battles = bradley.datasets.load_arena_140k()
+    battles = battles[battles["model_a"] != battles["model_b"]]
+    return bradley.BradleyTerry().fit(bradley.read_comparisons(battles)).scores_
+
+
+def counts_from(rows: np.ndarray, n: int) -> PairCounts:
+    """PairCounts of (winner, loser) rows over items 0..n-1."""
+    wins = np.zeros((n, n))
+    np.add.at(wins, (rows[:, 0], rows[:, 1]), 1.0)
+    return PairCounts.from_matrix(wins, items=np.arange(n))
+
+
+def run(strategy: str, truth: np.ndarray, budget: int, batch: int, top_k: int, seed: int) -> np.ndarray:
+    """(checkpoints, 2) array: Kendall tau and top-k recall after each batch."""
+    n = len(truth)
+    rng = np.random.default_rng(seed)
+    sampler = ActiveSampler(strategy, seed=rng)
+    rows = np.zeros((0, 2), dtype=np.int64)
+    true_top = set(np.argsort(-truth)[:top_k].tolist())
+    out = []
+    names = np.arange(n)
+    while len(rows) < budget:
+        data = counts_from(rows, n) if len(rows) else None
+        pairs = np.array(sampler.fit(data, names).next_pairs(batch), dtype=np.int64)
+        left_wins = rng.random(len(pairs)) < expit(truth[pairs[:, 0]] - truth[pairs[:, 1]])
+        new = np.where(left_wins[:, None], pairs, pairs[:, ::-1])
+        rows = np.concatenate([rows, new])
+        scores = bt.newton(counts_from(rows, n), prior_variance=1.0).scores
+        tau = kendalltau(scores, truth).statistic
+        recall = len(true_top & set(np.argsort(-scores)[:top_k].tolist())) / top_k
+        out.append((tau, recall))
+    return np.array(out)
+
+
+def first_reaching(curve: np.ndarray, target: float, xs: np.ndarray) -> int | None:
+    hit = np.flatnonzero(curve >= target)
+    return int(xs[hit[0]]) if len(hit) else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", default="20,50")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--per-item", type=int, default=40, help="budget: comparisons per item")
+    parser.add_argument("--batch", type=int, default=0)
+    parser.add_argument("--spreads", default="normal,arena")
+    parser.add_argument("--strategies", default="uniform,arena,uncertainty,information")
+    parser.add_argument("--tau", type=float, default=0.9)
+    parser.add_argument("--recall", type=float, default=0.9)
+    args = parser.parse_args()
+    strategies = args.strategies.split(",")
+    pool = arena_scores() if "arena" in args.spreads else None
+    for spread in args.spreads.split(","):
+        for n in map(int, args.items.split(",")):
+            if spread == "arena" and pool is not None and n > len(pool):
+                print(f"skip arena spread with {n} items (the fit has {len(pool)})")
+                continue
+            batch = args.batch or max(n // 2, 1)
+            budget = args.per_item * n
+            top_k = 10 if n >= 40 else 5
+            xs = np.arange(batch, budget + batch, batch)[: -(-budget // batch)]
+            curves: dict[str, np.ndarray] = {}
+            start = time.perf_counter()
+            for strategy in strategies:
+                runs = []
+                for seed in range(args.seeds):
+                    truth_rng = np.random.default_rng(1000 + seed)
+                    if spread == "normal":
+                        truth = truth_rng.normal(size=n)
+                    else:
+                        assert pool is not None
+                        truth = truth_rng.choice(pool, size=n, replace=False)
+                    runs.append(run(strategy, truth, budget, batch, top_k, seed))
+                curves[strategy] = np.stack(runs)  # (seeds, checkpoints, 2)
+            elapsed = time.perf_counter() - start
+            print(f"\n## {spread} scores, {n} items, top-{top_k}, batch {batch}, {args.seeds} seeds "
+                  f"({elapsed:.0f} s)\n")
+            marks = [m for m in (5, 10, 20, 40) if m * n <= budget]
+            head = " | ".join(f"tau @{m}n" for m in marks) + " | " + " | ".join(f"recall @{m}n" for m in marks)
+            print(f"| strategy | {head} | N(tau>={args.tau}) | N(recall>={args.recall}) |")
+            print("|---" * (2 + 2 * len(marks) + 1) + "|")
+            reach: dict[str, tuple[int | None, int | None]] = {}
+            for strategy, c in curves.items():
+                mean, se = c.mean(0), c.std(0, ddof=1) / np.sqrt(c.shape[0])
+                cells = []
+                for metric in (0, 1):
+                    for m in marks:
+                        k = int(np.searchsorted(xs, m * n))
+                        cells.append(f"{mean[k, metric]:.3f} ± {se[k, metric]:.3f}")
+                reach[strategy] = (first_reaching(mean[:, 0], args.tau, xs),
+                                   first_reaching(mean[:, 1], args.recall, xs))
+                shown = [str(r) if r is not None else f">{budget}" for r in reach[strategy]]
+                print(f"| {strategy} | " + " | ".join(cells) + f" | {shown[0]} | {shown[1]} |")
+            if "information" in reach:
+                for peer in ("uniform", "arena"):
+                    if peer not in reach:
+                        continue
+                    text = []
+                    for metric, name in ((0, f"tau {args.tau}"), (1, f"top-{top_k} recall {args.recall}")):
+                        a, b = reach[peer][metric], reach["information"][metric]
+                        if b is None:
+                            text.append(f"{name}: information not reached")
+                        elif a is None:
+                            text.append(f"{name}: > {budget / b:.2f}x")
+                        else:
+                            text.append(f"{name}: {a / b:.2f}x")
+                    print(f"\nsavings {peer} / information: " + "; ".join(text))
+
+
+if __name__ == "__main__":
+    main()
