@@ -309,7 +309,7 @@ class EmbeddingCache:
     >>> first = cache.encode(["a cat", "a dog", "a cat"])
     >>> again = cache.encode(["a dog", "a cat"])
     >>> cache.n_encoded_, cache.n_hits_, bool(np.array_equal(again, first[[1, 0]]))
-    (2, 3, True)
+    (2, 2, True)
     """
 
     def __init__(self, path: str | Path, embedder: Any):
