@@ -293,8 +293,14 @@ def _free_port() -> int:
 
 def test_concurrent_identical_votes_store_one(db_path: Path) -> None:
     """Simultaneous identical POSTs on a real loopback server: one 201, the rest 200 with the same vote."""
+    concurrent_duplicates(f"sqlite:///{db_path}")
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("select count(*), count(distinct assignment_id) from votes").fetchone() == (3, 3)
+
+
+def concurrent_duplicates(url: str, rounds: int = 3, posters: int = 8) -> None:
     uvicorn = pytest.importorskip("uvicorn")
-    app = create_app(f"sqlite:///{db_path}", admin_token=ADMIN)
+    app = create_app(url, admin_token=ADMIN)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -307,25 +313,23 @@ def test_concurrent_identical_votes_store_one(db_path: Path) -> None:
         with httpx.Client(base_url=base, timeout=30) as client:
             make_project(client)
             token = add_annotator(client, "demo", "a")
-            for _ in range(3):
+            for _ in range(rounds):
                 pair = client.get("/api/projects/demo/next", headers=auth(token)).json()
                 body = {"pair_id": pair["pair_id"], "outcome": "left"}
-                barrier = threading.Barrier(8)
+                barrier = threading.Barrier(posters)
 
-                def post(_: int) -> tuple[int, int]:
+                def post(_: int, body: dict = body, barrier: threading.Barrier = barrier) -> tuple[int, int]:
                     with httpx.Client(base_url=base, timeout=30) as c:
                         barrier.wait()
                         r = c.post("/api/projects/demo/votes", json=body, headers=auth(token))
                         return r.status_code, r.json()["vote_id"]
 
-                with ThreadPoolExecutor(8) as pool:
-                    results = list(pool.map(post, range(8)))
+                with ThreadPoolExecutor(posters) as pool:
+                    results = list(pool.map(post, range(posters)))
                 codes = sorted(code for code, _ in results)
-                assert codes == [200] * 7 + [201]
+                assert codes == [200] * (posters - 1) + [201]
                 assert len({vid for _, vid in results}) == 1
-            assert client.get("/api/me", headers=auth(token)).json()["n_votes"] == 3
+            assert client.get("/api/me", headers=auth(token)).json()["n_votes"] == rounds
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("select count(*), count(distinct assignment_id) from votes").fetchone() == (3, 3)

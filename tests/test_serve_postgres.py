@@ -1,0 +1,143 @@
+"""The arena on a throwaway PostgreSQL 15: migrations, the full flow, concurrent duplicate votes.
+
+The server is made with ``initdb`` + ``pg_ctl`` from /usr/lib/postgresql/15/bin
+in a temporary directory, listening on a free loopback port (and a socket in
+that directory), and stopped in the fixture's teardown. PostgreSQL refuses to
+run as root, so as root it runs as ``nobody`` through ``runuser``. Skipped,
+with the reason, when the binaries or psycopg are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("psycopg")
+pytest.importorskip("alembic")
+sa = pytest.importorskip("sqlalchemy")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from test_serve_api import (  # noqa: E402
+    ADMIN,
+    PROMPTS,
+    add_annotator,
+    auth,
+    concurrent_duplicates,
+    make_project,
+    vote_all,
+)
+
+import bradley  # noqa: E402
+from bradley.serve import app as serve_app  # noqa: E402
+from bradley.serve.app import create_app  # noqa: E402
+
+PG_BIN = Path(os.environ.get("BRADLEY_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server for this module; yields a SQLAlchemy URL base (no database name)."""
+    if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
+        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (set BRADLEY_PG_BIN)")
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("runuser") is None:
+        pytest.skip("running as root and runuser is missing: PostgreSQL will not run as root")
+    prefix = ["runuser", "-u", "nobody", "--"] if as_root else []
+    base = Path(tempfile.mkdtemp(prefix="bradley-pg-"))
+    data, log = base / "data", base / "server.log"
+    if as_root:
+        os.chmod(base, 0o755)
+        shutil.chown(base, user="nobody")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    run = dict(check=True, capture_output=True, text=True, timeout=120, env=env, cwd=base)
+    port = _free_port()
+    started = False
+    try:
+        subprocess.run([*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "arena", "--auth=trust",
+                        "--no-sync", "-E", "UTF8"], **run)
+        opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w",
+                        "-t", "60", "start"], **run)
+        started = True
+        yield f"postgresql+psycopg://arena@127.0.0.1:{port}"
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"could not start PostgreSQL: {exc.stderr.strip()[-300:]}")
+    finally:
+        if started:
+            subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, timeout=60, env=env, cwd=base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _database(server: str, name: str) -> str:
+    engine = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return f"{server}/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_leaderboard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve_app, "LEADERBOARD_MIN_INTERVAL_S", 0.0)
+
+
+def test_migrations_create_schema_and_are_idempotent(pg_server: str) -> None:
+    url = _database(pg_server, "mig")
+    create_app(url, admin_token=ADMIN)
+    create_app(url, admin_token=ADMIN)  # a restart: upgrade head is a no-op
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+        tables = set(sa.inspect(conn).get_table_names())
+        uniques = {tuple(u["column_names"]) for u in sa.inspect(conn).get_unique_constraints("votes")}
+    engine.dispose()
+    assert {"projects", "outputs", "annotators", "assignments", "votes", "settings"} <= tables
+    assert ("assignment_id",) in uniques
+
+
+def test_full_flow_on_postgres(pg_server: str, tmp_path: Path) -> None:
+    client = TestClient(create_app(_database(pg_server, "flow"), admin_token=ADMIN))
+    make_project(client)
+    a1 = add_annotator(client, "demo", "a1", max_votes=4)
+    a2 = add_annotator(client, "demo", "a2")
+    first, second = vote_all(client, "demo", a1), vote_all(client, "demo", a2)
+    assert len(first) == 4 and len(second) == 3 * len(PROMPTS)
+    board = client.get("/api/projects/demo/leaderboard").json()
+    assert board["n_votes"] == 4 + 3 * len(PROMPTS) and board["rows"][0]["system"] == "alpha"
+    # isolation holds on this backend too
+    pair = client.get("/api/projects/demo/next", headers=auth(a1))
+    assert pair.status_code == 204
+    assert client.get("/api/projects/demo/export", headers=auth(a1)).status_code == 403
+    path = tmp_path / "battles.csv"
+    path.write_text(client.get("/api/projects/demo/export", headers=auth(ADMIN)).text)
+    data = bradley.read_comparisons(path)
+    assert len(data.left) == len(first) + len(second)
+    from bradley.cli import main
+
+    assert main(["leaderboard", str(path), "--bias-reduction"]) == 0
+
+
+def test_concurrent_identical_votes_on_postgres(pg_server: str) -> None:
+    """Here the unique constraint, not a database-wide write lock, decides the race."""
+    url = _database(pg_server, "race")
+    concurrent_duplicates(url, rounds=4, posters=8)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        n, distinct = conn.exec_driver_sql("select count(*), count(distinct assignment_id) from votes").one()
+    engine.dispose()
+    assert (n, distinct) == (4, 4)
