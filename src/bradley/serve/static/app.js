@@ -113,6 +113,13 @@
     return v.toFixed(digits);
   }
 
+  /** A timestamp (Unix seconds, milliseconds or ISO text) as local date and time. */
+  function formatTime(t) {
+    if (t === null || t === undefined || t === "") return "\u2013";
+    var d = typeof t === "number" ? new Date(t < 1e12 ? t * 1000 : t) : new Date(t);
+    return isNaN(d.getTime()) ? String(t) : d.toLocaleString();
+  }
+
   /** Only http(s), same-origin paths and data:image URLs are shown as images. */
   function safeImageUrl(u) {
     if (!u || typeof u !== "string") return null;
@@ -195,7 +202,7 @@
     }
 
     function handleAuthError(err) {
-      if (err.status === 401 || err.status === 403) {
+      if (err.status === 401) {
         showMessage("Your vote link is not valid for this project (or was revoked). Ask the admin for a new link.", "error");
         setButtons(false);
         return true;
@@ -310,6 +317,12 @@
           showMessage("This pair was already answered differently (perhaps in another tab); that answer is kept.", "info", { label: "Next pair", onClick: loadNext });
           return;
         }
+        if (err.status === 403) {
+          // e.g. this annotator's vote budget is used up: say so, then ask the server what is left
+          state.pending = null;
+          showMessage("The vote was not accepted: " + err.detail, "info", { label: "Continue", onClick: loadNext });
+          return;
+        }
         if (err.status === 404 || err.status === 410) {
           state.pending = null;
           showMessage("This pair is no longer available.", "info", { label: "Next pair", onClick: loadNext });
@@ -367,7 +380,7 @@
     var previous = {};
     var timer = null;
 
-    api("GET", "/api/projects").then(function (r) {
+    api("GET", "/api/projects", null, adminToken()).then(function (r) {
       (r.body || []).forEach(function (p) {
         if (p.slug === slug) {
           $("project-title").textContent = (p.name || p.slug) + " \u2014 leaderboard";
@@ -380,7 +393,8 @@
       $("n-votes").textContent = String(board.n_votes || 0);
       var rows = board.rows || [];
       $("n-systems").textContent = String(rows.length);
-      $("updated-at").textContent = board.updated_at ? new Date(board.updated_at).toLocaleString() : "\u2013";
+      $("updated-at").textContent = formatTime(board.updated_at);
+      $("ci-method").textContent = board.ci_method ? " (" + board.ci_method + ")" : "";
       var lo = Infinity, hi = -Infinity;
       rows.forEach(function (r) {
         [r.ci_low, r.ci_high, r.score].forEach(function (v) {
@@ -392,7 +406,7 @@
       var tbody = $("rows");
       tbody.textContent = "";
       if (!rows.length) {
-        var td = el("td", { colspan: "7", className: "muted", text: "No votes yet." });
+        var td = el("td", { colspan: "8", className: "muted", text: "No votes yet." });
         tbody.appendChild(el("tr", null, [td]));
       }
       var next = {};
@@ -415,12 +429,15 @@
         }
         var rankRange = (r.rank_low === undefined || r.rank_low === null) ? "\u2013"
           : (r.rank_low === r.rank_high ? String(r.rank_low) : r.rank_low + "\u2013" + r.rank_high);
+        var name = el("th", { scope: "row", text: r.system });
+        if (r.provisional) name.appendChild(el("span", { className: "badge", title: "few votes so far", text: "provisional" }));
         var tr = el("tr", { "data-system": r.system }, [
           el("td", { className: "num", text: String(r.rank) }),
-          el("th", { scope: "row", text: r.system }),
-          el("td", { className: "num", text: fmt(r.score) }),
-          el("td", { className: "num", text: fmt(r.ci_low) + " \u2013 " + fmt(r.ci_high) }),
+          name,
+          el("td", { className: "num", text: fmt(r.score, 2) }),
+          el("td", { className: "num", text: fmt(r.ci_low, 2) + " \u2013 " + fmt(r.ci_high, 2) }),
           el("td", null, [bar]),
+          el("td", { className: "num", text: fmt(r.elo, 0) }),
           el("td", { className: "num", text: rankRange }),
           el("td", { className: "num", text: String(r.n_votes) })
         ]);
@@ -529,6 +546,7 @@
     function token() { return adminToken(); }
     function tokenState() {
       $("token-state").textContent = token() ? "A token is set." : "No token set.";
+      if (token()) refreshSlugs();
     }
     function slug() { return $("slug").value.trim(); }
     function requireToken() {
@@ -546,7 +564,7 @@
       };
     }
     function refreshSlugs() {
-      api("GET", "/api/projects").then(function (r) {
+      api("GET", "/api/projects", null, token()).then(function (r) {
         var list = $("slugs");
         list.textContent = "";
         (r.body || []).forEach(function (p) { list.appendChild(el("option", { value: p.slug, text: p.name })); });
@@ -680,7 +698,7 @@
     $("slug").addEventListener("input", updateLinks);
 
     tokenState();
-    refreshSlugs();
+    if (!token()) refreshSlugs();
     updateLinks();
   }
 
