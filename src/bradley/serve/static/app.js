@@ -110,7 +110,8 @@
     if (x === null || x === undefined || Number.isNaN(Number(x))) return "\u2013";
     var v = Number(x);
     if (digits === undefined) digits = Math.abs(v) >= 100 ? 0 : 2;
-    return v.toFixed(digits);
+    var text = v.toFixed(digits);
+    return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;  // no "-0.00"
   }
 
   /** A timestamp (Unix seconds, milliseconds or ISO text) as local date and time. */
