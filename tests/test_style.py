@@ -118,3 +118,28 @@ def test_custom_columns_and_labels():
         style_controlled_leaderboard(battles, feats, columns=["length", "bold"])
     with pytest.raises(ComparisonDataError, match="not in the feature table"):
         style_controlled_leaderboard(battles, feats, columns=["tokens"])
+
+
+def test_prd_loader_reads_answer_files_and_feeds_style_control(tmp_path):
+    """The shipped PRD verdicts with answer texts from a folder (texts made up here: the plumbing, not the numbers)."""
+    import json
+
+    from bradley.datasets import load_vicuna80
+
+    rng = np.random.default_rng(0)
+    for model in ("bard", "claude", "gpt35", "gpt4", "vicuna-13b"):
+        with open(tmp_path / f"answer_{model}.jsonl", "w") as fh:
+            for q in range(1, 81):
+                text = "## h\n" * int(rng.integers(0, 2)) + "- x\n" * int(rng.integers(0, 5)) \
+                    + "**b** " * int(rng.integers(0, 3)) + "y" * int(rng.integers(10, 900))
+                fh.write(json.dumps({"question_id": q, "model_id": model, "text": text}) + "\n")
+    responses, verdicts = load_vicuna80(answers=tmp_path)
+    texts = responses.dropna(subset=["answer"]).reset_index(drop=True)
+    assert len(texts) == 400 and responses["answer"].isna().sum() == 720 - 400
+    feats = pd.concat([texts[["question_id", "model"]], style_features(texts["answer"])], axis=1)
+    gpt4 = verdicts[verdicts["reviewer"] == "gpt4"]
+    res = style_controlled_leaderboard(gpt4, feats, left="model_1", right="model_2")
+    assert list(res.coefficients.index) == ["length", "headers", "lists", "bold"]
+    assert res.table["item"].tolist()[0] == "gpt4" and len(res.table) == 5
+    with pytest.raises(FileNotFoundError):
+        load_vicuna80(answers=tmp_path / "nowhere")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -52,20 +53,29 @@ def _vicuna80_category(question_id: pd.Series) -> pd.Series:
     return category
 
 
-def load_vicuna80() -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_vicuna80(answers: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """PRD Vicuna-80 pairwise verdicts (human and LLM reviewers) and the judged responses.
 
     The verdicts come from the Peer Rank and Discussion study (Li, Patel, Du
     2023; GitHub ``bcdnlp/PRD``, MIT licence): 7,040 human ratings over 9
     models and 1,600 ratings by each of five LLM reviewers (gpt4, gpt35,
     claude, bard, vicuna-13b) over 5 models, on the 80 Vicuna questions. The
-    answer texts are not shipped (README.md in this folder says why).
+    answer texts are not shipped (README.md in this folder says why); pass
+    ``answers`` to read them from a checkout of the PRD repository.
+
+    Parameters
+    ----------
+    answers : path, optional
+        A folder with PRD's ``answer_<model>.jsonl`` files (PRD's
+        ``data/vicuna80/generations``; fields ``question_id`` and ``text``):
+        their texts fill the ``answer`` column of ``responses``.
 
     Returns
     -------
     responses : pandas.DataFrame
         One row per judged response: ``question_id``, ``category`` (the
-        Vicuna-80 category of the question) and ``model``.
+        Vicuna-80 category of the question) and ``model``; with ``answers``
+        also ``answer`` (the text; missing files or lines give NaN).
     verdicts : pandas.DataFrame
         One row per rating: ``reviewer``, ``prompt`` (``threeclass`` or
         ``default``), ``model_1`` (shown first), ``model_2``,
@@ -89,4 +99,22 @@ def load_vicuna80() -> tuple[pd.DataFrame, pd.DataFrame]:
                       verdicts[["question_id", "category", "model_2"]].rename(columns={"model_2": "model"})])
     responses = (both.drop_duplicates().sort_values(["question_id", "model"], kind="stable")
                  .reset_index(drop=True))
+    if answers is not None:
+        responses = responses.merge(_read_answers(Path(answers)), on=["question_id", "model"], how="left")
     return responses, verdicts
+
+
+def _read_answers(folder: Path) -> pd.DataFrame:
+    """``question_id, model, answer`` from PRD-style ``answer_<model>.jsonl`` files."""
+    files = sorted(folder.glob("answer_*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"no answer_<model>.jsonl files in {folder}")
+    parts = []
+    for path in files:
+        frame = pd.read_json(path, lines=True)
+        missing = [c for c in ("question_id", "text") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: needs the fields question_id and text (missing {missing}).")
+        parts.append(pd.DataFrame({"question_id": frame["question_id"].astype(int),
+                                   "model": path.stem.removeprefix("answer_"), "answer": frame["text"]}))
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["question_id", "model"])
