@@ -304,6 +304,8 @@ class ContextualBT:
         ``"neural"``: an MLP (``hidden`` units, torch) maps ``x`` to the
         coefficients; trained with Adam (``weight_decay``, ``learning_rate``)
         with early stopping on the validation split (``patience`` epochs).
+        ``torch_threads`` (default 1: a small network trains fastest on one
+        thread) is set for the fit and restored after; None keeps torch's.
     seed : int
         Seeds the validation split and the neural network.
 
@@ -339,7 +341,7 @@ class ContextualBT:
                  penalty_grid: tuple[float, ...] = (0.3, 3.0, 30.0, 300.0, 3000.0), validation: float = 0.2,
                  tol: float = 1e-8, max_iter: int = 500, max_covariance_params: int = 4000,
                  hidden: int = 64, learning_rate: float = 3e-3, weight_decay: float = 1e-4, epochs: int = 300,
-                 patience: int = 20, batch_size: int = 4096, seed: int = 0):
+                 patience: int = 20, batch_size: int = 4096, torch_threads: int | None = 1, seed: int = 0):
         self.features = features
         self.ties = ties
         self.tie_context = tie_context
@@ -356,6 +358,7 @@ class ContextualBT:
         self.epochs = epochs
         self.patience = patience
         self.batch_size = batch_size
+        self.torch_threads = torch_threads
         self.seed = seed
 
     # ------------------------------------------------------------------ input
@@ -511,6 +514,16 @@ class ContextualBT:
                     w: np.ndarray) -> None:
         import torch
 
+        threads = torch.get_num_threads()
+        if self.torch_threads is not None:
+            torch.set_num_threads(self.torch_threads)
+        try:
+            self._train_network(torch, left, right, xt, outcome, w)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _train_network(self, torch: Any, left: np.ndarray, right: np.ndarray, xt: np.ndarray, outcome: np.ndarray,
+                       w: np.ndarray) -> None:
         torch.manual_seed(self.seed)
         held = self._split(len(left))
         k, d = len(self.items_), xt.shape[1] - 1
