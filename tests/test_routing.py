@@ -1,0 +1,124 @@
+"""route(): cost-budgeted routing from a ContextualBT, against brute force on tiny cases."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+import bradley
+from bradley.models.contextual import ContextualBT
+from bradley.routing import _budgeted, route, routing_values
+
+ITEMS = ["big", "coder", "mini", "writer"]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    n = 6000
+    code = rng.random(n) < 0.5
+    skill = np.where(code[:, None], [[1.0, 0.9, -1.0, -0.5]], [[1.0, -1.0, 0.0, 0.8]])
+    left = rng.integers(0, 4, n)
+    right = (left + rng.integers(1, 4, n)) % 4
+    r = np.arange(n)
+    won = rng.random(n) < expit(skill[r, left] - skill[r, right])
+    data = bradley.Comparisons.from_codes(left, right, won.astype(float), items=ITEMS)
+    return ContextualBT(penalty=1.0).fit(data, pd.DataFrame({"code": code}))
+
+
+PROMPTS = pd.DataFrame({"code": [True, False, True, False, True]})
+COSTS = {"big": 10.0, "coder": 2.0, "mini": 0.5, "writer": 3.0}
+
+
+def test_values_are_expected_win_rates_from_the_coefficients(fitted):
+    theta = fitted.coefficients(PROMPTS).to_numpy()
+    d = theta[:, :, None] - theta[:, None, :]
+    field = (expit(d).sum(axis=2) - 0.5) / 3
+    np.testing.assert_allclose(routing_values(fitted, PROMPTS).to_numpy(), field, atol=1e-12)
+    vs_mini = routing_values(fitted, PROMPTS, ["big", "coder"], reference="mini").to_numpy()
+    np.testing.assert_allclose(vs_mini, expit(d[:, [0, 1], 2]), atol=1e-12)
+
+
+def test_max_cost_is_the_per_prompt_brute_force(fitted):
+    values = routing_values(fitted, PROMPTS, list(COSTS)).to_numpy()
+    for cap in [0.5, 2.0, 3.0, 100.0]:
+        res = route(fitted, PROMPTS, COSTS, max_cost=cap)
+        for p in range(len(PROMPTS)):
+            allowed = [i for i, c in enumerate(COSTS.values()) if c <= cap]
+            best = max(allowed, key=lambda i: values[p, i])
+            assert res.choices["item"][p] == list(COSTS)[best]
+        assert (res.choices["cost"] <= cap).all()
+    unlimited = route(fitted, PROMPTS, COSTS)
+    assert unlimited.choices["item"].tolist() == [list(COSTS)[i] for i in values.argmax(axis=1)]
+    # the leader is the best at the average prompt; choosing it always gives 0.5
+    assert unlimited.leader == "big"
+    cheap = route(fitted, PROMPTS, COSTS, max_cost=3.0)
+    theta = fitted.coefficients(PROMPTS)
+    chosen = cheap.choices["item"].to_numpy()
+    expected = expit(np.array([theta.loc[p, c] - theta.loc[p, "big"] for p, c in enumerate(chosen)]))
+    assert np.isclose(cheap.win_rate_vs_leader, expected.mean())
+    assert set(cheap.choices["item"]) == {"coder", "writer"}  # the specialists, not the global leader
+
+
+def _brute_force(values, costs, budget):
+    best, n, k = -np.inf, *values.shape
+    for assignment in itertools.product(range(k), repeat=n):
+        idx = np.array(assignment)
+        if costs[idx].mean() <= budget + 1e-12:
+            best = max(best, values[np.arange(n), idx].sum())
+    return best / n
+
+
+def _lagrangian_bound(values, costs, budget):
+    # strong duality: LP value = min over lambda >= 0 of mean_p max_i (v - lambda c) + lambda B; piecewise linear
+    lambdas = [0.0]
+    for p in range(values.shape[0]):
+        for i, j in itertools.combinations(range(values.shape[1]), 2):
+            if costs[i] != costs[j]:
+                lam = (values[p, i] - values[p, j]) / (costs[i] - costs[j])
+                if lam > 0:
+                    lambdas.append(lam)
+    return min(float(np.mean(np.max(values - lam * costs, axis=1)) + lam * budget) for lam in lambdas)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_average_budget_against_brute_force_and_the_dual(seed):
+    rng = np.random.default_rng(seed)
+    n, k = 5, 3
+    values = rng.random((n, k))
+    costs = np.array([0.2, 1.0, 3.0])
+    budget = rng.uniform(0.3, 2.5)
+    choice, lp_value, multiplier = _budgeted(values, costs, budget)
+    assert costs[choice].mean() <= budget + 1e-9
+    integer = _brute_force(values, costs, budget)
+    got = values[np.arange(n), choice].mean()
+    assert got <= integer + 1e-12 <= lp_value + 1e-9
+    assert np.isclose(lp_value, _lagrangian_bound(values, costs, budget), atol=1e-9)
+    assert got >= lp_value - (values.max() - values.min()) / n - 1e-12  # within one prompt of the bound
+    assert multiplier >= -1e-12
+
+
+def test_average_budget_exact_when_the_budget_is_a_cost_combination():
+    values = np.array([[0.9, 0.1], [0.6, 0.5], [0.8, 0.2]])
+    costs = np.array([1.0, 0.0])
+    choice, lp_value, _ = _budgeted(values, costs, 2 / 3)  # two expensive picks: prompts 0 and 2
+    assert choice.tolist() == [0, 1, 0]
+    assert np.isclose(lp_value, (0.9 + 0.5 + 0.8) / 3)
+
+
+def test_route_average_budget_and_errors(fitted):
+    res = route(fitted, PROMPTS, COSTS, average_budget=1.5)
+    assert res.mean_cost <= 1.5 + 1e-12 and res.lp_value is not None
+    assert res.mean_expected_win_rate <= res.lp_value + 1e-12
+    table = res.summary()
+    assert np.isclose(table["share"].sum(), 1.0)
+    with pytest.raises(ValueError, match="cheapest"):
+        route(fitted, PROMPTS, COSTS, max_cost=0.1)
+    with pytest.raises(ValueError, match="cheapest"):
+        route(fitted, PROMPTS, COSTS, average_budget=0.1)
+    with pytest.raises(ValueError, match="not both"):
+        route(fitted, PROMPTS, COSTS, max_cost=1.0, average_budget=1.0)
+    with pytest.raises(bradley.errors.ComparisonDataError, match="unknown"):
+        route(fitted, PROMPTS, {"nope": 1.0})
