@@ -135,7 +135,10 @@ def _populate(base: str, slug: str, rng: random.Random) -> None:
             right = next(s for s, t in ANSWERS[pair["prompt"]].items() if t == pair["right"]["text"] and s != left)
             p_left = 1 / (1 + math.exp(STRENGTH[right] - STRENGTH[left]))
             u = rng.random()
-            outcome = "tie" if u < 0.12 else ("both_bad" if u < 0.15 else ("left" if rng.random() < p_left else "right"))
+            if u < 0.15:
+                outcome = "tie" if u < 0.12 else "both_bad"
+            else:
+                outcome = "left" if rng.random() < p_left else "right"
             body = {"pair_id": pair["pair_id"], "outcome": outcome}
             assert _call(base, "POST", f"/api/projects/{slug}/votes", body, annotator["token"])[0] == 201
 
@@ -178,7 +181,8 @@ def main() -> int:
                 driver.find_element(By.CSS_SELECTOR, '.choices button[data-outcome="tie"]').click()
                 wait.until(lambda d: d.find_element(By.ID, "reveal").is_displayed())
                 driver.find_element(By.ID, "next").click()
-                wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-pair-id") != before)
+                wait.until(lambda d, old=before: d.find_element(By.TAG_NAME, "body").get_attribute("data-pair-id")
+                           != old)
             driver.find_element(By.CSS_SELECTOR, '.choices button[data-outcome="left"]').click()
             wait.until(lambda d: d.find_element(By.ID, "reveal").is_displayed())
             driver.execute_script("document.activeElement.blur()")

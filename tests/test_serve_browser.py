@@ -3,7 +3,7 @@
 A server runs on a free loopback port with a throwaway SQLite database. The
 admin page creates the project, adds outputs and makes a vote link; the vote
 page is used with clicks, keys, a double click and a vote sent while the
-browser is offline (then retried); the leaderboard page is watched while a
+browser is offline (then retried) until the vote budget is used up; the leaderboard page is watched while a
 second annotator votes through the API. Every vote the page shows is checked
 against the server's arena-format export.
 
@@ -167,7 +167,8 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
     box = d.find_element(By.ID, "outputs-text")
     d.execute_script("arguments[0].value = arguments[1];", box, "\n".join(json.dumps(o) for o in outputs))
     d.find_element(By.CSS_SELECTOR, "#outputs-form button[type=submit]").click()
-    _wait(d, lambda d: f"Added {len(outputs)} outputs" in d.find_element(By.ID, "message").text, "the outputs to be added")
+    added = f"Added {len(outputs)} outputs"
+    _wait(d, lambda d: added in d.find_element(By.ID, "message").text, "the outputs to be added")
 
     d.find_element(By.ID, "annotator-name").send_keys("alice")
     d.find_element(By.ID, "annotator-max").send_keys("6")
@@ -255,9 +256,17 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
     assert _pair_id(d) == pair_before
     _wait(d, lambda d: "5 votes" in d.find_element(By.ID, "progress-text").text, "the vote count")
 
+    # ---- the last vote of the budget, then the server answers 204 and the page says it is done
+    next_pair(by_key=True)
+    vote(key("4"), "right")
+    d.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
+    _wait(d, _visible("done"), "the done panel after the budget of 6")
+    assert not d.find_element(By.ID, "arena").is_displayed()
+    assert "6 votes" in d.find_element(By.ID, "done-text").text
+
     # ---- the server holds exactly the votes the page showed
     status, board = _call(server, "GET", f"/api/projects/{slug}/leaderboard")
-    assert status == 200 and board["n_votes"] == len(shown) == 5
+    assert status == 200 and board["n_votes"] == len(shown) == 6
     req = urllib.request.Request(f"{server}/api/projects/{slug}/export?format=csv")
     req.add_header("Authorization", f"Bearer {ADMIN}")
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -269,7 +278,7 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
 
     # ---- leaderboard page: shows the votes, then changes by itself while another annotator votes
     d.get(f"{server}/p/{slug}/leaderboard?refresh=1")
-    _wait(d, lambda d: d.find_element(By.ID, "n-votes").text == "5", "the leaderboard to show 5 votes")
+    _wait(d, lambda d: d.find_element(By.ID, "n-votes").text == "6", "the leaderboard to show 6 votes")
     rows = d.find_elements(By.CSS_SELECTOR, "#rows tr[data-system]")
     assert [r.get_attribute("data-system") for r in rows] == [r["system"] for r in board["rows"]]
 
@@ -282,7 +291,7 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
             server, "POST", f"/api/projects/{slug}/votes", {"pair_id": pair["pair_id"], "outcome": "left"}, bob["token"]
         )
         assert status == 201
-    _wait(d, lambda d: d.find_element(By.ID, "n-votes").text == "8", "the leaderboard to refresh to 8 votes")
+    _wait(d, lambda d: d.find_element(By.ID, "n-votes").text == "9", "the leaderboard to refresh to 9 votes")
     status, board = _call(server, "GET", f"/api/projects/{slug}/leaderboard")
     rows = d.find_elements(By.CSS_SELECTOR, "#rows tr[data-system]")
     assert [r.get_attribute("data-system") for r in rows] == [r["system"] for r in board["rows"]]
@@ -292,5 +301,5 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
     # ---- the index lists the public project with its counts
     d.get(server + "/")
     _wait(d, lambda d: "Browser arena" in d.find_element(By.ID, "projects").text, "the project on the index")
-    assert "8 votes" in d.find_element(By.ID, "projects").text
+    assert "9 votes" in d.find_element(By.ID, "projects").text
     assert d.execute_script("return window.pwned === undefined;")
