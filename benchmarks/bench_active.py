@@ -49,11 +49,15 @@ def counts_from(rows: np.ndarray, n: int) -> PairCounts:
     return PairCounts.from_matrix(wins, items=np.arange(n))
 
 
-def run(strategy: str, truth: np.ndarray, budget: int, batch: int, top_k: int, seed: int) -> np.ndarray:
+def run(strategy: str, truth: np.ndarray, budget: int, batch: int, top_k: int, seed: int,
+        neighbours: int = 2) -> np.ndarray:
     """(checkpoints, 2) array: Kendall tau and top-k recall after each batch."""
     n = len(truth)
     rng = np.random.default_rng(seed)
-    sampler = ActiveSampler(strategy, seed=rng)
+    if strategy == "information-top":
+        sampler = ActiveSampler("information", seed=rng, neighbours=neighbours, top_k=top_k)
+    else:
+        sampler = ActiveSampler(strategy, seed=rng, neighbours=neighbours)
     rows = np.zeros((0, 2), dtype=np.int64)
     true_top = set(np.argsort(-truth)[:top_k].tolist())
     out = []
@@ -83,9 +87,11 @@ def main() -> None:
     parser.add_argument("--per-item", type=int, default=40, help="budget: comparisons per item")
     parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--spreads", default="normal,arena")
-    parser.add_argument("--strategies", default="uniform,arena,uncertainty,information")
-    parser.add_argument("--tau", type=float, default=0.9)
-    parser.add_argument("--recall", type=float, default=0.9)
+    parser.add_argument("--strategies", default="uniform,arena,uncertainty,information,information-top")
+    parser.add_argument("--tau", type=lambda t: [float(x) for x in t.split(",")], default=[0.8, 0.9])
+    parser.add_argument("--recall", type=lambda t: [float(x) for x in t.split(",")], default=[0.8, 0.9])
+    parser.add_argument("--save", default="", help="save the curves to SAVE-<spread>-<items>.npz")
+    parser.add_argument("--neighbours", type=int, default=2, help="information: rank distance of target pairs")
     args = parser.parse_args()
     strategies = args.strategies.split(",")
     pool = arena_scores() if "arena" in args.spreads else None
@@ -109,42 +115,49 @@ def main() -> None:
                     else:
                         assert pool is not None
                         truth = truth_rng.choice(pool, size=n, replace=False)
-                    runs.append(run(strategy, truth, budget, batch, top_k, seed))
+                    runs.append(run(strategy, truth, budget, batch, top_k, seed, args.neighbours))
                 curves[strategy] = np.stack(runs)  # (seeds, checkpoints, 2)
             elapsed = time.perf_counter() - start
             print(f"\n## {spread} scores, {n} items, top-{top_k}, batch {batch}, {args.seeds} seeds "
                   f"({elapsed:.0f} s)\n")
-            marks = [m for m in (5, 10, 20, 40) if m * n <= budget]
-            head = " | ".join(f"tau @{m}n" for m in marks) + " | " + " | ".join(f"recall @{m}n" for m in marks)
-            print(f"| strategy | {head} | N(tau>={args.tau}) | N(recall>={args.recall}) |")
-            print("|---" * (2 + 2 * len(marks) + 1) + "|")
-            reach: dict[str, tuple[int | None, int | None]] = {}
-            for strategy, c in curves.items():
-                mean, se = c.mean(0), c.std(0, ddof=1) / np.sqrt(c.shape[0])
-                cells = []
-                for metric in (0, 1):
-                    for m in marks:
-                        k = int(np.searchsorted(xs, m * n))
-                        cells.append(f"{mean[k, metric]:.3f} ± {se[k, metric]:.3f}")
-                reach[strategy] = (first_reaching(mean[:, 0], args.tau, xs),
-                                   first_reaching(mean[:, 1], args.recall, xs))
-                shown = [str(r) if r is not None else f">{budget}" for r in reach[strategy]]
-                print(f"| {strategy} | " + " | ".join(cells) + f" | {shown[0]} | {shown[1]} |")
-            if "information" in reach:
-                for peer in ("uniform", "arena"):
-                    if peer not in reach:
-                        continue
-                    text = []
-                    for metric, name in ((0, f"tau {args.tau}"), (1, f"top-{top_k} recall {args.recall}")):
-                        a, b = reach[peer][metric], reach["information"][metric]
-                        if b is None:
-                            text.append(f"{name}: information not reached")
-                        elif a is None:
-                            text.append(f"{name}: > {budget / b:.2f}x")
-                        else:
-                            text.append(f"{name}: {a / b:.2f}x")
-                    print(f"\nsavings {peer} / information: " + "; ".join(text))
+            if args.save:
+                np.savez(f"{args.save}-{spread}-{n}.npz", xs=xs, **curves)
+            report(curves, xs, n, budget, top_k, args.tau, args.recall)
 
+
+def report(curves: dict[str, np.ndarray], xs: np.ndarray, n: int, budget: int, top_k: int,
+           taus: list[float], recalls: list[float]) -> None:
+    """Markdown table of the mean curves at a few budgets, budgets to reach the targets, savings factors."""
+    marks = [m for m in (5, 10, 20, 40, 80) if m * n <= budget]
+    goals = [(0, t, f"tau {t}") for t in taus] + [(1, r, f"top-{top_k} recall {r}") for r in recalls]
+    head = " | ".join(f"tau @{m}n" for m in marks) + " | " + " | ".join(f"recall @{m}n" for m in marks)
+    print(f"| strategy | {head} | " + " | ".join(f"N({g[2]})" for g in goals) + " |")
+    print("|---" * (1 + 2 * len(marks) + len(goals)) + "|")
+    reach: dict[str, list[int | None]] = {}
+    for strategy, c in curves.items():
+        mean, se = c.mean(0), c.std(0, ddof=1) / np.sqrt(c.shape[0])
+        cells = []
+        for metric in (0, 1):
+            for m in marks:
+                k = int(np.searchsorted(xs, m * n))
+                cells.append(f"{mean[k, metric]:.3f} ± {se[k, metric]:.3f}")
+        reach[strategy] = [first_reaching(mean[:, metric], target, xs) for metric, target, _ in goals]
+        shown = [str(r) if r is not None else f">{budget}" for r in reach[strategy]]
+        print(f"| {strategy} | " + " | ".join(cells + shown) + " |")
+    print()
+    for mine in ("information", "information-top"):
+        for peer in ("uniform", "arena"):
+            if mine not in reach or peer not in reach:
+                continue
+            text = []
+            for (_, _, name), a, b in zip(goals, reach[peer], reach[mine], strict=True):
+                if b is None:
+                    text.append(f"{name}: {mine} not reached")
+                elif a is None:
+                    text.append(f"{name}: > {budget / b:.2f}x")
+                else:
+                    text.append(f"{name}: {a / b:.2f}x")
+            print(f"savings {peer} / {mine}: " + "; ".join(text))
 
 if __name__ == "__main__":
     main()

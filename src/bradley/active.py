@@ -32,7 +32,8 @@ the outcome. For a target difference ``delta_t = theta_k - theta_l`` (variance
 expected reduction of its entropy, i.e. the mutual information between the
 outcome and ``delta_t``, is ``-1/2 log(1 - w c_t^2 / (s_t^2 (1 + w d' S d)))``.
 The targets are the pairs at most ``neighbours`` places apart in the current
-ranking, each weighted by ``exp(-z_t^2 / 2)`` with ``z_t = (mu_k - mu_l) / s_t``:
+ranking (with ``top_k``: the pairs across the boundary of the current top k),
+each weighted by ``exp(-z_t^2 / 2)`` with ``z_t = (mu_k - mu_l) / s_t``:
 close pairs whose order is still in doubt count fully, pairs already told
 apart hardly at all. The criterion is the weighted sum. A batch (``n > 1``) is
 chosen greedily: after each pick the covariance takes the rank-one update, so
@@ -105,13 +106,21 @@ def rank_one_update(covariance: np.ndarray, i: int, j: int, weight: float) -> np
 
 def _neighbour_targets(
     scores: np.ndarray, codes: np.ndarray, neighbours: int, tie_break: np.ndarray | None = None,
+    top_k: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of ``codes`` at most ``neighbours`` places apart when ranked by ``scores``.
 
-    Equal scores (e.g. items without votes) are ordered by ``tie_break`` (default: their order in ``codes``).
+    With ``top_k`` instead the pairs across the top-k boundary: one of the
+    ``2 * neighbours`` items just inside, one of the ``2 * neighbours`` just
+    outside. Equal scores (e.g. items without votes) are ordered by
+    ``tie_break`` (default: their order in ``codes``).
     """
     secondary = np.arange(len(codes)) if tie_break is None else tie_break
     order = codes[np.lexsort((secondary, -scores[codes]))]
+    if top_k is not None and 0 < top_k < len(order):
+        inside = order[max(0, top_k - 2 * neighbours):top_k]
+        outside = order[top_k:top_k + 2 * neighbours]
+        return np.repeat(inside, len(outside)), np.tile(outside, len(inside))
     k_list, l_list = [], []
     for gap in range(1, min(neighbours, len(order) - 1) + 1):
         k_list.append(order[:-gap])
@@ -241,6 +250,10 @@ class ActiveSampler:
         proper with no votes at all.
     neighbours : int
         "information": target pairs are at most this many ranks apart.
+    top_k : int, optional
+        "information": target the top-k membership instead of the whole order:
+        the targets are the pairs across the boundary of the current top k
+        (``2 * neighbours`` items on each side).
     boost : float
         "arena": sampling-weight factor of new items (FastChat uses 5).
     seed : int or numpy.random.Generator, optional
@@ -279,9 +292,11 @@ class ActiveSampler:
         max_per_item: int | None = None,
         prior: float = 1.0,
         neighbours: int = 2,
+        top_k: int | None = None,
         boost: float = 5.0,
         seed: int | np.random.Generator | None = None,
     ):
+        self.top_k = top_k
         self.strategy = strategy
         self.max_per_item = max_per_item
         self.prior = prior
@@ -300,6 +315,8 @@ class ActiveSampler:
             raise ValueError(f"prior must be a positive variance, got {self.prior!r}.")
         if self.max_per_item is not None and self.max_per_item < 0:
             raise ValueError(f"max_per_item must be non-negative, got {self.max_per_item!r}.")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k!r}.")
         if self.neighbours < 1:
             raise ValueError(f"neighbours must be at least 1, got {self.neighbours!r}.")
         if not self.boost > 0:
@@ -434,7 +451,7 @@ class ActiveSampler:
                 if self.strategy == "uncertainty":
                     crit = difference_variances(cov, first, second)
                 else:
-                    targets = _neighbour_targets(mu, np.arange(m), self.neighbours, tie_break)
+                    targets = _neighbour_targets(mu, np.arange(m), self.neighbours, tie_break, self.top_k)
                     crit = best_information_gain(mu, cov, first, second, targets)
                 best = crit.max()
                 ties = np.flatnonzero(crit >= best - _TIE_TOLERANCE * abs(best))
@@ -485,6 +502,7 @@ def choose_pairs(
     item_counts: Mapping[Any, float] | None = None,
     max_per_item: int | None = None,
     rng: int | np.random.Generator | None = None,
+    top_k: int | None = None,
 ) -> list[tuple[Any, Any]]:
     """Choose up to ``n`` pairs of ``items`` to compare next.
 
@@ -506,6 +524,8 @@ def choose_pairs(
     max_per_item : int, optional
         Per-item budget: items with ``item_counts >= max_per_item`` are not offered.
     rng : int or numpy.random.Generator, optional
+    top_k : int, optional
+        "information" only: aim at the membership of the top k rather than the whole order.
 
     Returns
     -------
@@ -517,7 +537,7 @@ def choose_pairs(
     ...     [("a", "b")], [("b", "a")], [("a", "c")], [("c", "a")], [("b", "c")], [("c", "b")])
     True
     """
-    sampler = ActiveSampler(strategy, max_per_item=max_per_item, seed=rng)
+    sampler = ActiveSampler(strategy, max_per_item=max_per_item, top_k=top_k, seed=rng)
     return sampler.fit(data, items).next_pairs(n, exclude=exclude, item_counts=item_counts)
 
 
