@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import linalg, sparse
@@ -371,7 +372,16 @@ def _dense_neg_hessian(prob: _Problem, theta: np.ndarray, add_gauge: bool) -> np
     return info
 
 
-def _initial_scores(prob: _Problem, init: np.ndarray | None) -> np.ndarray:
+class _HasItemTotals(Protocol):
+    @property
+    def n(self) -> int: ...
+    @property
+    def wins(self) -> np.ndarray: ...
+    @property
+    def games(self) -> np.ndarray: ...
+
+
+def _initial_scores(prob: _HasItemTotals, init: np.ndarray | None) -> np.ndarray:
     """Validated start, or by default each item's smoothed log win/loss ratio.
 
     The ratio is an attenuated estimate of the score (opponents average out),
@@ -543,6 +553,14 @@ def newton(
     >>> r.converged, bool(abs(r.scores.sum()) < 1e-12)
     (True, True)
     """
+    if dense is not True and pairs.n_items > DENSE_NEWTON_MAX_ITEMS:
+        from bradley.solvers import bt_lean
+
+        if pairs.n_pairs >= bt_lean.LEAN_MIN_PAIRS:
+            lean = bt_lean.lean_problem(pairs, prior_variance)
+            if lean is not None:  # the same iteration without pair-sized temporaries
+                with single_blas_thread(lean.n):
+                    return bt_lean.lean_newton(lean, _initial_scores(lean, init), tol, max_iter)
     prob = _Problem.for_solving(pairs, prior_variance)
     theta = _initial_scores(prob, init)
     # Small dense factorisations gain nothing from BLAS threads, and threads

@@ -1,0 +1,133 @@
+"""The lean Newton-CG path for ~1e8 pairs (bradley.solvers.bt_lean), checked at a size that runs in a second."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from scipy.special import expit, log_expit
+
+import bradley
+from bradley.data import PairCounts
+from bradley.solvers import bt, bt_lean
+
+N_ITEMS = 2_500  # above DENSE_NEWTON_MAX_ITEMS, so the lean path is eligible
+
+
+def _pairs(seed: int = 0, n_pairs: int = 60_000, ties: bool = True, shuffle: bool = False) -> PairCounts:
+    rng = np.random.default_rng(seed)
+    n = N_ITEMS
+    strength = rng.normal(0, 1.5, n)
+    a = rng.integers(0, n, 3 * n_pairs)
+    b = rng.integers(0, n, 3 * n_pairs)
+    keep = a != b
+    i, j = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
+    key = np.unique(i * n + j)[:n_pairs]
+    ring = np.arange(n)  # a cycle won both ways keeps the MLE finite
+    ring_key = np.minimum(ring, (ring + 1) % n) * n + np.maximum(ring, (ring + 1) % n)
+    key = np.unique(np.concatenate([key, ring_key]))
+    i, j = key // n, key % n
+    games = rng.poisson(2.0, len(key)) + 1
+    p = expit(strength[i] - strength[j])
+    t = rng.binomial(games, 0.08) if ties else np.zeros(len(key), dtype=np.int64)
+    wf = rng.binomial(games - t, p)
+    ws = games - t - wf
+    on_ring = np.isin(key, ring_key)
+    wf[on_ring] += 1
+    ws[on_ring] += 1
+    if shuffle:
+        order = rng.permutation(len(key))
+        i, j, wf, ws, t = i[order], j[order], wf[order], ws[order], t[order]
+    items = np.array([f"m{k}" for k in range(n)], dtype=object)
+    return PairCounts(i.astype(np.int64), j.astype(np.int64), wf.astype(float), ws.astype(float),
+                      t.astype(float), items)
+
+
+def _solve(pairs: PairCounts, lean: bool, monkeypatch: pytest.MonkeyPatch, **kwargs) -> bt.SolverResult:
+    monkeypatch.setattr(bt_lean, "LEAN_MIN_PAIRS", 0 if lean else 10**18)
+    return bt.newton(pairs, **kwargs)
+
+
+def _gradient(scores: np.ndarray, pairs: PairCounts, precision: float = 0.0) -> np.ndarray:
+    """Gradient of the BT log-posterior written out independently (ties as half wins)."""
+    d = scores[pairs.first] - scores[pairs.second]
+    a_ij = pairs.wins_first + pairs.ties / 2
+    a_ji = pairs.wins_second + pairs.ties / 2
+    r = a_ij * expit(-d) - a_ji * expit(d)
+    n = pairs.n_items
+    return np.bincount(pairs.first, r, n) - np.bincount(pairs.second, r, n) - precision * scores
+
+
+@pytest.mark.parametrize("ties", [True, False])
+@pytest.mark.parametrize("prior", [None, 4.0])
+def test_lean_equals_general_path(ties, prior, monkeypatch):
+    pairs = _pairs(ties=ties)
+    general = _solve(pairs, False, monkeypatch, prior_variance=prior)
+    lean = _solve(pairs, True, monkeypatch, prior_variance=prior)
+    assert lean.solver == general.solver == "newton-cg"
+    assert lean.converged and general.converged
+    assert lean.n_iter == general.n_iter
+    np.testing.assert_allclose(lean.scores, general.scores, atol=1e-8, rtol=0)
+    assert lean.log_likelihood == pytest.approx(general.log_likelihood, rel=1e-12)
+    assert lean.log_posterior == pytest.approx(general.log_posterior, rel=1e-12)
+    # independent truth: the gradient written in this test vanishes, the likelihood matches log_expit
+    precision = 0.0 if prior is None else 1 / prior
+    info = pairs.totals.sum() / pairs.n_items
+    assert np.max(np.abs(_gradient(lean.scores, pairs, precision))) < 1e-6 * info
+    d = lean.scores[pairs.first] - lean.scores[pairs.second]
+    ll = (pairs.wins_first + pairs.ties / 2) @ log_expit(d) + (pairs.wins_second + pairs.ties / 2) @ log_expit(-d)
+    assert lean.log_likelihood == pytest.approx(ll, rel=1e-12)
+
+
+def test_lean_gain_matches_general_gain():
+    pairs = _pairs(seed=3)
+    rng = np.random.default_rng(1)
+    theta = rng.normal(0, 1, N_ITEMS)
+    general = bt._Problem.build(pairs, None)
+    lean = bt_lean.LeanProblem(pairs, None)
+    p, q = general.probabilities(theta)
+    for scale in (1e-9, 1e-3, 0.3, 3.0):  # tiny steps (cancellation) and big ones (|delta| > 1)
+        step = rng.normal(0, scale, N_ITEMS)
+        assert lean.gain(theta, step) == pytest.approx(general.gain(theta, step, p, q), rel=1e-9, abs=1e-300)
+    # and the exact difference of log-likelihoods for a big step
+    step = rng.normal(0, 2, N_ITEMS)
+    exact = lean.log_likelihood(theta + step) - lean.log_likelihood(theta)
+    assert lean.gain(theta, step) == pytest.approx(exact, rel=1e-9)
+
+
+def test_unsorted_pairs_take_the_general_path(monkeypatch):
+    pairs = _pairs(seed=5, shuffle=True)
+    assert not bt_lean.pairs_sorted(pairs.first, pairs.second)
+    assert bt_lean.lean_problem(pairs, None) is None
+    sorted_pairs = _pairs(seed=5)
+    assert bt_lean.pairs_sorted(sorted_pairs.first, sorted_pairs.second)
+    a = _solve(pairs, True, monkeypatch)
+    b = _solve(sorted_pairs, True, monkeypatch)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-8)
+
+
+def test_pairs_sorted_across_chunks(monkeypatch):
+    monkeypatch.setattr(bt_lean, "_CHUNK", 7)
+    first = np.repeat(np.arange(10), 5)
+    second = np.tile(np.arange(5), 10) + 20
+    assert bt_lean.pairs_sorted(first, second)
+    for k in (6, 7, 8, 13, 49):  # a repeat or an inversion at and around chunk edges
+        bad = second.copy()
+        bad[k] = bad[k - 1]
+        assert not bt_lean.pairs_sorted(first, bad)
+
+
+def test_lean_fit_memory_per_pair(monkeypatch):
+    """The lean fit allocates ~30 bytes a pair (three float64 buffers and int32 CSR columns); the general ~100."""
+    pairs = _pairs(seed=7, n_pairs=300_000)
+    peaks = {}
+    for lean in (True, False):
+        monkeypatch.setattr(bt_lean, "LEAN_MIN_PAIRS", 0 if lean else 10**18)
+        tracemalloc.start()
+        model = bradley.BradleyTerry().fit(pairs)
+        peaks[lean] = tracemalloc.get_traced_memory()[1] / pairs.n_pairs
+        tracemalloc.stop()
+        assert model.converged_
+    assert peaks[True] < 40, peaks
+    assert peaks[False] > 1.5 * peaks[True], peaks
