@@ -23,9 +23,11 @@ Scores, pooled over all predicted rows (row weights as frequencies):
   Davidson-style link on its own logit ``d = logit(expected score)``,
   ``P(win), P(draw), P(loss)`` proportional to ``exp(d / 2), nu, exp(-d / 2)``,
   with ``nu`` fitted by maximum likelihood on that method's own earlier
-  out-of-sample predictions (at the first origin: ``nu = 2 r / (1 - r)`` from
-  the training draw rate ``r``, the link's value at ``d = 0``). The Davidson
-  model predicts its own three probabilities.
+  out-of-sample predictions once they contain a draw (before that:
+  ``nu = 2 r / (1 - r)``, the link's value at ``d = 0``, from the training draw
+  rate smoothed as ``r = (draws + 1/2) / (games + 1)``, so that a first draw
+  never gets probability 0). The Davidson model predicts its own three
+  probabilities.
 """
 
 from __future__ import annotations
@@ -501,12 +503,13 @@ def temporal_evaluation(
             else:
                 expected = arr
                 if draws:
-                    if past_e:
+                    past_draws = bool(past_o) and bool(np.any(np.concatenate(past_o) == 0.5))
+                    if past_draws:
                         nu = fit_draw_link(np.concatenate(past_e), np.concatenate(past_o), np.concatenate(past_w))
                     else:
                         w_tr = weight[split.train]
-                        r = float(np.sum(w_tr * (train.outcome == 0.5)) / max(np.sum(w_tr), 1e-300))
-                        nu = 2.0 * r / (1.0 - r) if r < 1 else 1e6
+                        r = float((np.sum(w_tr * (train.outcome == 0.5)) + 0.5) / (np.sum(w_tr) + 1.0))
+                        nu = 2.0 * r / (1.0 - r)
                     probs = davidson_draw_link(expected, nu)
                 else:
                     probs = np.stack([expected, np.zeros_like(expected), 1.0 - expected], axis=1)
