@@ -38,6 +38,11 @@ def test_normalised_differences_by_hand_and_missing_rows():
     np.testing.assert_allclose(std.std(ddof=0), 1.0)
     plain = battle_style_differences(battles, feats, normalise=False, standardise=False)
     np.testing.assert_allclose(plain["length"], [20, 0, -20])
+    per_system = pd.DataFrame({"model": ["x", "y"], "length": [30, 10]})
+    np.testing.assert_allclose(battle_style_differences(battles, per_system, prompt=None, standardise=False)["length"],
+                               [0.5, 0.5, -0.5])
+    with pytest.raises(ComparisonDataError, match="more than one row"):
+        battle_style_differences(battles, pd.concat([feats, feats]))
     bad = pd.DataFrame({"question_id": [3], "model_a": ["x"], "model_b": ["y"]})
     with pytest.raises(ComparisonDataError, match="no \\(or NaN\\) model_a features") as err:
         battle_style_differences(bad, feats)
