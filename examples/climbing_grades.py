@@ -33,7 +33,7 @@ with warnings.catch_warnings(record=True) as caught:
     model = GradeScaleBT(draws=400 if quick else 800, warmup=400 if quick else 600, seed=0).fit(ascents)
 for w in caught:
     print("note:", w.message)
-print(f"NUTS: {time.perf_counter() - start:.1f} s, max R-hat {model.r_hat_max_:.3f}, "
+print(f"NUTS: {time.perf_counter() - start:.1f} s, max R-hat {model.r_hat_max_:.3f}, min ESS {model.ess_min_:.0f}, "
       f"{model.divergences_} divergences")
 
 ratio = model.step_ratio_

@@ -255,6 +255,8 @@ def test_errors_name_the_problem():
         BayesianBT(prior_sd=None, draws=0).fit(split)
     with pytest.raises(ValueError, match="ties"):
         BayesianBT(ties="thurstone").fit(soft)
+    with pytest.raises(ValueError, match="order_effect=True"):  # was silently ignored
+        BayesianBT(fixed={"order_effect": 0.3}, draws=0).fit(soft)
 
 
 @pytest.mark.slow
@@ -266,10 +268,72 @@ def test_grade_scale_recovers_the_step_ratio():
         m = GradeScaleBT(draws=300, warmup=300, seed=0).fit(ascents)
     assert m.step_ratio_["hdi_low"] < 2.0 < m.step_ratio_["hdi_high"]
     assert m.step_ratio_["hdi_high"] / m.step_ratio_["hdi_low"] < 3.0  # informative, not just the prior
-    assert m.r_hat_max_ < 1.05
+    assert m.r_hat_max_ < 1.05 and m.ess_min_ > 20  # diagnostics now cover the climbers' strengths too
     truth = ascents.attrs["route_difficulty"]
     est = m.route_difficulty_.set_index("route")["mean"]
     order = [int(r[1:]) for r in est.index]
     assert np.corrcoef(est.to_numpy(), truth[order])[0, 1] > 0.8
     hist = m.climber_history("c000")
     assert list(hist.columns) == ["period", "mean", "sd", "hdi_low", "hdi_high"] and len(hist) == 2
+
+
+def test_low_ess_warns_and_same_seed_gives_same_draws(monkeypatch):
+    # ESS was computed but never checked: a run must not pass as converged on R-hat alone
+    data, _ = bradley.simulate_bt(4, 300, seed=1)
+    monkeypatch.setattr("bradley.models.bayes.ESS_MIN", 1e9)
+    fits = []
+    for _ in range(2):
+        with pytest.warns(bradley.errors.ConvergenceWarning, match="ESS"):
+            fits.append(BayesianBT(prior_sd=2.0, draws=300, warmup=150, seed=7).fit(data))
+    a, b = fits
+    assert not a.converged_ and a.ess_min_ < 1e9
+    assert np.array_equal(a.draws_["scores"], b.draws_["scores"])  # reproducible from the seed
+    assert np.allclose(a.draws_["scores"].sum(axis=1), 0.0, atol=1e-10)  # sum-to-zero in every draw
+
+
+def test_map_that_did_not_converge_warns(monkeypatch):
+    import bradley.models.bayes as bayes
+
+    real = bayes._map
+
+    def stopped_early(*args, **kwargs):
+        point, value, hess, _, nit = real(*args, **kwargs)
+        return point, value, hess, False, nit
+
+    monkeypatch.setattr(bayes, "_map", stopped_early)
+    data, _ = bradley.simulate_bt(4, 200, seed=2)
+    with pytest.warns(bradley.errors.ConvergenceWarning, match="MAP"):
+        m = BayesianBT(prior_sd=1.0, draws=0).fit(data)
+    assert not m.converged_
+
+
+@pytest.mark.parametrize("ties, tie", [("davidson", np.log(0.8)),
+                                       pytest.param("rao-kupper", 0.6, marks=pytest.mark.slow)])
+def test_tiny_tie_model_posterior_matches_brute_force_grid(ties, tie):
+    # 3 items, 9 games with 3 ties, N(0, 1) prior, tie parameter held: a grid over the raw scores is the truth
+    lc, rc = np.array([0, 0, 1, 1, 2, 0, 2, 1, 0]), np.array([1, 2, 2, 0, 0, 1, 1, 2, 2])
+    o = np.array([1, 1, 0.5, 1, 0, 0.5, 0, 0.5, 1])
+    data = bradley.Comparisons.from_codes(lc, rc, o)
+    fixed = {"nu": float(np.exp(tie))} if ties == "davidson" else {"alpha": tie}
+    m = BayesianBT(prior_sd=1.0, ties=ties, fixed=fixed, draws=3000, warmup=500, seed=4).fit(data)
+    g = np.linspace(-4.5, 4.5, 61)
+    s = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    d = s[:, lc] - s[:, rc]
+    if ties == "davidson":  # P(win) : P(tie) : P(loss) = e^{d/2} : nu : e^{-d/2}
+        terms = np.stack([d / 2, np.full_like(d, tie), -d / 2], axis=-1)
+        logp_cls = terms - np.logaddexp.reduce(terms, axis=-1, keepdims=True)
+    else:  # Rao-Kupper: P(win) = 1 / (1 + e^{-d + alpha}), the same for a loss, a tie otherwise
+        pw, pl = expit(d - tie), expit(-d - tie)
+        logp_cls = np.log(np.stack([pw, 1 - pw - pl, pl], axis=-1))
+    cls = np.where(o == 1, 0, np.where(o == 0.5, 1, 2))
+    logp = -0.5 * (s ** 2).sum(axis=1) + np.take_along_axis(logp_cls, cls[None, :, None], axis=-1)[..., 0].sum(axis=1)
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    centred = s - s.mean(axis=1, keepdims=True)
+    mean = w @ centred
+    sd = np.sqrt(w @ (centred - mean) ** 2)
+    assert m.converged_
+    assert np.all(np.abs(m.scores_ - mean) < 4 * sd / np.sqrt(m.ess_min_))
+    assert np.allclose(m.scores_sd_, sd, rtol=0.08)
+    p_game = w @ np.exp(logp_cls[:, 0, 0])  # P(item 0 beats item 1 outright in a new game)
+    assert m.prob_beats(0, 1) == pytest.approx(p_game, abs=0.02)

@@ -45,6 +45,8 @@ FAMILIES = (None, "davidson", "rao-kupper")
 BAYESELO_DEFAULTS = {"elo_advantage": 32.8, "elo_draw": 97.3, "prior": 2.0}
 #: R-hat above this (or any divergent transition) makes ``converged_`` False and warns.
 RHAT_MAX = 1.01
+#: Effective sample size (all chains together) below this, for any reported quantity, does the same.
+ESS_MIN = 100.0
 
 
 def helmert_scores(z: Any, xp: Any = np) -> Any:
@@ -279,8 +281,9 @@ class BayesianBT:
     chains), scores_ (posterior means), scores_sd_, params_ (posterior table
     of the other parameters), map_scores_, map_params_ (dict), laplace_sd_
     (Laplace sds of the centred scores), log_posterior_ (at the MAP),
-    r_hat_max_, ess_min_, divergences_, converged_ (R-hat < 1.01 everywhere
-    and no divergence), n_iter_ (draws per chain).
+    map_converged_, r_hat_max_, ess_min_, divergences_, converged_ (R-hat <
+    1.01 and ESS >= 100 everywhere, no divergence; with ``draws=0``: the MAP
+    converged), n_iter_ (draws per chain).
 
     Examples
     --------
@@ -367,6 +370,9 @@ class BayesianBT:
         unknown = set(self.fixed or {}) - allowed
         if unknown:
             raise ValueError(f"fixed accepts {sorted(allowed)} for ties={self.ties!r}, got {sorted(unknown)}.")
+        if "order_effect" in (self.fixed or {}) and not self.order_effect:
+            raise ValueError("fixed['order_effect'] is ignored unless order_effect=True: set order_effect=True to "
+                             "hold the advantage, or drop it from fixed.")
 
     def _prepare(self, data: Any) -> None:
         self._check()
@@ -493,6 +499,9 @@ class BayesianBT:
             cov = linalg.pinvh(hess)[: n - 1, : n - 1]
             basis = helmert_scores(np.eye(n - 1))  # (n-1, n): row k is Q[:, k]
             self.laplace_sd_ = np.sqrt(np.clip(np.einsum("ki,kl,li->i", basis, cov, basis), 0.0, None))
+        if not self.map_converged_:
+            warnings.warn("BayesianBT: the MAP search (L-BFGS) stopped before its gradient tolerance; the MAP and "
+                          "Laplace sds are approximate (NUTS starts from there).", ConvergenceWarning, stacklevel=2)
         if self.draws == 0:
             self.draws_ = {}
             self.converged_ = self.map_converged_
@@ -514,12 +523,12 @@ class BayesianBT:
         self.r_hat_max_ = float(np.nanmax(all_rhat))
         self.ess_min_ = float(np.nanmin(all_ess))
         self.n_iter_ = int(self.draws)
-        self.converged_ = bool(self.r_hat_max_ < RHAT_MAX and self.divergences_ == 0)
+        self.converged_ = bool(self.r_hat_max_ < RHAT_MAX and self.ess_min_ >= ESS_MIN and self.divergences_ == 0)
         if not self.converged_:
             warnings.warn(
                 f"BayesianBT: max R-hat {self.r_hat_max_:.3f} (want < {RHAT_MAX}), {self.divergences_} divergent "
-                f"transitions, min ESS {self.ess_min_:.0f}: the posterior summaries may be unreliable. Raise draws/"
-                "warmup/chains or target_accept.", ConvergenceWarning, stacklevel=2)
+                f"transitions, min ESS {self.ess_min_:.0f} (want >= {ESS_MIN:g}): the posterior summaries may be "
+                "unreliable. Raise draws/warmup/chains or target_accept.", ConvergenceWarning, stacklevel=2)
         return self
 
     def _natural(self, samples: dict[str, np.ndarray], squeeze: bool = False) -> dict[str, Any]:
@@ -738,7 +747,8 @@ class GradeScaleBT:
         Per step ``k -> k + 1``: posterior of ``exp(delta_k)``.
     route_difficulty_ : DataFrame
     draws_ : dict of posterior draws ("beta", "delta", "tau", "w", "route", "strength" (S, climbers, periods)).
-    climbers_, routes_, periods_, r_hat_max_, divergences_, converged_.
+    climbers_, routes_, periods_, r_hat_max_, ess_min_ (over beta, tau, w, the grade steps, route
+    difficulties and climber strengths), divergences_, converged_ (R-hat < 1.01, ESS >= 100, no divergence).
 
     Examples
     --------
@@ -823,9 +833,14 @@ class GradeScaleBT:
         scalar = np.stack([chain_draws[k] for k in ("beta", "tau", "w")], axis=-1)
         self.params_ = _posterior_table(["beta", "tau", "w"], scalar, self.credible)
         r_hat_all = [self.params_["r_hat"].to_numpy()]
-        for key in ("route", "delta"):
-            r_hat_all.append(_diagnostics(chain_draws[key])[0])
+        ess_all = [self.params_["ess"].to_numpy()]
+        for key in ("route", "delta", "strength"):
+            chains = chain_draws[key].reshape(chain_draws[key].shape[:2] + (-1,))
+            r_hat, ess = _diagnostics(chains)
+            r_hat_all.append(r_hat)
+            ess_all.append(ess)
         self.r_hat_max_ = float(np.nanmax(np.concatenate(r_hat_all)))
+        self.ess_min_ = float(np.nanmin(np.concatenate(ess_all)))
         ratio = np.exp(self.draws_["beta"])
         low, high = _interval(ratio, self.credible)
         self.step_ratio_ = {"mean": float(ratio.mean()), "sd": float(ratio.std(ddof=1)), "hdi_low": float(low),
@@ -840,9 +855,10 @@ class GradeScaleBT:
         self.route_difficulty_ = pd.DataFrame({"route": self.routes_, "grade": grades, "mean": rd.mean(axis=0),
                                                "sd": rd.std(axis=0, ddof=1), "hdi_low": rlo, "hdi_high": rhi})
         self.n_iter_ = int(self.draws)
-        self.converged_ = bool(self.r_hat_max_ < RHAT_MAX and self.divergences_ == 0)
+        self.converged_ = bool(self.r_hat_max_ < RHAT_MAX and self.ess_min_ >= ESS_MIN and self.divergences_ == 0)
         if not self.converged_:
-            warnings.warn(f"GradeScaleBT: max R-hat {self.r_hat_max_:.3f}, {self.divergences_} divergences; "
+            warnings.warn(f"GradeScaleBT: max R-hat {self.r_hat_max_:.3f} (want < {RHAT_MAX}), min ESS "
+                          f"{self.ess_min_:.0f} (want >= {ESS_MIN:g}), {self.divergences_} divergences; "
                           "raise draws/warmup/target_accept.", ConvergenceWarning, stacklevel=2)
         return self
 
