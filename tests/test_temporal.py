@@ -255,3 +255,19 @@ def test_paired_comparison_and_its_standard_errors():
     assert table.loc["even", "diff"] == 0 and table.loc["even", "se_diff"] == 0
     with pytest.raises(ValueError, match="baseline"):
         result.compare("nobody")
+
+
+def test_draw_link_before_any_draw_is_smoothed_not_zero():
+    # periods 0-1 have no draw; period 2 holds one. Elo has no draw model: at the first origin its link uses
+    # nu = 2r / (1 - r) with r = (0 + 1/2) / (games + 1); after that, with no draw among its past predictions,
+    # the same rule on all earlier games (before: nu = 0, so a first draw cost -log(1e-15) = 34.5)
+    data = Comparisons.from_arrays(["a", "b", "a", "b", "a", "b"], ["b", "c", "c", "a", "b", "c"],
+                                   [1.0, 1.0, 0.0, 1.0, 0.5, 1.0], time=[0, 0, 0, 1, 2, 2])
+    result = temporal_evaluation(data, {"elo": EloRater(k=32)}, draws=True)
+    pred = result.predictions.set_index("row")
+    for row, n_train in ((3, 3), (4, 4), (5, 4)):
+        r = 0.5 / (n_train + 1)
+        expected = davidson_draw_link([pred.loc[row, "expected"]], 2 * r / (1 - r))[0]
+        assert pred.loc[row, ["p_win", "p_draw", "p_loss"]].to_numpy(float) == pytest.approx(expected, rel=1e-12)
+    assert pred.loc[4, "p_draw"] > 0.05
+    assert result.table["log_loss_wdl"].iloc[0] < 2.0
