@@ -54,8 +54,11 @@ def run(strategy: str, truth: np.ndarray, budget: int, batch: int, top_k: int, s
     """(checkpoints, 2) array: Kendall tau and top-k recall after each batch."""
     n = len(truth)
     rng = np.random.default_rng(seed)
-    if strategy == "information-top":
-        sampler = ActiveSampler("information", seed=rng, neighbours=neighbours, top_k=top_k)
+    if strategy.startswith("information"):
+        # information[-top][-neighbours]: top-k target; rank-window targets instead of the closest pairs
+        sampler = ActiveSampler("information", seed=rng, neighbours=neighbours,
+                                top_k=top_k if "-top" in strategy else None,
+                                targets="neighbours" if strategy.endswith("-neighbours") else "close")
     else:
         sampler = ActiveSampler(strategy, seed=rng, neighbours=neighbours)
     rows = np.zeros((0, 2), dtype=np.int64)

@@ -15,6 +15,7 @@ import bradley
 from bradley.active import (
     STRATEGIES,
     ActiveSampler,
+    _close_targets,
     _neighbour_targets,
     best_information_gain,
     choose_pairs,
@@ -180,19 +181,30 @@ def test_inputs_and_new_items():
         ActiveSampler().fit(None)
 
 
-@pytest.mark.parametrize("strategy", ["uncertainty", "information"])
+@pytest.mark.parametrize("strategy", ["uncertainty", "information", "information-neighbours"])
 @pytest.mark.parametrize("new_item", [False, True])
 def test_batch_is_greedy_under_the_updated_posterior(strategy, new_item):
     """Pick k maximises the criterion given picks 1..k-1 (information recomputed by explicit inverses)."""
     data, _ = bradley.simulate_bt(8, 120, seed=3, item_names=True)
     items = [*data.items, "new"] if new_item else list(data.items)
     m = len(items)
-    sampler = ActiveSampler(strategy, seed=0).fit(data, items)
+    kind = "neighbours" if strategy.endswith("neighbours") else "close"
+    strategy = strategy.split("-")[0]
+    sampler = ActiveSampler(strategy, targets=kind, seed=0).fit(data, items)
     batch = sampler.next_pairs(5)
     mu, info = sampler.scores_, np.linalg.inv(sampler.covariance_)
     code = {name: k for k, name in enumerate(sampler.items_)}
     first, second = np.triu_indices(m, 1)
-    targets = _neighbour_targets(mu, np.arange(m), 2)
+    if kind == "neighbours":
+        targets = _neighbour_targets(mu, np.arange(m), 2)
+    else:  # the 2 m pairs with the smallest |z| (no ties here, so the random tie-break does not matter)
+        z = np.abs(mu[first] - mu[second]) / np.sqrt(
+            np.diagonal(sampler.covariance_)[first] + np.diagonal(sampler.covariance_)[second]
+            - 2 * sampler.covariance_[first, second])
+        closest = np.argsort(z)[: 2 * m]
+        targets = (first[closest], second[closest])
+        assert set(zip(*_close_targets(mu, sampler.covariance_, 2 * m, np.random.default_rng(5)), strict=True)) \
+            == set(zip(*targets, strict=True))
     taken: set[tuple[int, int]] = set()
     for left, right in batch:
         cov = np.linalg.inv(info)

@@ -130,6 +130,28 @@ def _neighbour_targets(
     return np.concatenate(k_list), np.concatenate(l_list)
 
 
+def _close_targets(
+    scores: np.ndarray, covariance: np.ndarray, max_targets: int, rng: np.random.Generator,
+    top_k: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``max_targets`` pairs whose order is most in doubt (smallest ``|z|``), ties in random order.
+
+    With ``top_k``: only pairs across the boundary of the current top k.
+    """
+    m = len(scores)
+    a, b = np.triu_indices(m, 1)
+    if top_k is not None and 0 < top_k < m:
+        rank = np.empty(m, dtype=np.int64)
+        rank[np.lexsort((rng.random(m), -scores))] = np.arange(m)
+        keep = (rank[a] < top_k) != (rank[b] < top_k)
+        a, b = a[keep], b[keep]
+    if len(a) > max_targets:
+        z = np.abs(scores[a] - scores[b]) / np.sqrt(difference_variances(covariance, a, b))
+        pick = np.lexsort((rng.random(len(a)), z))[:max_targets]
+        a, b = a[pick], b[pick]
+    return a, b
+
+
 def expected_information_gain(
     scores: np.ndarray,
     covariance: np.ndarray,
@@ -293,10 +315,12 @@ class ActiveSampler:
         prior: float = 1.0,
         neighbours: int = 2,
         top_k: int | None = None,
+        targets: str = "close",
         boost: float = 5.0,
         seed: int | np.random.Generator | None = None,
     ):
         self.top_k = top_k
+        self.targets = targets
         self.strategy = strategy
         self.max_per_item = max_per_item
         self.prior = prior
@@ -315,6 +339,8 @@ class ActiveSampler:
             raise ValueError(f"prior must be a positive variance, got {self.prior!r}.")
         if self.max_per_item is not None and self.max_per_item < 0:
             raise ValueError(f"max_per_item must be non-negative, got {self.max_per_item!r}.")
+        if self.targets not in ("close", "neighbours"):
+            raise ValueError(f"targets must be 'close' or 'neighbours', got {self.targets!r}.")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k!r}.")
         if self.neighbours < 1:
@@ -437,6 +463,11 @@ class ActiveSampler:
         pair_n = self._pair_matrix[np.ix_(codes, codes)].copy()
         rng = self._rng
         tie_break = rng.random(m)  # orders items with equal scores (no votes yet) at random
+        if self.strategy == "information":
+            if self.targets == "close":
+                targets = _close_targets(mu, cov, self.neighbours * m, rng, self.top_k)
+            else:
+                targets = _neighbour_targets(mu, np.arange(m), self.neighbours, tie_break, self.top_k)
         for _ in range(n):
             open_items = counts < budget
             mask = allowed & open_items[:, None] & open_items[None, :]
@@ -451,7 +482,6 @@ class ActiveSampler:
                 if self.strategy == "uncertainty":
                     crit = difference_variances(cov, first, second)
                 else:
-                    targets = _neighbour_targets(mu, np.arange(m), self.neighbours, tie_break, self.top_k)
                     crit = best_information_gain(mu, cov, first, second, targets)
                 best = crit.max()
                 ties = np.flatnonzero(crit >= best - _TIE_TOLERANCE * abs(best))
