@@ -10,12 +10,13 @@ rounding) but:
 - reads the pair arrays of the :class:`~bradley.data.PairCounts` in place
   (item codes, wins each way and ties are never copied; ``a_ij = wins + ties/2``
   is formed on the fly);
-- keeps three pair-sized float64 work buffers for the whole fit, written with
-  ``out=`` (no fresh memory mapped per iteration: at 1e8 pairs the page faults
-  of fresh temporaries cost as much as the arithmetic);
-- holds the curvature only as the data array of the CSR matrix CG multiplies
-  by (plus its int32 column indices): about 28 bytes a pair in all, against
-  ~100 for the general path;
+- evaluates the pairs in cache-sized chunks (``CHUNK`` pairs) with three
+  reused buffers written with ``out=`` (no fresh memory mapped per iteration:
+  at 1e8 pairs the page faults of fresh temporaries cost as much as the
+  arithmetic, and chunks keep the ~20 elementwise passes in cache);
+- allocates per pair only the curvature, which is the data array of the CSR
+  matrix CG multiplies by, and that matrix's int32 column indices: 12 bytes
+  a pair, against ~80 for the general path;
 - computes the curvature bound ``step' H step`` with two sparse products
   instead of a pass over the pairs, and the final log-likelihood exactly with
   ``log_expit`` (no lopsided-pair correction needed).
@@ -33,6 +34,8 @@ from bradley.solvers.bt import NEWTON_MAX_TRUST_RADIUS, NEWTON_TRUST_RADIUS, Sol
 #: Pairs from which newton() uses the lean kernels (when items exceed the dense limit).
 LEAN_MIN_PAIRS = 1_000_000
 _CHUNK = 1 << 20
+#: Pairs evaluated at a time (three float64 buffers of this size stay in cache).
+CHUNK = 1 << 16
 
 
 def pairs_sorted(first: np.ndarray, second: np.ndarray) -> bool:
@@ -54,7 +57,13 @@ def pairs_sorted(first: np.ndarray, second: np.ndarray) -> bool:
 
 
 class LeanProblem:
-    """The pair data of a :class:`PairCounts`, read in place, with three reusable work buffers."""
+    """The pair data of a :class:`PairCounts`, read in place, evaluated in cache-sized chunks.
+
+    The only pair-sized arrays the fit allocates are the curvatures ``h``
+    (the data array of the CSR matrix CG multiplies by) and its int32 column
+    indices: 12 bytes a pair. Everything else is computed chunk by chunk
+    (``CHUNK`` pairs) in three reused buffers that stay in cache.
+    """
 
     def __init__(self, pairs: PairCounts, prior_variance: float | None):
         self.i = np.ascontiguousarray(pairs.first, dtype=np.int64)
@@ -72,108 +81,133 @@ class LeanProblem:
         second_side = self.sum_j(self.wf), self.sum_j(self.ws)
         self.wins = first_side[0] + second_side[1]
         self.games = first_side[0] + first_side[1] + second_side[0] + second_side[1]
-        self.total = float(self.wf.sum() + self.ws.sum())
         if self.t is not None:
             tied = self.sum_i(self.t) + self.sum_j(self.t)
             self.wins += 0.5 * tied
             self.games += tied
-            self.total += float(self.t.sum())
-        self.E = np.empty(m)
-        self.P = np.empty(m)
-        self.R = np.empty(m)
-        indptr = np.concatenate(([0], np.cumsum(self.sum_i.counts))).astype(np.int64)
+        # chunks, with the segments of equal first item inside each (for np.add.reduceat)
+        starts, ids = self.sum_i.starts, self.sum_i.nonempty
+        self.chunks: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        for c0 in range(0, m, CHUNK):
+            c1 = min(c0 + CHUNK, m)
+            k0 = int(np.searchsorted(starts, c0, side="right")) - 1
+            k1 = int(np.searchsorted(starts, c1, side="left"))
+            local = np.maximum(starts[k0:k1], c0) - c0
+            self.chunks.append((c0, c1, local, ids[k0:k1]))
+        size = min(CHUNK, m)
+        self.E, self.P, self.R = np.empty(size), np.empty(size), np.empty(size)
+        self.h = np.empty(m)
+        indptr = np.concatenate(([0], np.cumsum(self.sum_i.counts)))
         index_dtype = np.int32 if max(n, m) < 2**31 - 1 else np.int64
-        # the curvature lives in R, which is the CSR data array (no copy)
-        self.upper = sparse.csr_matrix((self.R, self.j.astype(index_dtype), indptr.astype(index_dtype)),
+        self.upper = sparse.csr_matrix((self.h, self.j.astype(index_dtype), indptr.astype(index_dtype)),
                                        shape=(n, n), copy=False)
-        if self.upper.data is not self.R:  # scipy copied it: point it back at the buffer
-            self.upper.data = self.R
+        if self.upper.data is not self.h:  # scipy copied it: point it back at the curvature array
+            self.upper.data = self.h
         self.upper_t = self.upper.T
 
-    def _differences_into(self, out: np.ndarray, scratch: np.ndarray, theta: np.ndarray) -> None:
+    def _chunk(self, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None,
+                                                np.ndarray, np.ndarray, np.ndarray]:
+        k = c1 - c0
+        t = self.t[c0:c1] if self.t is not None else None
+        return (self.i[c0:c1], self.j[c0:c1], self.wf[c0:c1], self.ws[c0:c1], t,
+                self.E[:k], self.P[:k], self.R[:k])
+
+    @staticmethod
+    def _differences_into(out: np.ndarray, scratch: np.ndarray, theta: np.ndarray, i: np.ndarray,
+                          j: np.ndarray) -> None:
         """``out = theta[i] - theta[j]`` (scratch is overwritten)."""
-        # mode="clip" (codes are valid): with the default mode numpy buffers ``out``, a hidden pair-sized copy
-        np.take(theta, self.i, out=out, mode="clip")
-        np.take(theta, self.j, out=scratch, mode="clip")
+        # mode="clip" (codes are valid): with the default mode numpy buffers ``out``
+        np.take(theta, i, out=out, mode="clip")
+        np.take(theta, j, out=scratch, mode="clip")
         out -= scratch
 
     def evaluate(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient and diagonal information at ``theta``; leaves the pair curvatures in ``R``.
+        """Gradient and diagonal information at ``theta``; leaves the pair curvatures in ``h``.
 
         Per pair ``e = exp(-d)``, ``p = 1 / (1 + e)``, ``q = e p``; the residual
         ``a_ij q - a_ji p = p (a_ij e - a_ji)`` and the curvature ``n_ij p q``.
         ``d`` is clipped to +-600 so that ``a_ij e`` cannot overflow (moves ``p``
         by less than 1e-260).
         """
-        E, P, R = self.E, self.P, self.R
-        self._differences_into(E, P, -theta)  # -d
-        np.clip(E, -600.0, 600.0, out=E)
-        np.exp(E, out=E)
-        if self.t is None:
-            np.multiply(self.wf, E, out=P)
-            P -= self.ws
-        else:
-            np.multiply(self.t, 0.5, out=R)
-            np.add(R, self.wf, out=P)  # a_ij
-            P *= E
-            R += self.ws  # a_ji
-            P -= R
-        np.add(E, 1.0, out=R)
-        np.reciprocal(R, out=R)  # p
-        P *= R  # residual
-        grad = self.sum_i(P) - self.sum_j(P)
+        n = self.n
+        grad, info = np.zeros(n), np.zeros(n)
+        neg = -theta
+        for c0, c1, starts, ids in self.chunks:
+            i, j, wf, ws, t, E, P, R = self._chunk(c0, c1)
+            h = self.h[c0:c1]
+            self._differences_into(E, P, neg, i, j)  # -d
+            np.clip(E, -600.0, 600.0, out=E)
+            np.exp(E, out=E)
+            if t is None:
+                np.multiply(wf, E, out=P)
+                P -= ws
+            else:
+                np.multiply(t, 0.5, out=R)
+                np.add(R, wf, out=P)  # a_ij
+                P *= E
+                R += ws  # a_ji
+                P -= R
+            np.add(E, 1.0, out=R)
+            np.reciprocal(R, out=R)  # p
+            P *= R  # residual
+            grad[ids] += np.add.reduceat(P, starts)
+            grad -= np.bincount(j, P, n)
+            np.multiply(E, R, out=P)  # q
+            np.multiply(R, P, out=h)  # p q
+            np.add(wf, ws, out=E)
+            if t is not None:
+                E += t
+            h *= E  # n_ij p q
+            info[ids] += np.add.reduceat(h, starts)
+            info += np.bincount(j, h, n)
         if self.prior_precision:
             grad -= self.prior_precision * theta
-        np.multiply(E, R, out=P)  # q
-        R *= P  # p q
-        np.add(self.wf, self.ws, out=E)
-        if self.t is not None:
-            E += self.t
-        R *= E  # n_ij p q
-        info_diag = self.sum_i(R) + self.sum_j(R) + self.prior_precision
-        return grad, info_diag
+        info += self.prior_precision
+        return grad, info
 
     def quad(self, step: np.ndarray, info_diag: np.ndarray) -> float:
-        """``sum_pairs h (step_i - step_j)^2 + precision |step|^2`` for the curvatures now in ``R``."""
+        """``sum_pairs h (step_i - step_j)^2 + precision |step|^2`` for the curvatures now in ``h``."""
         return float(step @ (info_diag * step - self.upper @ step - self.upper_t @ step))
 
     def gain(self, theta: np.ndarray, step: np.ndarray) -> float:
         """``log_posterior(theta + step) - log_posterior(theta)`` to full relative precision.
 
         As :meth:`bradley.solvers.bt._Problem.gain`: ``-log1p(q expm1(-delta))``
-        per won game where the difference moves by at most 1, ``log_expit``
-        differences elsewhere. Overwrites all three buffers.
+        per game won by ``first`` (``-log1p(p expm1(delta))`` per game won by
+        ``second``) where the difference moves by at most 1, ``log_expit``
+        differences elsewhere. Leaves ``h`` unchanged.
         """
-        E, P, R = self.E, self.P, self.R
-        self._differences_into(E, P, step)  # delta
-        np.abs(E, out=R)
-        big = np.flatnonzero(R > 1.0)
         change = 0.0
-        for sign in (1.0, -1.0):  # the games first won (q expm1(-delta)), then those second won (p expm1(delta))
-            self._differences_into(R, P, theta)  # d
-            if sign < 0:
-                np.negative(R, out=R)
-            np.negative(R, out=P)
-            expit(P, out=P)  # q (sign +) or p (sign -)
-            np.multiply(E, -sign, out=R)
-            np.clip(R, -1.0, 1.0, out=R)
-            np.expm1(R, out=R)
-            R *= P
-            np.log1p(R, out=R)  # -log(p'/p) resp. -log(q'/q)
-            R[big] = 0.0
-            wins = self.wf if sign > 0 else self.ws
-            change -= float(wins @ R)
-            if self.t is not None:
-                change -= 0.5 * float(self.t @ R)
-        if len(big):
-            ib, jb = self.i[big], self.j[big]
-            d = theta[ib] - theta[jb]
-            dd = step[ib] - step[jb]
-            a_ij, a_ji = self.wf[big], self.ws[big]
-            if self.t is not None:
-                a_ij = a_ij + 0.5 * self.t[big]
-                a_ji = a_ji + 0.5 * self.t[big]
-            change += float(a_ij @ (log_expit(d + dd) - log_expit(d)) + a_ji @ (log_expit(-d - dd) - log_expit(-d)))
+        for c0, c1, _, _ in self.chunks:
+            i, j, wf, ws, t, E, P, R = self._chunk(c0, c1)
+            self._differences_into(E, P, step, i, j)  # delta
+            np.abs(E, out=R)
+            big = np.flatnonzero(R > 1.0)
+            for sign, wins in ((1.0, wf), (-1.0, ws)):
+                self._differences_into(R, P, theta, i, j)  # d
+                if sign < 0:
+                    np.negative(R, out=R)
+                np.negative(R, out=P)
+                expit(P, out=P)  # q (first's games) or p (second's)
+                np.multiply(E, -sign, out=R)
+                np.clip(R, -1.0, 1.0, out=R)
+                np.expm1(R, out=R)
+                R *= P
+                np.log1p(R, out=R)
+                R[big] = 0.0
+                change -= float(wins @ R)
+                if t is not None:
+                    change -= 0.5 * float(t @ R)
+            if len(big):
+                ib, jb = i[big], j[big]
+                d = theta[ib] - theta[jb]
+                dd = step[ib] - step[jb]
+                a_ij, a_ji = wf[big], ws[big]
+                if t is not None:
+                    a_ij = a_ij + 0.5 * t[big]
+                    a_ji = a_ji + 0.5 * t[big]
+                change += float(a_ij @ (log_expit(d + dd) - log_expit(d))
+                                + a_ji @ (log_expit(-d - dd) - log_expit(-d)))
         return change - 0.5 * self.prior_precision * float(step @ (2.0 * theta + step))
 
     def log_likelihood(self, theta: np.ndarray) -> float:
@@ -181,18 +215,20 @@ class LeanProblem:
 
         ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` never overflows.
         """
-        E, P, R = self.E, self.P, self.R
-        self._differences_into(E, P, theta)  # d
-        np.abs(E, out=R)
-        np.negative(R, out=R)
-        np.exp(R, out=R)
-        np.log1p(R, out=R)
-        np.negative(E, out=P)
-        np.maximum(P, 0.0, out=P)
-        R += P  # softplus(-d)
-        total = -float(self.wf @ R) - float(self.ws @ R) - float(self.ws @ E)
-        if self.t is not None:
-            total -= float(self.t @ R) + 0.5 * float(self.t @ E)
+        total = 0.0
+        for c0, c1, _, _ in self.chunks:
+            i, j, wf, ws, t, E, P, R = self._chunk(c0, c1)
+            self._differences_into(E, P, theta, i, j)  # d
+            np.abs(E, out=R)
+            np.negative(R, out=R)
+            np.exp(R, out=R)
+            np.log1p(R, out=R)
+            np.negative(E, out=P)
+            np.maximum(P, 0.0, out=P)
+            R += P  # softplus(-d)
+            total -= float(wf @ R) + float(ws @ R) + float(ws @ E)
+            if t is not None:
+                total -= float(t @ R) + 0.5 * float(t @ E)
         return total
 
 
@@ -216,7 +252,7 @@ def lean_newton(prob: LeanProblem, theta: np.ndarray, tol: float, max_iter: int)
     """The sparse branch of :func:`bradley.solvers.bt._newton_iterations` on a :class:`LeanProblem`.
 
     Same steps and safeguards; the curvature bound is evaluated (two sparse
-    products) before the candidate overwrites the buffers, and the
+    products) before the candidate overwrites the curvatures, and the
     probabilities at ``theta`` that backtracking needs are recomputed inside
     :meth:`LeanProblem.gain` (a rare path).
     """
@@ -273,15 +309,14 @@ def lean_newton(prob: LeanProblem, theta: np.ndarray, tol: float, max_iter: int)
                     t = 0.0
                     break
             if t == 0.0:
-                grad, info_diag = prob.evaluate(theta)  # the buffers held other points
-                break
+                break  # grad and info_diag are those at theta
             if t < 1.0:
                 radius = max(t * min(span, radius), 1e-3)
                 candidate = theta + t * step
+                grad_c, info_c = prob.evaluate(candidate)
+                merit_c = float(grad_c @ grad_c)
             elif capped:
                 radius = min(4.0 * radius, NEWTON_MAX_TRUST_RADIUS)
-            grad_c, info_c = prob.evaluate(candidate)  # also restores the curvature gain() overwrote
-            merit_c = float(grad_c @ grad_c)
         elif capped:
             radius = min(4.0 * radius, NEWTON_MAX_TRUST_RADIUS)
         theta, grad, info_diag, merit = candidate, grad_c, info_c, merit_c
