@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -11,10 +13,11 @@ import pandas as pd
 from scipy import linalg
 from scipy.special import expit, log_expit
 
+from bradley.errors import ConvergenceWarning
 from bradley.models.base import require_fitted
 from bradley.models.pairwise import PairwiseModel
 
-__all__ = ["fit_logistic", "LogisticFit", "FeatureBT", "BTProbe", "probe_layers"]
+__all__ = ["fit_logistic", "LogisticFit", "FeatureBT", "BTProbe", "probe_layers", "select_l2"]
 
 
 @dataclass
@@ -167,6 +170,23 @@ class BTProbe:
     Fitted by L2-penalised logistic regression on the difference of the two
     vectors (embeddings of items or of two responses, e.g. one layer's hidden
     states), without intercept so that swapping sides flips the prediction.
+    ``scores(vectors) = vectors @ coef_`` places any item, seen or not, on the
+    probe's BT scale: the probe ranks items it never saw in training.
+
+    Parameters
+    ----------
+    l2 : float
+        Ridge precision on ``w`` (the penalty is ``l2 * |w|^2 / 2``).
+    tol, max_iter
+        Newton's method stops when no coordinate moves more than ``tol``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (dim,)
+    converged_ : bool
+    n_iter_ : int
+    log_likelihood_ : float
+        Training log-likelihood (without the penalty).
 
     Examples
     --------
@@ -176,54 +196,151 @@ class BTProbe:
     >>> probe = BTProbe(l2=0.1).fit(a, b, y)
     >>> probe.score(a, b, y) > 0.95
     True
+    >>> bool(np.all(np.diff(probe.scores(np.eye(8)[[1, 0]]) ) > 0))
+    True
     """
 
-    def __init__(self, l2: float = 1.0):
+    def __init__(self, l2: float = 1.0, tol: float = 1e-10, max_iter: int = 100):
         self.l2 = l2
+        self.tol = tol
+        self.max_iter = max_iter
 
     def fit(
         self, left: np.ndarray, right: np.ndarray, outcome: np.ndarray, weight: np.ndarray | None = None
     ) -> BTProbe:
-        diff = np.asarray(left, np.float64) - np.asarray(right, np.float64)
+        """Fit ``w`` on rows ``(left_k, right_k, outcome_k)``; outcome 1 = left preferred, 0.5 = tie; returns self."""
+        if not (np.isfinite(self.l2) and self.l2 >= 0):
+            raise ValueError(f"l2 must be a non-negative precision, got {self.l2!r}.")
+        diff = _pair_difference(left, right)
         o = np.asarray(outcome, np.float64)
-        if diff.ndim != 2 or len(diff) != len(o):
-            raise ValueError("left and right must be (n, dim) arrays with one outcome per row.")
+        if o.shape != (len(diff),):
+            raise ValueError(f"outcome must have one value per row ({len(diff)}), got shape {o.shape}.")
+        bad = np.flatnonzero(~np.isfinite(o) | (o < 0) | (o > 1))
+        if bad.size:
+            raise ValueError(f"outcome must lie in [0, 1]; rows {bad[:10].tolist()} do not.")
         w = np.ones(len(o)) if weight is None else np.asarray(weight, np.float64)
-        fit = fit_logistic(diff, w * o, w * (1 - o), self.l2)
+        if w.shape != o.shape or not np.all(np.isfinite(w) & (w >= 0)):
+            raise ValueError("weight must be one finite non-negative value per row.")
+        fit = fit_logistic(diff, w * o, w * (1 - o), self.l2, tol=self.tol, max_iter=self.max_iter)
         self.coef_ = fit.coef
         self.converged_ = fit.converged
+        self.n_iter_ = fit.n_iter
+        self.log_likelihood_ = fit.log_likelihood
+        if not fit.converged:
+            warnings.warn(f"BTProbe did not converge in {fit.n_iter} Newton steps (tol={self.tol}); "
+                          "raise l2 (separable data) or max_iter.", ConvergenceWarning, stacklevel=2)
         return self
 
-    def predict_proba(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        """BT scores ``vectors @ coef_`` of items (one row each); only differences are meaningful."""
         require_fitted(self, "coef_")
-        return expit((np.asarray(left, np.float64) - np.asarray(right, np.float64)) @ self.coef_)
+        return np.asarray(vectors, np.float64) @ self.coef_
+
+    def predict_proba(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """``P(left preferred)`` per row."""
+        require_fitted(self, "coef_")
+        return expit(_pair_difference(left, right) @ self.coef_)
 
     def score(self, left: np.ndarray, right: np.ndarray, outcome: np.ndarray) -> float:
-        """Accuracy on decisive rows (ties excluded)."""
+        """Accuracy on decisive rows (ties excluded; a probability of exactly 1/2 counts half)."""
         o = np.asarray(outcome, np.float64)
         decisive = o != 0.5
-        return float(np.mean((self.predict_proba(left, right)[decisive] > 0.5) == (o[decisive] > 0.5)))
+        p = self.predict_proba(left, right)[decisive]
+        hit = np.where(p == 0.5, 0.5, (p > 0.5) == (o[decisive] > 0.5))
+        return float(np.mean(hit)) if hit.size else float("nan")
+
+    def log_loss(self, left: np.ndarray, right: np.ndarray, outcome: np.ndarray) -> float:
+        """Mean negative log-likelihood per row (natural log; ties count as half a win each way)."""
+        o = np.asarray(outcome, np.float64)
+        eta = _pair_difference(left, right) @ self.coef_
+        return float(-np.mean(o * log_expit(eta) + (1 - o) * log_expit(-eta)))
+
+
+def _pair_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(left, np.float64), np.asarray(right, np.float64)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"left and right must be (n, dim) arrays of one shape, got {a.shape} and {b.shape}.")
+    diff = a - b
+    if not np.all(np.isfinite(diff)):
+        rows = np.flatnonzero(~np.all(np.isfinite(diff), axis=1))
+        raise ValueError(f"left/right vectors are not finite in rows {rows[:10].tolist()}.")
+    return diff
+
+
+def select_l2(
+    left: np.ndarray, right: np.ndarray, outcome: np.ndarray, grid: Sequence[float], validation: np.ndarray
+) -> float:
+    """The ridge precision in ``grid`` with the smallest log-loss on the ``validation`` rows (fitted on the rest)."""
+    best, best_loss = float(grid[0]), np.inf
+    for l2 in grid:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            probe = BTProbe(float(l2)).fit(left[~validation], right[~validation], outcome[~validation])
+        loss = probe.log_loss(left[validation], right[validation], outcome[validation])
+        if loss < best_loss:
+            best, best_loss = float(l2), loss
+    return best
 
 
 def probe_layers(
     layers: dict[str, tuple[np.ndarray, np.ndarray]],
     outcome: np.ndarray,
     test_size: float = 0.3,
-    l2: float = 1.0,
+    l2: float | Sequence[float] = 1.0,
     seed: int | None = 0,
+    test: np.ndarray | None = None,
+    validation: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Fit a :class:`BTProbe` per layer on a train split; report train and test accuracy.
 
     ``layers`` maps a layer name to ``(left_vectors, right_vectors)``; all
-    layers share the same rows and random split. Where in a network the
-    preference is linearly readable shows as the layer with the best test accuracy.
+    layers share the same rows and split. Where in a network the preference
+    is linearly readable shows as the layer with the best test accuracy.
+
+    Parameters
+    ----------
+    test : bool array, optional
+        The held-out rows. Give it to hold out *items* (pairs of items never
+        seen in training), which is the honest test of a probe; default: a
+        random ``test_size`` share of the rows.
+    l2 : float or sequence of float
+        A sequence is a grid: each layer gets the value with the best
+        log-loss on ``validation`` rows (default: a random quarter of the
+        training rows), then is refitted on all training rows.
+
+    Returns
+    -------
+    DataFrame
+        One row per layer: ``layer, l2, train_accuracy, test_accuracy,
+        test_log_loss, n_test``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> a, b = rng.normal(size=(400, 3)), rng.normal(size=(400, 3))
+    >>> y = ((a - b)[:, 0] > 0).astype(float)
+    >>> table = probe_layers({"x0": (a, b), "x12": (a[:, 1:], b[:, 1:])}, y, l2=[0.01, 1.0])
+    >>> table.set_index("layer")["test_accuracy"].round(1).to_dict()
+    {'x0': 1.0, 'x12': 0.5}
     """
     o = np.asarray(outcome, np.float64)
     rng = np.random.default_rng(seed)
-    test = rng.random(len(o)) < test_size
+    if test is None:
+        test = rng.random(len(o)) < test_size
+    test = np.asarray(test, dtype=bool)
+    if test.shape != o.shape or test.all() or not test.any():
+        raise ValueError("test must be a boolean mask over the rows with both train and test rows.")
+    grid = [float(l2)] if isinstance(l2, (int, float)) else [float(v) for v in l2]
+    if validation is None:
+        validation = rng.random(int((~test).sum())) < 0.25
+    validation = np.asarray(validation, dtype=bool)
     rows = []
     for name, (left, right) in layers.items():
-        probe = BTProbe(l2).fit(left[~test], right[~test], o[~test])
-        rows.append({"layer": name, "train_accuracy": probe.score(left[~test], right[~test], o[~test]),
-                     "test_accuracy": probe.score(left[test], right[test], o[test]), "n_test": int(test.sum())})
+        left, right = np.asarray(left, np.float64), np.asarray(right, np.float64)
+        lt, rt, ot = left[~test], right[~test], o[~test]
+        chosen = grid[0] if len(grid) == 1 else select_l2(lt, rt, ot, grid, validation)
+        probe = BTProbe(chosen).fit(lt, rt, ot)
+        rows.append({"layer": name, "l2": chosen, "train_accuracy": probe.score(lt, rt, ot),
+                     "test_accuracy": probe.score(left[test], right[test], o[test]),
+                     "test_log_loss": probe.log_loss(left[test], right[test], o[test]), "n_test": int(test.sum())})
     return pd.DataFrame(rows)
