@@ -16,7 +16,10 @@ top-k recall 0.9 by default), and the savings factors ``N(uniform) /
 N(information)`` and ``N(arena) / N(information)``. ``>B`` = not reached
 within the budget ``B``.
 
-Run: ``python benchmarks/bench_active.py [--items 20,50] [--seeds 10] [--per-item 40]
+``--speed`` instead times one ``choose_pairs`` call among 200 items with
+4,000 votes (the web service calls it per request), wall and CPU time.
+
+Run: ``python benchmarks/bench_active.py [--speed] [--items 20,50] [--seeds 10] [--per-item 40]
 [--batch 0] [--spreads normal,arena] [--strategies uniform,arena,uncertainty,information]``
 (``--batch 0``: half the number of items per batch).
 """
@@ -31,7 +34,7 @@ from scipy.special import expit
 from scipy.stats import kendalltau
 
 import bradley
-from bradley.active import ActiveSampler
+from bradley.active import ActiveSampler, choose_pairs
 from bradley.data import PairCounts
 from bradley.solvers import bt
 
@@ -83,6 +86,31 @@ def first_reaching(curve: np.ndarray, target: float, xs: np.ndarray) -> int | No
     return int(xs[hit[0]]) if len(hit) else None
 
 
+def speed(n_items: int = 200, n_votes: int = 4000, repeats: int = 10) -> None:
+    """Time one ``choose_pairs`` call (fit included) and a batch of 10, per strategy: wall and CPU time."""
+    data, _ = bradley.simulate_bt(n_items, n_votes, seed=0, item_names=True)
+    pc = data.pair_counts()
+    items = list(data.items)
+    print(f"\n## speed: {n_items} items, {n_votes} votes (median of {repeats}; CPU time = process time)\n")
+    print("| strategy | 1 pair wall ms | 1 pair CPU ms | 10 pairs wall ms | 10 pairs CPU ms |")
+    print("|---|---|---|---|---|")
+    for strategy in ("uniform", "arena", "uncertainty", "information"):
+        cells = []
+        for n in (1, 10):
+            wall, cpu = [], []
+            for k in range(repeats):
+                w0, c0 = time.perf_counter(), time.process_time()
+                choose_pairs(pc, items, n, strategy=strategy, rng=k)
+                wall.append(time.perf_counter() - w0)
+                cpu.append(time.process_time() - c0)
+            cells += [f"{1000 * np.median(wall):.1f}", f"{1000 * np.median(cpu):.1f}"]
+        print(f"| {strategy} | " + " | ".join(cells) + " |")
+    w0, c0 = time.perf_counter(), time.process_time()
+    choose_pairs(None, items, 1, rng=0)
+    print(f"\nno votes yet, information, 1 pair: {1000 * (time.perf_counter() - w0):.1f} ms wall, "
+          f"{1000 * (time.process_time() - c0):.1f} ms CPU")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", default="20,50")
@@ -95,7 +123,11 @@ def main() -> None:
     parser.add_argument("--recall", type=lambda t: [float(x) for x in t.split(",")], default=[0.8, 0.9])
     parser.add_argument("--save", default="", help="save the curves to SAVE-<spread>-<items>.npz")
     parser.add_argument("--neighbours", type=int, default=2, help="information: rank distance of target pairs")
+    parser.add_argument("--speed", action="store_true", help="only time choose_pairs among 200 items")
     args = parser.parse_args()
+    if args.speed:
+        speed()
+        return
     strategies = args.strategies.split(",")
     pool = arena_scores() if "arena" in args.spreads else None
     for spread in args.spreads.split(","):

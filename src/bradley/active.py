@@ -31,11 +31,12 @@ the outcome. For a target difference ``delta_t = theta_k - theta_l`` (variance
 ``s_t^2``, covariance ``c_t = (e_k - e_l)' S d`` with the new observation) the
 expected reduction of its entropy, i.e. the mutual information between the
 outcome and ``delta_t``, is ``-1/2 log(1 - w c_t^2 / (s_t^2 (1 + w d' S d)))``.
-The targets are the pairs at most ``neighbours`` places apart in the current
-ranking (with ``top_k``: the pairs across the boundary of the current top k),
-each weighted by ``exp(-z_t^2 / 2)`` with ``z_t = (mu_k - mu_l) / s_t``:
-close pairs whose order is still in doubt count fully, pairs already told
-apart hardly at all. The criterion is the weighted sum. A batch (``n > 1``) is
+The targets are the ``neighbours * n_items`` pairs whose order is most in
+doubt (smallest ``|z_t|``; with ``top_k`` only pairs across the boundary of the
+current top k; with ``targets="neighbours"`` the pairs at most ``neighbours``
+places apart in the current ranking), each weighted by ``exp(-z_t^2 / 2)``
+with ``z_t = (mu_k - mu_l) / s_t``: close pairs whose order is still in doubt
+count fully, pairs already told apart hardly at all. The criterion is the weighted sum. A batch (``n > 1``) is
 chosen greedily: after each pick the covariance takes the rank-one update, so
 the next pick is the best pair *given* that the previous ones will be judged
 (diverse pairs rather than ``n`` copies of the best).
@@ -271,11 +272,15 @@ class ActiveSampler:
         posterior ("information", "uncertainty"); it makes the posterior
         proper with no votes at all.
     neighbours : int
-        "information": target pairs are at most this many ranks apart.
+        "information": the targets are the ``neighbours * n_items`` pairs whose
+        order is most in doubt (or, with ``targets="neighbours"``, the pairs at
+        most this many ranks apart).
     top_k : int, optional
         "information": target the top-k membership instead of the whole order:
         the targets are the pairs across the boundary of the current top k
-        (``2 * neighbours`` items on each side).
+        (with ``targets="neighbours"``: ``2 * neighbours`` items on each side).
+    targets : {"close", "neighbours"}
+        "information": how the target pairs are chosen (see ``neighbours``).
     boost : float
         "arena": sampling-weight factor of new items (FastChat uses 5).
     seed : int or numpy.random.Generator, optional
