@@ -122,3 +122,19 @@ def test_route_average_budget_and_errors(fitted):
         route(fitted, PROMPTS, COSTS, max_cost=1.0, average_budget=1.0)
     with pytest.raises(bradley.errors.ComparisonDataError, match="unknown"):
         route(fitted, PROMPTS, {"nope": 1.0})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_average_budget_with_repeated_prompts_matches_brute_force_on_the_expanded_batch(seed):
+    rng = np.random.default_rng(10 + seed)
+    distinct = rng.random((2, 3))
+    inverse = np.array([0, 1, 0, 0, 1, 0])
+    costs = np.array([0.0, 1.0, 2.5])
+    budget = rng.uniform(0.2, 2.0)
+    choice, lp_value, _ = _budgeted(distinct, costs, budget, inverse)
+    expanded = distinct[inverse]
+    assert costs[choice].mean() <= budget + 1e-9
+    got = expanded[np.arange(6), choice].mean()
+    assert got <= _brute_force(expanded, costs, budget) + 1e-12 <= lp_value + 1e-9
+    assert np.isclose(lp_value, _lagrangian_bound(expanded, costs, budget), atol=1e-9)
+    assert got >= lp_value - (expanded.max() - expanded.min()) / 6 - 1e-12

@@ -68,17 +68,29 @@ class RouteResult:
         return table.sort_values("prompts", ascending=False).reset_index()
 
 
+def _win_matrices(model: Any, context: Any, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``P(i beats j | x)`` for the distinct encoded contexts (chunked), and each prompt's row among them."""
+    xt = model._context_design(context)
+    unique, inverse = np.unique(xt, axis=0, return_inverse=True)
+    win = np.concatenate([model._win_xt(unique[s:s + chunk]) for s in range(0, len(unique), chunk)])
+    return win, np.asarray(inverse).ravel()
+
+
 def routing_values(model: Any, context: Any, candidates: list[Any] | None = None,
                    reference: Any = None) -> pd.DataFrame:
     """Expected win rate of each candidate at each prompt (rows: prompts, columns: candidates).
 
     Against the field (all other items of the model, ties half) unless
-    ``reference`` names an item.
+    ``reference`` names an item. Prompts with the same encoded context are
+    computed once.
     """
     require_fitted(model, "items_")
-    win = model.win_probabilities(context)
-    items = list(model.items_)
-    chosen = items if candidates is None else list(candidates)
+    win, inverse = _win_matrices(model, context)
+    return _values(model, win, candidates, reference).iloc[inverse].reset_index(drop=True)
+
+
+def _values(model: Any, win: np.ndarray, candidates: list[Any] | None, reference: Any) -> pd.DataFrame:
+    chosen = list(model.items_) if candidates is None else list(candidates)
     cols = model._index.codes(chosen)
     if reference is None:
         k = win.shape[1]
@@ -137,14 +149,16 @@ def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None
         raise ValueError(f"costs must be finite and non-negative: {cost_series[~(cost_series >= 0)].to_dict()}.")
     candidates = list(cost_series.index)
     model._index.codes(candidates)  # unknown names raise here, naming them
-    values = routing_values(model, context, candidates, reference).to_numpy()
+    win, inverse = _win_matrices(model, context)
+    values_unique = _values(model, win, candidates, reference).to_numpy()
+    values = values_unique[inverse]
     c = cost_series.to_numpy()
     n, k = values.shape
     lp_value = multiplier = None
     if average_budget is not None:
         if max_cost is not None:
             raise ValueError("give max_cost or average_budget, not both.")
-        choice, lp_value, multiplier = _budgeted(values, c, float(average_budget))
+        choice, lp_value, multiplier = _budgeted(values_unique, c, float(average_budget), inverse)
     else:
         allowed = np.ones(k, bool) if max_cost is None else c <= max_cost
         if not allowed.any():
@@ -153,10 +167,9 @@ def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None
     if leader is None:
         at_mean = model.coefficients(None).iloc[0]
         leader = max(candidates, key=lambda item: at_mean[item])
-    win = model.win_probabilities(context)
     lead = int(model._index.codes([leader])[0])
     chosen_codes = model._index.codes([candidates[j] for j in choice])
-    vs_leader = win[np.arange(n), chosen_codes, lead]
+    vs_leader = win[inverse, chosen_codes, lead]
     vs_leader = np.where(chosen_codes == lead, 0.5, vs_leader)
     table = pd.DataFrame({"item": [candidates[j] for j in choice], "cost": c[choice],
                           "expected_win_rate": values[np.arange(n), choice], "win_rate_vs_leader": vs_leader})
@@ -164,26 +177,46 @@ def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None
                        float(vs_leader.mean()), lp_value, multiplier)
 
 
-def _budgeted(values: np.ndarray, costs: np.ndarray, budget: float) -> tuple[np.ndarray, float, float]:
-    """Assignment maximising total value with mean cost <= budget: LP vertex, split prompt rounded down in cost."""
+def _budgeted(values: np.ndarray, costs: np.ndarray, budget: float,
+              inverse: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """Assignment of each prompt maximising total value with mean cost <= budget.
+
+    ``values`` has one row per distinct prompt and ``inverse`` maps each
+    prompt to its row (identity when None). The LP over the distinct rows
+    (weighted by their multiplicity) is solved at a vertex, where at most one
+    row is split between two models; of that row's prompts, as many as the
+    LP's share allows (rounded down) get the dearer model, the rest the cheaper.
+    """
     from scipy import sparse
     from scipy.optimize import linprog
 
-    n, k = values.shape
+    u, k = values.shape
+    inverse = np.arange(u) if inverse is None else np.asarray(inverse)
+    counts = np.bincount(inverse, minlength=u).astype(np.float64)
+    n = float(len(inverse))
     if budget < costs.min() - 1e-12:
         raise ValueError(f"average_budget={budget} is below the cheapest candidate's cost {costs.min()}.")
-    rows = np.repeat(np.arange(n), k)
-    a_eq = sparse.csr_matrix((np.ones(n * k), (rows, np.arange(n * k))), shape=(n, n * k))
-    a_ub = np.tile(costs, n)[None, :] / n
-    result = linprog(-values.ravel(), A_ub=a_ub, b_ub=[budget], A_eq=a_eq, b_eq=np.ones(n), bounds=(0, None),
-                     method="highs")
+    rows = np.repeat(np.arange(u), k)
+    a_eq = sparse.csr_matrix((np.ones(u * k), (rows, np.arange(u * k))), shape=(u, u * k))
+    a_ub = (counts[:, None] * costs[None, :]).ravel()[None, :] / n
+    result = linprog(-(counts[:, None] * values).ravel() / n, A_ub=a_ub, b_ub=[budget], A_eq=a_eq, b_eq=np.ones(u),
+                     bounds=(0, None), method="highs")
     if result.status != 0:
         raise ValueError(f"the routing LP failed: {result.message}")
-    y = result.x.reshape(n, k)
-    choice = np.argmax(y, axis=1)
-    split = np.flatnonzero(y.max(axis=1) < 1 - 1e-9)
-    for p in split:  # give a split prompt the cheapest model it uses, keeping the budget
-        used = np.flatnonzero(y[p] > 1e-9)
-        choice[p] = used[np.argmin(costs[used])]
-    multiplier = float(-result.ineqlin.marginals[0]) * n if result.ineqlin is not None else float("nan")
-    return choice, float(-result.fun / n), multiplier
+    y = result.x.reshape(u, k)
+    per_row = np.argmax(y, axis=1)
+    choice = per_row[inverse]
+    for row in np.flatnonzero(y.max(axis=1) < 1 - 1e-9):
+        used = np.flatnonzero(y[row] > 1e-9)
+        cheap = used[np.argmin(costs[used])]
+        members = np.flatnonzero(inverse == row)
+        choice[members] = cheap
+        taken = 0
+        for other in used[np.argsort(-costs[used])]:  # dearer models first, rounded down
+            if other == cheap:
+                continue
+            m = int(np.floor(y[row, other] * len(members) + 1e-9))
+            choice[members[taken:taken + m]] = other
+            taken += m
+    multiplier = float(-result.ineqlin.marginals[0]) if result.ineqlin is not None else float("nan")
+    return choice, float(-result.fun), multiplier
