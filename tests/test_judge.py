@@ -221,3 +221,27 @@ def test_prd_vicuna80_gpt4_teacher_learnt_from_cheaper_reviewers():
     agree = compare_leaderboards(judge.fit(teacher, feats).rank(feats),
                                  teacher_leaderboard(teacher, left="model_1", right="model_2"))
     assert agree["kendall_tau"] > 0.5
+
+
+def test_cli_options_columns_no_ties_no_cv(tmp_path, capsys):
+    battles, feats = _simulate(seed=8, n_prompts=80)
+    battles["winner"] = np.where(battles["outcome"] == 1.0, "model_a", np.where(battles["outcome"] == 0.0,
+                                                                                "model_b", "tie"))
+    battles.drop(columns="outcome").to_json(tmp_path / "b.jsonl", orient="records", lines=True)
+    feats.to_csv(tmp_path / "f.csv", index=False)
+    out = str(tmp_path / "j.json")
+    assert main(["judge", "train", str(tmp_path / "b.jsonl"), "--features", str(tmp_path / "f.csv"), "--out", out,
+                 "--folds", "0", "--ties", "none", "--columns", "f1,f2", "--outcome", "winner"]) == 0
+    text = capsys.readouterr().out
+    assert "cross-validation" not in text and "tie parameter" not in text
+    saved = json.loads(open(out).read())
+    assert saved["features"] == ["f1", "f2"] and saved["nu"] is None and saved["columns"]["outcome"] == "winner"
+    direct = SurrogateJudge(features=["f1", "f2"], ties="none", outcome="winner").fit(
+        battles.drop(columns="outcome"), feats)
+    np.testing.assert_allclose(saved["coefficients"], direct.coef_)
+    assert main(["judge", "train", str(tmp_path / "b.jsonl"), "--features", str(tmp_path / "f.csv"), "--out", out,
+                 "--folds", "1"]) == 2
+    assert "--folds" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    assert main(["judge", "rank", str(tmp_path / "other.json"), "--features", str(tmp_path / "f.csv")]) == 2
+    assert "not a surrogate-judge file" in capsys.readouterr().err
