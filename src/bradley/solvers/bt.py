@@ -559,7 +559,8 @@ def newton(
         if pairs.n_pairs >= bt_lean.LEAN_MIN_PAIRS:
             lean = bt_lean.lean_problem(pairs, prior_variance)
             if lean is not None:  # the same iteration without pair-sized temporaries
-                with single_blas_thread(lean.n):
+                # one BLAS thread: its work is n-sized dots and the CG vectors, where threads only add stalls
+                with single_blas_thread(0):
                     return bt_lean.lean_newton(lean, _initial_scores(lean, init), tol, max_iter)
     prob = _Problem.for_solving(pairs, prior_variance)
     theta = _initial_scores(prob, init)

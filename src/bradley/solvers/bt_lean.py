@@ -56,6 +56,17 @@ def pairs_sorted(first: np.ndarray, second: np.ndarray) -> bool:
     return True
 
 
+def _dot(a: np.ndarray, b: np.ndarray, scratch: np.ndarray) -> float:
+    """``a @ b`` without BLAS.
+
+    On a busy machine threaded BLAS dots per chunk stall: at 10M pairs and a
+    load of 14 on 2 cores the log-likelihood took 5.2-8.9 s with BLAS dots,
+    0.36-0.53 s without.
+    """
+    np.multiply(a, b, out=scratch)
+    return float(scratch.sum())
+
+
 class LeanProblem:
     """The pair data of a :class:`PairCounts`, read in place, evaluated in cache-sized chunks.
 
@@ -195,9 +206,9 @@ class LeanProblem:
                 R *= P
                 np.log1p(R, out=R)
                 R[big] = 0.0
-                change -= float(wins @ R)
+                change -= _dot(wins, R, P)
                 if t is not None:
-                    change -= 0.5 * float(t @ R)
+                    change -= 0.5 * _dot(t, R, P)
             if len(big):
                 ib, jb = i[big], j[big]
                 d = theta[ib] - theta[jb]
@@ -226,9 +237,9 @@ class LeanProblem:
             np.negative(E, out=P)
             np.maximum(P, 0.0, out=P)
             R += P  # softplus(-d)
-            total -= float(wf @ R) + float(ws @ R) + float(ws @ E)
+            total -= _dot(wf, R, P) + _dot(ws, R, P) + _dot(ws, E, P)
             if t is not None:
-                total -= float(t @ R) + 0.5 * float(t @ E)
+                total -= _dot(t, R, P) + 0.5 * _dot(t, E, P)
         return total
 
 
