@@ -262,3 +262,13 @@ def test_arena_subsample_contextual_beats_global_on_held_out_battles():
     three = model.log_loss(held, TAGS, "three-way"), glob.log_loss(held, TAGS, "three-way")
     binary = model.log_loss(held, TAGS, "binary"), glob.log_loss(held, TAGS, "binary")
     assert three[0] < three[1] and binary[0] < binary[1]
+
+
+def test_docs_python_examples_run():
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "contextual.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    assert len(blocks) >= 1
+    for code in blocks:
+        exec(compile(code, "docs/contextual.md", "exec"), {"__name__": "__docs__"})
