@@ -4,17 +4,18 @@ Build it with :func:`create_app` and run it with any ASGI server (``bradley
 serve`` uses uvicorn). The API is described in ``docs/serve-api.md``.
 """
 
+import logging
 import math
 import os
 import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ from bradley.serve.security import bearer_token, hash_token, new_token, token_ma
 
 __all__ = ["create_app", "ARENA_WINNER", "MAX_BODY_BYTES", "MAX_OUTPUTS_PER_REQUEST", "MAX_TEXT_CHARS"]
 
+_log = logging.getLogger("bradley.serve")
 STATIC_DIR = Path(__file__).parent / "static"
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -40,6 +42,7 @@ MAX_PROMPT_CHARS = 20_000
 MAX_NAME_CHARS = 200
 LEADERBOARD_MIN_INTERVAL_S = 2.0
 SAMPLER_MIN_INTERVAL_S = 1.0
+SAMPLER_BATCH = 8
 ADMIN_KEY = "admin_token_hash"
 
 # vote outcome -> arena ``winner`` label (left = model_a)
@@ -143,14 +146,22 @@ class _Structure:
     by_prompt: dict[str, dict[str, list[int]]]
     systems: list[str]
     shared: dict[frozenset[str], list[str]]  # system pair -> prompts where both have an output
+    content: dict[int, tuple[str | None, str | None]]  # output id -> (text, image_url)
+    checked_at: float = 0.0
 
 
 @dataclass
 class _Snapshot:
+    """The sampler's view of a project's votes, refitted at most every ``SAMPLER_MIN_INTERVAL_S``."""
+
     n_votes: int
     at: float
     data: Any
     item_counts: dict[str, int]
+    sampler: Any  # a fitted bradley.active.ActiveSampler, or None (a plain chooser function is used)
+    batch: list[frozenset[str]]  # the sampler's greedy batch: requests between refits cycle through it
+    cursor: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -164,6 +175,7 @@ class _Board:
 class _State:
     engine: Engine
     choose: Callable[..., list[tuple[str, str]]]
+    sampler_class: Any = None  # bradley.active.ActiveSampler when present and no chooser was given
     structures: dict[int, _Structure] = field(default_factory=dict)
     snapshots: dict[int, _Snapshot] = field(default_factory=dict)
     boards: dict[int, _Board] = field(default_factory=dict)
@@ -190,12 +202,12 @@ def _uniform_choose_pairs(data: Any, items: Any, n: int = 1, *, strategy: str = 
     return candidates[:n]
 
 
-def _load_sampler() -> Callable[..., list[tuple[str, str]]]:
+def _load_sampler() -> Any:
     try:
-        from bradley.active import choose_pairs
+        from bradley.active import ActiveSampler
     except ImportError:
-        return _uniform_choose_pairs
-    return cast(Callable[..., list[tuple[str, str]]], choose_pairs)
+        return None
+    return ActiveSampler
 
 
 # ---------------------------------------------------------------------------- application
@@ -217,8 +229,11 @@ def create_app(db_url: str, admin_token: str | None = None, *, migrate: bool = T
     migrate : bool
         Apply the Alembic migrations (``upgrade head``) first.
     sampler : callable, optional
-        Pair chooser with the signature of ``bradley.active.choose_pairs``
-        (default that function, or uniform random pairs if it is absent).
+        Pair chooser with the signature of ``bradley.active.choose_pairs``,
+        called per request. Default: ``bradley.active.ActiveSampler``
+        ("information" strategy) refitted at most once a second, requests in
+        between cycling through its greedy batch of pairs; uniform random
+        pairs if ``bradley.active`` is absent.
 
     Examples
     --------
@@ -240,7 +255,8 @@ def create_app(db_url: str, admin_token: str | None = None, *, migrate: bool = T
     generated = _setup_admin(engine, token)
     if generated is not None:
         (announce or _stderr)(f"bradley serve: admin token (shown once, stored hashed): {generated}")
-    state = _State(engine=engine, choose=sampler or _load_sampler())
+    state = _State(engine=engine, choose=sampler or _uniform_choose_pairs,
+                   sampler_class=None if sampler is not None else _load_sampler())
 
     app = FastAPI(title="bradley arena", version="1", docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
@@ -267,7 +283,7 @@ def _stderr(message: str) -> None:
 
 def _setup_admin(engine: Engine, token: str | None) -> str | None:
     """Store the admin token's hash; returns a newly generated token (to show once) or None."""
-    with engine.begin() as conn:
+    with db.transaction(engine, write=True) as conn:
         stored = conn.execute(sa.select(db.settings.c.value).where(db.settings.c.key == ADMIN_KEY)).scalar()
         generated = None
         if token is None:
@@ -313,10 +329,8 @@ class _Annotator:
 def _add_api(app: FastAPI, state: _State) -> None:
     engine = state.engine
 
-    @contextmanager
-    def tx() -> Iterator[Connection]:
-        with engine.begin() as conn:
-            yield conn
+    def tx(write: bool = False) -> AbstractContextManager[Connection]:
+        return db.transaction(engine, write)
 
     def admin_digest() -> str | None:
         with tx() as conn:
@@ -398,7 +412,7 @@ def _add_api(app: FastAPI, state: _State) -> None:
     @app.post("/api/projects", status_code=201, dependencies=[Depends(require_admin)])
     def create_project(body: ProjectIn) -> dict[str, Any]:
         try:
-            with tx() as conn:
+            with tx(write=True) as conn:
                 conn.execute(db.projects.insert().values(
                     slug=body.slug, name=body.name, description=body.description,
                     public_leaderboard=body.public_leaderboard, created_at=time.time()))
@@ -418,7 +432,7 @@ def _add_api(app: FastAPI, state: _State) -> None:
         for i, out in enumerate(body.outputs):
             if out.text is None and out.image_url is None:
                 raise HTTPException(422, f"outputs.{i}: give text or image_url")
-        with tx() as conn:
+        with tx(write=True) as conn:
             project = project_row(conn, slug)
             conn.execute(db.outputs.insert(), [
                 {"project_id": project.id, "system": o.system, "prompt": o.prompt, "text": o.text,
@@ -428,7 +442,7 @@ def _add_api(app: FastAPI, state: _State) -> None:
     @app.post("/api/projects/{slug}/annotators", status_code=201, dependencies=[Depends(require_admin)])
     def add_annotator(slug: str, body: AnnotatorIn) -> dict[str, Any]:
         token = new_token()
-        with tx() as conn:
+        with tx(write=True) as conn:
             project = project_row(conn, slug)
             conn.execute(db.annotators.insert().values(
                 project_id=project.id, name=body.name, token_hash=hash_token(token), max_votes=body.max_votes,
@@ -455,8 +469,8 @@ def _add_api(app: FastAPI, state: _State) -> None:
     def next_pair(slug: str, annotator: AnnotatorOf) -> dict[str, Any] | Response:
         s = db.assignments
         with tx() as conn:
-            n = n_votes_of(conn, annotator_id=annotator.id)
-            if annotator.max_votes is not None and n >= annotator.max_votes:
+            if annotator.max_votes is not None and n_votes_of(conn, annotator_id=annotator.id) \
+                    >= annotator.max_votes:
                 return Response(status_code=204)
             pending = conn.execute(
                 sa.select(s).outerjoin(db.votes, db.votes.c.assignment_id == s.c.id)
@@ -464,37 +478,29 @@ def _add_api(app: FastAPI, state: _State) -> None:
                 .order_by(s.c.id).limit(1)).first()
             if pending is not None:
                 return pair_json(pending, conn)
-            judged = {(r.prompt, frozenset((r.left_system, r.right_system)))
-                      for r in conn.execute(sa.select(s.c.prompt, s.c.left_system, s.c.right_system)
-                                            .where(s.c.annotator_id == annotator.id))}
+            judged = {(prompt, frozenset((x, y))) for prompt, x, y in conn.execute(
+                sa.select(s.c.prompt, s.c.left_system, s.c.right_system).where(s.c.annotator_id == annotator.id))}
         structure = _structure(state, annotator.project_id)
         open_prompts = {pair: [q for q in prompts if (q, pair) not in judged]
                         for pair, prompts in structure.shared.items()}
         available = {pair for pair, prompts in open_prompts.items() if prompts}
         if not available:
             return Response(status_code=204)
-        systems = structure.systems
-        exclude = {frozenset((x, y)) for i, x in enumerate(systems) for y in systems[i + 1:]} - available
-        snap = _snapshot(state, annotator.project_id, systems)
         rng = random.Random()
-        try:
-            chosen = state.choose(snap.data, systems, 1, exclude=exclude, item_counts=snap.item_counts,
-                                  rng=rng.randrange(2**32))
-        except Exception:  # a sampler failure must not stop the voting: fall back to uniform
-            chosen = []
-        pairs = [frozenset(p) for p in chosen if frozenset(p) in available]
-        pair = pairs[0] if pairs else rng.choice(sorted(available, key=sorted))
+        pair = _choose(state, annotator.project_id, structure.systems, available, rng)
         prompt = rng.choice(open_prompts[pair])
         first, second = rng.sample(sorted(pair), 2)  # random sides: no position bias by system
         left_id = rng.choice(structure.by_prompt[prompt][first])
         right_id = rng.choice(structure.by_prompt[prompt][second])
-        with tx() as conn:
-            pair_id = new_token()[:32]
+        pair_id = new_token()[:32]
+        with tx(write=True) as conn:
             conn.execute(s.insert().values(
                 pair_id=pair_id, project_id=annotator.project_id, annotator_id=annotator.id, prompt=prompt,
                 left_output_id=left_id, right_output_id=right_id, left_system=first, right_system=second,
                 created_at=time.time()))
-            return pair_json(conn.execute(sa.select(s).where(s.c.pair_id == pair_id)).one(), conn)
+        left, right = structure.content[left_id], structure.content[right_id]
+        return {"pair_id": pair_id, "prompt": prompt, "left": {"text": left[0], "image_url": left[1]},
+                "right": {"text": right[0], "image_url": right[1]}}
 
     def vote_json(vote: Any, a: Any) -> dict[str, Any]:
         return {"vote_id": vote.id, "pair_id": a.pair_id, "outcome": vote.outcome,
@@ -511,24 +517,26 @@ def _add_api(app: FastAPI, state: _State) -> None:
         s = db.assignments
 
         def assignment(conn: Connection) -> Any:
-            a = conn.execute(sa.select(s).where(s.c.pair_id == body.pair_id)).first()
+            a = conn.execute(sa.select(s, db.votes.c.id.label("vote_id"))
+                             .outerjoin(db.votes, db.votes.c.assignment_id == s.c.id)
+                             .where(s.c.pair_id == body.pair_id)).first()
             if a is None or a.annotator_id != annotator.id:  # another annotator's pair looks like no pair
                 raise HTTPException(404, f"no pair {body.pair_id} for this annotator")
             return a
 
         try:
-            with tx() as conn:  # the vote is committed before the response is sent
+            with tx(write=True) as conn:  # the vote is committed before the response is sent
                 a = assignment(conn)
-                if conn.execute(sa.select(db.votes.c.id).where(db.votes.c.assignment_id == a.id)).first():
+                if a.vote_id is not None:
                     return existing_vote(conn, a, body.outcome)
                 if annotator.max_votes is not None and n_votes_of(conn, annotator_id=annotator.id) \
                         >= annotator.max_votes:
                     raise HTTPException(403, "this annotator's vote budget is used up")
-                conn.execute(db.votes.insert().values(
+                vote_id = conn.execute(db.votes.insert().values(
                     assignment_id=a.id, project_id=annotator.project_id, annotator_id=annotator.id,
-                    outcome=body.outcome, created_at=time.time()))
-                row = conn.execute(sa.select(db.votes).where(db.votes.c.assignment_id == a.id)).one()
-                payload = vote_json(row, a)
+                    outcome=body.outcome, created_at=time.time()).returning(db.votes.c.id)).scalar_one()
+                payload = {"vote_id": vote_id, "pair_id": a.pair_id, "outcome": body.outcome,
+                           "left_system": a.left_system, "right_system": a.right_system}
         except IntegrityError:  # a simultaneous identical submission won the unique constraint
             with tx() as conn:
                 return existing_vote(conn, assignment(conn), body.outcome)
@@ -575,13 +583,18 @@ def _battles(conn: Connection, project_id: int) -> pd.DataFrame:
 
 def _structure(state: _State, project_id: int) -> _Structure:
     o = db.outputs
-    with state.engine.begin() as conn:
+    cached = state.structures.get(project_id)
+    if cached is not None and time.time() - cached.checked_at < SAMPLER_MIN_INTERVAL_S:
+        return cached
+    with db.transaction(state.engine) as conn:
         n = int(conn.execute(sa.select(sa.func.count()).select_from(o).where(o.c.project_id == project_id))
                 .scalar_one())
         cached = state.structures.get(project_id)
         if cached is not None and cached.n_outputs == n:
+            cached.checked_at = time.time()
             return cached
-        rows = conn.execute(sa.select(o.c.id, o.c.system, o.c.prompt).where(o.c.project_id == project_id)).all()
+        rows = conn.execute(sa.select(o.c.id, o.c.system, o.c.prompt, o.c.text, o.c.image_url)
+                            .where(o.c.project_id == project_id)).all()
     by_prompt: dict[str, dict[str, list[int]]] = {}
     for r in rows:
         by_prompt.setdefault(r.prompt, {}).setdefault(r.system, []).append(r.id)
@@ -592,38 +605,82 @@ def _structure(state: _State, project_id: int) -> _Structure:
         for i, x in enumerate(names):
             for y in names[i + 1:]:
                 shared.setdefault(frozenset((x, y)), []).append(prompt)
-    structure = _Structure(n, by_prompt, systems, shared)
+    content = {r.id: (r.text, r.image_url) for r in rows}
+    structure = _Structure(n, by_prompt, systems, shared, content, time.time())
     state.structures[project_id] = structure
     return structure
 
 
 def _snapshot(state: _State, project_id: int, systems: list[str]) -> _Snapshot:
-    """Votes as comparisons for the sampler, refreshed at most every ``SAMPLER_MIN_INTERVAL_S``."""
+    """Votes as weighted comparisons (one row per pair and outcome) and the sampler fitted on them."""
     cached = state.snapshots.get(project_id)
-    now = time.time()
-    if cached is not None and now - cached.at < SAMPLER_MIN_INTERVAL_S:
+    if cached is not None and time.time() - cached.at < SAMPLER_MIN_INTERVAL_S:
         return cached
     with state.lock("snapshot", project_id):
         cached = state.snapshots.get(project_id)
         if cached is not None and time.time() - cached.at < SAMPLER_MIN_INTERVAL_S:
             return cached
-        with state.engine.begin() as conn:
-            frame = _battles(conn, project_id)
-        counts = pd.concat([frame["model_a"], frame["model_b"]]).value_counts()
+        v, s = db.votes, db.assignments
+        with db.transaction(state.engine) as conn:
+            rows = conn.execute(
+                sa.select(s.c.left_system, s.c.right_system, v.c.outcome, sa.func.count())
+                .join(s, s.c.id == v.c.assignment_id).where(v.c.project_id == project_id)
+                .group_by(s.c.left_system, s.c.right_system, v.c.outcome)).all()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=["model_a", "model_b", "outcome", "weight"])
+        frame["winner"] = frame["outcome"].map(ARENA_WINNER)
+        counts = frame.groupby("model_a")["weight"].sum().add(frame.groupby("model_b")["weight"].sum(), fill_value=0)
+        item_counts = {str(k): int(c) for k, c in counts.items()}
+        names = sorted(set(systems) | set(item_counts))
         data = None
         if len(frame):
             from bradley.io import read_comparisons
 
-            data = read_comparisons(frame[["model_a", "model_b", "winner"]],
-                                    items=sorted(set(systems) | set(counts.index)))
-        snap = _Snapshot(len(frame), time.time(), data, {str(k): int(c) for k, c in counts.items()})
+            data = read_comparisons(frame[["model_a", "model_b", "winner", "weight"]], weight="weight", items=names)
+        sampler, batch = None, []
+        if state.sampler_class is not None and len(systems) >= 2:
+            try:
+                sampler = state.sampler_class("information").fit(data, systems)
+                n_pairs = len(systems) * (len(systems) - 1) // 2
+                batch = [frozenset(p) for p in sampler.next_pairs(min(n_pairs, SAMPLER_BATCH))]
+            except Exception as exc:  # a sampler failure must not stop the voting: uniform pairs, logged
+                _log.warning("active sampler failed on project %d (%s: %s); choosing uniform pairs",
+                             project_id, type(exc).__name__, exc)
+                sampler, batch = None, []
+        snap = _Snapshot(int(frame["weight"].sum()) if len(frame) else 0, time.time(), data, item_counts,
+                         sampler, batch)
         state.snapshots[project_id] = snap
         return snap
 
 
+def _choose(state: _State, project_id: int, systems: list[str], available: set[frozenset[str]],
+            rng: random.Random) -> frozenset[str]:
+    """The pair of systems to show: the sampler's choice among ``available`` (uniform as the last resort)."""
+    snap = _snapshot(state, project_id, systems)
+    with snap.lock:
+        n = len(snap.batch)
+        for k in range(n):
+            pair = snap.batch[(snap.cursor + k) % n]
+            if pair in available:
+                snap.cursor = (snap.cursor + k + 1) % n
+                return pair
+        exclude = {frozenset((x, y)) for i, x in enumerate(systems) for y in systems[i + 1:]} - available
+        try:
+            if snap.sampler is not None:
+                chosen = snap.sampler.next_pairs(1, exclude=exclude)
+            else:
+                chosen = state.choose(snap.data, systems, 1, exclude=exclude, item_counts=snap.item_counts,
+                                      rng=rng.randrange(2**32))
+        except Exception as exc:  # a sampler failure must not stop the voting: a uniform pair, logged
+            _log.warning("pair sampler failed on project %d (%s: %s); choosing a uniform pair",
+                         project_id, type(exc).__name__, exc)
+            chosen = []
+    pairs = [frozenset(p) for p in chosen if frozenset(p) in available]
+    return pairs[0] if pairs else rng.choice(sorted(available, key=sorted))
+
+
 def _leaderboard(state: _State, project_id: int) -> dict[str, Any]:
     """The live leaderboard, recomputed when votes changed, at most every ``LEADERBOARD_MIN_INTERVAL_S``."""
-    with state.engine.begin() as conn:
+    with db.transaction(state.engine) as conn:
         n = int(conn.execute(sa.select(sa.func.count()).select_from(db.votes)
                              .where(db.votes.c.project_id == project_id)).scalar_one())
     cached = state.boards.get(project_id)
@@ -636,7 +693,7 @@ def _leaderboard(state: _State, project_id: int) -> dict[str, Any]:
         cached = state.boards.get(project_id)
         if cached is not None and (cached.n_votes == n or time.time() - cached.at < LEADERBOARD_MIN_INTERVAL_S):
             return cached.payload
-        with state.engine.begin() as conn:
+        with db.transaction(state.engine) as conn:
             frame = _battles(conn, project_id)
         payload = _board_payload(frame)
         state.boards[project_id] = _Board(len(frame), time.time(), payload)

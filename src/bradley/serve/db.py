@@ -2,22 +2,26 @@
 
 SQLAlchemy Core tables mirror the Alembic migrations in
 ``bradley/serve/migrations`` (applied by :func:`migrate` on start). SQLite
-files run in WAL mode with a busy timeout, and write transactions start with
-``BEGIN IMMEDIATE`` so concurrent writers queue on the lock instead of failing
-when a read transaction tries to upgrade; PostgreSQL is used through psycopg 3.
+files run in WAL mode with a busy timeout; transactions opened with the
+execution option ``write=True`` (see :func:`transaction`) start with ``BEGIN
+IMMEDIATE`` so concurrent writers queue on the lock instead of failing when a
+read transaction tries to upgrade, while readers never wait; PostgreSQL is used
+through psycopg 3.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["metadata", "settings", "projects", "outputs", "annotators", "assignments", "votes",
-           "make_engine", "migrate", "MIGRATIONS_DIR"]
+           "make_engine", "transaction", "migrate", "MIGRATIONS_DIR"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -109,9 +113,22 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
     return engine
+
+
+@contextmanager
+def transaction(engine: Engine, write: bool = False) -> Iterator[Connection]:
+    """A connection inside a transaction, committed on exit (rolled back on an exception).
+
+    ``write=True`` takes SQLite's write lock up front (``BEGIN IMMEDIATE``).
+    """
+    with engine.connect() as conn:
+        if write:
+            conn.execution_options(write=True)
+        with conn.begin():
+            yield conn
 
 
 def migrate(engine: Engine) -> None:
@@ -121,6 +138,6 @@ def migrate(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
+    with transaction(engine, write=True) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
