@@ -333,3 +333,17 @@ def concurrent_duplicates(url: str, rounds: int = 3, posters: int = 8) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_cli_serve_parses_and_reports_bad_databases(capsys: pytest.CaptureFixture[str]) -> None:
+    from bradley.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--help"])
+    assert exc.value.code == 0
+    assert "--admin-token" in capsys.readouterr().out
+    assert main(["serve", "--db", "sqlite://"]) == 2  # in-memory: votes would vanish
+    assert "SQLite file" in capsys.readouterr().err
+    assert main(["serve", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1:1/x"]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "***" in err  # no secrets in messages
