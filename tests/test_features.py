@@ -105,3 +105,28 @@ def test_feature_bt_uncertainty_api():
     w_cov = model.parameter_covariance_
     np.testing.assert_allclose(model.covariance_, x_c @ w_cov @ x_c.T, atol=1e-12)
     assert "se" in model.summary().columns and (model.standard_errors() > 0).all()
+
+
+def test_probe_layers_with_held_out_rows_and_an_l2_grid():
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(600, 6)), rng.normal(size=(600, 6))
+    y = (rng.random(600) < expit(3 * (a - b)[:, 0])).astype(float)
+    test = np.arange(600) >= 450
+    validation = np.arange(450) % 4 == 0
+    table = probe_layers({"all": (a, b)}, y, l2=[1e-3, 1e-1, 10.0, 1e3], test=test, validation=validation)
+    # brute force: the grid value with the best validation log-loss, refitted on all training rows
+    losses = {}
+    for l2 in [1e-3, 1e-1, 10.0, 1e3]:
+        p = BTProbe(l2).fit(a[:450][~validation], b[:450][~validation], y[:450][~validation])
+        eta = (a[:450][validation] - b[:450][validation]) @ p.coef_
+        yv = y[:450][validation]
+        losses[l2] = -np.mean(yv * np.log(expit(eta)) + (1 - yv) * np.log(expit(-eta)))
+    chosen = min(losses, key=losses.get)
+    row = table.iloc[0]
+    assert row["l2"] == chosen and chosen < 1e3
+    refit = BTProbe(chosen).fit(a[:450], b[:450], y[:450])
+    assert row["test_accuracy"] == refit.score(a[450:], b[450:], y[450:])
+    assert row["test_log_loss"] == pytest.approx(refit.log_loss(a[450:], b[450:], y[450:]))
+    assert row["n_test"] == 150
+    with pytest.raises(ValueError, match="both train and test"):
+        probe_layers({"all": (a, b)}, y, test=np.ones(600, dtype=bool))

@@ -227,7 +227,7 @@ def probe_report(
     texts: Sequence[str],
     split: PairSplit,
     features: Mapping[str, np.ndarray],
-    l2: float | Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
+    l2: float | Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0),
     seed: int = 0,
     baselines: bool = True,
 ) -> pd.DataFrame:
