@@ -8,6 +8,9 @@ on the resulting pair counts.
     .venv/bin/python benchmarks/bench_aggregate.py --rows 10_000_000 --items 1000
     .venv/bin/python benchmarks/bench_aggregate.py --rows 10_000_000 --items 100000 --engines duckdb
 
+``load_1min`` is the 1-minute load average at the start and the end of each child (the machine is shared:
+report it next to the figures).
+
 Before/after a change: ``--baseline DIR`` runs each engine a second time with ``DIR`` (a folder holding an
 older ``bradley`` package, e.g. ``git worktree add /tmp/old HEAD~3`` then ``/tmp/old/src``) first on
 ``PYTHONPATH``, right before the current code, on the same file.
@@ -57,6 +60,7 @@ def generate(path: str, rows: int, items: int, seed: int = 0, chunk: int = 5_000
 
 
 def run_engine(engine: str, path: str, where: str | None) -> dict:
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     if engine in ("duckdb", "arrow"):
         from bradley.aggregate import aggregate
@@ -92,6 +96,8 @@ def run_engine(engine: str, path: str, where: str | None) -> dict:
             "aggregate_peak_rss_mib": round(aggregate_rss), "peak_rss_mib": round(rss),
             "pairs": pairs.n_pairs, "items": pairs.n_items,
             "games": float(pairs.totals.sum()), "converged": bool(model.converged_),
+            "n_iter": int(model.n_iter_), "solver": model.solver_,
+            "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "checksum": float(np.round(model.scores_[:3], 6).sum())}
 
 
