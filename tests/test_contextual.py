@@ -208,6 +208,8 @@ def test_fit_from_a_dataframe_with_context_columns_and_errors():
         ContextualBT(penalty=1.0).fit(bad, ["math", "score"])
     with pytest.raises(ComparisonDataError, match="no column"):
         model.leaderboard({"math": [True]})
+    with pytest.raises(ComparisonDataError, match="pass context"):
+        model.predict_proba(frame)
     with pytest.raises(ValueError, match="ties"):
         ContextualBT(ties="rao").fit(frame, ["math"])
     with pytest.warns(UserWarning, match="constant"):
@@ -241,6 +243,13 @@ def test_neural_version_learns_context_and_is_seeded():
     np.testing.assert_allclose(net.coefficients(x[:5]), again.coefficients(x[:5]))
     board = net.leaderboard(x[0])
     assert board["se"].isna().all() and np.isclose(board["score"].sum(), 0, atol=1e-9)
+    # category tables of the neural model average the prompts' coefficients
+    frame = pd.DataFrame(x[:300], columns=["x0", "x1", "x2", "x3"]).assign(positive=lambda f: f["x0"] > 0)
+    cats = net.category_leaderboards("positive", frame)
+    mean = net.coefficients(x[:300][frame["positive"]]).mean()
+    top = cats[cats["positive"]].set_index("item")["score"]
+    np.testing.assert_allclose(top[mean.index], mean, atol=1e-12)
+    assert top.index[0] == "m0"  # x0 > 0 favours item 0 (coefficient 1.5)
 
 
 ARENA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_human_preference_140k" / \

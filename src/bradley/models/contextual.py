@@ -394,12 +394,12 @@ class ContextualBT:
         return np.column_stack([np.ones(len(x)), x])
 
     # -------------------------------------------------------------------- fit
-    def fit(self, data: Any, context: Any = None, weight: np.ndarray | None = None) -> ContextualBT:
+    def fit(self, data: Any, context: Any = None) -> ContextualBT:
         """Fit on battles ``data`` with one ``context`` row per battle; returns self.
 
         ``context``: a DataFrame (tags / numeric columns), a 2-D array (an
         embedding), column names of ``data`` (when it is a DataFrame), or None
-        (the global model).
+        (the global model). Row weights are those of the battles (``Comparisons.weight``).
         """
         self._check_options()
         comparisons, context = self._inputs(data, context)
@@ -673,7 +673,9 @@ class ContextualBT:
         For the linear model the mean of ``theta(x)`` over a set of prompts
         equals ``theta`` at their mean context, so each table is the average
         prompt-level leaderboard of the category (intervals by the delta
-        method). Returns a long table with a ``column`` value column.
+        method); the neural model averages the prompts' coefficients and
+        expected win rates (no intervals). Returns a long table with a
+        ``column`` value column and ``n_prompts``.
         """
         frame = ContextEncoder._frame(context)
         if column not in frame.columns:
@@ -682,8 +684,17 @@ class ContextualBT:
         tables = []
         for value in pd.unique(frame[column]):
             rows = (frame[column] == value).to_numpy()
-            mean = xt[rows].mean(axis=0)
-            table = self._leaderboard_xt(mean, level)
+            if self.kind == "neural":  # nonlinear: average the prompts' coefficients and win rates
+                theta, _ = self._coefficients_array(xt[rows])
+                win = self._win_xt(xt[rows])
+                k = theta.shape[1]
+                table = pd.DataFrame({"item": self.items_, "score": theta.mean(axis=0), "se": np.nan, "lower": np.nan,
+                                      "upper": np.nan, "expected_win_rate":
+                                      ((win.sum(axis=2) - np.diagonal(win, axis1=1, axis2=2)) / max(k - 1, 1)).mean(0)})
+                table["rank"] = pd.Series(-table["score"]).rank(method="min").astype(np.int64).to_numpy()
+                table = table.sort_values("rank", kind="stable").reset_index(drop=True)
+            else:
+                table = self._leaderboard_xt(xt[rows].mean(axis=0), level)
             table.insert(0, column, value)
             table.insert(1, "n_prompts", int(rows.sum()))
             tables.append(table)
@@ -695,8 +706,10 @@ class ContextualBT:
         comparisons, context = self._inputs(data, context)
         li, ri = self._index.codes(comparisons.items[comparisons.left]), self._index.codes(
             comparisons.items[comparisons.right])
-        xt = self._design(context, comparisons.n_comparisons) if self.feature_names_ or context is not None \
-            else np.ones((comparisons.n_comparisons, 1))
+        if context is None and self.feature_names_:
+            raise ComparisonDataError(f"this model uses context features {self.feature_names_[:5]}: pass context, "
+                                      "one row per battle.")
+        xt = self._design(context, comparisons.n_comparisons)
         theta, log_nu = self._coefficients_array(xt)
         rows = np.arange(len(li))
         u = theta[rows, li] - theta[rows, ri]
