@@ -347,3 +347,37 @@ def test_cli_serve_parses_and_reports_bad_databases(capsys: pytest.CaptureFixtur
     assert main(["serve", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1:1/x"]) == 2
     err = capsys.readouterr().err
     assert "hunter2" not in err and "***" in err  # no secrets in messages
+
+
+def test_pairs_come_from_the_active_sampler_with_exclusions(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in sampler that always prefers alpha-gamma: served until this annotator has judged it on
+    every prompt, then the batch/next_pairs are asked with that pair excluded."""
+    calls: list[set] = []
+
+    class Preferring:
+        def __init__(self, strategy: str) -> None:
+            assert strategy == "information"
+
+        def fit(self, data: Any, items: list[str]) -> Preferring:
+            assert sorted(items) == SYSTEMS
+            return self
+
+        def next_pairs(self, n: int, exclude: Any = None) -> list[tuple[str, str]]:
+            calls.append(set(exclude or ()))
+            pairs = [("alpha", "gamma"), ("beta", "gamma"), ("alpha", "beta")]
+            return [p for p in pairs if frozenset(p) not in (exclude or set())][:n]
+
+    monkeypatch.setattr(serve_app, "_load_sampler", lambda: Preferring)
+    client = TestClient(create_app(f"sqlite:///{db_path}", admin_token=ADMIN))
+    make_project(client)
+    token = add_annotator(client, "demo", "a")
+    served = []
+    for _ in range(len(PROMPTS) + 1):
+        pair = client.get("/api/projects/demo/next", headers=auth(token)).json()
+        r = client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"},
+                        headers=auth(token)).json()
+        served.append(frozenset((r["left_system"], r["right_system"])))
+    # the batch is [alpha-gamma, beta-gamma, alpha-beta] and requests take turns through it while it is fresh;
+    # with a refit per request (interval 0) alpha-gamma is always first until it is used up on all prompts
+    assert served[: len(PROMPTS)] == [frozenset(("alpha", "gamma"))] * len(PROMPTS)
+    assert served[len(PROMPTS)] == frozenset(("beta", "gamma"))
