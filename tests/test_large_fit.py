@@ -61,7 +61,7 @@ def _gradient(scores: np.ndarray, pairs: PairCounts, precision: float = 0.0) -> 
 
 @pytest.mark.parametrize("ties", [True, False])
 @pytest.mark.parametrize("prior", [None, 4.0])
-@pytest.mark.parametrize("chunk", [1 << 16, 5_000])
+@pytest.mark.parametrize("chunk", [1 << 18, 5_000])
 def test_lean_equals_general_path(ties, prior, chunk, monkeypatch):
     monkeypatch.setattr(bt_lean, "CHUNK", chunk)  # one chunk / 13 chunks, segments straddling their edges
     pairs = _pairs(ties=ties)
@@ -123,6 +123,7 @@ def test_pairs_sorted_across_chunks(monkeypatch):
 
 def test_lean_fit_memory_per_pair(monkeypatch):
     """The lean fit allocates ~12 bytes a pair (curvatures and int32 CSR columns); the general path ~80."""
+    monkeypatch.setattr(bt_lean, "CHUNK", 1 << 14)  # chunk buffers small next to 300k pairs
     pairs = _pairs(seed=7, n_pairs=300_000)
     peaks = {}
     for lean in (True, False):

@@ -35,7 +35,7 @@ from bradley.solvers.bt import NEWTON_MAX_TRUST_RADIUS, NEWTON_TRUST_RADIUS, Sol
 LEAN_MIN_PAIRS = 1_000_000
 _CHUNK = 1 << 20
 #: Pairs evaluated at a time (three float64 buffers of this size stay in cache).
-CHUNK = 1 << 16
+CHUNK = 1 << 18
 
 
 def pairs_sorted(first: np.ndarray, second: np.ndarray) -> bool:
@@ -106,7 +106,7 @@ class LeanProblem:
             local = np.maximum(starts[k0:k1], c0) - c0
             self.chunks.append((c0, c1, local, ids[k0:k1]))
         size = min(CHUNK, m)
-        self.E, self.P, self.R = np.empty(size), np.empty(size), np.empty(size)
+        self.E, self.P, self.R, self.N = np.empty(size), np.empty(size), np.empty(size), np.empty(size)
         self.h = np.empty(m)
         indptr = np.concatenate(([0], np.cumsum(self.sum_i.counts)))
         index_dtype = np.int32 if max(n, m) < 2**31 - 1 else np.int64
@@ -137,7 +137,7 @@ class LeanProblem:
 
         Per pair ``e = exp(-d)``, ``p = 1 / (1 + e)``, ``q = e p``; the residual
         ``a_ij q - a_ji p = p (a_ij e - a_ji)`` and the curvature ``n_ij p q``.
-        ``d`` is clipped to +-600 so that ``a_ij e`` cannot overflow (moves ``p``
+        ``-d`` is capped at 600 so that ``a_ij e`` cannot overflow (moves ``p``
         by less than 1e-260).
         """
         n = self.n
@@ -145,18 +145,20 @@ class LeanProblem:
         neg = -theta
         for c0, c1, starts, ids in self.chunks:
             i, j, wf, ws, t, E, P, R = self._chunk(c0, c1)
-            h = self.h[c0:c1]
+            h, N = self.h[c0:c1], self.N[:c1 - c0]
             self._differences_into(E, P, neg, i, j)  # -d
-            np.clip(E, -600.0, 600.0, out=E)
+            np.minimum(E, 600.0, out=E)  # exp(-d) may underflow to 0 (p = 1, q = 0), never overflow
             np.exp(E, out=E)
             if t is None:
                 np.multiply(wf, E, out=P)
                 P -= ws
+                np.add(wf, ws, out=N)  # n_ij
             else:
                 np.multiply(t, 0.5, out=R)
                 np.add(R, wf, out=P)  # a_ij
-                P *= E
                 R += ws  # a_ji
+                np.add(P, R, out=N)  # n_ij
+                P *= E
                 P -= R
             np.add(E, 1.0, out=R)
             np.reciprocal(R, out=R)  # p
@@ -165,10 +167,7 @@ class LeanProblem:
             grad -= np.bincount(j, P, n)
             np.multiply(E, R, out=P)  # q
             np.multiply(R, P, out=h)  # p q
-            np.add(wf, ws, out=E)
-            if t is not None:
-                E += t
-            h *= E  # n_ij p q
+            h *= N  # n_ij p q
             info[ids] += np.add.reduceat(h, starts)
             info += np.bincount(j, h, n)
         if self.prior_precision:
