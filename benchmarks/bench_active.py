@@ -53,17 +53,17 @@ def counts_from(rows: np.ndarray, n: int) -> PairCounts:
 
 
 def run(strategy: str, truth: np.ndarray, budget: int, batch: int, top_k: int, seed: int,
-        neighbours: int = 2) -> np.ndarray:
+        neighbours: int = 2, prior: float = 1.0) -> np.ndarray:
     """(checkpoints, 2) array: Kendall tau and top-k recall after each batch."""
     n = len(truth)
     rng = np.random.default_rng(seed)
     if strategy.startswith("information"):
         # information[-top][-neighbours]: top-k target; rank-window targets instead of the closest pairs
-        sampler = ActiveSampler("information", seed=rng, neighbours=neighbours,
+        sampler = ActiveSampler("information", seed=rng, neighbours=neighbours, prior=prior,
                                 top_k=top_k if "-top" in strategy else None,
                                 targets="neighbours" if strategy.endswith("-neighbours") else "close")
     else:
-        sampler = ActiveSampler(strategy, seed=rng, neighbours=neighbours)
+        sampler = ActiveSampler(strategy, seed=rng, neighbours=neighbours, prior=prior)
     rows = np.zeros((0, 2), dtype=np.int64)
     true_top = set(np.argsort(-truth)[:top_k].tolist())
     out = []
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--recall", type=lambda t: [float(x) for x in t.split(",")], default=[0.8, 0.9])
     parser.add_argument("--save", default="", help="save the curves to SAVE-<spread>-<items>.npz")
     parser.add_argument("--neighbours", type=int, default=2, help="information: rank distance of target pairs")
+    parser.add_argument("--prior", type=float, default=1.0, help="the samplers' prior variance (not the scoring fit's)")
     parser.add_argument("--speed", action="store_true", help="only time choose_pairs among 200 items")
     args = parser.parse_args()
     if args.speed:
@@ -150,7 +151,7 @@ def main() -> None:
                     else:
                         assert pool is not None
                         truth = truth_rng.choice(pool, size=n, replace=False)
-                    runs.append(run(strategy, truth, budget, batch, top_k, seed, args.neighbours))
+                    runs.append(run(strategy, truth, budget, batch, top_k, seed, args.neighbours, args.prior))
                 curves[strategy] = np.stack(runs)  # (seeds, checkpoints, 2)
             elapsed = time.perf_counter() - start
             print(f"\n## {spread} scores, {n} items, top-{top_k}, batch {batch}, {args.seeds} seeds "
