@@ -34,6 +34,7 @@ from scipy.special import expit, log_expit
 from .errors import BradleyError, ComparisonDataError, ConvergenceWarning, NotFittedError
 from .io import parse_outcomes, read_comparisons
 from .leaderboard import Leaderboard, leaderboard
+from ._response_features import check_feature_table, check_weight, feature_columns, lookup_rows
 
 __all__ = [
     "JUDGE_FILE_VERSION",
@@ -50,6 +51,8 @@ __all__ = [
 #: version of the JSON judge file written by :meth:`SurrogateJudge.save`
 JUDGE_FILE_VERSION = 1
 _FORMAT = "bradley-surrogate-judge"
+#: |coefficient| per standard deviation beyond which the fit is taken as diverging (separated data)
+_DIVERGED_COEF = 30.0
 
 
 class JudgeFileError(BradleyError, ValueError):
@@ -178,62 +181,18 @@ class SurrogateJudge:
 
     # ------------------------------------------------------------------ data
     def _feature_columns(self, table: pd.DataFrame) -> list[str]:
-        if self.features is not None:
-            cols = list(self.features)
-        else:
-            cols = [c for c in table.columns if c not in (self.prompt, self.system)
-                    and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
-        missing = [c for c in cols if c not in table.columns]
-        if missing:
-            raise ComparisonDataError(f"feature columns {missing} are not in the feature table "
-                                      f"(columns: {list(table.columns)}).")
-        if not cols:
-            raise ComparisonDataError("the feature table has no numeric feature columns besides "
-                                      f"{self.prompt!r} and {self.system!r}.")
-        return cols
+        return feature_columns(table, self.features, [self.prompt, self.system])
 
     def _check_table(self, table: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-        for key in (self.prompt, self.system):
-            if key not in table.columns:
-                raise ComparisonDataError(f"the feature table needs a {key!r} column (one row per prompt and "
-                                          f"system); it has {list(table.columns)}.")
-        values = table[cols].to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values).all(axis=1)
-        if bad.any():
-            rows = np.flatnonzero(bad)[:10].tolist()
-            raise ComparisonDataError(f"the feature table has missing or infinite values in rows {rows}.", rows=rows)
-        dup = table.duplicated([self.prompt, self.system])
-        if dup.any():
-            rows = np.flatnonzero(dup.to_numpy())[:10].tolist()
-            raise ComparisonDataError(f"the feature table has more than one row per ({self.prompt}, {self.system}): "
-                                      f"rows {rows}.", rows=rows)
+        check_feature_table(table, [self.prompt, self.system], cols)
         return table
 
-    def _standardised(self, table: pd.DataFrame) -> pd.DataFrame:
-        z = (table[self.feature_names_].to_numpy(dtype=np.float64) - self.mean_) / self.scale_
-        out = pd.DataFrame(z, columns=self.feature_names_)
-        out.insert(0, "_system", table[self.system].astype(str).to_numpy())
-        out.insert(0, "_prompt", table[self.prompt].astype(str).to_numpy())
-        return out
-
     def _deltas(self, battles: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
-        z = self._standardised(table).set_index(["_prompt", "_system"])
-        prompts = battles[self.prompt].astype(str).to_numpy()
-        sides = []
-        for col in (self.left, self.right):
-            for need in (self.prompt, col):
-                if need not in battles.columns:
-                    raise ComparisonDataError(f"the battles need a {need!r} column; they have {list(battles.columns)}.")
-            keys = pd.MultiIndex.from_arrays([prompts, battles[col].astype(str).to_numpy()])
-            idx = z.index.get_indexer(keys)
-            if (idx < 0).any():
-                rows = np.flatnonzero(idx < 0)[:10].tolist()
-                first = (prompts[rows[0]], battles[col].to_numpy()[rows[0]])
-                raise ComparisonDataError(
-                    f"{int((idx < 0).sum())} battles have no feature row for their {col!r} response, e.g. rows "
-                    f"{rows} (first: prompt {first[0]!r}, system {first[1]!r}).", rows=rows)
-            sides.append(z.to_numpy()[idx])
-        return sides[0] - sides[1]
+        z = (table[self.feature_names_].to_numpy(dtype=np.float64) - self.mean_) / self.scale_
+        keys = [self.prompt, self.system]
+        a = lookup_rows(table, keys, battles, [self.prompt, self.left], self.left)
+        b = lookup_rows(table, keys, battles, [self.prompt, self.right], self.right)
+        return np.asarray(z[a] - z[b])
 
     # ------------------------------------------------------------------ fit
     def fit(self, battles: pd.DataFrame, features: pd.DataFrame, weight: np.ndarray | None = None) -> SurrogateJudge:
@@ -253,7 +212,7 @@ class SurrogateJudge:
         self.scale_ = np.where(scale > 0, scale, 1.0)
         delta = self._deltas(battles, table)
         y = _outcomes(battles, self.left, self.right, self.outcome)
-        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
+        w = check_weight(weight, len(y))
         ties = self.ties == "davidson"
         p = len(cols)
         x0 = np.zeros(p + (1 if ties else 0))
@@ -275,7 +234,17 @@ class SurrogateJudge:
         grad = objective(res.x)[1]
         self.convergence_criterion_ = float(np.max(np.abs(grad)) / n) if len(grad) else 0.0
         self.converged_ = bool(self.convergence_criterion_ <= max(self.tol, 1e-6))
-        if not self.converged_:
+        diverging = [c for c, v in zip(cols, res.x[:p], strict=True) if abs(v) > _DIVERGED_COEF]
+        if diverging:
+            # a coefficient beyond 30 per standard deviation: the teacher's verdicts are (quasi-)separated by
+            # these features, the unpenalised optimum lies at infinity and the optimiser stopped on a flat slope
+            self.converged_ = False
+            warnings.warn(f"SurrogateJudge: the coefficients of {diverging} diverge (|coef| > {_DIVERGED_COEF:g} per "
+                          f"standard deviation, e.g. {float(np.max(np.abs(res.x[:p]))):.3g}): these features "
+                          f"separate the teacher's verdicts, so the maximum-likelihood judge does not exist "
+                          f"(alpha={alpha:g}); use a ridge penalty alpha > 0 (e.g. alpha=1).", ConvergenceWarning,
+                          stacklevel=2)
+        elif not self.converged_:
             warnings.warn(f"SurrogateJudge did not converge in {res.nit} iterations (largest gradient per battle "
                           f"{self.convergence_criterion_:.3g}); raise max_iter or alpha.", ConvergenceWarning,
                           stacklevel=2)
@@ -356,15 +325,23 @@ class SurrogateJudge:
 
         Each (prompt, pair of systems) counts as one battle whose outcome is
         the judge's expected score ``P(win) + P(tie)/2`` of the first system.
-        ``ci`` and ``level`` as :func:`bradley.leaderboard` (``"auto"``: the
-        sandwich for these soft outcomes, so the intervals reflect how the
-        judge's verdicts vary across prompts).
+        ``ci`` and ``level`` as :func:`bradley.leaderboard`; the sandwich and
+        the bootstrap are clustered by prompt (``"auto"``: the sandwich
+        clustered by prompt), since the pairs of one prompt share its
+        responses and are not independent battles. The intervals measure how
+        the judge's verdicts vary across prompts, given the fitted judge (not
+        the judge's own estimation error).
         """
         pairs = self.pairwise_predictions(responses)
         if pairs.empty:
             raise ComparisonDataError("no prompt has two or more systems in the feature table: nothing to rank.")
         data = read_comparisons(pairs, left=self.left, right=self.right, outcome="expected")
-        return leaderboard(data, ci=ci, level=level)
+        # the C(k, 2) synthetic battles of a prompt share its responses: cluster the sandwich by prompt
+        # (one prompt: nothing to cluster over, the plain method is used)
+        prompt_of = pairs[self.prompt].astype(str).to_numpy()
+        clustered = ci in ("auto", "sandwich", "bootstrap") and len(np.unique(prompt_of)) > 1
+        cluster = prompt_of if clustered else None
+        return leaderboard(data, ci=ci, level=level, cluster=cluster)
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
@@ -502,14 +479,20 @@ def cross_validate_judge(judge: SurrogateJudge, battles: pd.DataFrame, features:
     if len(unique) < folds:
         raise ComparisonDataError(f"{len(unique)} prompts cannot make {folds} folds.")
     rng = np.random.default_rng(seed)
-    fold_of = dict(zip(rng.permutation(unique), np.arange(len(unique)) % folds, strict=True))
-    fold = np.array([fold_of[p] for p in prompts])
+    codes, _ = pd.factorize(prompts, sort=True)
+    fold_of_code = np.empty(len(unique), dtype=np.int64)
+    fold_of_code[rng.permutation(len(unique))] = np.arange(len(unique)) % folds
+    fold = fold_of_code[codes]
+    feature_prompts = features[judge.prompt].astype(str).to_numpy() if judge.prompt in features.columns else None
     ties = judge.ties == "davidson"
     rows = []
     for k in range(folds):
         test = fold == k
         train_b, test_b = battles[~test], battles[test]
-        model = SurrogateJudge(**{**_params(judge)}).fit(train_b, features)
+        # standardise on the training prompts' responses only (no look at the held-out prompts' features)
+        train_features = features if feature_prompts is None else \
+            features[np.isin(feature_prompts, prompts[~test])]
+        model = SurrogateJudge(**_params(judge)).fit(train_b, train_features)
         proba = model.predict_proba(test_b, features)
         y = _outcomes(test_b, judge.left, judge.right, judge.outcome)
         y_train = _outcomes(train_b, judge.left, judge.right, judge.outcome)
