@@ -294,8 +294,10 @@ class ActiveSampler:
         The items pairs are chosen from.
     scores_ : numpy.ndarray
         Posterior-mode scores (MAP with the prior), aligned with ``items_``.
+        Only the model-based strategies fit them: for "uniform" and "arena"
+        (no model) they are zeros.
     covariance_ : numpy.ndarray
-        Laplace covariance of the scores.
+        Laplace covariance of the scores ("uniform", "arena": the prior's).
     item_counts_ : numpy.ndarray
         Comparisons per item in the data.
     pair_counts_ : PairCounts
