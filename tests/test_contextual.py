@@ -195,7 +195,8 @@ def test_auto_penalty_beats_global_on_held_out_and_scores_do_not_overflow():
 
 
 def test_fit_from_a_dataframe_with_context_columns_and_errors():
-    frame = pd.DataFrame({"model_a": ["a", "b", "c", "a", "b", "c"] * 10, "model_b": ["b", "c", "a", "c", "a", "b"] * 10,
+    frame = pd.DataFrame({"model_a": ["a", "b", "c", "a", "b", "c"] * 10,
+                          "model_b": ["b", "c", "a", "c", "a", "b"] * 10,
                           "winner": ["model_a", "model_b", "tie", "model_b", "model_a", "both_bad"] * 10,
                           "math": [True, False] * 30, "score": np.arange(60) % 5})
     model = ContextualBT(ties="davidson", penalty=1.0).fit(frame, ["math", "score"])
@@ -225,6 +226,7 @@ def test_encoder_one_hot_reference_coding_and_standardisation():
     np.testing.assert_allclose(out.std(axis=0), 1)
 
 
+@pytest.mark.slow
 def test_neural_version_learns_context_and_is_seeded():
     pytest.importorskip("torch")
     rng = np.random.default_rng(9)
@@ -259,6 +261,7 @@ TAGS = ["creative_writing", "criteria_complexity", "criteria_creativity", "crite
         "if_flag", "math"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ARENA.exists(), reason="shared arena data not available")
 def test_arena_subsample_contextual_beats_global_on_held_out_battles():
     frame = pd.read_csv(ARENA, nrows=40_000)
