@@ -58,11 +58,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--neural", action="store_true")
+    parser.add_argument("--routing-only", action="store_true", help="fit penalty 300 and route only")
     args = parser.parse_args()
     frame = load()
     print(f"{len(frame)} battles, {pd.unique(frame[['model_a', 'model_b']].values.ravel()).size} models")
     test = np.random.default_rng(0).random(len(frame)) < 0.2
     train, held = frame[~test].reset_index(drop=True), frame[test].reset_index(drop=True)
+    if args.routing_only:
+        routing(ContextualBT(ties="davidson", penalty=300.0).fit(train, TAGS), held)
+        return
     start = time.perf_counter()
     glob = ContextualBT(ties="davidson", penalty=np.inf).fit(train, TAGS)
     t_glob = time.perf_counter() - start
@@ -111,7 +115,11 @@ def main() -> None:
               f"{diff.mean():.4f} (every fold better: {bool((diff < 0).all())})")
         print(table.to_markdown(index=False))
 
-    # routing on held-out prompts, illustrative costs: top-10 of the global board cost 10, next 10 cost 3, others 1
+    routing(ctx, held)
+
+
+def routing(ctx: ContextualBT, held: pd.DataFrame) -> None:
+    """Route the held-out prompts; illustrative costs: global top 10 cost 10, next 10 cost 3, others 1."""
     board = ctx.leaderboard(None)
     costs = pd.Series(1.0, index=board["item"])
     costs.iloc[:10], costs.iloc[10:20] = 10.0, 3.0
@@ -120,10 +128,11 @@ def main() -> None:
     for label, kwargs in [("no budget", {}), ("max cost 3", {"max_cost": 3.0}), ("max cost 1", {"max_cost": 1.0}),
                           ("average budget 2", {"average_budget": 2.0})]:
         start = time.perf_counter()
-        res = route(ctx, prompts, costs, **kwargs)
+        res = route(ctx, prompts, costs, battles=held, **kwargs)
         print(f"{label:>17}: mean cost {res.mean_cost:5.2f}, expected win rate vs field "
               f"{res.mean_expected_win_rate:.3f}, vs always-{res.leader} {res.win_rate_vs_leader:.3f}, "
-              f"{res.choices['item'].nunique()} models used ({time.perf_counter() - start:.1f} s)")
+              f"{res.choices['item'].nunique()} models used ({time.perf_counter() - start:.1f} s); observed in "
+              f"{res.n_observed} held-out battles choice vs leader: {res.observed_vs_leader}")
 
 
 if __name__ == "__main__":

@@ -284,3 +284,27 @@ def test_docs_python_examples_run():
     assert len(blocks) >= 1
     for code in blocks:
         exec(compile(code, "docs/contextual.md", "exec"), {"__name__": "__docs__"})
+
+
+@pytest.mark.filterwarnings("ignore:context column")  # the stub leaves some coordinates constant
+def test_linear_model_on_stub_text_embeddings_beats_global():
+    embeddings = pytest.importorskip("bradley.embeddings")
+    rng = np.random.default_rng(12)
+    n = 3000
+    topic = rng.random(n) < 0.5
+    filler = rng.choice(["please", "quickly", "explain", "write", "about", "short", "long"], (n, 3))
+    texts = [("integral derivative equation " if t else "sonnet rhyme verse ") + " ".join(f) for t, f in
+             zip(topic, filler, strict=True)]
+    x = embeddings.StubEmbedder(dim=32).encode(texts)
+    skill = np.where(topic[:, None], [[1.0, -0.5, -0.5]], [[-1.0, 0.0, 1.0]])
+    left = rng.integers(0, 3, n)
+    right = (left + rng.integers(1, 3, n)) % 3
+    r = np.arange(n)
+    outcome = (rng.random(n) < expit(skill[r, left] - skill[r, right])).astype(float)
+    data = bradley.Comparisons.from_codes(left, right, outcome, items=["m0", "m1", "m2"])
+    train, test = np.arange(2200), np.arange(2200, n)
+    model = ContextualBT(penalty="auto").fit(data.take(train), x[train])
+    glob = ContextualBT(penalty=np.inf).fit(data.take(train), x[train])
+    assert model.log_loss(data.take(test), x[test]) < glob.log_loss(data.take(test), x[test]) - 0.03
+    math_prompt = embeddings.StubEmbedder(dim=32).encode(["integral derivative equation please"])
+    assert model.leaderboard(math_prompt)["item"].iloc[0] == "m0"

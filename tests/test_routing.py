@@ -138,3 +138,18 @@ def test_average_budget_with_repeated_prompts_matches_brute_force_on_the_expande
     assert got <= _brute_force(expanded, costs, budget) + 1e-12 <= lp_value + 1e-9
     assert np.isclose(lp_value, _lagrangian_bound(expanded, costs, budget), atol=1e-9)
     assert got >= lp_value - (expanded.max() - expanded.min()) / 6 - 1e-12
+
+
+def test_observed_win_rate_against_the_leader_on_held_out_battles(fitted):
+    res = route(fitted, PROMPTS, COSTS, max_cost=3.0)
+    chosen = res.choices["item"].tolist()  # code prompts -> coder, others -> writer
+    # prompt 0: choice vs big, choice wins; 1: big (left) vs choice, tie; 2: unrelated pair;
+    # 3: big vs choice, big wins; 4: choice vs mini
+    left = [chosen[0], "big", "mini", "big", chosen[4]]
+    right = ["big", chosen[1], "writer", chosen[3], "mini"]
+    outcome = [1.0, 0.5, 1.0, 1.0, 0.0]
+    battles = bradley.Comparisons.from_arrays(left, right, outcome, items=ITEMS)
+    checked = route(fitted, PROMPTS, COSTS, max_cost=3.0, battles=battles)
+    assert checked.n_observed == 3
+    assert np.isclose(checked.observed_vs_leader, (1.0 + 0.5 + 0.0) / 3)
+    assert route(fitted, PROMPTS.iloc[[4]], COSTS, max_cost=3.0, battles=battles.take([4])).observed_vs_leader is None

@@ -48,7 +48,12 @@ class RouteResult:
         With ``average_budget``: the LP optimum of the mean value (an upper
         bound on any assignment within the budget).
     multiplier : float or None
-        With ``average_budget``: the Lagrange multiplier (value per unit cost) of the budget.
+        With ``average_budget``: the Lagrange multiplier (value per unit of mean cost) of the budget.
+    observed_vs_leader, n_observed : float or None, int
+        With ``battles``: among the battles whose two sides are the router's
+        choice for that battle's prompt and the leader, the observed share
+        won by the choice (ties half), and how many such battles there were
+        (a model-free check, usually on few battles).
     """
 
     choices: pd.DataFrame
@@ -58,6 +63,8 @@ class RouteResult:
     win_rate_vs_leader: float
     lp_value: float | None = None
     multiplier: float | None = None
+    observed_vs_leader: float | None = None
+    n_observed: int = 0
 
     def summary(self) -> pd.DataFrame:
         """The routing mix: one row per chosen model with its share of prompts and mean value."""
@@ -103,7 +110,8 @@ def _values(model: Any, win: np.ndarray, candidates: list[Any] | None, reference
 
 
 def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None,
-          average_budget: float | None = None, reference: Any = None, leader: Any = None) -> RouteResult:
+          average_budget: float | None = None, reference: Any = None, leader: Any = None,
+          battles: Any = None) -> RouteResult:
     """Pick a model for each prompt, maximising expected win rate under a cost budget.
 
     Parameters
@@ -123,6 +131,9 @@ def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None
     leader : item, optional
         The model that "always pick the leader" would use; default: the best
         candidate at the average training prompt (the global leader).
+    battles : Comparisons or DataFrame, optional
+        Held-out battles, one per ``context`` row: adds the observed win rate
+        of the router's choice against the leader where the two met.
 
     Examples
     --------
@@ -173,8 +184,28 @@ def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None
     vs_leader = np.where(chosen_codes == lead, 0.5, vs_leader)
     table = pd.DataFrame({"item": [candidates[j] for j in choice], "cost": c[choice],
                           "expected_win_rate": values[np.arange(n), choice], "win_rate_vs_leader": vs_leader})
-    return RouteResult(table, leader, float(table["cost"].mean()), float(table["expected_win_rate"].mean()),
-                       float(vs_leader.mean()), lp_value, multiplier)
+    observed, n_observed = None, 0
+    if battles is not None:
+        observed, n_observed = _observed_vs_leader(model, battles, chosen_codes, lead)
+    return RouteResult(table, str(leader), float(table["cost"].mean()), float(table["expected_win_rate"].mean()),
+                       float(vs_leader.mean()), lp_value, multiplier, observed, n_observed)
+
+
+def _observed_vs_leader(model: Any, battles: Any, chosen: np.ndarray, lead: int) -> tuple[float | None, int]:
+    from bradley.models.base import as_comparisons
+
+    data = as_comparisons(battles)
+    if data.n_comparisons != len(chosen):
+        raise ValueError(f"battles has {data.n_comparisons} rows but context has {len(chosen)}: one battle per prompt.")
+    left = model._index.codes(data.items[data.left])
+    right = model._index.codes(data.items[data.right])
+    o = np.asarray(data.outcome, np.float64)
+    as_left = (left == chosen) & (right == lead) & (chosen != lead)
+    as_right = (right == chosen) & (left == lead) & (chosen != lead)
+    n = int(as_left.sum() + as_right.sum())
+    if n == 0:
+        return None, 0
+    return float((o[as_left].sum() + (1 - o[as_right]).sum()) / n), n
 
 
 def _budgeted(values: np.ndarray, costs: np.ndarray, budget: float,
