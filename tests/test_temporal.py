@@ -201,7 +201,7 @@ def test_win_draw_loss_scores():
     result = temporal_evaluation(data, ["bt", "davidson", "elo", "glicko2", "weng_lin"])
     table = result.table.set_index("method")
     assert set(table.index) == {"bt", "davidson", "elo", "glicko2", "weng_lin"}
-    assert table.loc["davidson", "draw_model"] == "own" and table.loc["elo", "draw_model"].startswith("davidson")
+    assert table.loc["davidson", "draw_model"] == "own" and table.loc["elo", "draw_model"] == "link"
     # the three-class scores recomputed by hand from the per-row predictions
     frame = result.predictions.query("method == 'elo'")
     cls = np.where(frame.outcome > 0.5, 0, np.where(frame.outcome < 0.5, 2, 1))
@@ -271,3 +271,69 @@ def test_draw_link_before_any_draw_is_smoothed_not_zero():
         assert pred.loc[row, ["p_win", "p_draw", "p_loss"]].to_numpy(float) == pytest.approx(expected, rel=1e-12)
     assert pred.loc[4, "p_draw"] > 0.05
     assert result.table["log_loss_wdl"].iloc[0] < 2.0
+
+
+def _smoothed_nu(data, train_rows):
+    w = np.ones(len(data)) if data.weight is None else data.weight
+    r = (np.sum(w[train_rows] * (data.outcome[train_rows] == 0.5)) + 0.5) / (np.sum(w[train_rows]) + 1.0)
+    return 2 * r / (1 - r)
+
+
+def test_draw_link_is_fitted_only_after_min_link_games():
+    # review: nu fitted by ML on 10-20 early predictions handicapped Elo. Rule: ML on the method's own past
+    # out-of-sample predictions only once they cover >= min_link_games games; before, the smoothed train rate.
+    data = _random_games(n=400, periods=8, seed=4)
+    counts = {}
+    for min_games in (100, 0):
+        result = temporal_evaluation(data, {"elo": EloRater(k=20)}, draws=True, min_link_games=min_games)
+        pred = result.predictions.set_index("row")
+        ml_used = 0
+        for k, split in enumerate(result.splits):
+            past = np.concatenate([s.test for s in result.splits[:k]]) if k else np.zeros(0, dtype=int)
+            if len(past) >= min_games and np.any(data.outcome[past] == 0.5):
+                nu = fit_draw_link(pred.loc[past, "expected"], data.outcome[past])
+                ml_used += 1
+            else:
+                nu = _smoothed_nu(data, split.train)
+            want = davidson_draw_link(pred.loc[split.test, "expected"], nu)
+            got = pred.loc[split.test, ["p_win", "p_draw", "p_loss"]].to_numpy(float)
+            np.testing.assert_allclose(got, want, rtol=1e-9)
+        counts[min_games] = ml_used
+    # both regimes are exercised: with 100, the first origins (under 100 past predictions) use the train rate
+    assert 1 <= counts[100] < counts[0] == len(result.splits) - 1
+    with pytest.raises(ValueError, match="min_link_games"):
+        temporal_evaluation(data, ["elo"], min_link_games=-1)
+
+
+def test_draw_link_ignores_draws_of_weight_zero():
+    # every past draw has weight 0: the link must not be fitted to "no draws" (nu = 0, a later draw costs 34.5)
+    left = ["a", "b", "c", "a", "b", "c"] * 30
+    right = ["b", "c", "a", "c", "a", "b"] * 30
+    outcome = np.array([1.0, 0.0] * 90)
+    time = np.repeat(np.arange(6), 30)
+    outcome[35] = outcome[70] = 0.5  # draws in periods 1 and 2 ...
+    weight = np.ones(180)
+    weight[[35, 70]] = 0.0           # ... with weight 0
+    outcome[170] = 0.5               # a counted draw in the last period
+    data = Comparisons.from_arrays(left, right, outcome, time=time, weight=weight)
+    result = temporal_evaluation(data, ["bt"], draws=True, min_link_games=10)  # online raters refuse weights
+    pred = result.predictions.set_index("row")
+    last = result.splits[-1]
+    want = davidson_draw_link(pred.loc[last.test, "expected"], _smoothed_nu(data, last.train))
+    np.testing.assert_allclose(pred.loc[last.test, ["p_win", "p_draw", "p_loss"]].to_numpy(float), want, rtol=1e-9)
+    assert pred.loc[170, "p_draw"] > 1e-3
+
+
+def test_draw_model_column_over_splits():
+    data = _random_games(n=240, periods=6, seed=2)
+
+    def sometimes(train):  # own three probabilities only once the past holds 100 games
+        if len(train) >= 100:
+            return lambda test: np.full((len(test), 3), 1.0 / 3.0)
+        return lambda test: np.full(len(test), 0.5)
+
+    def never(train):
+        return lambda test: np.full(len(test), 0.5)
+
+    table = temporal_evaluation(data, {"mixed": sometimes, "link": never, "own": "davidson"}).table
+    assert table.set_index("method")["draw_model"].to_dict() == {"mixed": "mixed", "link": "link", "own": "own"}

@@ -23,11 +23,14 @@ Scores, pooled over all predicted rows (row weights as frequencies):
   Davidson-style link on its own logit ``d = logit(expected score)``,
   ``P(win), P(draw), P(loss)`` proportional to ``exp(d / 2), nu, exp(-d / 2)``,
   with ``nu`` fitted by maximum likelihood on that method's own earlier
-  out-of-sample predictions once they contain a draw (before that:
-  ``nu = 2 r / (1 - r)``, the link's value at ``d = 0``, from the training draw
-  rate smoothed as ``r = (draws + 1/2) / (games + 1)``, so that a first draw
-  never gets probability 0). The Davidson model predicts its own three
-  probabilities.
+  out-of-sample predictions only once they cover at least ``min_link_games``
+  games (default 100) with positive weight, a draw among them. Until then
+  ``nu = 2 r / (1 - r)``, the link's value at ``d = 0``, from the draw rate of
+  the training rows smoothed as ``r = (draws + 1/2) / (games + 1)`` (weighted),
+  so that a first draw never gets probability 0 and a ``nu`` fitted on a
+  handful of games does not handicap the method. The Davidson model predicts
+  its own three probabilities. The table's ``draw_model`` says ``"own"``,
+  ``"link"`` or ``"mixed"`` (own at some origins, the link at others).
 """
 
 from __future__ import annotations
@@ -405,6 +408,7 @@ def temporal_evaluation(
     prior: float = 10.0,
     elo_k: float = 20.0,
     dynamic_w2: float = 0.01,
+    min_link_games: int = 100,
 ) -> TemporalEvaluation:
     """Rolling-origin evaluation of rating methods: fit on the past, predict the next period.
 
@@ -440,6 +444,12 @@ def temporal_evaluation(
         draws when scoring draws, and a first-mover advantage with
         ``order_effect``); choose it on the past, e.g. with
         ``DynamicBT.select_w2`` on the warm-up periods.
+    min_link_games : int
+        For methods without their own draw model: fit the draw link's ``nu``
+        by maximum likelihood on the method's earlier out-of-sample
+        predictions only once they cover at least this many games with
+        positive weight (and a draw with positive weight); before that, use
+        the smoothed draw rate of the training rows.
 
     Returns
     -------
@@ -456,6 +466,8 @@ def temporal_evaluation(
     [['bt', 250, 5], ['elo', 250, 5]]
     """
     data = as_comparisons(data)
+    if min_link_games < 0:
+        raise ValueError(f"min_link_games must be non-negative, got {min_link_games}.")
     splits = rolling_origin_splits(data, period, min_train_periods=min_train_periods)
     if not splits:
         raise ComparisonDataError(f"no period to predict: the data have at most {min_train_periods} period(s) "
@@ -478,7 +490,7 @@ def temporal_evaluation(
         past_e: list[np.ndarray] = []
         past_o: list[np.ndarray] = []
         past_w: list[np.ndarray] = []
-        native_draws = False
+        kinds: set[str] = set()  # "own" / "link": how each origin got its draw probabilities
         out_p, out_e = [], []
         for split in splits:
             train = data.take(split.train)
@@ -496,16 +508,18 @@ def temporal_evaluation(
             else:
                 pred = spec(train)(test)
             arr, native = _as_three(pred, len(test))
-            native_draws = native
+            kinds.add("own" if native else "link")
             if native:
                 probs = arr
                 expected = arr[:, 0] + 0.5 * arr[:, 1]
             else:
                 expected = arr
                 if draws:
-                    past_draws = bool(past_o) and bool(np.any(np.concatenate(past_o) == 0.5))
-                    if past_draws:
-                        nu = fit_draw_link(np.concatenate(past_e), np.concatenate(past_o), np.concatenate(past_w))
+                    w_past = np.concatenate(past_w) if past_w else np.zeros(0)
+                    o_past = np.concatenate(past_o) if past_o else np.zeros(0)
+                    enough = int(np.sum(w_past > 0)) >= min_link_games
+                    if enough and bool(np.any((o_past == 0.5) & (w_past > 0))):
+                        nu = fit_draw_link(np.concatenate(past_e), o_past, w_past)
                     else:
                         w_tr = weight[split.train]
                         r = float((np.sum(w_tr * (train.outcome == 0.5)) + 0.5) / (np.sum(w_tr) + 1.0))
@@ -539,6 +553,6 @@ def temporal_evaluation(
             row["brier_wdl"] = float(np.sum(w_all * ((probs_all - onehot) ** 2).sum(axis=1)) / w_all.sum())
             row["draw_rate_predicted"] = float(np.average(probs_all[:, 1], weights=w_all))
             row["draw_rate_observed"] = float(np.average(cls == 1, weights=w_all))
-            row["draw_model"] = "own" if native_draws else "davidson link (nu by ML on earlier predictions)"
+            row["draw_model"] = kinds.pop() if len(kinds) == 1 else "mixed"
         rows_table.append(row)
     return TemporalEvaluation(pd.DataFrame(rows_table), pd.concat(frames, ignore_index=True), splits)
