@@ -324,3 +324,22 @@ def test_docs_example_runs():
     assert blocks
     for code in blocks:
         exec(compile(code, "docs/active.md", "exec"), {"__name__": "__docs__"})
+
+
+def test_extreme_scores_stay_finite():
+    # scores of +-50: the comparison of the far pair carries (almost) no information, nothing overflows
+    scores = np.array([50.0, 0.0, 0.1, -50.0])
+    cov = np.eye(4) * 0.5
+    first, second = np.triu_indices(4, 1)
+    targets = _neighbour_targets(scores, np.arange(4), 2)
+    gain = expected_information_gain(scores, cov, first, second, targets)
+    assert np.isfinite(gain).all() and (gain >= 0).all()
+    assert np.argmax(gain) == 3  # the pair (1, 2), whose order is in doubt
+    pruned = best_information_gain(scores, cov, first, second, targets)
+    assert pruned.max() == gain.max()
+    # a one-sided record: every model-based strategy still returns a pair
+    wins = np.zeros((3, 3))
+    wins[0, 1] = wins[0, 2] = wins[1, 2] = 500
+    pc = PairCounts.from_matrix(wins, items=["a", "b", "c"])
+    for strategy in ("uncertainty", "information"):
+        assert len(choose_pairs(pc, ["a", "b", "c"], 2, strategy=strategy, rng=0)) == 2

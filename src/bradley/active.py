@@ -105,6 +105,15 @@ def rank_one_update(covariance: np.ndarray, i: int, j: int, weight: float) -> np
     return covariance - (weight / (1.0 + weight * var)) * np.outer(sd, sd)
 
 
+def _comparison_information(difference: np.ndarray | float) -> np.ndarray:
+    """Fisher information ``p (1 - p)`` of one comparison at score difference ``difference``.
+
+    Written ``expit(d) expit(-d)`` so that it keeps full relative precision
+    (``1 - p`` would round to 0 beyond ``|d| ~ 37``).
+    """
+    return expit(difference) * expit(-np.asarray(difference, dtype=np.float64))
+
+
 def _neighbour_targets(
     scores: np.ndarray, codes: np.ndarray, neighbours: int, tie_break: np.ndarray | None = None,
     top_k: int | None = None,
@@ -197,8 +206,7 @@ def expected_information_gain(
     s2_t = difference_variances(covariance, tk, tl)
     z2 = (scores[tk] - scores[tl]) ** 2 / s2_t
     rho = np.exp(-0.5 * z2)
-    p = expit(scores[first] - scores[second])
-    w = p * (1.0 - p)
+    w = _comparison_information(scores[first] - scores[second])
     s2_c = difference_variances(covariance, first, second)
     a = covariance[tk] - covariance[tl]  # (targets, n): cov(delta_t, theta)
     c = a[:, first] - a[:, second]  # (targets, candidates)
@@ -235,13 +243,15 @@ def best_information_gain(
     rho = np.exp(-0.5 * (scores[tk] - scores[tl]) ** 2 / s2_t)
     a = covariance[tk] - covariance[tl]
     quad = (a.T * (0.5 * rho / s2_t)) @ a
-    p = expit(scores[first] - scores[second])
-    w = p * (1.0 - p)
+    w = _comparison_information(scores[first] - scores[second])
     s2_c = difference_variances(covariance, first, second)
     lower = w / (1.0 + w * s2_c) * difference_variances(quad, first, second)
     x_max = np.minimum(w * s2_c / (1.0 + w * s2_c), 1.0 - 1e-15)
-    # -log(1 - x) / x grows with x: every term is at most its x times this factor at x_max
-    upper = lower * (-np.log1p(-x_max) / x_max)
+    # -log(1 - x) / x grows with x: every term is at most its x times this factor at x_max (-> 1 as x -> 0)
+    tiny = x_max < 1e-12
+    factor = np.ones_like(x_max)
+    factor[~tiny] = -np.log1p(-x_max[~tiny]) / x_max[~tiny]
+    upper = lower * factor
     order = np.argsort(-upper, kind="stable")
     out = np.full(len(first), -np.inf)
     best = -np.inf
@@ -500,8 +510,7 @@ class ActiveSampler:
             pair_n[i, j] += 1
             pair_n[j, i] += 1
             if self.strategy in ("uncertainty", "information"):
-                p = float(expit(mu[i] - mu[j]))
-                cov = rank_one_update(cov, i, j, p * (1.0 - p))
+                cov = rank_one_update(cov, i, j, float(_comparison_information(mu[i] - mu[j])))
             left, right = (i, j) if rng.random() < 0.5 else (j, i)
             chosen.append((self.candidates_[left], self.candidates_[right]))
         return chosen
