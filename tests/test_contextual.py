@@ -69,6 +69,16 @@ def test_zero_penalty_one_categorical_equals_separate_bt_per_category():
     np.testing.assert_allclose(poem.loc[ITEMS, "score"], separate.scores_ - separate.scores_.mean(), atol=1e-6)
 
 
+def test_no_context_is_the_global_davidson_model():
+    data, _ = _categorical_data(seed=2, n=600)
+    model = ContextualBT(ties="davidson", penalty=0.0).fit(data)
+    glob = bradley.Davidson().fit(data)
+    board = model.leaderboard().set_index("item")
+    np.testing.assert_allclose(board.loc[ITEMS, "score"], glob.scores_ - glob.scores_.mean(), atol=1e-6)
+    np.testing.assert_allclose(model.predict_proba(data), glob.predict_proba(data.items[data.left],
+                                                                              data.items[data.right]), atol=1e-7)
+
+
 def test_two_items_per_category_closed_form():
     # one pair, two contexts: the MLE of theta_a - theta_b is log(wins / losses) in each context
     left = np.zeros(20, int)
@@ -221,6 +231,8 @@ def test_encoder_one_hot_reference_coding_and_standardisation():
     frame = pd.DataFrame({"tag": ["x", "y", "z", "x"], "v": [1.0, 2.0, 3.0, 6.0]})
     enc = ContextEncoder().fit(frame)
     assert enc.names_ == ["tag=y", "tag=z", "v"]
+    pl = pytest.importorskip("polars")
+    np.testing.assert_allclose(ContextEncoder().fit(pl.from_pandas(frame)).transform(frame), enc.transform(frame))
     out = enc.transform(frame)
     np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(out.std(axis=0), 1)

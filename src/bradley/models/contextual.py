@@ -67,6 +67,8 @@ class ContextEncoder:
 
     @staticmethod
     def _frame(context: Any) -> pd.DataFrame:
+        if not isinstance(context, (pd.DataFrame, pd.Series)) and hasattr(context, "to_pandas"):
+            context = context.to_pandas()  # polars / pyarrow tables
         if isinstance(context, pd.DataFrame):
             return context
         if isinstance(context, pd.Series):
