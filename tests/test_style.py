@@ -44,9 +44,40 @@ def test_normalised_differences_by_hand_and_missing_rows():
     with pytest.raises(ComparisonDataError, match="more than one row"):
         battle_style_differences(battles, pd.concat([feats, feats]))
     bad = pd.DataFrame({"question_id": [3], "model_a": ["x"], "model_b": ["y"]})
-    with pytest.raises(ComparisonDataError, match="no \\(or NaN\\) model_a features") as err:
+    with pytest.raises(ComparisonDataError, match="no feature row for their 'model_a' response") as err:
         battle_style_differences(bad, feats)
     assert err.value.rows == [0]
+    nan = feats.assign(length=[30.0, np.nan, 0.0, 0.0])
+    with pytest.raises(ComparisonDataError, match="missing or infinite model_a features") as err:
+        battle_style_differences(battles, nan)  # battle 2 has y (NaN length) on the left
+    assert err.value.rows == [2]
+
+
+def test_feature_table_keys_compared_as_strings_and_typed_errors():
+    """Regression (issue 15): int prompt keys in the battles vs str keys in the table, text feature columns,
+    duplicate keys that differ only in dtype; the same helper serves the judge."""
+    feats = pd.DataFrame({"question_id": ["1", "1"], "model": ["x", "y"], "length": [30, 10]})
+    battles = pd.DataFrame({"question_id": [1], "model_a": ["x"], "model_b": ["y"]})
+    np.testing.assert_allclose(battle_style_differences(battles, feats, standardise=False)["length"], [0.5])
+    with pytest.raises(ComparisonDataError, match="'note'.*not numeric"):
+        battle_style_differences(battles, feats.assign(note=["a", "b"]), columns=["length", "note"])
+    mixed = pd.DataFrame({"question_id": [1, "1"], "model": ["x", "x"], "length": [1, 2]})
+    with pytest.raises(ComparisonDataError, match="more than one row") as err:
+        battle_style_differences(battles, mixed)
+    assert err.value.rows == [1]
+
+
+def test_auto_interval_flags_fisher_with_ties_under_bt():
+    """Regression (issue 15): the default is ci='auto', which says that BT-with-ties Fisher intervals are too
+    wide; with the ties modelled (Davidson) Fisher is called calibrated."""
+    battles, feats, _ = _simulate(3, n_prompts=150)
+    battles = battles.copy()
+    battles.loc[battles.index[::5], "outcome"] = 0.5
+    res = style_controlled_leaderboard(battles, feats)
+    assert res.controlled.ci["requested"] == "auto" and res.controlled.ci["method"] == "fisher"
+    assert "too wide" in res.controlled.ci["reason"] and "too wide" in res.plain.ci["reason"]
+    dav = style_controlled_leaderboard(battles, feats, family="davidson")
+    assert "calibrated" in dav.controlled.ci["reason"] and "too wide" not in dav.controlled.ci["reason"]
 
 
 def _simulate(seed: int, n_prompts: int = 700, beta: float = 0.8):
