@@ -157,7 +157,9 @@ def _close_targets(
         a, b = a[keep], b[keep]
     if len(a) > max_targets:
         z = np.abs(scores[a] - scores[b]) / np.sqrt(difference_variances(covariance, a, b))
-        pick = np.lexsort((rng.random(len(a)), z))[:max_targets]
+        # a jitter far below any meaningful |z| breaks exact ties (no votes yet) at random
+        key = z + 1e-9 * rng.random(len(z))
+        pick = np.argpartition(key, max_targets - 1)[:max_targets]
         a, b = a[pick], b[pick]
     return a, b
 
@@ -252,7 +254,9 @@ def best_information_gain(
     factor = np.ones_like(x_max)
     factor[~tiny] = -np.log1p(-x_max[~tiny]) / x_max[~tiny]
     upper = lower * factor
-    order = np.argsort(-upper, kind="stable")
+    # the best exact value is at least the largest lower bound: no candidate below it can win
+    hopeful = np.flatnonzero(upper >= lower.max() * (1.0 - 2.0 * _TIE_TOLERANCE))
+    order = hopeful[np.argsort(-upper[hopeful], kind="stable")]
     out = np.full(len(first), -np.inf)
     best = -np.inf
     start, chunk = 0, 256
