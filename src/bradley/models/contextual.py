@@ -757,7 +757,12 @@ class ContextualBT:
         raise ValueError(f"kind must be 'auto', 'three-way', 'binary' or 'soft', got {kind!r}.")
 
     def summary(self) -> pd.DataFrame:
-        """The coefficient table in long form: item, feature, estimate, se (NaN without covariance)."""
+        """The coefficient table in long form: item, feature, estimate, se (NaN without covariance).
+
+        Feature coefficients are per standard deviation of the (encoded)
+        feature over the training battles; the intercept is the item's score
+        at the average training context.
+        """
         require_fitted(self, "coef_")
         long = self.coef_.stack().rename("estimate").reset_index()
         long.columns = ["item", "feature", "estimate"]
