@@ -245,3 +245,90 @@ def test_cli_options_columns_no_ties_no_cv(tmp_path, capsys):
     (tmp_path / "other.json").write_text('{"hello": 1}')
     assert main(["judge", "rank", str(tmp_path / "other.json"), "--features", str(tmp_path / "f.csv")]) == 2
     assert "not a surrogate-judge file" in capsys.readouterr().err
+
+
+def _known_judge(coef: float, nu: float | None) -> SurrogateJudge:
+    return SurrogateJudge.from_dict({
+        "format": "bradley-surrogate-judge", "version": 1, "features": ["f"],
+        "standardisation": {"mean": [0.0], "scale": [2.0]}, "coefficients": [coef],
+        "ties": "none" if nu is None else "davidson", "nu": nu,
+        "columns": {"prompt": "question_id", "system": "model", "left": "model_a", "right": "model_b",
+                    "outcome": "outcome"}})
+
+
+def test_rank_two_systems_one_prompt_is_exact():
+    """Regression (issue 15): BT on one soft battle gives s_a - s_b = logit(expected score), the expected score
+    being P(win) + P(tie)/2 (not P(win)); computed here from the Davidson formula by hand."""
+    feats = pd.DataFrame({"question_id": [7, 7], "model": ["a", "b"], "f": [3.0, 1.0]})
+    for nu in (0.6, None):
+        judge = _known_judge(0.8, nu)
+        d = 0.8 * (3.0 - 1.0) / 2.0
+        if nu is None:
+            expected = 1 / (1 + np.exp(-d))
+        else:
+            den = np.exp(d / 2) + np.exp(-d / 2) + nu
+            expected = (np.exp(d / 2) + nu / 2) / den
+        board = judge.rank(feats, ci="none").table.set_index("item")["score"]
+        assert board["a"] - board["b"] == pytest.approx(np.log(expected / (1 - expected)), abs=1e-6)
+
+
+def test_rank_intervals_are_clustered_by_prompt():
+    """Regression (issue 15): the C(k,2) pairs of a prompt are not independent; the synthetic intervals are the
+    sandwich clustered by prompt, wider than the unclustered one on the same pairs."""
+    from bradley import leaderboard
+    from bradley.io import read_comparisons
+
+    battles, feats = _simulate(seed=4, n_prompts=150)
+    judge = SurrogateJudge().fit(battles, feats)
+    board = judge.rank(feats)
+    assert board.ci["method"] == "sandwich" and board.ci["clusters"] == 150
+    pairs = judge.pairwise_predictions(feats)
+    flat = leaderboard(read_comparisons(pairs, outcome="expected"), ci="sandwich")
+    ratio = ((board.table["ci_high"] - board.table["ci_low"]).to_numpy()
+             / (flat.table.set_index("item").loc[board.table["item"], ["ci_high", "ci_low"]].diff(axis=1)
+                .iloc[:, 1].abs().to_numpy()))
+    np.testing.assert_allclose(board.table["score"], flat.table.set_index("item").loc[board.table["item"],
+                                                                                      "score"], atol=1e-8)
+    assert (ratio > 1.2).all(), ratio
+
+
+def test_separable_verdicts_without_penalty_warn(tmp_path, capsys):
+    """Regression (issue 15): alpha=0 on data that f1 separates used to report converged with |coef| ~ 600."""
+    from bradley.errors import ConvergenceWarning
+
+    battles, feats = _simulate(seed=9, n_prompts=60, nu=0.0)
+    f = feats.set_index(["question_id", "model"])["f1"]
+    battles["outcome"] = (f.loc[list(zip(battles["question_id"], battles["model_a"], strict=True))].to_numpy()
+                          > f.loc[list(zip(battles["question_id"], battles["model_b"], strict=True))].to_numpy()) * 1.0
+    with pytest.warns(ConvergenceWarning, match=r"\['f1'\].*alpha > 0"):
+        judge = SurrogateJudge(alpha=0.0, ties="none").fit(battles, feats)
+    assert not judge.converged_
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert SurrogateJudge(alpha=1.0, ties="none").fit(battles, feats).converged_
+    battles.to_csv(tmp_path / "b.csv", index=False)
+    feats.to_csv(tmp_path / "f.csv", index=False)
+    assert main(["judge", "train", str(tmp_path / "b.csv"), "--features", str(tmp_path / "f.csv"), "--out",
+                 str(tmp_path / "j.json"), "--alpha", "0", "--ties", "none", "--folds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("warning: SurrogateJudge: the coefficients of ['f1'] diverge") and "converged=False" in out
+
+
+def test_feature_table_and_weight_errors():
+    """Regression (issue 15): text feature columns, string-vs-int prompt keys and bad weights."""
+    battles, feats = _simulate(seed=5, n_prompts=40)
+    with pytest.raises(ComparisonDataError, match=r"\['tag'\] are not numeric"):
+        SurrogateJudge(features=["f1", "tag"]).fit(battles, feats.assign(tag="x"))
+    as_text = feats.assign(question_id=feats["question_id"].astype(str))
+    a = SurrogateJudge().fit(battles, as_text)
+    b = SurrogateJudge().fit(battles, feats)
+    np.testing.assert_allclose(a.coef_, b.coef_)
+    n = len(battles)
+    for bad, match in ((np.ones(n - 1), r"shape \(%d,\)" % n), (np.r_[-1.0, np.ones(n - 1)], r"non-negative: rows \[0\]"),
+                       (np.r_[np.ones(n - 1), np.nan], "finite")):
+        with pytest.raises(ComparisonDataError, match=match):
+            SurrogateJudge().fit(battles, feats, weight=bad)
+    w = np.where(np.arange(n) % 2 == 0, 2.0, 0.0)
+    np.testing.assert_allclose(SurrogateJudge().fit(battles, feats, weight=w).coef_,
+                               SurrogateJudge().fit(pd.concat([battles.iloc[::2]] * 2), feats).coef_, rtol=1e-5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 __all__ = ["add_parser"]
@@ -30,7 +31,9 @@ def add_parser(subparsers: Any) -> None:
     sub = judge.add_subparsers(dest="judge_command", metavar="{train,rank}", required=True)
 
     train = sub.add_parser("train", help="fit the judge, print cross-validated metrics, write the judge file",
-                           description="Fit P(a beats b) = sigmoid(w . (f_a - f_b)) (Davidson ties, ridge) to the "
+                           description="Fit a judge on standardised features z = (f - mean) / sd: d = w . (z_a - z_b), "
+                                       "P(a wins) = e^(d/2) / (e^(d/2) + e^(-d/2) + nu) with Davidson ties "
+                                       "(default) or sigmoid(d) with --ties none, ridge penalty --alpha, to the "
                                        "teacher's battles; print the coefficients and K-fold cross-validation by "
                                        "prompt; write the judge as JSON.")
     train.add_argument("battles", help="teacher battles: CSV, TSV, JSONL or Parquet (optionally .gz)")
@@ -40,7 +43,8 @@ def add_parser(subparsers: Any) -> None:
     train.add_argument("--folds", type=int, default=5, help="cross-validation folds by prompt (default 5; 0 = none)")
     train.add_argument("--columns", default=None, metavar="COL[,COL...]",
                        help="feature columns to use (default: every numeric column but the keys)")
-    train.add_argument("--alpha", type=float, default=1.0, help="ridge penalty on the coefficients (default 1)")
+    train.add_argument("--alpha", type=float, default=1.0, help="ridge penalty on the coefficients (default 1; 0 = "
+                       "none, which diverges with a warning when the features separate the verdicts)")
     train.add_argument("--ties", choices=["davidson", "none"], default="davidson",
                        help="model ties with Davidson's nu, or count them as half a win (default davidson)")
     train.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
@@ -75,6 +79,7 @@ def _read(path: str, what: str) -> Any:
 
 
 def _run_train(args: argparse.Namespace) -> str:
+    from bradley.errors import ConvergenceWarning
     from bradley.judge import SurrogateJudge, cross_validate_judge
 
     if args.folds == 1 or args.folds < 0:
@@ -84,8 +89,11 @@ def _run_train(args: argparse.Namespace) -> str:
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     judge = SurrogateJudge(features=columns, alpha=args.alpha, ties=args.ties, prompt=args.prompt,
                            system=args.system, left=args.left, right=args.right, outcome=args.outcome)
-    judge.fit(battles, features)
-    lines = [f"surrogate judge: {judge.n_battles_} battles, {len(judge.feature_names_)} features, "
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        judge.fit(battles, features)
+    notes = [f"warning: {w.message}" for w in caught if issubclass(w.category, ConvergenceWarning)]
+    lines = notes + [f"surrogate judge: {judge.n_battles_} battles, {len(judge.feature_names_)} features, "
              f"ties={args.ties}, alpha={args.alpha:g}, converged={judge.converged_} ({judge.n_iter_} iterations)",
              "", _fmt(judge.coefficients())]
     if args.ties == "davidson":
@@ -110,7 +118,8 @@ def _run_rank(args: argparse.Namespace) -> str:
     features = _read(args.features, "feature")
     board = judge.rank(features, level=args.level)
     cols = ["rank", "item", "score", "ci_low", "ci_high", "rank_low", "rank_high"]
-    lines = [f"synthetic leaderboard ({len(board.table)} systems; {board.ci['method']} intervals, "
+    clusters = f" clustered by prompt ({board.ci['clusters']} prompts)" if board.ci.get("clusters") else ""
+    lines = [f"synthetic leaderboard ({len(board.table)} systems; {board.ci['method']}{clusters} intervals, "
              f"level {args.level:g}):", _fmt(board.table[cols])]
     if args.teacher:
         teacher = teacher_leaderboard(_read(args.teacher, "teacher"), left=judge.left, right=judge.right,
