@@ -40,6 +40,7 @@ from bradley.models import (
     BradleyTerry,
     BTMixture,
     BTProbe,
+    ContextualBT,
     Davidson,
     DynamicBT,
     FeatureBT,
@@ -64,13 +65,17 @@ __version__ = "0.1.0"
 # stays cheap for a plain fit. ``leaderboard`` stays eager because the function
 # of that name must shadow the module.
 _LAZY_SUBMODULES = (
+    "active",
     "datasets",
     "diagnostics",
     "distributed",
     "evaluate",
     "inference",
+    "judge",
     "matchups",
+    "routing",
     "social_choice",
+    "style",
     "temporal",
 )
 # Names served from a lazily loaded submodule (``bradley.temporal_evaluation`` loads bradley.temporal).
@@ -80,6 +85,12 @@ _LAZY_ATTRIBUTES = {
     "temporal_evaluation": "temporal",
     "aggregate_dask": "distributed",
     "aggregate_spark": "distributed",
+    "ActiveSampler": "active",
+    "choose_pairs": "active",
+    "SurrogateJudge": "judge",
+    "route": "routing",
+    "style_controlled_leaderboard": "style",
+    "style_features": "style",
 }
 
 
@@ -103,6 +114,7 @@ __all__ = [
     "BradleyError",
     "BTProbe",
     "BradleyTerry",
+    "ContextualBT",
     "FeatureBT",
     "EloRater",
     "GPM",
@@ -157,6 +169,16 @@ __all__ = [
     "leaderboard",
     "matchups",
     "social_choice",
+    "active",
+    "ActiveSampler",
+    "choose_pairs",
+    "judge",
+    "SurrogateJudge",
+    "routing",
+    "route",
+    "style",
+    "style_controlled_leaderboard",
+    "style_features",
     "mle_existence_problem",
     "break_rankings",
     "plackett_luce_log_likelihood",

@@ -2,6 +2,7 @@
 
 from bradley.models.bayes import BayesianBT, GradeScaleBT
 from bradley.models.bradley_terry import BradleyTerry
+from bradley.models.contextual import ContextualBT
 from bradley.models.dynamic import DynamicBT
 from bradley.models.features import BTProbe, FeatureBT, probe_layers
 from bradley.models.gpm import GPM
@@ -18,6 +19,7 @@ __all__ = [
     "BayesianBT",
     "BTProbe",
     "BradleyTerry",
+    "ContextualBT",
     "Davidson",
     "DynamicBT",
     "FeatureBT",
