@@ -65,6 +65,15 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms)
     return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
@@ -150,6 +159,7 @@ def run_load(n_voters: int = 50, n_votes: int = 10_000, db_url: str | None = Non
             t0 = time.perf_counter()
             board = admin.get("/api/projects/load/leaderboard").json()
             board_ms = (time.perf_counter() - t0) * 1e3
+        server_cpu_s = process_cpu_seconds(proc.pid)
     finally:
         stop_server(proc)
     stored = [int(line.rsplit(",", 1)[1]) for line in export.splitlines()[1:]]
@@ -162,7 +172,7 @@ def run_load(n_voters: int = 50, n_votes: int = 10_000, db_url: str | None = Non
         "requests_per_s": (len(result["lat"]["next"]) + len(result["lat"]["vote"])) / result["wall"],
         "next_ms": percentiles(result["lat"]["next"]), "vote_ms": percentiles(result["lat"]["vote"]),
         "stored": len(stored), "lost": len(set(acked) - set(stored)), "duplicated": len(stored) - len(set(stored)),
-        "leaderboard_ms": board_ms, "leaderboard_n_votes": board["n_votes"],
+        "leaderboard_ms": board_ms, "server_cpu_ms_per_vote": server_cpu_s / max(n_acked, 1) * 1e3, "leaderboard_n_votes": board["n_votes"],
     }
 
 
@@ -172,7 +182,8 @@ def report(r: dict[str, Any]) -> str:
             f"next p50/p95/p99 {r['next_ms']['p50']:.0f}/{r['next_ms']['p95']:.0f}/{r['next_ms']['p99']:.0f} ms; "
             f"vote p50/p95/p99 {r['vote_ms']['p50']:.0f}/{r['vote_ms']['p95']:.0f}/{r['vote_ms']['p99']:.0f} ms; "
             f"stored {r['stored']}, lost {r['lost']}, duplicated {r['duplicated']}, errors {r['n_errors']}, transport retries {r['retries']}; "
-            f"leaderboard on {r['leaderboard_n_votes']} votes {r['leaderboard_ms']:.0f} ms")
+            f"leaderboard on {r['leaderboard_n_votes']} votes {r['leaderboard_ms']:.0f} ms; "
+            f"server CPU {r['server_cpu_ms_per_vote']:.1f} ms per vote (next + vote, startup included)")
 
 
 def main() -> None:
