@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, log_expit
 
+from ._response_features import check_feature_table, check_weight, feature_columns, lookup_rows
 from .errors import BradleyError, ComparisonDataError, ConvergenceWarning, NotFittedError
 from .io import parse_outcomes, read_comparisons
 from .leaderboard import Leaderboard, leaderboard
-from ._response_features import check_feature_table, check_weight, feature_columns, lookup_rows
 
 __all__ = [
     "JUDGE_FILE_VERSION",
