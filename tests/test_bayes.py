@@ -1,8 +1,6 @@
 """BayesianBT and GradeScaleBT against independent truths: the package's MAP fits, brute-force grids,
 hand-written BayesElo likelihoods, Monte Carlo, and simulation recovery."""
 
-import warnings
-
 import numpy as np
 import pytest
 from scipy.optimize import minimize
@@ -263,12 +261,12 @@ def test_errors_name_the_problem():
 def test_grade_scale_recovers_the_step_ratio():
     ascents = GradeScaleBT.simulate(n_climbers=20, n_routes=40, n_grades=5, n_periods=2, ascents_per_period=12,
                                     ratio=2.0, seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bradley.errors.ConvergenceWarning)
-        m = GradeScaleBT(draws=300, warmup=300, seed=0).fit(ascents)
+    m = GradeScaleBT(draws=300, warmup=300, seed=0).fit(ascents)  # no warning filter: converged_ is asserted
     assert m.step_ratio_["hdi_low"] < 2.0 < m.step_ratio_["hdi_high"]
     assert m.step_ratio_["hdi_high"] / m.step_ratio_["hdi_low"] < 3.0  # informative, not just the prior
-    assert m.r_hat_max_ < 1.05 and m.ess_min_ > 20  # diagnostics now cover the climbers' strengths too
+    # the model's own criteria (split R-hat < 1.01, ESS >= 100, no divergence) over every parameter,
+    # the climbers' strengths included (measured: R-hat 1.009, ESS 115)
+    assert m.converged_ and m.r_hat_max_ < 1.01 and m.ess_min_ >= 100
     truth = ascents.attrs["route_difficulty"]
     est = m.route_difficulty_.set_index("route")["mean"]
     order = [int(r[1:]) for r in est.index]
