@@ -472,14 +472,14 @@ def _add_api(app: FastAPI, state: _State) -> None:
             if annotator.max_votes is not None and n_votes_of(conn, annotator_id=annotator.id) \
                     >= annotator.max_votes:
                 return Response(status_code=204)
-            pending = conn.execute(
-                sa.select(s).outerjoin(db.votes, db.votes.c.assignment_id == s.c.id)
-                .where(s.c.annotator_id == annotator.id, db.votes.c.id.is_(None))
-                .order_by(s.c.id).limit(1)).first()
+            # one query: this annotator's assignments, the unanswered ones with vote_id None
+            mine = conn.execute(
+                sa.select(s, db.votes.c.id.label("vote_id")).outerjoin(db.votes, db.votes.c.assignment_id == s.c.id)
+                .where(s.c.annotator_id == annotator.id).order_by(s.c.id)).all()
+            pending = next((a for a in mine if a.vote_id is None), None)
             if pending is not None:
                 return pair_json(pending, conn)
-            judged = {(prompt, frozenset((x, y))) for prompt, x, y in conn.execute(
-                sa.select(s.c.prompt, s.c.left_system, s.c.right_system).where(s.c.annotator_id == annotator.id))}
+        judged = {(a.prompt, frozenset((a.left_system, a.right_system))) for a in mine}
         structure = _structure(state, annotator.project_id)
         open_prompts = {pair: [q for q in prompts if (q, pair) not in judged]
                         for pair, prompts in structure.shared.items()}
