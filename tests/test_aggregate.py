@@ -306,12 +306,18 @@ def test_lean_path_counts_codes_and_falls_back(tmp_path, monkeypatch):
         assert str(got.value) == str(expected.value)
 
 
-def test_arrow_scan_counts_without_a_grouped_table(tmp_path, monkeypatch):
-    """Parquet counted from the scan's codes: equal to a brute-force count; odd data fall back with exact errors."""
+@pytest.mark.parametrize("dense_cells", [None, 0])
+def test_arrow_scan_counts_without_a_grouped_table(tmp_path, monkeypatch, dense_cells):
+    """Parquet counted from the scan's codes: equal to a brute-force count; odd data fall back with exact errors.
+
+    ``dense_cells``: the label space up to which rows are counted densely (default; 0: one packed word a row).
+    """
     import functools
     import importlib
 
     module = importlib.import_module("bradley.aggregate")
+    if dense_cells is not None:
+        monkeypatch.setattr(module, "_SCAN_DENSE_CELLS", dense_cells)
     taken: list[bool] = []
     scan = functools.partial(module._arrow_pair_counts, batch_size=700)  # many batches, labels met late
 
@@ -368,6 +374,30 @@ def test_arrow_scan_counts_without_a_grouped_table(tmp_path, monkeypatch):
     same(aggregate(tmp_path / "numeric.parquet", left="l", right="r", outcome="y"),
          read_comparisons(numeric, left="l", right="r", outcome="y").pair_counts())
     assert taken == [True]
+
+
+def test_arrow_scan_dense_counts_spilled_when_labels_grow(tmp_path, monkeypatch):
+    """Rows counted densely while the label space is small, then one word a row: the counts add up exactly."""
+    import importlib
+
+    module = importlib.import_module("bradley.aggregate")
+    monkeypatch.setattr(module, "_SCAN_DENSE_CELLS", 20_000)
+    mixed: list[int] = []
+    raw = module._count_sorted_codes_raw
+    monkeypatch.setattr(module, "_count_sorted_codes_raw", lambda code: (mixed.append(len(code)), raw(code))[1])
+    rng = np.random.default_rng(8)
+    names = np.array([f"m{k:03d}" for k in range(200)])
+    parts = []
+    for k, size in enumerate((50, 100, 200)):  # 50 x 50 x 3 cells fit, 100 x 100 x 3 do not
+        a = rng.integers(0, size, 3000)
+        b = (a + rng.integers(1, size, 3000)) % size
+        part = pd.DataFrame({"model_a": names[a], "model_b": names[b],
+                             "winner": rng.choice(["model_a", "model_b", "tie"], 3000)})
+        part.to_parquet(tmp_path / f"p{k}.parquet")
+        parts.append(part)
+    got = aggregate(str(tmp_path / "*.parquet"))
+    assert mixed == [6000]  # the last two files were counted one word a row, merged with the dense cells
+    same(got, read_comparisons(pd.concat(parts, ignore_index=True)).pair_counts())
 
 
 def _quiet_truth(votes: pd.DataFrame) -> PairCounts:

@@ -325,6 +325,17 @@ def _count_groups(left: np.ndarray, right: np.ndarray, outcome: np.ndarray, w: n
     return _cells_to_pair_counts([cells], cell_counts, items)
 
 
+def _count_sorted_codes_raw(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct cells and their counts of ``pair * 3 + class`` codes (sorted here in place)."""
+    code.sort()
+    new = np.empty(len(code), dtype=bool)
+    new[:1] = True
+    np.not_equal(code[1:], code[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    del new
+    return code[starts], np.diff(np.append(starts, len(code))).astype(np.float64)
+
+
 def _count_sorted_codes(code: np.ndarray, items: np.ndarray) -> PairCounts:
     """Pair counts of one game per entry of sorted ``pair * 3 + class`` codes (run lengths)."""
     new = np.empty(len(code), dtype=bool)
@@ -1038,6 +1049,9 @@ def sandwich_pair_counts(pairs: PairCounts, scores: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- Arrow engine (Parquet)
 
 _DENSE_GROUPS = 1 << 25
+#: Label cells (left x right x outcome labels) up to which the scan counts rows densely (a bincount of
+#: this size per batch of 1M rows); beyond, one packed word per row.
+_SCAN_DENSE_CELLS = 1 << 23
 
 
 class _LabelCodes:
@@ -1212,6 +1226,19 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
     seen = [np.zeros(0, dtype=bool) for _ in keys]
     shift = 21
     chunks: list[np.ndarray | None] = []
+    # While the label space is small (pairs << rows), rows are counted in a dense (left, right, outcome)
+    # array instead of one packed word each; it is spilled to (word, count) cells once it would grow too big.
+    dense: np.ndarray | None = np.zeros((0, 0, 0), dtype=np.int64)
+    dense_cells: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def spill(counts: np.ndarray) -> None:
+        nz = np.nonzero(counts)
+        words = nz[0].astype(np.int64) << (2 * shift)
+        words |= nz[1].astype(np.int64) << shift
+        words |= nz[2].astype(np.int64)
+        if len(words):
+            dense_cells.append((words, counts[nz].astype(np.float64)))
+
     for batch in dataset.to_batches(columns=used, batch_size=batch_size, batch_readahead=2, fragment_readahead=1):
         if batch.num_rows == 0:
             continue
@@ -1227,11 +1254,32 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
             if len(seen[k]) < len(coder.index):
                 seen[k] = np.concatenate([seen[k], np.zeros(len(coder.index) - len(seen[k]), dtype=bool)])
             seen[k][c] = True
+        if dense is not None:
+            sizes = tuple(len(coder.index) for coder in coders)
+            if sizes != dense.shape:
+                if int(np.prod(sizes)) > _SCAN_DENSE_CELLS:
+                    spill(dense)
+                    dense = None
+                else:
+                    grown = np.zeros(sizes, dtype=np.int64)
+                    grown[:dense.shape[0], :dense.shape[1], :dense.shape[2]] = dense
+                    dense = grown
+            if dense is not None:
+                flat = codes[0] * sizes[1]
+                flat += codes[1]
+                flat *= sizes[2]
+                flat += codes[2]
+                cells = dense.reshape(-1)
+                cells += np.bincount(flat, minlength=len(cells))
+                continue
         word = codes[0] << (2 * shift)
         word |= codes[1] << shift
         word |= codes[2]
         chunks.append(word)
-    if not chunks:
+    if dense is not None:
+        spill(dense)
+        dense = None
+    if not chunks and not dense_cells:
         return None
     present = [np.flatnonzero(s) for s in seen]
     # the column's own dtype (numbers as numbers: an object 0 could name an item as the winner)
@@ -1249,25 +1297,47 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         lookups.append(table)
     n = len(item_labels)
     mask = (1 << shift) - 1
+
+    def cell_codes(packed: np.ndarray, out: np.ndarray) -> bool:
+        """``pair * 3 + class`` of packed label words into ``out``; False on a self-comparison."""
+        li = lookups[0][packed >> (2 * shift)]
+        ri = lookups[1][(packed >> shift) & mask]
+        hard = lookups[2][packed & mask]
+        if (li == ri).any():
+            return False
+        np.multiply(np.minimum(li, ri), n, out=out)
+        out += np.maximum(li, ri)
+        out *= 3
+        out += np.where(hard == 0.5, 2, ((hard == 1.0) == (li > ri)).astype(np.int64))
+        return True
+
+    extra_cells, extra_counts = [], []
+    for words, counts in dense_cells:
+        cell = np.empty(len(words), dtype=np.int64)
+        if not cell_codes(words, cell):
+            return None
+        extra_cells.append(cell)
+        extra_counts.append(counts)
     code = np.empty(sum(len(c) for c in chunks if c is not None), dtype=np.int64)
     at = 0
     for position, stored in enumerate(chunks):
         if stored is None:
             continue
-        packed = stored
-        li = lookups[0][packed >> (2 * shift)]
-        ri = lookups[1][(packed >> shift) & mask]
-        hard = lookups[2][packed & mask]
-        if (li == ri).any():
+        if not cell_codes(stored, code[at:at + len(stored)]):
             return None
-        part = code[at:at + len(packed)]
-        np.multiply(np.minimum(li, ri), n, out=part)
-        part += np.maximum(li, ri)
-        part *= 3
-        part += np.where(hard == 0.5, 2, ((hard == 1.0) == (li > ri)).astype(np.int64))
-        at += len(packed)
+        at += len(stored)
         chunks[position] = None
-    del chunks, packed, stored
+    del chunks
+    if extra_cells:  # cells counted densely: sum the counts of equal cells with those of the rows
+        if len(code):
+            store_rows = _count_sorted_codes_raw(code)
+            del code
+            extra_cells.append(store_rows[0])
+            extra_counts.append(store_rows[1])
+        all_cells = np.concatenate(extra_cells)
+        distinct, inverse = np.unique(all_cells, return_inverse=True)
+        summed = np.bincount(inverse.ravel(), np.concatenate(extra_counts), len(distinct))
+        return _cells_to_pair_counts([distinct], summed, item_labels)
     code.sort()
     new = np.empty(len(code), dtype=bool)
     new[:1] = True
