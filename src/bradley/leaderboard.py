@@ -267,7 +267,7 @@ def _whole_counts(pairs: PairCounts) -> bool:
     return bool(np.all(counts == np.round(counts)))
 
 
-def _choose_interval(data: Any, is_bt: bool, clustered: bool) -> tuple[str, str]:
+def _choose_interval(data: Any, is_bt: bool, clustered: bool, models_ties: bool = True) -> tuple[str, str]:
     """``ci="auto"``: the calibrated interval method for these data and this model, and why."""
     if clustered:
         if is_bt:
@@ -282,8 +282,13 @@ def _choose_interval(data: Any, is_bt: bool, clustered: bool) -> tuple[str, str]
                               "(weighted pairs, not games), so Fisher intervals are shown; they are too wide with ties")
         return "sandwich", (f"{what}: Bradley-Terry counts a tie as half a win with the variance of a win or loss, "
                             "so its Fisher intervals are too wide; the sandwich uses the observed variance")
-    if share > 0:
+    if share > 0 and models_ties:
         return "fisher", f"{100 * share:.1f}% ties, modelled by the model itself: its Fisher information is calibrated"
+    if share > 0:
+        # e.g. PairwiseModel(family="bt"): ties are half wins, as for BradleyTerry, but no sandwich is available
+        return "bootstrap", (f"{100 * share:.1f}% of the comparisons are ties or soft outcomes, which this model counts "
+                             "as half wins: its Fisher intervals are too wide, and the sandwich is available for "
+                             "BradleyTerry only, so comparisons are resampled")
     return "fisher", "no ties: the Fisher information of the model is calibrated"
 
 
@@ -389,7 +394,9 @@ def leaderboard(
             raise ValueError("cluster='annotator' needs an annotator column in the data.")
         cluster = annotator
     if ci == "auto":
-        method, reason = _choose_interval(source, is_bt, cluster is not None)
+        # A tie model (Davidson, Rao-Kupper, ...) has calibrated Fisher information with ties; family="bt" does not.
+        models_ties = not is_bt and getattr(estimator, "family", None) != "bt"
+        method, reason = _choose_interval(source, is_bt, cluster is not None, models_ties)
     else:
         method, reason = ci, "as requested"
     if not is_bt and method == "sandwich":
