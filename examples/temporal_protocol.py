@@ -4,26 +4,32 @@ Data (all with real dates):
 
 * Football, ../shared/data/poprank_fixtures: Premier League (en1) and La Liga
   (es1) 2019/20, match dates (with the COVID break), home advantage and
-  draws; periods are calendar weeks. Each league alone, and both pooled into
-  one evaluation (teams are disjoint; one K, one w2, one paired SE).
+  draws; periods are 7-day blocks counted from Thursday 2019-08-01 (not
+  calendar weeks). Each league alone, and both pooled into one evaluation
+  (teams are disjoint; one K, one w2, one paired SE).
 * GenAI-Arena, ../shared/data/genai_arena_20240220: 2,061 human votes between
   image models (9 days, unix time stamps), tasks ``generation`` and
-  ``edition``; both kinds of tie (``tie``, ``tie (bothbad)``) are draws;
+  ``edition``. As on the LMSYS leaderboard, only anonymous votes
+  (``anony == True``) are kept: 546 votes cast with the model names shown are
+  dropped (the count is printed). Both kinds of tie (``tie``, ``tie (bothbad)``) are draws;
   ``model_a`` is left, positions are randomised so no order effect is fitted;
   periods are days (time in days), the first 3 days are the warm-up. Per
   task and pooled.
 
 Each
-method is fitted on all earlier games and predicts the week's games (win,
-draw, loss). The first ``WARMUP`` weeks with games are a warm-up: they are
+method is fitted on all earlier games and predicts the next period's games (win,
+draw, loss). The first ``WARMUP`` periods with games are a warm-up: they are
 never scored, and the tuned settings are chosen on them only, the same way for
-both tuned methods (rolling origin over the warm-up weeks, three-class
+both tuned methods (rolling origin over the warm-up periods, three-class
 log-loss): Elo's K from ``K_GRID`` and DynamicBT's drift ``w2`` (per day)
 from ``W2_GRID``. DynamicBT at ``w2 = 0`` (the static model with the same
 anchor prior) is a baseline. The paired table gives, per method, the mean
 per-game difference in three-class log-loss against the tuned Elo
 (negative: better than Elo) with standard errors (per game and clustered by
-week).
+period). Methods without their own draw model (Elo, Glicko-2, BT) get the
+protocol's draw link: ``nu`` by maximum likelihood on their own earlier
+predictions once these cover 100 games, the smoothed training draw rate
+before.
 
 Chess (``--chess``): the engine games carry no dates; the game index (the
 file's order of pairings) stands in for time, so it says nothing about
@@ -92,9 +98,12 @@ def football(*names: str) -> Comparisons:
 
 
 def arena(*tasks: str) -> Comparisons:
-    """GenAI-Arena battles of the given tasks; time in days since 2024-02-12 00:00 UTC; ties are draws."""
+    """Anonymous GenAI-Arena battles of the given tasks; time in days since 2024-02-12 00:00 UTC; ties are draws."""
     b = pd.read_csv(ARENA)
-    b = b[b["task"].isin(tasks)].sort_values("tstamp", kind="stable")
+    b = b[b["task"].isin(tasks)]
+    named = ~b["anony"].astype(bool)  # votes cast with the model names shown: dropped, as on the LMSYS leaderboard
+    print(f"\nGenAI-Arena {' + '.join(tasks)}: dropped {int(named.sum())} of {len(b)} non-anonymous votes")
+    b = b[~named].sort_values("tstamp", kind="stable")
     outcome = b["winner"].map({"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}).to_numpy()
     days = (b["tstamp"].to_numpy(float) - pd.Timestamp("2024-02-12").timestamp()) / 86400.0
     # one battle of a model against itself is dropped
@@ -140,9 +149,9 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="the comparison graph has")
     out = []
     if not QUICK:
-        out += [evaluate("football en1 2019/20 (calendar weeks, real dates)", football("en1"), 7.0, WARMUP),
-                evaluate("football es1 2019/20 (calendar weeks, real dates)", football("es1"), 7.0, WARMUP),
-                evaluate("football en1 + es1 pooled (calendar weeks)", football("en1", "es1"), 7.0, WARMUP),
+        out += [evaluate("football en1 2019/20 (7-day blocks, real dates)", football("en1"), 7.0, WARMUP),
+                evaluate("football es1 2019/20 (7-day blocks, real dates)", football("es1"), 7.0, WARMUP),
+                evaluate("football en1 + es1 pooled (7-day blocks)", football("en1", "es1"), 7.0, WARMUP),
                 evaluate("GenAI-Arena generation (days)", arena("generation"), 1.0, 3, W2_GRID_DAYS, False),
                 evaluate("GenAI-Arena edition (days)", arena("edition"), 1.0, 3, W2_GRID_DAYS, False)]
     out.append(evaluate("GenAI-Arena generation + edition pooled (days)", arena("generation", "edition"), 1.0, 3,
