@@ -15,17 +15,28 @@ $(BASE): pyproject.toml Makefile
 	touch $(BASE)
 
 # Everything the tests use: torch (the CPU build on the machine's disk first, so the
-# extras pull no other torch), training, Dask/Spark, NumPyro and the dev tools.
+# extras pull no other torch), training, Dask/Spark, NumPyro, the arena server and the dev tools.
 $(STAMP): $(BASE)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[torch,train,dist,bayes,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[torch,train,dist,bayes,serve,dev]'
 	touch $(STAMP)
+
+# The arena's browser test drives Debian's headless Chromium. Installed here when missing and we may
+# (root with apt-get); otherwise that one test is skipped and says why.
+BROWSER := $(VENV)/.browser
+$(BROWSER): $(BASE)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "note: could not install chromium; the browser test will be skipped"; \
+	else echo "note: chromium/chromedriver missing; the browser test will be skipped"; fi
+	touch $(BROWSER)
 
 demo: $(BASE)
 	$(BIN)/bradley leaderboard src/bradley/datasets/arena_human_preference_140k.csv.gz --drop-self-comparisons --ci bootstrap --rounds 1000 --seed 0
 
 # Lint and type-check src/ first (settings in pyproject.toml): a style or type slip fails like a test.
-test: $(STAMP)
+test: $(STAMP) $(BROWSER)
 	$(BIN)/ruff check src
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
