@@ -196,3 +196,26 @@ def test_minilm_missing_directory_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="No config.json"):
         MiniLMEmbedder(model_dir=tmp_path)
+
+
+def test_embedding_frame_feeds_feature_bt():
+    import pandas as pd
+
+    from bradley import Comparisons, FeatureBT
+    from bradley.embeddings import embedding_frame
+
+    names = [f"i{k}" for k in range(12)]
+    texts = [f"item number {k} " + "big " * k for k in range(12)]  # "big" repeated k times: strength grows with k
+    frame = embedding_frame(StubEmbedder(dim=8), texts, index=names)
+    assert isinstance(frame, pd.DataFrame) and list(frame.index) == names and frame.shape == (12, 8)
+    np.testing.assert_array_equal(frame.to_numpy(), StubEmbedder(dim=8).encode(texts))
+    rng = np.random.default_rng(0)
+    left = rng.integers(0, 12, 600)
+    right = (left + rng.integers(1, 12, 600)) % 12
+    outcome = (rng.random(600) < 1 / (1 + np.exp(-0.4 * (left - right)))).astype(float)
+    model = FeatureBT(frame, l2=1.0).fit(Comparisons.from_arrays(np.array(names)[left], np.array(names)[right],
+                                                                 outcome))
+    p = model.predict_proba(["i11", "i0"], ["i0", "i11"])
+    assert p[0] > 0.5 and p[0] == pytest.approx(1 - p[1])
+    with pytest.raises(ValueError, match="3 names for 2 texts"):
+        embedding_frame(StubEmbedder(dim=8), ["a", "b"], index=["x", "y", "z"])

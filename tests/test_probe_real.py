@@ -112,7 +112,8 @@ def test_report_with_an_oracle_a_noise_set_and_the_stub():
     rng = np.random.default_rng(0)
     oracle = np.c_[np.log(values), rng.normal(size=(300, 5))]  # the order is the first coordinate
     noise = rng.normal(size=(300, 6))
-    table = probe_report(texts, split, {"oracle": oracle, "noise": noise, "stub": StubEmbedder(64).encode(texts)})
+    table = probe_report(texts, split, {"oracle": oracle, "noise": noise, "stub": StubEmbedder(64).encode(texts)},
+                         l2=[1e-3, 1e-1, 10.0])
     acc = table.set_index("method")["test_accuracy"]
     assert list(acc.index) == ["chance", "length", "bag_of_words", "oracle", "noise", "stub"]
     assert acc["chance"] == 0.5 and acc["oracle"] > 0.97 and abs(acc["noise"] - 0.5) < 0.06

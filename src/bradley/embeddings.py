@@ -38,6 +38,8 @@ __all__ = [
     "EmbeddingCacheError",
     "MiniLMEmbedder",
     "StubEmbedder",
+    "embedding_frame",
+    "minilm_model_dir",
     "text_hash",
 ]
 
@@ -82,6 +84,28 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     if bad:
         raise TypeError(f"texts must be str; rows {bad[:10]} are not (first: {type(out[bad[0]]).__name__}).")
     return out
+
+
+def embedding_frame(embedder: Any, texts: Sequence[str], index: Sequence[Any] | None = None,
+                    prefix: str = "emb") -> Any:
+    """``embedder.encode(texts)`` as a DataFrame (columns ``emb0 ... emb{dim-1}``), e.g. ``FeatureBT``'s item features.
+
+    ``index`` names the rows (default: the texts themselves).
+
+    Examples
+    --------
+    >>> frame = embedding_frame(StubEmbedder(dim=4), ["ant", "bee"], index=["a", "b"])
+    >>> frame.shape, list(frame.index), list(frame.columns)
+    ((2, 4), ['a', 'b'], ['emb0', 'emb1', 'emb2', 'emb3'])
+    """
+    import pandas as pd
+
+    rows = _check_texts(texts)
+    x = np.asarray(embedder.encode(rows), dtype=np.float64)
+    names = rows if index is None else list(index)
+    if len(names) != len(rows):
+        raise ValueError(f"index has {len(names)} names for {len(rows)} texts.")
+    return pd.DataFrame(x, index=pd.Index(names), columns=[f"{prefix}{k}" for k in range(x.shape[1])])
 
 
 # --------------------------------------------------------------------------- stub
