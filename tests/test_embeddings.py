@@ -120,6 +120,17 @@ def test_cache_refuses_another_embedder_and_corrupt_files(tmp_path):
     junk.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(EmbeddingCacheError, match="junk.sqlite.*not a readable cache file"):
         EmbeddingCache(junk, StubEmbedder(dim=16))
+    # another application's SQLite file is left alone
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE users (id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(EmbeddingCacheError, match="something else.*users"):
+        EmbeddingCache(other, StubEmbedder(dim=16))
+    con = sqlite3.connect(other)
+    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["users"]
+    con.close()
     # a truncated vector inside a valid file
     con = sqlite3.connect(path)
     con.execute("UPDATE vectors SET vec = ? WHERE hash = ?", (b"\x00" * 12, text_hash("one")))

@@ -352,6 +352,10 @@ class EmbeddingCache:
     def _open(self) -> None:
         try:
             con = sqlite3.connect(self.path)
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables - {"meta", "vectors"}:
+                con.close()
+                raise self._fail(f"an SQLite file of something else (tables {sorted(tables)[:5]})")
             con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             con.execute("CREATE TABLE IF NOT EXISTS vectors (layer TEXT NOT NULL, hash TEXT NOT NULL, "
                         "vec BLOB NOT NULL, PRIMARY KEY (layer, hash))")
