@@ -11,7 +11,10 @@ Davidson class:
 * the router on the held-out prompts with illustrative costs.
 
 The penalty is chosen by ``penalty="auto"`` (a 20% validation split inside the
-training part) on the fixed split and reused for the 5 folds.
+training part) on the fixed split; in the cross-validation it is chosen again
+inside each fold's training part (``--cv-fixed-penalty`` reuses the fixed
+split's choice instead, which was made on battles that overlap the folds'
+test parts, a small leak).
 
 Run: ``python benchmarks/bench_contextual.py [--folds 5] [--neural]``
 """
@@ -59,6 +62,9 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--neural", action="store_true")
     parser.add_argument("--routing-only", action="store_true", help="fit penalty 300 and route only")
+    parser.add_argument("--cv-only", action="store_true", help="run the cross-validation only")
+    parser.add_argument("--cv-fixed-penalty", type=float, default=None,
+                        help="reuse this penalty in every fold instead of choosing it inside the fold")
     args = parser.parse_args()
     frame = load()
     print(f"{len(frame)} battles, {pd.unique(frame[['model_a', 'model_b']].values.ravel()).size} models")
@@ -66,6 +72,9 @@ def main() -> None:
     train, held = frame[~test].reset_index(drop=True), frame[test].reset_index(drop=True)
     if args.routing_only:
         routing(ContextualBT(ties="davidson", penalty=300.0).fit(train, TAGS), held)
+        return
+    if args.cv_only:
+        cross_validate(frame, args.folds, args.cv_fixed_penalty)
         return
     start = time.perf_counter()
     glob = ContextualBT(ties="davidson", penalty=np.inf).fit(train, TAGS)
@@ -99,23 +108,32 @@ def main() -> None:
     print(pd.DataFrame(rows).to_markdown(index=False))
 
     if args.folds > 1:
-        fold = np.random.default_rng(1).integers(0, args.folds, len(frame))
-        cv = []
-        for f in range(args.folds):
-            tr, te = frame[fold != f].reset_index(drop=True), frame[fold == f].reset_index(drop=True)
-            g = ContextualBT(ties="davidson", penalty=np.inf).fit(tr, TAGS)
-            c = ContextualBT(ties="davidson", penalty=ctx.penalty_).fit(tr, TAGS)
-            cv.append([*losses(g, te), *losses(c, te)])
-        cv_arr = np.array(cv)
-        names = ["global 3-way", "global binary", "contextual 3-way", "contextual binary"]
-        table = pd.DataFrame({"metric": names, "mean": cv_arr.mean(axis=0).round(4), "sd": cv_arr.std(axis=0, ddof=1)
-                              .round(4)})
-        diff = cv_arr[:, 2] - cv_arr[:, 0]
-        print(f"\n{args.folds}-fold CV (penalty {ctx.penalty_:g}); contextual - global 3-way: "
-              f"{diff.mean():.4f} (every fold better: {bool((diff < 0).all())})")
-        print(table.to_markdown(index=False))
+        cross_validate(frame, args.folds, args.cv_fixed_penalty)
 
     routing(ctx, held)
+
+
+def cross_validate(frame: pd.DataFrame, folds: int, fixed_penalty: float | None) -> None:
+    """K-fold CV (seed 1); the penalty is chosen by 'auto' inside each fold unless ``fixed_penalty``."""
+    fold = np.random.default_rng(1).integers(0, folds, len(frame))
+    cv, chosen = [], []
+    for f in range(folds):
+        start = time.perf_counter()
+        tr, te = frame[fold != f].reset_index(drop=True), frame[fold == f].reset_index(drop=True)
+        g = ContextualBT(ties="davidson", penalty=np.inf).fit(tr, TAGS)
+        c = ContextualBT(ties="davidson", penalty="auto" if fixed_penalty is None else fixed_penalty).fit(tr, TAGS)
+        chosen.append(c.penalty_)
+        cv.append([*losses(g, te), *losses(c, te)])
+        print(f"fold {f}: penalty {c.penalty_:g}, {cv[-1]} ({time.perf_counter() - start:.0f} s)", flush=True)
+    cv_arr = np.array(cv)
+    names = ["global 3-way", "global binary", "contextual 3-way", "contextual binary"]
+    table = pd.DataFrame({"metric": names, "mean": cv_arr.mean(axis=0).round(4), "sd": cv_arr.std(axis=0, ddof=1)
+                          .round(4)})
+    diff = cv_arr[:, 2] - cv_arr[:, 0]
+    how = "chosen inside each fold" if fixed_penalty is None else "fixed"
+    print(f"\n{folds}-fold CV (penalty {how}: {chosen}); contextual - global 3-way: "
+          f"{diff.mean():.4f} (every fold better: {bool((diff < 0).all())})")
+    print(table.to_markdown(index=False))
 
 
 def routing(ctx: ContextualBT, held: pd.DataFrame) -> None:
@@ -132,7 +150,8 @@ def routing(ctx: ContextualBT, held: pd.DataFrame) -> None:
         print(f"{label:>17}: mean cost {res.mean_cost:5.2f}, expected win rate vs field "
               f"{res.mean_expected_win_rate:.3f}, vs always-{res.leader} {res.win_rate_vs_leader:.3f}, "
               f"{res.choices['item'].nunique()} models used ({time.perf_counter() - start:.1f} s); observed in "
-              f"{res.n_observed} held-out battles choice vs leader: {res.observed_vs_leader}")
+              f"{res.n_observed} held-out battles choice vs leader: {res.observed_vs_leader} "
+              f"(binomial se {res.observed_se})")
 
 
 if __name__ == "__main__":

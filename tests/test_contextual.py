@@ -320,3 +320,152 @@ def test_linear_model_on_stub_text_embeddings_beats_global():
     assert model.log_loss(data.take(test), x[test]) < glob.log_loss(data.take(test), x[test]) - 0.03
     math_prompt = embeddings.StubEmbedder(dim=32).encode(["integral derivative equation please"])
     assert model.leaderboard(math_prompt)["item"].iloc[0] == "m0"
+
+
+# ---------------------------------------------------------------- review fixes (issue 15)
+def _reduced_map(k, p):
+    """Linear map from free coefficients (items 0..k-2 per column) to vec(B) with sum_i B[i, c] = 0."""
+    a = np.zeros((k * p, (k - 1) * p))
+    for i in range(k - 1):
+        for c in range(p):
+            a[i * p + c, i * p + c] = 1.0
+            a[(k - 1) * p + c, i * p + c] = -1.0
+    return a
+
+
+@pytest.mark.parametrize("ties", ["none", "davidson"])
+def test_penalised_covariance_is_the_inverse_finite_difference_hessian_on_the_centred_subspace(ties):
+    data, context = _categorical_data(seed=0, n=300)
+    penalty = 30.0
+    model = ContextualBT(ties=ties, penalty=penalty).fit(data, context)
+    xt = np.column_stack([np.ones(data.n_comparisons), model.encoder_.transform(context)])
+    k, p = model._b.shape
+    li, ri, o = data.left, data.right, np.asarray(data.outcome, float)
+    rows = np.arange(len(o))
+    a = _reduced_map(k, p)
+    n_free = a.shape[1] + (1 if ties == "davidson" else 0)
+
+    def nll(free):  # independent penalised negative log-likelihood, written here
+        b = (a @ free[: a.shape[1]]).reshape(k, p)
+        theta = xt @ b.T
+        d = theta[rows, li] - theta[rows, ri]
+        if ties == "none":
+            ll = o * log_expit(d) + (1 - o) * log_expit(-d)
+        else:
+            log_nu = free[-1]
+            norm = np.logaddexp(np.logaddexp(d / 2, -d / 2), log_nu)
+            ll = np.where(o == 1, d / 2, np.where(o == 0, -d / 2, log_nu)) - norm
+        return -ll.sum() + 0.5 * penalty * float((b[:, 1:] ** 2).sum())
+
+    free0 = np.r_[model._b[: k - 1].ravel(), model._g]
+    h = 1e-3
+    eye = np.eye(n_free) * h
+    hess = np.empty((n_free, n_free))
+    for i in range(n_free):
+        for j in range(i, n_free):
+            hess[i, j] = hess[j, i] = (nll(free0 + eye[i] + eye[j]) - nll(free0 + eye[i] - eye[j])
+                                       - nll(free0 - eye[i] + eye[j]) + nll(free0 - eye[i] - eye[j])) / (4 * h * h)
+    full = np.zeros((k * p + len(model._g), n_free))
+    full[: k * p, : a.shape[1]] = a
+    if ties == "davidson":
+        full[-1, -1] = 1.0
+    truth = full @ np.linalg.inv(hess) @ full.T
+    np.testing.assert_allclose(model.covariance_, truth, rtol=1e-4, atol=1e-7 * np.abs(truth).max())
+    assert np.linalg.eigvalsh(model.covariance_).min() > -1e-12
+    # leaderboard se at a prompt = sqrt(x' Cov(B_i) x)
+    x = xt[0]
+    board = model.leaderboard(context.iloc[[0]]).set_index("item")
+    se = [np.sqrt(x @ truth[i * p:(i + 1) * p, i * p:(i + 1) * p] @ x) for i in range(k)]
+    np.testing.assert_allclose(board.loc[ITEMS, "se"], se, rtol=1e-4)
+
+
+def test_log_losses_of_a_davidson_model_against_an_independent_computation():
+    data, context = _categorical_data(seed=0, n=800)
+    model = ContextualBT(ties="davidson", penalty=3.0).fit(data, context)
+    xt = np.column_stack([np.ones(data.n_comparisons), model.encoder_.transform(context)])
+    theta = xt @ model.coef_.to_numpy().T
+    rows = np.arange(data.n_comparisons)
+    d = theta[rows, data.left] - theta[rows, data.right]
+    nu = np.exp(model.tie_coef_.iloc[0])
+    pa, pt, pb = np.exp(d / 2), nu, np.exp(-d / 2)
+    total = pa + pt + pb
+    pa, pt, pb = pa / total, pt / total, pb / total
+    o = np.asarray(data.outcome, float)
+    assert (o == 0.5).sum() > 100
+    three = -np.mean(np.where(o == 1, np.log(pa), np.where(o == 0, np.log(pb), np.log(pt))))
+    decisive = o != 0.5
+    binary = -np.mean(np.where(o[decisive] == 1, log_expit(d[decisive]), log_expit(-d[decisive])))
+    q = pa + pt / 2
+    soft = -np.mean(o * np.log(q) + (1 - o) * np.log(1 - q))
+    assert np.isclose(model.log_loss(data, context, "three-way"), three, rtol=1e-10)
+    assert np.isclose(model.log_loss(data, context, "binary"), binary, rtol=1e-10)
+    assert np.isclose(model.log_loss(data, context, "soft"), soft, rtol=1e-10)
+    # the soft score is proper: the true q minimises its expectation (checked on one battle's q)
+    grid = np.linspace(0.01, 0.99, 99)
+    expected = -(0.3 * np.log(grid) + 0.7 * np.log(1 - grid))
+    assert np.isclose(grid[np.argmin(expected)], 0.3)
+
+
+def test_auto_penalty_records_convergence_and_never_picks_a_failed_fit(monkeypatch):
+    import bradley.models.contextual as contextual
+
+    data, context = _categorical_data(seed=8, n=1500)
+    good = ContextualBT(ties="davidson").fit(data, context)
+    assert good.penalty_path_["converged"].all()
+    best = good.penalty_
+    real = contextual._minimise
+
+    def failing(problem, start, tol, max_iter):  # the best grid fit "fails"
+        theta, converged, n_iter = real(problem, start, tol, max_iter)
+        return theta, converged and problem.penalty != best, n_iter
+
+    monkeypatch.setattr(contextual, "_minimise", failing)
+    with pytest.warns(bradley.errors.ConvergenceWarning, match=rf"penalty \[{best}\]"):
+        model = ContextualBT(ties="davidson").fit(data, context)
+    path = model.penalty_path_.set_index("penalty")
+    assert not path.loc[best, "converged"] and path["converged"].sum() == len(path) - 1
+    assert model.penalty_ != best
+    ok = path[path["converged"]]
+    assert model.penalty_ == ok["validation_log_loss"].idxmin()
+
+
+def test_unknown_categorical_level_at_predict_time_raises_naming_column_values_and_rows():
+    data, context = _categorical_data(seed=0, n=300)
+    model = ContextualBT(penalty=1.0).fit(data, context)
+    probe = pd.DataFrame({"category": ["code", "prose", "math", "prose", "chat"]})
+    with pytest.raises(ComparisonDataError, match=r"'category'.*\['prose', 'chat'\].*rows \[1, 3, 4\]"):
+        model.coefficients(probe)
+    with pytest.raises(ComparisonDataError, match="not seen in training"):
+        model.predict_proba(data.take(np.arange(5)), probe)
+
+
+def test_category_leaderboards_expected_win_rate_averages_over_prompts():
+    data, context = _categorical_data(seed=3, n=1500)
+    context = context.assign(z=np.random.default_rng(0).normal(size=len(context)) * 2)
+    model = ContextualBT(penalty=0.3).fit(data, context)
+    model._b[:, -1] += np.array([1.5, -0.5, 0.0, -1.0])  # a strong nonlinear effect of z on the win rates
+    cat = model.category_leaderboards("category", context)
+    for value in ["code", "poem"]:
+        rows = np.flatnonzero(context["category"].to_numpy() == value)
+        prompt_rates = np.mean([model.leaderboard(context.iloc[[r]]).set_index("item").loc[ITEMS, "expected_win_rate"]
+                                for r in rows], axis=0)
+        table = cat[cat["category"] == value].set_index("item")
+        np.testing.assert_allclose(table.loc[ITEMS, "expected_win_rate"], prompt_rates, atol=1e-12)
+        at_mean = model.leaderboard(context.iloc[rows].assign(
+            z=context["z"].iloc[rows].mean()).iloc[[0]]).set_index("item")
+        np.testing.assert_allclose(table.loc[ITEMS, "score"], at_mean.loc[ITEMS, "score"], atol=1e-12)
+        assert np.abs(table.loc[ITEMS, "expected_win_rate"] - at_mean.loc[ITEMS, "expected_win_rate"]).max() > 1e-3
+
+
+def test_diverging_tie_slopes_raise():
+    rng = np.random.default_rng(2)
+    n = 600
+    left = rng.integers(0, 3, n)
+    right = (left + rng.integers(1, 3, n)) % 3
+    flag = rng.random(n) < 0.5
+    outcome = rng.choice([0.0, 1.0], n)
+    outcome[flag & (rng.random(n) < 0.3)] = 0.5  # ties only when flag is set
+    data = bradley.Comparisons.from_codes(left, right, outcome, items=["a", "b", "c"])
+    with pytest.raises(bradley.errors.MLEDoesNotExistError, match="tie coefficients .* diverge"):
+        ContextualBT(ties="davidson", tie_context=True, penalty=0.0, max_iter=2000).fit(
+            data, pd.DataFrame({"flag": flag}))

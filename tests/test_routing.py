@@ -153,3 +153,61 @@ def test_observed_win_rate_against_the_leader_on_held_out_battles(fitted):
     assert checked.n_observed == 3
     assert np.isclose(checked.observed_vs_leader, (1.0 + 0.5 + 0.0) / 3)
     assert route(fitted, PROMPTS.iloc[[4]], COSTS, max_cost=3.0, battles=battles.take([4])).observed_vs_leader is None
+
+
+def test_observed_vs_leader_has_a_binomial_standard_error(fitted):
+    res = route(fitted, PROMPTS, COSTS, max_cost=3.0)
+    chosen = res.choices["item"].tolist()
+    left, right = [chosen[0], "big", "big", chosen[4]], ["big", chosen[1], chosen[3], "big"]
+    battles = bradley.Comparisons.from_arrays(left, right, [1.0, 0.0, 1.0, 1.0], items=ITEMS)
+    checked = route(fitted, PROMPTS.iloc[[0, 1, 3, 4]], COSTS, max_cost=3.0, battles=battles)
+    assert checked.n_observed == 4 and np.isclose(checked.observed_vs_leader, 0.75)  # won 3 of 4
+    assert np.isclose(checked.observed_se, np.sqrt(0.75 * 0.25 / 4))
+    assert res.observed_se is None
+
+
+def test_routing_values_with_davidson_ties_count_a_tie_half():
+    rng = np.random.default_rng(5)
+    n = 3000
+    code = rng.random(n) < 0.5
+    skill = np.where(code[:, None], [[1.0, 0.9, -1.0, -0.5]], [[1.0, -1.0, 0.0, 0.8]])
+    left = rng.integers(0, 4, n)
+    right = (left + rng.integers(1, 4, n)) % 4
+    r = np.arange(n)
+    u = rng.random(n)
+    p = expit(skill[r, left] - skill[r, right])
+    outcome = np.where(u < 0.7 * p, 1.0, np.where(u < 0.7, 0.0, 0.5))
+    data = bradley.Comparisons.from_codes(left, right, outcome, items=ITEMS)
+    model = ContextualBT(ties="davidson", penalty=1.0).fit(data, pd.DataFrame({"code": code}))
+    theta = model.coefficients(PROMPTS).to_numpy()
+    nu = np.exp(model.tie_coef_.iloc[0])
+    d = theta[:, :, None] - theta[:, None, :]
+    pa, pt, pb = np.exp(d / 2), nu, np.exp(-d / 2)
+    win = (pa + pt / 2) / (pa + pt + pb)
+    assert np.abs(win - expit(d)).max() > 1e-2  # differs from the BT win probability
+    field = (win.sum(axis=2) - np.diagonal(win, axis1=1, axis2=2)) / 3
+    np.testing.assert_allclose(routing_values(model, PROMPTS).to_numpy(), field, atol=1e-12)
+    vs_big = routing_values(model, PROMPTS, ["coder", "writer"], reference="big").to_numpy()
+    np.testing.assert_allclose(vs_big, win[:, [1, 3], 0], atol=1e-12)
+    res = route(model, PROMPTS, COSTS, max_cost=3.0)
+    chosen = model._index.codes(res.choices["item"].to_numpy())
+    assert np.isclose(res.win_rate_vs_leader, win[np.arange(len(PROMPTS)), chosen, 0].mean())
+
+
+def test_neural_default_leader_is_the_best_average_coefficient_over_the_prompts(fitted):
+    import copy
+
+    fake = copy.copy(fitted)
+    fake.kind = "neural"
+
+    def coefficients_array(xt):  # big leads at the average context, coder on average over the routed prompts
+        code = xt[:, 1] > 0
+        theta = np.where(code[:, None], [[1.0, 3.0, -2.0, -2.0]], [[1.0, -0.5, -0.5, 0.0]])
+        theta[np.abs(xt[:, 1]) < 1e-12] = [1.0, 0.5, -1.0, -0.5]
+        return theta - theta.mean(axis=1, keepdims=True), None
+
+    fake._coefficients_array = coefficients_array
+    assert fake.coefficients(None).iloc[0].idxmax() == "big"
+    res = route(fake, PROMPTS, COSTS)  # 3 code prompts: coder 3.0; 2 others: -0.5 -> mean 1.6 > 1.0
+    assert res.leader == "coder"
+    assert route(fitted, PROMPTS, COSTS).leader == "big"  # the linear model: at the average training prompt

@@ -15,6 +15,12 @@ named ``reference`` model. :func:`route` then picks one model per prompt:
   ``argmax_i v[p, i] - lambda * cost_i``), which is given the cheaper of the
   two, so the choice always respects the budget and is within one prompt's
   value of the LP bound (``lp_value``).
+
+The expected win rates (``expected_win_rate``, ``win_rate_vs_leader``) are
+model-based and optimistic: the choices are selected on the same estimates
+that score them (a winner's curse), and the estimates' uncertainty is not
+propagated. Pass held-out prompts, and their battles (``battles=``) for the
+model-free ``observed_vs_leader`` with its binomial standard error.
 """
 
 from __future__ import annotations
@@ -54,6 +60,14 @@ class RouteResult:
         choice for that battle's prompt and the leader, the observed share
         won by the choice (ties half), and how many such battles there were
         (a model-free check, usually on few battles).
+    observed_se : float or None
+        Binomial standard error of ``observed_vs_leader``,
+        ``sqrt(r (1 - r) / n_observed)`` (conservative with ties, which
+        vary less than a win or a loss).
+
+    ``win_rate_vs_leader`` and ``mean_expected_win_rate`` are model-based and
+    optimistic (the choices are selected on the same estimates); the observed
+    rate is the check.
     """
 
     choices: pd.DataFrame
@@ -65,6 +79,7 @@ class RouteResult:
     multiplier: float | None = None
     observed_vs_leader: float | None = None
     n_observed: int = 0
+    observed_se: float | None = None
 
     def summary(self) -> pd.DataFrame:
         """The routing mix: one row per chosen model with its share of prompts and mean value."""
@@ -130,7 +145,10 @@ def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None
         Route on the win rate against this model instead of against the field.
     leader : item, optional
         The model that "always pick the leader" would use; default: the best
-        candidate at the average training prompt (the global leader).
+        candidate at the average training prompt (the global leader) for the
+        linear model; for ``kind="neural"`` (where the coefficients at the
+        mean context are not the mean coefficients) the best candidate by its
+        coefficient averaged over the routed prompts.
     battles : Comparisons or DataFrame, optional
         Held-out battles, one per ``context`` row: adds the observed win rate
         of the router's choice against the leader where the two met.
@@ -176,19 +194,25 @@ def route(model: Any, context: Any, costs: Any, *, max_cost: float | None = None
             raise ValueError(f"no candidate costs at most max_cost={max_cost} (cheapest: {c.min()}).")
         choice = np.argmax(np.where(allowed[None, :], values, -np.inf), axis=1)
     if leader is None:
-        at_mean = model.coefficients(None).iloc[0]
-        leader = max(candidates, key=lambda item: at_mean[item])
+        if getattr(model, "kind", "linear") == "neural":
+            xt_prompts = model._context_design(context)
+            average = pd.Series(model._coefficients_array(xt_prompts)[0].mean(axis=0), index=model.items_)
+        else:
+            average = model.coefficients(None).iloc[0]
+        leader = max(candidates, key=lambda item: average[item])
     lead = int(model._index.codes([leader])[0])
     chosen_codes = model._index.codes([candidates[j] for j in choice])
     vs_leader = win[inverse, chosen_codes, lead]
     vs_leader = np.where(chosen_codes == lead, 0.5, vs_leader)
     table = pd.DataFrame({"item": [candidates[j] for j in choice], "cost": c[choice],
                           "expected_win_rate": values[np.arange(n), choice], "win_rate_vs_leader": vs_leader})
-    observed, n_observed = None, 0
+    observed, n_observed, observed_se = None, 0, None
     if battles is not None:
         observed, n_observed = _observed_vs_leader(model, battles, chosen_codes, lead)
+        if observed is not None:
+            observed_se = float(np.sqrt(observed * (1 - observed) / n_observed))
     return RouteResult(table, str(leader), float(table["cost"].mean()), float(table["expected_win_rate"].mean()),
-                       float(vs_leader.mean()), lp_value, multiplier, observed, n_observed)
+                       float(vs_leader.mean()), lp_value, multiplier, observed, n_observed, observed_se)
 
 
 def _observed_vs_leader(model: Any, battles: Any, chosen: np.ndarray, lead: int) -> tuple[float | None, int]:

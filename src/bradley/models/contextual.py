@@ -122,6 +122,12 @@ class ContextEncoder:
             self._check_missing(column, values)
             if column in self.levels_:
                 text = values.astype(str).to_numpy()
+                unknown = ~np.isin(text, self.levels_[column])
+                if unknown.any():
+                    rows = np.flatnonzero(unknown)
+                    raise ComparisonDataError(
+                        f"context column {column!r} has level(s) {pd.unique(text[rows])[:10].tolist()} not seen in "
+                        f"training (rows {rows[:10].tolist()}, 0-based); known levels: {self.levels_[column][:10]}.")
                 for level in self.levels_[column][1:]:
                     blocks.append((text == level).astype(np.float64))
                     names.append(f"{column}={level}")
@@ -315,9 +321,12 @@ class ContextualBT:
     ----------
     items_, feature_names_, coef_ (DataFrame items x ["(intercept)", features...]),
     tie_coef_ (Series or None), covariance_ (linear, when the parameter count
-    is at most ``max_covariance_params``; the inverse penalised Hessian),
+    is at most ``max_covariance_params``; the inverse penalised Hessian on
+    the subspace of centred coefficients: a Wald covariance at ``penalty=0``,
+    a Laplace posterior covariance under ``W ~ N(0, 1 / penalty)`` otherwise),
     converged_, n_iter_, log_likelihood_, penalty_ (the penalty used),
-    penalty_path_ (DataFrame, ``penalty="auto"``).
+    penalty_path_ (DataFrame with penalty, validation_log_loss, converged;
+    ``penalty="auto"``: non-converged grid fits warn and are not chosen).
 
     Examples
     --------
@@ -438,14 +447,22 @@ class ContextualBT:
         for penalty in sorted(self.penalty_grid, reverse=True):
             problem = _Problem(left[~held], right[~held], xt[~held], outcome[~held], w[~held], len(self.items_),
                                self.ties, self.tie_context, float(penalty))
-            theta, _, _ = _minimise(problem, theta, self.tol, self.max_iter)
+            theta, converged, _ = _minimise(problem, theta, self.tol, self.max_iter)
             test = _Problem(left[held], right[held], xt[held], outcome[held], w[held], len(self.items_),
                             self.ties, self.tie_context, 0.0)
             u, log_nu = test.linear(theta)
             loss = -contextual_log_likelihood(u, log_nu, outcome[held], w[held]) / max(w[held].sum(), 1e-300)
-            rows.append({"penalty": float(penalty), "validation_log_loss": loss})
-        self.penalty_path_ = pd.DataFrame(rows).sort_values("penalty").reset_index(drop=True)
-        return float(self.penalty_path_.loc[self.penalty_path_["validation_log_loss"].idxmin(), "penalty"])
+            rows.append({"penalty": float(penalty), "validation_log_loss": loss, "converged": bool(converged)})
+        path = pd.DataFrame(rows).sort_values("penalty").reset_index(drop=True)
+        self.penalty_path_ = path
+        ok = path["converged"].to_numpy(dtype=bool)
+        if not ok.all():
+            failed = path.loc[~ok, "penalty"].tolist()
+            which = "choosing among the converged ones" if ok.any() else "none converged; choosing among all of them"
+            warnings.warn(f"ContextualBT(penalty='auto'): the training fits at penalty {failed} did not converge in "
+                          f"{self.max_iter} iterations ({which}); raise max_iter.", ConvergenceWarning, stacklevel=3)
+        pool = path[ok] if ok.any() else path
+        return float(pool.loc[pool["validation_log_loss"].idxmin(), "penalty"])
 
     def _fit_linear(self, left: np.ndarray, right: np.ndarray, xt: np.ndarray, outcome: np.ndarray, w: np.ndarray,
                     penalty: float) -> None:
@@ -478,6 +495,17 @@ class ContextualBT:
                 f"the coefficients of {self.items_[big][:8].tolist()} diverge (|coefficient| > 25): some item never "
                 "loses (or never wins) within a context cell; use a penalty > 0 (e.g. penalty='auto')."
             )
+        if len(self._g):
+            # a tie rate that runs off to 0 (or 1) somewhere: the gradient test stops at |log nu| of about
+            # log(1 / tol) on the linear-predictor scale, well before the coefficients themselves pass 25
+            log_nu_rows = xt[:, : len(self._g)] @ self._g
+            if np.abs(self._g).max() > 25 or np.abs(log_nu_rows).max() > 12:
+                raise MLEDoesNotExistError(
+                    f"the tie coefficients {np.round(self._g, 2).tolist()[:8]} diverge (|coefficient| > 25 or "
+                    f"|log nu(x)| up to {np.abs(log_nu_rows).max():.1f} > 12 on the training battles): ties never "
+                    "(or always) occur within a context cell; use a penalty > 0 (e.g. penalty='auto'), "
+                    "tie_context=False or ties='none'."
+                )
         u, log_nu = problem.linear(theta)
         self.log_likelihood_ = contextual_log_likelihood(u, log_nu, outcome, w)
         self.covariance_: np.ndarray | None = None
@@ -488,7 +516,10 @@ class ContextualBT:
                 gauge = np.zeros((problem.size, p))
                 for c in range(p):
                     gauge[np.arange(k) * p + c, c] = 1.0 / np.sqrt(k)
-                self.covariance_ = gauged_inverse(problem.information(theta), gauge)
+                # gauge spans the null space of the likelihood Hessian; with a penalty the slope-shift directions
+                # have eigenvalue `penalty` instead of 0, so project them out (covariance of the centred estimate)
+                proj = np.eye(problem.size) - gauge @ gauge.T
+                self.covariance_ = proj @ gauged_inverse(problem.information(theta), gauge) @ proj
         self._set_tables()
 
     def _global_covariance(self, left: np.ndarray, right: np.ndarray, xt: np.ndarray, outcome: np.ndarray,
@@ -637,9 +668,13 @@ class ContextualBT:
         """The leaderboard of one prompt (one context row; None = the average training prompt), best first.
 
         Columns: item, score (``theta_i(x)``, centred over items), se, lower,
-        upper (delta method from the inverse penalised Hessian: a Wald
-        interval for the linear model; NaN for the neural model or when the
-        covariance was not computed), rank, expected_win_rate (against the
+        upper (delta method from the inverse penalised Hessian; NaN for the
+        neural model or when the covariance was not computed). With
+        ``penalty_ = 0`` these are Wald intervals; with a penalty they are
+        approximate (Laplace) posterior credible intervals under the prior
+        ``W ~ N(0, 1 / penalty)`` per standardised column, and a penalty
+        chosen by ``"auto"`` is treated as fixed (its selection is not
+        propagated), rank, expected_win_rate (against the
         other items, ties half).
         """
         require_fitted(self, "items_")
@@ -673,10 +708,13 @@ class ContextualBT:
         """One leaderboard per value of the context ``column``, at the mean context of the rows with that value.
 
         For the linear model the mean of ``theta(x)`` over a set of prompts
-        equals ``theta`` at their mean context, so each table is the average
-        prompt-level leaderboard of the category (intervals by the delta
-        method); the neural model averages the prompts' coefficients and
-        expected win rates (no intervals). Returns a long table with a
+        equals ``theta`` at their mean context, so score, se and interval are
+        those of the leaderboard at the category's mean context (delta
+        method); the neural model averages the prompts' coefficients (no
+        intervals). For both, ``expected_win_rate`` is the mean over the
+        category's prompts of each prompt's expected win rate (the win
+        probability is not linear in ``theta``, so it is not the rate at the
+        mean context). Returns a long table with a
         ``column`` value column and ``n_prompts``.
         """
         frame = ContextEncoder._frame(context)
@@ -697,6 +735,10 @@ class ContextualBT:
                 table = table.sort_values("rank", kind="stable").reset_index(drop=True)
             else:
                 table = self._leaderboard_xt(xt[rows].mean(axis=0), level)
+                win = self._win_xt(xt[rows])
+                k = win.shape[1]
+                rate = ((win.sum(axis=2) - np.diagonal(win, axis1=1, axis2=2)) / max(k - 1, 1)).mean(0)
+                table["expected_win_rate"] = rate[self._index.codes(table["item"].to_numpy())]
             table.insert(0, column, value)
             table.insert(1, "n_prompts", int(rows.sum()))
             tables.append(table)
@@ -728,7 +770,9 @@ class ContextualBT:
         ``kind``: ``"three-way"`` (Davidson: ``-log P(observed class)`` with
         ties a class), ``"binary"`` (decisive battles only: ``-log P(winner |
         decisive)``; for Davidson this is the BT probability ``expit(d)``),
-        ``"soft"`` (BT with ties as 0.5); ``"auto"``: three-way for Davidson,
+        ``"soft"`` (the outcome in [0, 1], a tie 0.5, scored against
+        ``q = P(left wins) + P(tie) / 2``: ``-(o log q + (1 - o) log(1 - q))``,
+        a proper score for both models); ``"auto"``: three-way for Davidson,
         soft for BT.
         """
         comparisons, context = self._inputs(data, context)
@@ -745,7 +789,8 @@ class ContextualBT:
             ll = od * np.log(np.maximum(pl, eps)) + (1 - od) * np.log(np.maximum(1 - pl, eps))
             return float(-(wd @ ll) / wd.sum())
         if kind == "soft":
-            ll = o * np.log(np.maximum(prob[:, 0], eps)) + (1 - o) * np.log(np.maximum(prob[:, 2], eps))
+            q, r = prob[:, 0] + 0.5 * prob[:, 1], prob[:, 2] + 0.5 * prob[:, 1]  # P(left wins), a tie half
+            ll = o * np.log(np.maximum(q, eps)) + (1 - o) * np.log(np.maximum(r, eps))
             return float(-(w @ ll) / w.sum())
         if kind == "three-way":
             if self.ties == "none":
