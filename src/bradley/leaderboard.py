@@ -286,9 +286,9 @@ def _choose_interval(data: Any, is_bt: bool, clustered: bool, models_ties: bool 
         return "fisher", f"{100 * share:.1f}% ties, modelled by the model itself: its Fisher information is calibrated"
     if share > 0:
         # e.g. PairwiseModel(family="bt"): ties are half wins, as for BradleyTerry, but no sandwich is available
-        return "bootstrap", (f"{100 * share:.1f}% of the comparisons are ties or soft outcomes, which this model counts "
-                             "as half wins: its Fisher intervals are too wide, and the sandwich is available for "
-                             "BradleyTerry only, so comparisons are resampled")
+        return "bootstrap", (f"{100 * share:.1f}% of the comparisons are ties or soft outcomes, which this model "
+                             "counts as half wins: its Fisher intervals are too wide, and the sandwich is available "
+                             "for BradleyTerry only, so comparisons are resampled")
     return "fisher", "no ties: the Fisher information of the model is calibrated"
 
 
