@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import secrets
 import socket
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ADMIN = "screenshot-admin-token-0123456789"
+ADMIN = secrets.token_urlsafe(32)  # the server wants a random admin token of 32+ characters
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 #: true log-strengths of the simulated annotators' judgments
@@ -170,7 +171,7 @@ def main() -> int:
                 status, pair = _call(base, "GET", f"/api/projects/{slug}/next", token=annotator["token"])
                 _call(base, "POST", f"/api/projects/{slug}/votes", {"pair_id": pair["pair_id"], "outcome": "tie"},
                       annotator["token"])
-            driver.get(f"{base}/p/{slug}/vote?token={annotator['token']}")
+            driver.get(f"{base}/p/{slug}/vote#token={annotator['token']}")
             wait = WebDriverWait(driver, 15)
             # the screenshot shows the haiku prompt: skip (by voting) pairs on other prompts
             for _ in range(30):

@@ -7,6 +7,13 @@ browser is offline (then retried) until the vote budget is used up; the leaderbo
 second annotator votes through the API. Every vote the page shows is checked
 against the server's arena-format export.
 
+Every response carries the Content-Security-Policy the server is meant to send
+(added by a wrapper here, so the check holds whichever headers the backend
+sets), and the browser's log must hold no CSP violation on any of the four
+pages; a deliberate inline script at the end shows that a violation would be
+caught. A request log checks that the vote link's token never reaches the
+server in a URL (it travels in the fragment).
+
 Needs Debian's Chromium and its driver (``apt-get install -y chromium
 chromium-driver``) and ``selenium``; skipped with the reason otherwise.
 """
@@ -17,11 +24,13 @@ import csv
 import io
 import json
 import os
+import secrets
 import shutil
 import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -45,11 +54,16 @@ pytestmark = pytest.mark.skipif(
     reason="headless browser test needs Debian's Chromium: apt-get install -y chromium chromium-driver",
 )
 
-ADMIN = "test-admin-token-0123456789"
+ADMIN = secrets.token_urlsafe(32)  # the server wants a random admin token of 32+ characters
 SYSTEMS = ["gpt-4o-2024-05-13", "claude-3-5-sonnet-20240620", "gemini-1.5-pro-api-0514", "llama-3-70b-instruct"]
 PROMPTS = ["Name a prime number larger than 10.", "Say hello in French."]
 #: every output carries markup, which the page must show as text, never parse
 HOSTILE = '<img src=x onerror="window.pwned=1"><b>bold?</b>'
+#: the policy ``bradley serve`` sends with every page; the pages must work under it unchanged
+CSP = (
+    "default-src 'self'; img-src 'self' http: https: data:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'; object-src 'none'"
+)
 WAIT = 15  # seconds any single browser condition may take
 
 
@@ -83,12 +97,41 @@ def _call(base: str, method: str, path: str, body: Any = None, token: str | None
         return status, raw
 
 
+#: every request target (path and query string) the server received, in order
+REQUESTS: list[str] = []
+
+
+def _with_csp(app: Any) -> Any:
+    """Wrap an ASGI app: record each request target and add ``CSP`` to each response.
+
+    The header is appended, not substituted: should the backend send a policy of
+    its own, the browser enforces both.
+    """
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        REQUESTS.append(scope["path"] + ("?" + query if query else ""))
+
+        async def send_with_csp(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"content-security-policy", CSP.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_with_csp)
+
+    return wrapped
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from bradley.serve import create_app
 
     db = tmp_path_factory.mktemp("serve") / "arena.db"
-    app = create_app(f"sqlite:///{db}", admin_token=ADMIN)
+    app = _with_csp(create_app(f"sqlite:///{db}", admin_token=ADMIN))
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -115,6 +158,7 @@ def browser() -> Iterator[Any]:
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never download a driver
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console, including CSP reports
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
         options.add_argument(arg)
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
@@ -137,6 +181,11 @@ def _wait(driver: Any, condition: Any, what: str) -> Any:
 
 def _visible(element_id: str) -> Any:
     return lambda d: d.find_element(By.ID, element_id).is_displayed()
+
+
+def _csp_violations(driver: Any) -> list[str]:
+    """The CSP reports in the browser's console since the last call."""
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
 
 
 def _pair_id(driver: Any) -> str:
@@ -174,7 +223,8 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
     d.find_element(By.ID, "annotator-max").send_keys("6")
     d.find_element(By.CSS_SELECTOR, "#annotator-form button[type=submit]").click()
     link = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".annotator-link"), "the vote link")[0].text
-    assert link.startswith(f"{server}/p/{slug}/vote?token=")
+    assert link.startswith(f"{server}/p/{slug}/vote#token=")
+    alice_token = urllib.parse.unquote(link.split("#token=", 1)[1])
 
     # the CSV reader of the admin page agrees with Python's csv module on quotes, commas and newlines
     sample = 'system,prompt,text\nm1,"a, b","line1\nline2 ""quoted"""\nm2,,plain\n'
@@ -182,15 +232,21 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
     expected = [{k: v for k, v in row.items() if v} for row in csv.DictReader(io.StringIO(sample))]
     assert parsed == expected
 
-    # ---- a wrong token shows a visible error instead of a pair
+    # ---- a wrong token (in an old-style ?token= link, still read) shows a visible error instead of a pair
     d.get(f"{server}/p/{slug}/vote?token=not-a-token")
-    _wait(d, lambda d: "not valid" in d.find_element(By.ID, "message").text, "the invalid-link message")
+    _wait(
+        d,
+        lambda d: "not valid (mistyped or revoked)" in d.find_element(By.ID, "message").text,
+        "the invalid-link message",
+    )
     assert not d.find_element(By.ID, "arena").is_displayed()
+    assert d.current_url == f"{server}/p/{slug}/vote"  # the query-string token is cleared too
 
-    # ---- vote page: the token leaves the address bar, progress shows the budget
+    # ---- vote page: opened in the same tab, so only the fragment changes and the page must reload itself;
+    # the token leaves the address bar, progress shows the budget
     d.get(link)
     _wait(d, lambda d: _pair_id(d), "the first pair")
-    assert "token=" not in d.current_url
+    assert "token=" not in d.current_url and "#" not in d.current_url
     _wait(d, lambda d: "6 left" in d.find_element(By.ID, "progress-text").text, "the progress line")
 
     shown: list[tuple[str, str, str]] = []  # (left system, right system, outcome) as the page revealed them
@@ -303,3 +359,16 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
     _wait(d, lambda d: "Browser arena" in d.find_element(By.ID, "projects").text, "the project on the index")
     assert "9 votes" in d.find_element(By.ID, "projects").text
     assert d.execute_script("return window.pwned === undefined;")
+
+    # ---- the token never reached the server in a URL (only in Authorization headers)
+    assert any(r.startswith(f"/p/{slug}/vote") for r in REQUESTS)
+    assert not [r for r in REQUESTS if alice_token in r]
+
+    # ---- no page broke the CSP; an inline script here is refused and reported, so the check can fail
+    assert _csp_violations(d) == []
+    d.execute_script(
+        "var s = document.createElement('script'); s.textContent = 'window.inlineRan = 1;';"
+        "document.body.appendChild(s);"
+    )
+    assert d.execute_script("return window.inlineRan === undefined;")
+    _wait(d, lambda d: _csp_violations(d), "the CSP report of the inline script")

@@ -56,15 +56,25 @@
     del: function (k) { try { window.sessionStorage.removeItem(k); } catch (e) { /* private mode */ } }
   };
 
-  /** Read ?token= once, keep it in localStorage under key, and remove it from the address bar. */
+  /**
+   * The annotator's token from the vote link, kept in localStorage under key.
+   *
+   * Links carry it in the fragment (/p/{slug}/vote#token=...), which the
+   * browser never sends to the server, a proxy or a Referer header; the query
+   * string (?token=..., links made before the change) is read as a fallback.
+   * Both are removed from the address bar at once.
+   */
   function takeTokenFromUrl(key) {
     var url = new URL(window.location.href);
-    var t = url.searchParams.get("token");
-    if (t) {
-      storage.set(key, t);
+    var frag = new URLSearchParams(url.hash.replace(/^#/, ""));
+    var t = frag.get("token") || url.searchParams.get("token");
+    if (frag.has("token") || url.searchParams.has("token")) {
+      frag.delete("token");
       url.searchParams.delete("token");
-      window.history.replaceState(null, "", url.pathname + (url.search || "") + url.hash);
+      var rest = frag.toString();
+      window.history.replaceState(null, "", url.pathname + url.search + (rest ? "#" + rest : ""));
     }
+    if (t) storage.set(key, t);
     return storage.get(key);
   }
 
@@ -161,6 +171,10 @@
     var slug = slugFromPath();
     var base = "/api/projects/" + encodeURIComponent(slug);
     var token = takeTokenFromUrl("bradley.token." + slug);
+    // a new link opened in this tab only changes the fragment, which does not reload the page
+    window.addEventListener("hashchange", function () {
+      if (/(^#|&)token=/.test(window.location.hash)) window.location.reload();
+    });
     var lbHref = "/p/" + encodeURIComponent(slug) + "/leaderboard";
     $("nav-leaderboard").setAttribute("href", lbHref);
     $("done-leaderboard").setAttribute("href", lbHref);
@@ -177,7 +191,7 @@
     var buttons = Array.prototype.slice.call(document.querySelectorAll(".choices button"));
 
     if (!token) {
-      showMessage("This page needs your personal vote link (it ends in ?token=...). Ask the project's admin for one.", "error");
+      showMessage("This page needs your personal vote link (it ends in #token=...). Ask the project's admin for one.", "error");
       return;
     }
 
@@ -204,7 +218,7 @@
 
     function handleAuthError(err) {
       if (err.status === 401) {
-        showMessage("Your vote link is not valid for this project (or was revoked). Ask the admin for a new link.", "error");
+        showMessage("This link is not valid (mistyped or revoked). Ask the project's admin for a new vote link.", "error");
         setButtons(false);
         return true;
       }
@@ -655,7 +669,7 @@
       if (max) body.max_votes = Number(max);
       var s = slug();
       api("POST", "/api/projects/" + encodeURIComponent(s) + "/annotators", body, token()).then(function (r) {
-        var link = window.location.origin + "/p/" + encodeURIComponent(s) + "/vote?token=" + encodeURIComponent(r.body.token);
+        var link = window.location.origin + "/p/" + encodeURIComponent(s) + "/vote#token=" + encodeURIComponent(r.body.token);
         var copy = el("button", { type: "button", text: "Copy" });
         var code = el("div", { className: "link-box mono annotator-link", text: link });
         copy.addEventListener("click", function () {
