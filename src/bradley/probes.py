@@ -242,7 +242,10 @@ def probe_report(
     features : mapping of name -> (n_items, dim) array
         One row per text: an embedder's ``encode`` or one of its layers.
     l2 : float or grid
-        A grid is searched per feature set on a validation quarter of the training pairs.
+        A grid is searched per feature set, item-disjoint too: fitted on
+        pairs among three quarters of the training items, scored (log-loss)
+        on pairs among the other quarter; the winner is refitted on all
+        training pairs.
 
     Returns
     -------
@@ -265,10 +268,17 @@ def probe_report(
         if x.shape[0] != len(texts):
             raise ValueError(f"features {name!r} have {x.shape[0]} rows for {len(texts)} texts.")
         sets[name] = (x[split.left], x[split.right])
+    # l2 is chosen for unseen items too: validate on pairs among a quarter of the training items, fit on pairs
+    # among the rest (mixed pairs sit out the search), then refit on every training pair
     rng = np.random.default_rng(seed)
-    validation = rng.random(int((~split.test).sum())) < 0.25
-    table = probe_layers(sets, outcome, l2=l2, test=split.test, validation=validation).rename(
-        columns={"layer": "method"})
+    train_left, train_right = split.left[~split.test], split.right[~split.test]
+    held_back = rng.random(len(texts)) < 0.25
+    validation = held_back[train_left] & held_back[train_right]
+    validation_fit = ~held_back[train_left] & ~held_back[train_right]
+    if validation.sum() < 10 or validation_fit.sum() < 10:  # too few items for an item-level search
+        validation, validation_fit = rng.random(len(train_left)) < 0.25, None
+    table = probe_layers(sets, outcome, l2=l2, test=split.test, validation=validation,
+                         validation_fit=validation_fit).rename(columns={"layer": "method"})
     if baselines:
         n_test = int(split.test.sum())
         head = pd.DataFrame([

@@ -268,14 +268,21 @@ def _pair_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def select_l2(
-    left: np.ndarray, right: np.ndarray, outcome: np.ndarray, grid: Sequence[float], validation: np.ndarray
+    left: np.ndarray, right: np.ndarray, outcome: np.ndarray, grid: Sequence[float], validation: np.ndarray,
+    fit_rows: np.ndarray | None = None,
 ) -> float:
-    """The ridge precision in ``grid`` with the smallest log-loss on the ``validation`` rows (fitted on the rest)."""
+    """The ridge precision in ``grid`` with the smallest log-loss on the ``validation`` rows.
+
+    Each candidate is fitted on ``fit_rows`` (default: the rows not in
+    ``validation``). To choose for unseen *items*, validate on pairs of
+    held-back items and fit on pairs of the others (drop the mixed pairs).
+    """
+    fit = ~validation if fit_rows is None else np.asarray(fit_rows, dtype=bool)
     best, best_loss = float(grid[0]), np.inf
     for l2 in grid:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            probe = BTProbe(float(l2)).fit(left[~validation], right[~validation], outcome[~validation])
+            probe = BTProbe(float(l2)).fit(left[fit], right[fit], outcome[fit])
         loss = probe.log_loss(left[validation], right[validation], outcome[validation])
         if loss < best_loss:
             best, best_loss = float(l2), loss
@@ -290,6 +297,7 @@ def probe_layers(
     seed: int | None = 0,
     test: np.ndarray | None = None,
     validation: np.ndarray | None = None,
+    validation_fit: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Fit a :class:`BTProbe` per layer on a train split; report train and test accuracy.
 
@@ -305,8 +313,10 @@ def probe_layers(
         random ``test_size`` share of the rows.
     l2 : float or sequence of float
         A sequence is a grid: each layer gets the value with the best
-        log-loss on ``validation`` rows (default: a random quarter of the
-        training rows), then is refitted on all training rows.
+        log-loss on ``validation`` rows (a mask over the training rows;
+        default: a random quarter of them), fitted on ``validation_fit``
+        rows (default: the other training rows), then is refitted on all
+        training rows.
 
     Returns
     -------
@@ -338,7 +348,7 @@ def probe_layers(
     for name, (left, right) in layers.items():
         left, right = np.asarray(left, np.float64), np.asarray(right, np.float64)
         lt, rt, ot = left[~test], right[~test], o[~test]
-        chosen = grid[0] if len(grid) == 1 else select_l2(lt, rt, ot, grid, validation)
+        chosen = grid[0] if len(grid) == 1 else select_l2(lt, rt, ot, grid, validation, validation_fit)
         probe = BTProbe(chosen).fit(lt, rt, ot)
         rows.append({"layer": name, "l2": chosen, "train_accuracy": probe.score(lt, rt, ot),
                      "test_accuracy": probe.score(left[test], right[test], o[test]),
