@@ -130,3 +130,17 @@ def test_probe_layers_with_held_out_rows_and_an_l2_grid():
     assert row["n_test"] == 150
     with pytest.raises(ValueError, match="both train and test"):
         probe_layers({"all": (a, b)}, y, test=np.ones(600, dtype=bool))
+
+
+def test_probe_layers_l2_search_fits_only_the_rows_given():
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=(400, 5)), rng.normal(size=(400, 5))
+    y = (rng.random(400) < expit((a - b)[:, 0])).astype(float)
+    test = np.arange(400) >= 300
+    validation = np.arange(300) < 60
+    fit_rows = np.arange(300) >= 200  # rows 60-199 sit out the search
+    grid = [1e-2, 1.0, 100.0]
+    chosen = probe_layers({"x": (a, b)}, y, l2=grid, test=test, validation=validation,
+                          validation_fit=fit_rows).loc[0, "l2"]
+    losses = [BTProbe(l2).fit(a[200:300], b[200:300], y[200:300]).log_loss(a[:60], b[:60], y[:60]) for l2 in grid]
+    assert chosen == grid[int(np.argmin(losses))]
