@@ -2,10 +2,14 @@
 
 Starts ``bradley serve`` as a subprocess on a fresh database (SQLite file by
 default, or ``--db URL``), creates a project (systems x prompts outputs) and
-one annotator per voter, then runs the voters as asyncio tasks with httpx:
-each loops GET next -> POST vote until the total is reached. Reports votes/s,
-requests/s and p50/p95/p99 latency of each request kind, and checks from the
-export that every acknowledged vote is stored exactly once.
+one annotator per voter, then runs the voters as asyncio tasks, each on its
+own keep-alive HTTP/1.1 connection (a minimal client on asyncio streams, so
+the client costs little of the CPU it shares with the server): each loops
+GET next -> POST vote until the total is reached. Reports votes/s,
+requests/s, p50/p95/p99 latency of each request kind, server and client CPU
+per vote and the load average, and checks from the export that every
+acknowledged vote is stored exactly once. The load stops itself after
+``timeout`` seconds (an error naming how far it got).
 
     python benchmarks/bench_serve.py --voters 50 --votes 10000
 """
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
+import json
 import os
 import signal
 import socket
@@ -24,16 +30,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 ADMIN = "bench-admin-token-0123456789abcdef0123456789"
+HOST = "127.0.0.1"
 
 
 def free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return int(s.getsockname()[1])
+
+
+def call(port: int, method: str, path: str, body: Any = None, token: str = ADMIN, timeout: float = 120) -> Any:
+    """One blocking JSON request (set-up and checks); raises on a status >= 400. Returns the parsed body or text."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {token}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        text = r.read().decode()
+        if r.status >= 400:
+            raise RuntimeError(f"{method} {path}: {r.status} {text[:300]}")
+        return json.loads(text) if r.getheader("content-type", "").startswith("application/json") else text
+    finally:
+        conn.close()
 
 
 def start_server(db_url: str, port: int, log: Path, timeout: float = 60.0) -> subprocess.Popen[bytes]:
@@ -47,9 +71,9 @@ def start_server(db_url: str, port: int, log: Path, timeout: float = 60.0) -> su
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if call(port, "GET", "/healthz", timeout=1) == {"status": "ok"}:
                 return proc
-        except httpx.HTTPError:
+        except (OSError, RuntimeError):
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"server did not start within {timeout} s")
@@ -80,86 +104,144 @@ def percentiles(ms: list[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99))}
 
 
-async def _voters(base: str, tokens: list[str], total: int) -> dict[str, Any]:
+class Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: just enough for bradley serve's JSON answers."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.auth = f"Authorization: Bearer {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n{self.auth}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + (body or b""))
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status, length, close = int(status_line.split()[1]), 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+            elif name == b"transfer-encoding":
+                raise ConnectionError("chunked answers are not expected from these endpoints")
+        data = await self.reader.readexactly(length) if length else b""
+        if close:
+            self.close()
+        return status, data
+
+
+async def _voters(port: int, tokens: list[str], total: int, timeout: float) -> dict[str, Any]:
     remaining = total
     acked: dict[int, str] = {}
     lat: dict[str, list[float]] = {"next": [], "vote": []}
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=len(tokens) + 5, max_keepalive_connections=len(tokens) + 5)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    retries = 0
 
-        retries = 0
+    async def request(conn: Connection, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """One request, retried on a new connection after a transport error (a vote retry is idempotent)."""
+        nonlocal retries
+        for attempt in range(5):
+            try:
+                return await asyncio.wait_for(conn.request(method, path, body), 60)
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+                conn.close()
+                if attempt == 4:
+                    raise
+                retries += 1
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
-        async def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
-            """One request, retried on a transport error (a vote retry is idempotent)."""
-            nonlocal retries
-            for attempt in range(5):
-                try:
-                    return await client.request(method, url, **kwargs)
-                except httpx.TransportError:
-                    if attempt == 4:
-                        raise
-                    retries += 1
-                    await asyncio.sleep(0.05 * (attempt + 1))
-            raise AssertionError("unreachable")
-
-        async def voter(k: int, token: str) -> None:
-            nonlocal remaining
-            headers = {"Authorization": f"Bearer {token}"}
-            i = 0
+    async def voter(k: int, token: str) -> None:
+        nonlocal remaining
+        conn = Connection(port, token)
+        i = 0
+        try:
             while remaining > 0:
                 remaining -= 1
                 t0 = time.perf_counter()
-                r = await request("GET", "/api/projects/load/next", headers=headers)
+                status, data = await request(conn, "GET", "/api/projects/load/next")
                 lat["next"].append((time.perf_counter() - t0) * 1e3)
-                if r.status_code != 200:
-                    errors.append(f"next {r.status_code}")
+                if status != 200:
+                    errors.append(f"next {status}: {data[:100]!r}")
                     return
-                pair_id = r.json()["pair_id"]
+                pair_id = json.loads(data)["pair_id"]
                 outcome = ["left", "right", "tie", "both_bad"][(i + k) % 4]
                 i += 1
+                body = json.dumps({"pair_id": pair_id, "outcome": outcome}).encode()
                 t0 = time.perf_counter()
-                v = await request("POST", "/api/projects/load/votes", headers=headers,
-                                  json={"pair_id": pair_id, "outcome": outcome})
+                status, data = await request(conn, "POST", "/api/projects/load/votes", body)
                 lat["vote"].append((time.perf_counter() - t0) * 1e3)
-                if v.status_code not in (200, 201):  # 200: a retried vote that had been committed
-                    errors.append(f"vote {v.status_code}: {v.text[:100]}")
+                if status not in (200, 201):  # 200: a retried vote that had been committed
+                    errors.append(f"vote {status}: {data[:100]!r}")
                     continue
-                acked[v.json()["vote_id"]] = pair_id
+                acked[json.loads(data)["vote_id"]] = pair_id
+        finally:
+            conn.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(voter(k, t) for k, t in enumerate(tokens)))
-        wall = time.perf_counter() - start
+    start = time.perf_counter()
+    try:
+        await asyncio.wait_for(asyncio.gather(*(voter(k, t) for k, t in enumerate(tokens))), timeout)
+    except asyncio.TimeoutError:
+        raise RuntimeError(f"the load did not finish within {timeout:.0f} s: {len(acked)} of {total} votes "
+                           f"acknowledged") from None
+    wall = time.perf_counter() - start
     return {"acked": acked, "lat": lat, "errors": errors, "wall": wall, "retries": retries}
 
 
+def _run_async(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def run_load(n_voters: int = 50, n_votes: int = 10_000, db_url: str | None = None, n_systems: int = 8,
-             n_prompts: int = 40) -> dict[str, Any]:
-    """Run the load; returns the figures and the consistency checks (``lost``, ``duplicated``)."""
+             n_prompts: int = 40, timeout: float = 900.0) -> dict[str, Any]:
+    """Run the load; returns the figures and the consistency checks (``lost``, ``duplicated``).
+
+    Raises RuntimeError (with the server's log) when the voters have not finished within ``timeout`` s.
+    """
     tmp = tempfile.mkdtemp(prefix="bradley-bench-serve-")
     db_url = db_url or f"sqlite:///{Path(tmp) / 'load.db'}"
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log = Path(tmp) / "server.log"
     proc = start_server(db_url, port, log)
     try:
-        with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {ADMIN}"}) as admin:
-            admin.post("/api/projects", json={"slug": "load", "name": "Load"}).raise_for_status()
-            outputs = [{"system": f"m{i}", "prompt": f"q{j}", "text": f"answer of m{i} to q{j}"}
-                       for i in range(n_systems) for j in range(n_prompts)]
-            admin.post("/api/projects/load/outputs", json={"outputs": outputs}).raise_for_status()
-            tokens = [admin.post("/api/projects/load/annotators", json={"name": f"voter{k}"}).json()["token"]
-                      for k in range(n_voters)]
+        call(port, "POST", "/api/projects", {"slug": "load", "name": "Load"})
+        outputs = [{"system": f"m{i}", "prompt": f"q{j}", "text": f"answer of m{i} to q{j}"}
+                   for i in range(n_systems) for j in range(n_prompts)]
+        call(port, "POST", "/api/projects/load/outputs", {"outputs": outputs})
+        tokens = [call(port, "POST", "/api/projects/load/annotators", {"name": f"voter{k}"})["token"]
+                  for k in range(n_voters)]
+        cpu0, client0, load0 = process_cpu_seconds(proc.pid), time.process_time(), os.getloadavg()[0]
         try:
-            result = asyncio.run(_voters(base, tokens, n_votes))
-        except httpx.HTTPError as exc:
+            result = _run_async(_voters(port, tokens, n_votes, timeout))
+        except (OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
             raise RuntimeError(f"{type(exc).__name__} {exc}; server log: {log.read_text()[-3000:]}") from exc
-        with httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {ADMIN}"}) as admin:
-            export = admin.get("/api/projects/load/export").text
-            t0 = time.perf_counter()
-            board = admin.get("/api/projects/load/leaderboard").json()
-            board_ms = (time.perf_counter() - t0) * 1e3
-        server_cpu_s = process_cpu_seconds(proc.pid)
+        server_cpu_s = process_cpu_seconds(proc.pid) - cpu0
+        client_cpu_s = time.process_time() - client0
+        load1 = os.getloadavg()[0]
+        export = call(port, "GET", "/api/projects/load/export")
+        t0 = time.perf_counter()
+        board = call(port, "GET", "/api/projects/load/leaderboard")
+        board_ms = (time.perf_counter() - t0) * 1e3
     finally:
         stop_server(proc)
     stored = [int(line.rsplit(",", 1)[1]) for line in export.splitlines()[1:]]
@@ -172,7 +254,10 @@ def run_load(n_voters: int = 50, n_votes: int = 10_000, db_url: str | None = Non
         "requests_per_s": (len(result["lat"]["next"]) + len(result["lat"]["vote"])) / result["wall"],
         "next_ms": percentiles(result["lat"]["next"]), "vote_ms": percentiles(result["lat"]["vote"]),
         "stored": len(stored), "lost": len(set(acked) - set(stored)), "duplicated": len(stored) - len(set(stored)),
-        "leaderboard_ms": board_ms, "server_cpu_ms_per_vote": server_cpu_s / max(n_acked, 1) * 1e3, "leaderboard_n_votes": board["n_votes"],
+        "leaderboard_ms": board_ms, "leaderboard_n_votes": board["n_votes"],
+        "server_cpu_ms_per_vote": server_cpu_s / max(n_acked, 1) * 1e3,
+        "client_cpu_ms_per_vote": client_cpu_s / max(n_acked, 1) * 1e3,
+        "loadavg_before": load0, "loadavg_after": load1,
     }
 
 
@@ -181,9 +266,12 @@ def report(r: dict[str, Any]) -> str:
             f"{r['votes_per_s']:.0f} votes/s ({r['requests_per_s']:.0f} requests/s); "
             f"next p50/p95/p99 {r['next_ms']['p50']:.0f}/{r['next_ms']['p95']:.0f}/{r['next_ms']['p99']:.0f} ms; "
             f"vote p50/p95/p99 {r['vote_ms']['p50']:.0f}/{r['vote_ms']['p95']:.0f}/{r['vote_ms']['p99']:.0f} ms; "
-            f"stored {r['stored']}, lost {r['lost']}, duplicated {r['duplicated']}, errors {r['n_errors']}, transport retries {r['retries']}; "
+            f"stored {r['stored']}, lost {r['lost']}, duplicated {r['duplicated']}, errors {r['n_errors']}, "
+            f"transport retries {r['retries']}; "
             f"leaderboard on {r['leaderboard_n_votes']} votes {r['leaderboard_ms']:.0f} ms; "
-            f"server CPU {r['server_cpu_ms_per_vote']:.1f} ms per vote (next + vote, startup included)")
+            f"CPU per vote (next + vote): server {r['server_cpu_ms_per_vote']:.2f} ms, "
+            f"client {r['client_cpu_ms_per_vote']:.2f} ms; "
+            f"load average {r['loadavg_before']:.1f} -> {r['loadavg_after']:.1f}")
 
 
 def main() -> None:
@@ -191,8 +279,9 @@ def main() -> None:
     parser.add_argument("--voters", type=int, default=50)
     parser.add_argument("--votes", type=int, default=10_000)
     parser.add_argument("--db", default=None, help="database URL (default a fresh SQLite file)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="stop the load after this many seconds")
     args = parser.parse_args()
-    print(report(run_load(args.voters, args.votes, args.db)))
+    print(report(run_load(args.voters, args.votes, args.db, timeout=args.timeout)))
 
 
 if __name__ == "__main__":

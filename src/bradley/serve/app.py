@@ -160,6 +160,7 @@ class _Snapshot:
     item_counts: dict[str, int]
     sampler: Any  # a fitted bradley.active.ActiveSampler, or None (a plain chooser function is used)
     batch: list[frozenset[str]]  # the sampler's greedy batch: requests between refits cycle through it
+    fit_s: float = 0.0  # how long the fit took (refits are spaced by at least 20 times this)
     cursor: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -181,6 +182,9 @@ class _State:
     boards: dict[int, _Board] = field(default_factory=dict)
     locks: dict[tuple[str, int], threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
+    writer: db.GroupCommit | None = None  # votes and assignments: group commit (one fsync per batch)
+    annotators: dict[str, "_Annotator"] = field(default_factory=dict)  # token digest -> annotator
+    refitting: set[int] = field(default_factory=set)  # projects whose sampler is being refitted
 
     def lock(self, kind: str, project_id: int) -> threading.Lock:
         with self.guard:
@@ -256,7 +260,7 @@ def create_app(db_url: str, admin_token: str | None = None, *, migrate: bool = T
     if generated is not None:
         (announce or _stderr)(f"bradley serve: admin token (shown once, stored hashed): {generated}")
     state = _State(engine=engine, choose=sampler or _uniform_choose_pairs,
-                   sampler_class=None if sampler is not None else _load_sampler())
+                   sampler_class=None if sampler is not None else _load_sampler(), writer=db.GroupCommit(engine))
 
     app = FastAPI(title="bradley arena", version="1", docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
@@ -317,6 +321,25 @@ def _add_pages(app: FastAPI) -> None:
 
 # ---------------------------------------------------------------------------- API
 
+# the hot paths' statements, built once (SQLAlchemy then only looks up their compiled form)
+_SELECT_ANNOTATOR = (
+    sa.select(db.annotators.c.id, db.annotators.c.name, db.annotators.c.project_id, db.annotators.c.max_votes,
+              db.annotators.c.token_hash, db.projects.c.slug)
+    .join(db.projects, db.projects.c.id == db.annotators.c.project_id)
+    .where(db.annotators.c.token_hash == sa.bindparam("digest")))
+_SELECT_MINE = (
+    sa.select(db.assignments, db.votes.c.id.label("vote_id"))
+    .outerjoin(db.votes, db.votes.c.assignment_id == db.assignments.c.id)
+    .where(db.assignments.c.annotator_id == sa.bindparam("annotator_id")).order_by(db.assignments.c.id))
+_SELECT_PAIR = (
+    sa.select(db.assignments, db.votes.c.id.label("vote_id"))
+    .outerjoin(db.votes, db.votes.c.assignment_id == db.assignments.c.id)
+    .where(db.assignments.c.pair_id == sa.bindparam("pair_id")))
+_SELECT_VOTE_OF = sa.select(db.votes).where(db.votes.c.assignment_id == sa.bindparam("assignment_id"))
+_INSERT_ASSIGNMENT = db.assignments.insert()
+_INSERT_VOTE = db.votes.insert().returning(db.votes.c.id)
+
+
 @dataclass
 class _Annotator:
     id: int
@@ -331,6 +354,12 @@ def _add_api(app: FastAPI, state: _State) -> None:
 
     def tx(write: bool = False) -> AbstractContextManager[Connection]:
         return db.transaction(engine, write)
+
+    writer = state.writer or db.GroupCommit(engine)
+
+    def write(job: Callable[[Connection], Any]) -> Any:
+        """``job(conn)`` in a write transaction shared with concurrent requests; returns after the commit."""
+        return writer.run(job)
 
     def admin_digest() -> str | None:
         with tx() as conn:
@@ -351,15 +380,19 @@ def _add_api(app: FastAPI, state: _State) -> None:
                             headers={"WWW-Authenticate": "Bearer"})
 
     def _find_annotator(token: str) -> _Annotator | None:
+        # annotators are immutable (name, project, budget) and tokens cannot be revoked: known digests are
+        # served from memory; unknown ones always ask the database (another process may have added them)
         digest = hash_token(token)
-        a, p = db.annotators, db.projects
+        cached = state.annotators.get(digest)
+        if cached is not None:
+            return cached
         with tx() as conn:
-            row = conn.execute(
-                sa.select(a.c.id, a.c.name, a.c.project_id, a.c.max_votes, a.c.token_hash, p.c.slug)
-                .join(p, p.c.id == a.c.project_id).where(a.c.token_hash == digest)).first()
+            row = conn.execute(_SELECT_ANNOTATOR, {"digest": digest}).first()
         if row is None or not token_matches(token, row.token_hash):
             return None
-        return _Annotator(row.id, row.name, row.project_id, row.slug, row.max_votes)
+        annotator = _Annotator(row.id, row.name, row.project_id, row.slug, row.max_votes)
+        state.annotators[digest] = annotator
+        return annotator
 
     def require_annotator(slug: str, request: Request) -> _Annotator:
         token = bearer_token(request.headers.get("authorization"))
@@ -467,15 +500,12 @@ def _add_api(app: FastAPI, state: _State) -> None:
 
     @app.get("/api/projects/{slug}/next", response_model=None)
     def next_pair(slug: str, annotator: AnnotatorOf) -> dict[str, Any] | Response:
-        s = db.assignments
         with tx() as conn:
             if annotator.max_votes is not None and n_votes_of(conn, annotator_id=annotator.id) \
                     >= annotator.max_votes:
                 return Response(status_code=204)
             # one query: this annotator's assignments, the unanswered ones with vote_id None
-            mine = conn.execute(
-                sa.select(s, db.votes.c.id.label("vote_id")).outerjoin(db.votes, db.votes.c.assignment_id == s.c.id)
-                .where(s.c.annotator_id == annotator.id).order_by(s.c.id)).all()
+            mine = conn.execute(_SELECT_MINE, {"annotator_id": annotator.id}).all()
             pending = next((a for a in mine if a.vote_id is None), None)
             if pending is not None:
                 return pair_json(pending, conn)
@@ -493,11 +523,10 @@ def _add_api(app: FastAPI, state: _State) -> None:
         left_id = rng.choice(structure.by_prompt[prompt][first])
         right_id = rng.choice(structure.by_prompt[prompt][second])
         pair_id = new_token()[:32]
-        with tx(write=True) as conn:
-            conn.execute(s.insert().values(
-                pair_id=pair_id, project_id=annotator.project_id, annotator_id=annotator.id, prompt=prompt,
-                left_output_id=left_id, right_output_id=right_id, left_system=first, right_system=second,
-                created_at=time.time()))
+        row = {"pair_id": pair_id, "project_id": annotator.project_id, "annotator_id": annotator.id, "prompt": prompt,
+               "left_output_id": left_id, "right_output_id": right_id, "left_system": first, "right_system": second,
+               "created_at": time.time()}
+        write(lambda conn: conn.execute(_INSERT_ASSIGNMENT, row))
         left, right = structure.content[left_id], structure.content[right_id]
         return {"pair_id": pair_id, "prompt": prompt, "left": {"text": left[0], "image_url": left[1]},
                 "right": {"text": right[0], "image_url": right[1]}}
@@ -507,36 +536,36 @@ def _add_api(app: FastAPI, state: _State) -> None:
                 "left_system": a.left_system, "right_system": a.right_system}
 
     def existing_vote(conn: Connection, a: Any, outcome: str) -> JSONResponse:
-        vote = conn.execute(sa.select(db.votes).where(db.votes.c.assignment_id == a.id)).one()
+        vote = conn.execute(_SELECT_VOTE_OF, {"assignment_id": a.id}).one()
         if vote.outcome != outcome:
             raise HTTPException(409, f"pair {a.pair_id} was already voted {vote.outcome!r}")
         return JSONResponse(vote_json(vote, a), status_code=200)
 
     @app.post("/api/projects/{slug}/votes", status_code=201, response_model=None)
     def vote(slug: str, body: VoteIn, annotator: AnnotatorOf) -> Any:
-        s = db.assignments
-
         def assignment(conn: Connection) -> Any:
-            a = conn.execute(sa.select(s, db.votes.c.id.label("vote_id"))
-                             .outerjoin(db.votes, db.votes.c.assignment_id == s.c.id)
-                             .where(s.c.pair_id == body.pair_id)).first()
+            a = conn.execute(_SELECT_PAIR, {"pair_id": body.pair_id}).first()
             if a is None or a.annotator_id != annotator.id:  # another annotator's pair looks like no pair
                 raise HTTPException(404, f"no pair {body.pair_id} for this annotator")
             return a
 
+        def store(conn: Connection) -> Any:
+            a = assignment(conn)
+            if a.vote_id is not None:
+                return existing_vote(conn, a, body.outcome)
+            if annotator.max_votes is not None and n_votes_of(conn, annotator_id=annotator.id) \
+                    >= annotator.max_votes:
+                raise HTTPException(403, "this annotator's vote budget is used up")
+            vote_id = conn.execute(_INSERT_VOTE, {
+                "assignment_id": a.id, "project_id": annotator.project_id, "annotator_id": annotator.id,
+                "outcome": body.outcome, "created_at": time.time()}).scalar_one()
+            return {"vote_id": vote_id, "pair_id": a.pair_id, "outcome": body.outcome,
+                    "left_system": a.left_system, "right_system": a.right_system}
+
         try:
-            with tx(write=True) as conn:  # the vote is committed before the response is sent
-                a = assignment(conn)
-                if a.vote_id is not None:
-                    return existing_vote(conn, a, body.outcome)
-                if annotator.max_votes is not None and n_votes_of(conn, annotator_id=annotator.id) \
-                        >= annotator.max_votes:
-                    raise HTTPException(403, "this annotator's vote budget is used up")
-                vote_id = conn.execute(db.votes.insert().values(
-                    assignment_id=a.id, project_id=annotator.project_id, annotator_id=annotator.id,
-                    outcome=body.outcome, created_at=time.time()).returning(db.votes.c.id)).scalar_one()
-                payload = {"vote_id": vote_id, "pair_id": a.pair_id, "outcome": body.outcome,
-                           "left_system": a.left_system, "right_system": a.right_system}
+            payload = write(store)  # returns once the vote is committed: before the response is sent
+            if isinstance(payload, Response):
+                return payload
         except IntegrityError:  # a simultaneous identical submission won the unique constraint
             with tx() as conn:
                 return existing_vote(conn, assignment(conn), body.outcome)
@@ -612,14 +641,40 @@ def _structure(state: _State, project_id: int) -> _Structure:
 
 
 def _snapshot(state: _State, project_id: int, systems: list[str]) -> _Snapshot:
-    """Votes as weighted comparisons (one row per pair and outcome) and the sampler fitted on them."""
+    """The project's current sampler snapshot; a stale one is refitted in the background, off the request path.
+
+    The first request of a project (and every request when ``SAMPLER_MIN_INTERVAL_S`` is 0) fits inline. A
+    refit starts at most every ``SAMPLER_MIN_INTERVAL_S`` and at most every 20 times the last fit's duration,
+    so refitting takes at most ~5% of the server's time however many votes arrive.
+    """
     cached = state.snapshots.get(project_id)
-    if cached is not None and time.time() - cached.at < SAMPLER_MIN_INTERVAL_S:
-        return cached
+    if cached is None or SAMPLER_MIN_INTERVAL_S <= 0:
+        return _refit(state, project_id, systems)
+    if time.time() - cached.at >= max(SAMPLER_MIN_INTERVAL_S, 20 * cached.fit_s):
+        with state.guard:
+            start = project_id not in state.refitting
+            state.refitting.add(project_id)
+        if start:
+            def refit() -> None:
+                try:
+                    _refit(state, project_id, systems)
+                except Exception as exc:  # keep serving the previous snapshot
+                    _log.warning("sampler refit failed on project %d (%s: %s)", project_id, type(exc).__name__, exc)
+                finally:
+                    with state.guard:
+                        state.refitting.discard(project_id)
+
+            threading.Thread(target=refit, name="bradley-sampler-refit", daemon=True).start()
+    return cached
+
+
+def _refit(state: _State, project_id: int, systems: list[str]) -> _Snapshot:
+    """Votes as weighted comparisons (one row per pair and outcome) and the sampler fitted on them."""
     with state.lock("snapshot", project_id):
         cached = state.snapshots.get(project_id)
-        if cached is not None and time.time() - cached.at < SAMPLER_MIN_INTERVAL_S:
+        if cached is not None and SAMPLER_MIN_INTERVAL_S > 0 and time.time() - cached.at < SAMPLER_MIN_INTERVAL_S:
             return cached
+        started = time.perf_counter()
         v, s = db.votes, db.assignments
         with db.transaction(state.engine) as conn:
             rows = conn.execute(
@@ -647,7 +702,7 @@ def _snapshot(state: _State, project_id: int, systems: list[str]) -> _Snapshot:
                              project_id, type(exc).__name__, exc)
                 sampler, batch = None, []
         snap = _Snapshot(int(frame["weight"].sum()) if len(frame) else 0, time.time(), data, item_counts,
-                         sampler, batch)
+                         sampler, batch, fit_s=time.perf_counter() - started)
         state.snapshots[project_id] = snap
         return snap
 
