@@ -425,6 +425,7 @@ def test_cli_reads_directories_and_globs_like_the_concatenated_file(tmp_path, fr
     one = run("fit", str(tmp_path / "all.parquet"), "--format", "json")
     many = run("fit", str(tmp_path / "parts"), "--format", "json")
     assert (one["n_items"], one["log_likelihood"]) == (many["n_items"], pytest.approx(many["log_likelihood"]))
+    assert one["n_comparisons"] == many["n_comparisons"] == len(data)  # games, not pair rows
     for a, b in zip(one["items"], many["items"], strict=True):
         assert (a["name"], a["wins"], a["losses"], a["ties"]) == (b["name"], b["wins"], b["losses"], b["ties"])
         assert a["score"] == pytest.approx(b["score"], abs=1e-9)

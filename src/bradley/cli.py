@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bradley import __version__
-from bradley.data import Comparisons
+from bradley.data import Comparisons, PairCounts
 from bradley.errors import BradleyError
 from bradley.evaluate import METHODS, compare_methods
 from bradley.io import is_count_table, read_comparisons, read_table
@@ -362,17 +362,11 @@ def _load(args: argparse.Namespace) -> tuple[Comparisons, bool]:
     as from the file itself.
     """
     started = time.perf_counter()
-    from bradley.aggregate import aggregate_for_cli
-
-    pairs = aggregate_for_cli(args)
+    pairs = _aggregate(args)
     if pairs is not None:
         cells = np.concatenate([pairs.wins_first, pairs.wins_second, pairs.ties])
         per_game = getattr(args, "command", None) != "fit" and bool(np.all(cells == np.round(cells)))
-        data = pairs.to_comparisons(frequencies=per_game)
-        if args.progress:
-            print(f"bradley: aggregated {args.data} to {pairs.n_pairs:,} pairs ({float(cells.sum()):,.0f} "
-                  f"comparisons) in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-        return data, False
+        return pairs.to_comparisons(frequencies=per_game), False
     size = os.path.getsize(args.data) if os.path.isfile(args.data) else 0
     announce = bool(args.progress) and size >= _BIG_READ_BYTES
     if announce:
@@ -416,6 +410,19 @@ def _read(args: argparse.Namespace) -> Comparisons:
     return _load(args)[0]
 
 
+def _aggregate(args: argparse.Namespace) -> PairCounts | None:
+    """Pair counts when DATA is read out of core (directory, glob, large Parquet), else None."""
+    started = time.perf_counter()
+    from bradley.aggregate import aggregate_for_cli
+
+    pairs = aggregate_for_cli(args)
+    if pairs is not None and args.progress:
+        games = float(pairs.wins_first.sum() + pairs.wins_second.sum() + pairs.ties.sum())
+        print(f"bradley: aggregated {args.data} to {pairs.n_pairs:,} pairs ({games:,.0f} comparisons) in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return pairs
+
+
 _MODEL_NAMES = {"bt": "bradley-terry", "davidson": "davidson", "rao-kupper": "rao-kupper", "tobt": "tobt"}
 
 
@@ -429,11 +436,13 @@ def _run_fit(args: argparse.Namespace) -> str:
         ranking_model = PlackettLuce(solver=solver, prior=args.prior, ties=args.ties, tol=args.tol,
                                      max_iter=args.max_iter).fit(rankings)
         return render_fit(ranking_model, args.format, model_name="plackett-luce")
-    data = _read(args)
     family = _family_estimator(args)
     if family is None:
-        bt_model = _bradley_terry(args, anchor=_fit_anchor(args)).fit(data)
+        # Out of core, the plain model is fitted on the pair counts themselves (games counted as games).
+        pairs = _aggregate(args)
+        bt_model = _bradley_terry(args, anchor=_fit_anchor(args)).fit(pairs if pairs is not None else _read(args))
         return render_fit(bt_model, args.format)
+    data = _read(args)
     if args.anchor or args.anchor_score:
         raise ValueError("--anchor is available in `bradley fit` for the plain bt model (scores of the other models "
                          "are mean-zero); `bradley leaderboard --anchor ITEM=ELO` shifts the ratings of any model.")
