@@ -34,7 +34,7 @@ from scipy.special import expit
 from scipy.stats import kendalltau
 
 import bradley
-from bradley.active import ActiveSampler, choose_pairs
+from bradley.active import STRATEGIES, ActiveSampler, choose_pairs
 from bradley.data import PairCounts
 from bradley.solvers import bt
 
@@ -54,9 +54,15 @@ def counts_from(rows: np.ndarray, n: int) -> PairCounts:
 
 def run(strategy: str, truth: np.ndarray, budget: int, batch: int, top_k: int, seed: int,
         neighbours: int = 2, prior: float = 1.0) -> np.ndarray:
-    """(checkpoints, 2) array: Kendall tau and top-k recall after each batch."""
+    """(checkpoints, 2) array: Kendall tau and top-k recall after each batch.
+
+    The sampler draws from ``default_rng([seed, 0])``, the outcomes from their
+    own ``default_rng([seed, 1])``: every strategy sees the same stream of
+    outcome uniforms (common random numbers).
+    """
     n = len(truth)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 0])
+    outcome_rng = np.random.default_rng([seed, 1])
     if strategy.startswith("information"):
         # information[-top][-neighbours]: top-k target; rank-window targets instead of the closest pairs
         sampler = ActiveSampler("information", seed=rng, neighbours=neighbours, prior=prior,
@@ -71,7 +77,7 @@ def run(strategy: str, truth: np.ndarray, budget: int, batch: int, top_k: int, s
     while len(rows) < budget:
         data = counts_from(rows, n) if len(rows) else None
         pairs = np.array(sampler.fit(data, names).next_pairs(batch), dtype=np.int64)
-        left_wins = rng.random(len(pairs)) < expit(truth[pairs[:, 0]] - truth[pairs[:, 1]])
+        left_wins = outcome_rng.random(len(pairs)) < expit(truth[pairs[:, 0]] - truth[pairs[:, 1]])
         new = np.where(left_wins[:, None], pairs, pairs[:, ::-1])
         rows = np.concatenate([rows, new])
         scores = bt.newton(counts_from(rows, n), prior_variance=1.0).scores
@@ -94,7 +100,7 @@ def speed(n_items: int = 200, n_votes: int = 4000, repeats: int = 10) -> None:
     print(f"\n## speed: {n_items} items, {n_votes} votes (median of {repeats}; CPU time = process time)\n")
     print("| strategy | 1 pair wall ms | 1 pair CPU ms | 10 pairs wall ms | 10 pairs CPU ms |")
     print("|---|---|---|---|---|")
-    for strategy in ("uniform", "arena", "uncertainty", "information"):
+    for strategy in STRATEGIES:
         cells = []
         for n in (1, 10):
             wall, cpu = [], []
@@ -114,11 +120,13 @@ def speed(n_items: int = 200, n_votes: int = 4000, repeats: int = 10) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", default="20,50")
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--boot", type=int, default=2000, help="bootstrap resamples over seeds")
     parser.add_argument("--per-item", type=int, default=40, help="budget: comparisons per item")
     parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--spreads", default="normal,arena")
-    parser.add_argument("--strategies", default="uniform,arena,uncertainty,information,information-top")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--tau", type=lambda t: [float(x) for x in t.split(",")], default=[0.8, 0.9])
     parser.add_argument("--recall", type=lambda t: [float(x) for x in t.split(",")], default=[0.8, 0.9])
     parser.add_argument("--save", default="", help="save the curves to SAVE-<spread>-<items>.npz")
@@ -142,8 +150,8 @@ def main() -> None:
             xs = np.arange(batch, budget + batch, batch)[: -(-budget // batch)]
             curves: dict[str, np.ndarray] = {}
             start = time.perf_counter()
+            tasks = []
             for strategy in strategies:
-                runs = []
                 for seed in range(args.seeds):
                     truth_rng = np.random.default_rng(1000 + seed)
                     if spread == "normal":
@@ -151,18 +159,33 @@ def main() -> None:
                     else:
                         assert pool is not None
                         truth = truth_rng.choice(pool, size=n, replace=False)
-                    runs.append(run(strategy, truth, budget, batch, top_k, seed, args.neighbours, args.prior))
-                curves[strategy] = np.stack(runs)  # (seeds, checkpoints, 2)
+                    tasks.append((strategy, truth, budget, batch, top_k, seed, args.neighbours, args.prior))
+            if args.jobs > 1:
+                from concurrent.futures import ProcessPoolExecutor
+
+                with ProcessPoolExecutor(args.jobs) as pool_ex:
+                    results = list(pool_ex.map(_run_task, tasks))
+            else:
+                results = [_run_task(t) for t in tasks]
+            for k, strategy in enumerate(strategies):
+                curves[strategy] = np.stack(results[k * args.seeds:(k + 1) * args.seeds])  # (seeds, checkpoints, 2)
             elapsed = time.perf_counter() - start
             print(f"\n## {spread} scores, {n} items, top-{top_k}, batch {batch}, {args.seeds} seeds "
                   f"({elapsed:.0f} s)\n")
             if args.save:
                 np.savez(f"{args.save}-{spread}-{n}.npz", xs=xs, **curves)
-            report(curves, xs, n, budget, top_k, args.tau, args.recall)
+            report(curves, xs, n, budget, top_k, args.tau, args.recall, args.boot)
+
+
+def _run_task(task: tuple) -> np.ndarray:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    return run(*task)
 
 
 def report(curves: dict[str, np.ndarray], xs: np.ndarray, n: int, budget: int, top_k: int,
-           taus: list[float], recalls: list[float]) -> None:
+           taus: list[float], recalls: list[float], n_boot: int = 2000) -> None:
     """Markdown table of the mean curves at a few budgets, budgets to reach the targets, savings factors."""
     marks = [m for m in (5, 10, 20, 40, 80) if m * n <= budget]
     goals = [(0, t, f"tau {t}") for t in taus] + [(1, r, f"top-{top_k} recall {r}") for r in recalls]
@@ -181,19 +204,32 @@ def report(curves: dict[str, np.ndarray], xs: np.ndarray, n: int, budget: int, t
         shown = [str(r) if r is not None else f">{budget}" for r in reach[strategy]]
         print(f"| {strategy} | " + " | ".join(cells + shown) + " |")
     print()
-    for mine in ("information", "information-top"):
-        for peer in ("uniform", "arena"):
-            if mine not in reach or peer not in reach:
-                continue
+    # savings factor N(peer) / N(mine) from the mean curves, with a 90 % percentile bootstrap over seeds
+    # (seeds resampled jointly for all strategies); a curve that does not reach the target within the
+    # budget counts as reaching it one batch later (censored: the factor is then a bound, marked ">" / "<")
+    boot_rng = np.random.default_rng(0)
+    n_seeds = next(iter(curves.values())).shape[0]
+    resamples = boot_rng.integers(n_seeds, size=(n_boot, n_seeds))
+    censor = float(xs[-1] + (xs[1] - xs[0] if len(xs) > 1 else xs[0]))
+
+    def needed(c: np.ndarray, metric: int, target: float) -> float:
+        hit = np.flatnonzero(c.mean(0)[:, metric] >= target)
+        return float(xs[hit[0]]) if len(hit) else censor
+
+    mines = [m for m in ("misorder", "information", "thompson", "uncertainty", "information-top") if m in curves]
+    peers = [p for p in ("uniform", "arena", "arena-balanced") if p in curves]
+    for mine in mines:
+        for peer in peers:
             text = []
-            for (_, _, name), a, b in zip(goals, reach[peer], reach[mine], strict=True):
-                if b is None:
-                    text.append(f"{name}: {mine} not reached")
-                elif a is None:
-                    text.append(f"{name}: > {budget / b:.2f}x")
-                else:
-                    text.append(f"{name}: {a / b:.2f}x")
+            for metric, target, name in goals:
+                a, b = needed(curves[peer], metric, target), needed(curves[mine], metric, target)
+                boots = np.array([needed(curves[peer][r], metric, target) / needed(curves[mine][r], metric, target)
+                                  for r in resamples])
+                lo, hi = np.percentile(boots, [5, 95])
+                mark = ">" if a == censor and b < censor else "<" if b == censor and a < censor else ""
+                text.append(f"{name}: {mark}{a / b:.2f}x [{lo:.2f}, {hi:.2f}]")
             print(f"savings {peer} / {mine}: " + "; ".join(text))
+
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from bradley.active import (
     best_information_gain,
     choose_pairs,
     expected_information_gain,
+    expected_misorder_reduction,
     rank_one_update,
 )
 from bradley.data import PairCounts
@@ -181,7 +182,7 @@ def test_inputs_and_new_items():
         ActiveSampler().fit(None)
 
 
-@pytest.mark.parametrize("strategy", ["uncertainty", "information", "information-neighbours"])
+@pytest.mark.parametrize("strategy", ["uncertainty", "information", "information-neighbours", "misorder"])
 @pytest.mark.parametrize("new_item", [False, True])
 def test_batch_is_greedy_under_the_updated_posterior(strategy, new_item):
     """Pick k maximises the criterion given picks 1..k-1 (information recomputed by explicit inverses)."""
@@ -208,14 +209,22 @@ def test_batch_is_greedy_under_the_updated_posterior(strategy, new_item):
     taken: set[tuple[int, int]] = set()
     for left, right in batch:
         cov = np.linalg.inv(info)
-        if strategy == "uncertainty":
-            crit = cov[first, first] + cov[second, second] - 2 * cov[first, second]
+        if strategy == "uncertainty":  # D-optimal: the log-determinant reduction, by explicit determinants
+            logdet = np.linalg.slogdet(cov)[1]
+            crit = np.empty(len(first))
+            for c, (a, b) in enumerate(zip(first, second, strict=True)):
+                e = np.zeros(m)
+                e[a], e[b] = 1.0, -1.0
+                q = expit(mu[a] - mu[b])
+                crit[c] = logdet + np.linalg.slogdet(info + q * (1 - q) * np.outer(e, e))[1]
+        elif strategy == "misorder":
+            crit = expected_misorder_reduction(mu, cov, first, second, targets)
         else:
             crit = expected_information_gain(mu, cov, first, second, targets)
         free = np.array([(a, b) not in taken for a, b in zip(first, second, strict=True)])
         i, j = sorted((code[left], code[right]))
         chosen = crit[(first == i) & (second == j)][0]
-        assert chosen >= crit[free].max() * (1 - 1e-8)
+        assert chosen >= crit[free].max() - 1e-8 * abs(crit[free].max())
         taken.add((i, j))
         p = expit(mu[i] - mu[j])
         d = np.zeros(m)
@@ -226,14 +235,130 @@ def test_batch_is_greedy_under_the_updated_posterior(strategy, new_item):
         assert len({x for pair in batch for x in pair}) >= 6
 
 
-def test_arena_boosts_new_items():
+@pytest.mark.parametrize("strategy", ["arena", "arena-balanced"])
+def test_arena_boosts_new_items(strategy):
     data, _ = bradley.simulate_bt(6, 300, seed=0, item_names=True)
     items = [*data.items, "newcomer"]
-    sampler = ActiveSampler("arena", seed=0).fit(data, items)
-    pairs = [p for _ in range(200) for p in sampler.next_pairs(1)]
-    share = np.mean(["newcomer" in p for p in pairs])
-    # anchor weight 5 of 10 plus being a rival: well above the uniform share 6/21
-    assert share > 0.5
+
+    def share(boost: float) -> float:
+        sampler = ActiveSampler(strategy, boost=boost, seed=0).fit(data, items)
+        pairs = [p for _ in range(300) for p in sampler.next_pairs(1)]
+        return float(np.mean(["newcomer" in p for p in pairs]))
+
+    # boost 5: anchor weight 5 of 11 plus being a rival (exact share 0.71 for "arena"); boost 1: 2/7
+    assert share(5.0) > share(1.0) + 0.1
+
+
+def test_arena_is_fastchats_two_stage_draw():
+    """Pair frequencies against the exact probabilities of get_battle_pair with weights 1 and 5 (new items)."""
+    wins = np.zeros((4, 4))
+    wins[0, 1] = wins[1, 0] = wins[0, 2] = wins[2, 0] = wins[1, 2] = wins[2, 1] = 10
+    wins[0, 3] = 1  # item 3: 1 comparison, fewer than half the median (20): new, weight 5
+    pc = PairCounts.from_matrix(wins, items=list("abcd"))
+    weight = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 5.0}
+    total = sum(weight.values())
+    exact = {}
+    for x in "abcd":
+        for y in "abcd":
+            if x < y:
+                exact[x + y] = (weight[x] / total * weight[y] / (total - weight[x])
+                                + weight[y] / total * weight[x] / (total - weight[y]))
+    draws = 4000
+    sampler = ActiveSampler("arena", seed=1).fit(pc)
+    seen = dict.fromkeys(exact, 0)
+    for _ in range(draws):
+        (pair,) = sampler.next_pairs(1)
+        seen["".join(sorted(pair))] += 1
+    for key, prob in exact.items():
+        se = np.sqrt(prob * (1 - prob) / draws)
+        assert abs(seen[key] / draws - prob) < 4.5 * se, (key, seen[key] / draws, prob)
+    # the balanced variant favours the pairs with fewer comparisons: (a, d) has 1, (b, d) and (c, d) none
+    balanced = ActiveSampler("arena-balanced", seed=1).fit(pc)
+    counts = dict.fromkeys(exact, 0)
+    for _ in range(draws):
+        (pair,) = balanced.next_pairs(1)
+        counts["".join(sorted(pair))] += 1
+    assert counts["ab"] < 0.5 * seen["ab"]
+
+
+def test_uncertainty_is_d_optimal():
+    """log1p(w Var(diff)) equals the log-determinant reduction of the covariance (explicit determinants)."""
+    data, _ = bradley.simulate_bt(6, 60, seed=8, item_names=True)
+    sampler = ActiveSampler("uncertainty", seed=0).fit(data)
+    mu, cov = sampler.scores_, sampler.covariance_
+    first, second = np.triu_indices(6, 1)
+    gains = []
+    for i, j in zip(first, second, strict=True):
+        p = expit(mu[i] - mu[j])
+        gains.append(np.linalg.slogdet(cov)[1] - np.linalg.slogdet(rank_one_update(cov, i, j, p * (1 - p)))[1])
+    best = int(np.argmax(gains))
+    (pair,) = sampler.next_pairs(1)
+    code = {name: k for k, name in enumerate(sampler.items_)}
+    assert sorted((code[pair[0]], code[pair[1]])) == [first[best], second[best]]
+    # a far-apart pair with the largest variance but p (1 - p) ~ 0 is not chosen
+    wins = np.zeros((4, 4))
+    truth = np.array([6.0, 0.0, 0.2, -6.0])
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                wins[i, j] = 3 * expit(truth[i] - truth[j])
+    pc = PairCounts.from_matrix(wins, items=list("abcd"))
+    assert set(choose_pairs(pc, list("abcd"), strategy="uncertainty", rng=0)[0]) != {"a", "d"}
+
+
+def test_misorder_reduction_against_quadrature():
+    """The Owen's T closed form against integrating Phi(-|m'| / s') over m' ~ N(m, v) numerically."""
+    from scipy.integrate import quad
+    from scipy.special import ndtr
+
+    data, _ = bradley.simulate_bt(5, 25, seed=6)
+    mu, cov = _laplace(data.pair_counts())
+    tk, tl = _neighbour_targets(mu, np.arange(5), 2)
+    first, second = np.triu_indices(5, 1)
+    fast = expected_misorder_reduction(mu, cov, first, second, (tk, tl))
+    for c, (i, j) in enumerate(zip(first, second, strict=True)):
+        p = expit(mu[i] - mu[j])
+        after = rank_one_update(cov, i, j, p * (1 - p))
+        total = 0.0
+        for k, l in zip(tk, tl, strict=True):
+            m = mu[k] - mu[l]
+            s2 = cov[k, k] + cov[l, l] - 2 * cov[k, l]
+            s2_after = after[k, k] + after[l, l] - 2 * after[k, l]
+            v = s2 - s2_after  # variance of the posterior mean before the outcome is seen
+            sd_after = np.sqrt(s2_after)
+            value, _ = quad(lambda u, m=m, v=v, sd=sd_after: ndtr(-abs(m + np.sqrt(v) * u) / sd)
+                            * np.exp(-0.5 * u * u) / np.sqrt(2 * np.pi), -12, 12, points=[-m / np.sqrt(v)],
+                            epsabs=1e-13, limit=200)
+            total += ndtr(-abs(m) / np.sqrt(s2)) - value
+        assert fast[c] == pytest.approx(total, rel=1e-6, abs=1e-12)
+    # Sheppard: at z = 0 the reduction is arcsin(sqrt(x)) / pi; here x = w c^2 / (s_t^2 (1 + w s_c^2)) = 1/3
+    assert expected_misorder_reduction(np.zeros(2), np.eye(2), np.array([0]), np.array([0]) + 1,
+                                       (np.array([0]), np.array([1])))[0] == pytest.approx(
+        np.arcsin(np.sqrt(1 / 3)) / np.pi, rel=1e-12)
+
+
+def test_thompson_picks_pairs_adjacent_in_the_ranking():
+    # well separated scores and many votes: every draw ranks the items as the truth does
+    truth = np.array([6.0, 4.5, 3.0, 1.5, 0.0, -1.5])
+    wins = np.zeros((6, 6))
+    for i in range(6):
+        for j in range(6):
+            if i != j:
+                wins[i, j] = 400 * expit(truth[i] - truth[j])
+    pc = PairCounts.from_matrix(wins, items=[f"m{k}" for k in range(6)])
+    batch = choose_pairs(pc, list(pc.items), 5, strategy="thompson", rng=3)
+    assert {frozenset(p) for p in batch} == {frozenset((f"m{k}", f"m{k + 1}")) for k in range(5)}
+
+
+def test_malformed_exclusions_raise():
+    items = ["a", "b", "c"]
+    assert choose_pairs(None, items, 3, exclude={frozenset(("a", "b")), ("c", "zz")}, rng=0)
+    with pytest.raises(ValueError, match="'a', 'b', 'c'"):
+        choose_pairs(None, items, exclude=[("a", "b"), ("a", "b", "c")], rng=0)
+    with pytest.raises(ValueError, match="frozenset"):
+        choose_pairs(None, items, exclude=[frozenset(("a",))], rng=0)
+    pairs = choose_pairs(None, items, 3, exclude=[("b", "a"), ["c", "a"]], rng=0)
+    assert {frozenset(p) for p in pairs} == {frozenset(("b", "c"))}
 
 
 def test_top_k_targets_straddle_the_boundary():
@@ -300,13 +425,15 @@ def test_information_beats_uniform_at_a_fixed_budget():
     assert (errors["information"] < errors["uniform"]).sum() >= 6, errors
 
 
-def test_one_pair_among_200_items_is_fast():
+@pytest.mark.parametrize("strategy", ["information", "misorder", "thompson"])
+def test_one_pair_among_200_items_is_fast(strategy):
     data, _ = bradley.simulate_bt(200, 4000, seed=0, item_names=True)
     pc = data.pair_counts()
     items = list(data.items)
-    choose_pairs(pc, items, rng=0)
-    best = min(_timed(lambda k=k: choose_pairs(pc, items, rng=k)) for k in range(3))
-    assert best < 0.5  # measured ~15-35 ms on a shared 2-core machine; the service wants < 50 ms
+    choose_pairs(pc, items, strategy=strategy, rng=0)
+    best = min(_timed(lambda k=k: choose_pairs(pc, items, strategy=strategy, rng=k)) for k in range(3))
+    # measured (best of 3, fit included, shared 2-core machine): see docs/active.md; the service wants < 50 ms
+    assert best < 0.15
 
 
 def _timed(fn) -> float:
@@ -341,5 +468,7 @@ def test_extreme_scores_stay_finite():
     wins = np.zeros((3, 3))
     wins[0, 1] = wins[0, 2] = wins[1, 2] = 500
     pc = PairCounts.from_matrix(wins, items=["a", "b", "c"])
-    for strategy in ("uncertainty", "information"):
+    for strategy in ("uncertainty", "information", "misorder", "thompson"):
         assert len(choose_pairs(pc, ["a", "b", "c"], 2, strategy=strategy, rng=0)) == 2
+    gain = expected_misorder_reduction(scores, cov, first, second, targets)
+    assert np.isfinite(gain).all() and (gain >= -1e-15).all() and np.argmax(gain) == 3

@@ -1,45 +1,70 @@
 """Active comparison selection: which pair to compare next (METHODS B5).
 
-Four strategies choose the next pairs to show a judge:
+Seven strategies choose the next pairs to show a judge:
 
 ``"uniform"``
     A uniformly random pair among the allowed ones (the baseline).
 ``"arena"``
-    The Chatbot Arena's sampling heuristic (FastChat's ``get_battle_pair``):
-    draw an anchor item with probability proportional to its sampling weight,
-    then a rival among the others, again by weight. Weights are 1, times
-    ``boost`` (5 in FastChat, for its ``SAMPLING_BOOST_MODELS``) for *new*
-    items, here those with fewer than half the median number of comparisons.
-    FastChat's weights are set by hand; in place of its hand-picked "battle
-    targets" the rival's weight is divided by ``1 + n_ab`` (comparisons of the
-    pair so far), so rarely compared pairs are favoured. No model is used.
+    The Chatbot Arena's sampling rule as FastChat's ``get_battle_pair`` runs
+    it with its default weights: draw an anchor item with probability
+    proportional to its sampling weight, then a rival among the other items by
+    the same weights. Every weight is 1, times ``boost`` (5 in FastChat, for
+    its ``SAMPLING_BOOST_MODELS``) for *new* items, here those with fewer than
+    half the median number of comparisons. No model is used.
+``"arena-balanced"``
+    As ``"arena"``, but the rival's weight is divided by ``1 + n_ab``
+    (comparisons of the pair so far), so rarely compared pairs are favoured (a
+    stand-in for FastChat's hand-picked "battle targets"; not FastChat's rule).
 ``"uncertainty"``
-    The pair whose score difference has the largest posterior standard error
-    (Laplace approximation of a Bradley-Terry fit with a ``N(0, prior)``
-    prior, so it works from zero votes).
+    D-optimal: the pair that most reduces the entropy of all scores under the
+    Laplace (Gaussian) posterior ``N(mu, S)`` of a Bradley-Terry fit with a
+    ``N(0, prior)`` prior, ``log1p(p (1 - p) Var(s_i - s_j))``.
 ``"information"``
-    The pair with the largest expected information gain about the order of
-    close neighbours in the current ranking (derived below).
+    The pair with the largest weighted mutual information between the Gaussian
+    surrogate observation and the score differences of the target pairs
+    (derived below).
+``"misorder"``
+    The pair with the largest expected reduction of the summed posterior
+    probability that a target pair is ranked the wrong way round (below).
+``"thompson"``
+    Thompson-style: draw scores from ``N(mu, S)``, rank the items by the draw,
+    and take the pair adjacent in that ranking with the largest
+    ``p (1 - p) Var(s_i - s_j)`` (a fresh draw per pick).
 
 Derivation of ``"information"``. With the Laplace posterior
 ``theta ~ N(mu, S)`` one more comparison of ``(i, j)`` with ``p = expit(mu_i -
 mu_j)`` adds Fisher information ``w d d'`` with ``w = p (1 - p)`` and ``d =
 e_i - e_j``: as far as the Gaussian approximation goes it is an observation
-``y = d' theta + e`` with noise variance ``1 / w``, and the posterior covariance
-after it is the rank-one update ``S - w S d d' S / (1 + w d' S d)`` whatever
-the outcome. For a target difference ``delta_t = theta_k - theta_l`` (variance
-``s_t^2``, covariance ``c_t = (e_k - e_l)' S d`` with the new observation) the
-expected reduction of its entropy, i.e. the mutual information between the
-outcome and ``delta_t``, is ``-1/2 log(1 - w c_t^2 / (s_t^2 (1 + w d' S d)))``.
+``y = d' theta + e`` with noise variance ``1 / w`` (the *surrogate*
+observation, not the binary outcome), and the posterior covariance after it is
+the rank-one update ``S - w S d d' S / (1 + w d' S d)`` whatever the outcome.
+For a target difference ``delta_t = theta_k - theta_l`` (variance ``s_t^2``,
+covariance ``c_t = (e_k - e_l)' S d`` with the new observation) the mutual
+information between the surrogate observation and ``delta_t`` is
+``-1/2 log(1 - x_t)`` with ``x_t = w c_t^2 / (s_t^2 (1 + w d' S d))``.
 The targets are the ``neighbours * n_items`` pairs whose order is most in
 doubt (smallest ``|z_t|``; with ``top_k`` only pairs across the boundary of the
 current top k; with ``targets="neighbours"`` the pairs at most ``neighbours``
 places apart in the current ranking), each weighted by ``exp(-z_t^2 / 2)``
-with ``z_t = (mu_k - mu_l) / s_t``: close pairs whose order is still in doubt
-count fully, pairs already told apart hardly at all. The criterion is the weighted sum. A batch (``n > 1``) is
-chosen greedily: after each pick the covariance takes the rank-one update, so
-the next pick is the best pair *given* that the previous ones will be judged
-(diverse pairs rather than ``n`` copies of the best).
+with ``z_t = (mu_k - mu_l) / s_t``. That weight is a heuristic (close pairs
+whose order is still in doubt count fully, pairs already told apart hardly at
+all); ``"misorder"`` replaces it by a criterion derived from the loss. A batch
+(``n > 1``) is chosen greedily: after each pick the covariance takes the
+rank-one update, so the next pick is the best pair *given* that the previous
+ones will be judged (diverse pairs rather than ``n`` copies of the best).
+
+Derivation of ``"misorder"``. Under the same surrogate the posterior mean of
+``delta_t`` after the observation is ``m'_t ~ N(m_t, v_t)`` before the outcome
+is seen, ``v_t = x_t s_t^2``, and its variance is ``s_t^2 - v_t``. The
+posterior probability of mis-ordering the pair is ``Phi(-|m'_t| / s'_t)``; its
+expectation is, in closed form with Owen's T function,
+``2 T(|z_t|, sqrt((1 - x_t) / x_t))`` (``Phi(-|z_t|)`` at ``x_t = 0``, 0 at
+``x_t = 1``). The criterion is the expected reduction summed over the targets,
+``sum_t Phi(-|z_t|) - 2 T(|z_t|, sqrt((1 - x_t) / x_t))``: no ad hoc weight.
+Evaluating it costs one Owen's T per target and candidate, so with more than
+``_MISORDER_EXACT`` target-candidate products it is evaluated only on the
+candidates with the largest cheap quadratic bound of ``"information"`` (a
+narrowing, not an exact search).
 
 Examples
 --------
@@ -59,7 +84,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import expit, ndtr, owens_t
 
 from bradley.data import PairCounts
 from bradley.errors import ConvergenceWarning
@@ -67,9 +92,15 @@ from bradley.models.base import as_comparisons, require_fitted
 from bradley.solvers.threads import single_blas_thread
 
 __all__ = ["ActiveSampler", "choose_pairs", "STRATEGIES", "expected_information_gain", "best_information_gain",
-           "difference_variances", "rank_one_update"]
+           "difference_variances", "rank_one_update", "expected_misorder_reduction"]
 
-STRATEGIES = ("uniform", "arena", "uncertainty", "information")
+STRATEGIES = ("uniform", "arena", "arena-balanced", "uncertainty", "information", "misorder", "thompson")
+#: Strategies that fit the Laplace posterior.
+_MODEL_BASED = ("uncertainty", "information", "misorder", "thompson")
+#: "misorder": evaluate every candidate exactly up to this many (targets x candidates); beyond, narrow first.
+_MISORDER_EXACT = 200_000
+#: "misorder": candidates kept by the narrowing.
+_MISORDER_KEEP = 96
 
 #: Candidates within this relative distance of the best criterion count as ties (broken at random).
 _TIE_TOLERANCE = 1e-9
@@ -272,12 +303,101 @@ def best_information_gain(
     return out
 
 
+def _target_terms(
+    scores: np.ndarray, covariance: np.ndarray, first: np.ndarray, second: np.ndarray,
+    targets: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``|z_t|`` per target and ``x_t`` per (target, candidate) under the Gaussian surrogate."""
+    tk, tl = (np.asarray(t, dtype=np.int64) for t in targets)
+    s2_t = difference_variances(covariance, tk, tl)
+    z = np.abs(scores[tk] - scores[tl]) / np.sqrt(s2_t)
+    w = _comparison_information(scores[first] - scores[second])
+    s2_c = difference_variances(covariance, first, second)
+    a = covariance[tk] - covariance[tl]
+    c = a[:, first] - a[:, second]
+    x = (c * c) * (w / (1.0 + w * s2_c))[None, :] / s2_t[:, None]
+    np.clip(x, 0.0, 1.0, out=x)
+    return z, x
+
+
+def expected_misorder_reduction(
+    scores: np.ndarray,
+    covariance: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    targets: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Expected reduction of the summed mis-ordering probability of ``targets``, per candidate.
+
+    Under the Laplace posterior ``N(scores, covariance)`` and the Gaussian
+    surrogate of one comparison of ``first[c]`` with ``second[c]``, the
+    expected posterior probability that target ``t`` is ordered the wrong way
+    round is ``2 T(|z_t|, sqrt((1 - x_t) / x_t))`` (Owen's T); the reduction
+    from ``Phi(-|z_t|)`` is summed over the targets (see the module docstring).
+
+    Examples
+    --------
+    >>> gain = expected_misorder_reduction(np.zeros(3), np.eye(3), np.array([0, 0]), np.array([1, 2]),
+    ...                                    (np.array([0]), np.array([1])))
+    >>> bool(gain[0] > gain[1] > 0)
+    True
+    """
+    first = np.asarray(first, dtype=np.int64)
+    second = np.asarray(second, dtype=np.int64)
+    if len(targets[0]) == 0 or len(first) == 0:
+        return np.zeros(len(first))
+    z, x = _target_terms(scores, covariance, first, second, targets)
+    # each term is at most exp(-z^2 / (2 x)) arcsin(sqrt(x)) / pi: terms below 1e-15 by that bound are
+    # left at 0 (far from any difference between candidates) and Owen's T is evaluated only for the rest
+    with np.errstate(divide="ignore", under="ignore"):
+        bound = np.exp(-0.5 * (z * z)[:, None] / x) * np.arcsin(np.sqrt(x)) / np.pi
+    rows, cols = np.nonzero(bound > 1e-15)
+    xs = x[rows, cols]
+    terms = ndtr(-z[rows]) - 2.0 * owens_t(z[rows], np.sqrt((1.0 - xs) / xs))
+    return np.bincount(cols, terms, minlength=len(first))
+
+
+def _information_bound(
+    scores: np.ndarray, covariance: np.ndarray, first: np.ndarray, second: np.ndarray,
+    targets: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """The O(n^2) quadratic lower bound of :func:`expected_information_gain` for every candidate."""
+    tk, tl = (np.asarray(t, dtype=np.int64) for t in targets)
+    s2_t = difference_variances(covariance, tk, tl)
+    rho = np.exp(-0.5 * (scores[tk] - scores[tl]) ** 2 / s2_t)
+    a = covariance[tk] - covariance[tl]
+    quad = (a.T * (0.5 * rho / s2_t)) @ a
+    w = _comparison_information(scores[first] - scores[second])
+    s2_c = difference_variances(covariance, first, second)
+    return w / (1.0 + w * s2_c) * difference_variances(quad, first, second)
+
+
+def _misorder_criterion(
+    scores: np.ndarray, covariance: np.ndarray, first: np.ndarray, second: np.ndarray,
+    targets: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """:func:`expected_misorder_reduction`, on every candidate when cheap, else on the most promising.
+
+    With more than ``_MISORDER_EXACT`` (target, candidate) products only the
+    ``_MISORDER_KEEP`` candidates with the largest quadratic bound of the
+    information criterion are evaluated (the rest get ``-inf``).
+    """
+    if len(targets[0]) * len(first) <= _MISORDER_EXACT:
+        return expected_misorder_reduction(scores, covariance, first, second, targets)
+    bound = _information_bound(scores, covariance, first, second, targets)
+    keep = np.argpartition(-bound, _MISORDER_KEEP - 1)[:_MISORDER_KEEP] if len(bound) > _MISORDER_KEEP \
+        else np.arange(len(bound))
+    out = np.full(len(first), -np.inf)
+    out[keep] = expected_misorder_reduction(scores, covariance, first[keep], second[keep], targets)
+    return out
+
+
 class ActiveSampler:
     """Choose which pairs to compare next.
 
     Parameters
     ----------
-    strategy : {"information", "uncertainty", "arena", "uniform"}
+    strategy : {"information", "misorder", "thompson", "uncertainty", "arena", "arena-balanced", "uniform"}
         See the module docstring (``bradley.active``) for each rule.
     max_per_item : int, optional
         Budget of comparisons per item: items that reached it are not offered.
@@ -286,17 +406,17 @@ class ActiveSampler:
         posterior ("information", "uncertainty"); it makes the posterior
         proper with no votes at all.
     neighbours : int
-        "information": the targets are the ``neighbours * n_items`` pairs whose
+        "information", "misorder": the targets are the ``neighbours * n_items`` pairs whose
         order is most in doubt (or, with ``targets="neighbours"``, the pairs at
         most this many ranks apart).
     top_k : int, optional
-        "information": target the top-k membership instead of the whole order:
+        "information", "misorder": target the top-k membership instead of the whole order:
         the targets are the pairs across the boundary of the current top k
         (with ``targets="neighbours"``: ``2 * neighbours`` items on each side).
     targets : {"close", "neighbours"}
-        "information": how the target pairs are chosen (see ``neighbours``).
+        "information", "misorder": how the target pairs are chosen (see ``neighbours``).
     boost : float
-        "arena": sampling-weight factor of new items (FastChat uses 5).
+        "arena", "arena-balanced": sampling-weight factor of new items (FastChat uses 5).
     seed : int or numpy.random.Generator, optional
         Random draws and tie-breaking (and which side is shown left).
 
@@ -399,7 +519,7 @@ class ActiveSampler:
         self._pair_matrix = np.zeros((n, n))
         self._pair_matrix[pairs.first, pairs.second] = totals
         self._pair_matrix[pairs.second, pairs.first] = totals
-        if self.strategy in ("uncertainty", "information"):
+        if self.strategy in _MODEL_BASED:
             from bradley.solvers import bt as bt_solvers
 
             with single_blas_thread(n):
@@ -470,21 +590,15 @@ class ActiveSampler:
         budget = np.inf if self.max_per_item is None else float(self.max_per_item)
         allowed = np.triu(np.ones((m, m), dtype=bool), 1)  # over candidate positions
         if exclude is not None:
-            position = pd.Index(self.candidates_)
-            for pair in exclude:
-                members = list(pair)
-                if len(members) != 2:
-                    continue
-                a, b = position.get_indexer(np.asarray(members, dtype=object))
-                if a >= 0 and b >= 0:
-                    allowed[min(a, b), max(a, b)] = False
+            a, b = self._exclusion_positions(exclude)
+            allowed[np.minimum(a, b), np.maximum(a, b)] = False
         chosen: list[tuple[Any, Any]] = []
         cov = self.covariance_[np.ix_(codes, codes)].copy()
         mu = self.scores_[codes]
         pair_n = self._pair_matrix[np.ix_(codes, codes)].copy()
         rng = self._rng
         tie_break = rng.random(m)  # orders items with equal scores (no votes yet) at random
-        if self.strategy == "information":
+        if self.strategy in ("information", "misorder"):
             if self.targets == "close":
                 targets = _close_targets(mu, cov, self.neighbours * m, rng, self.top_k)
             else:
@@ -497,13 +611,18 @@ class ActiveSampler:
                 break
             if self.strategy == "uniform":
                 pick = int(rng.integers(len(first)))
-            elif self.strategy == "arena":
+            elif self.strategy in ("arena", "arena-balanced"):
                 pick = self._arena_pick(first, second, counts, pair_n, rng)
             else:
                 if self.strategy == "uncertainty":
-                    crit = difference_variances(cov, first, second)
-                else:
+                    crit = np.log1p(_comparison_information(mu[first] - mu[second])
+                                    * difference_variances(cov, first, second))
+                elif self.strategy == "information":
                     crit = best_information_gain(mu, cov, first, second, targets)
+                elif self.strategy == "misorder":
+                    crit = _misorder_criterion(mu, cov, first, second, targets)
+                else:
+                    crit = _thompson_criterion(mu, cov, first, second, rng)
                 best = crit.max()
                 ties = np.flatnonzero(crit >= best - _TIE_TOLERANCE * abs(best))
                 pick = int(ties[rng.integers(len(ties))])
@@ -513,7 +632,7 @@ class ActiveSampler:
             counts[j] += 1
             pair_n[i, j] += 1
             pair_n[j, i] += 1
-            if self.strategy in ("uncertainty", "information"):
+            if self.strategy in _MODEL_BASED:
                 cov = rank_one_update(cov, i, j, float(_comparison_information(mu[i] - mu[j])))
             left, right = (i, j) if rng.random() < 0.5 else (j, i)
             chosen.append((self.candidates_[left], self.candidates_[right]))
@@ -525,9 +644,28 @@ class ActiveSampler:
             return self.item_counts_[self._candidate_codes].astype(np.float64)
         return np.array([float(item_counts.get(name, 0)) for name in self.candidates_], dtype=np.float64)
 
+    def _exclusion_positions(self, exclude: Iterable[Iterable[Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate positions of the excluded pairs whose items are both candidates (one lookup).
+
+        Raises ValueError naming the first entry that is not a pair of two distinct items.
+        """
+        flat: list[Any] = []
+        for pair in exclude:
+            members = list(pair) if isinstance(pair, Iterable) and not isinstance(pair, str) else [pair]
+            if len(members) != 2 or members[0] == members[1]:
+                raise ValueError(f"exclude: each entry must be a pair of two distinct items, got {pair!r}.")
+            flat.extend(members)
+        if not flat:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy()
+        position = pd.Index(self.candidates_).get_indexer(pd.Index(np.asarray(flat, dtype=object)))
+        a, b = position[0::2], position[1::2]
+        known = (a >= 0) & (b >= 0)
+        return a[known].astype(np.int64), b[known].astype(np.int64)
+
     def _arena_pick(self, first: np.ndarray, second: np.ndarray, counts: np.ndarray, pair_n: np.ndarray,
                     rng: np.random.Generator) -> int:
-        """FastChat-style two-stage draw: anchor by item weight, rival by weight / (1 + pair count)."""
+        """FastChat's two-stage draw: anchor by item weight, rival by weight ("arena-balanced": / (1 + pair count))."""
         m = len(counts)
         median = float(np.median(counts))
         weight = np.where(counts < 0.5 * median, self.boost, 1.0)
@@ -538,7 +676,9 @@ class ActiveSampler:
         anchor = int(rng.choice(m, p=anchor_w / anchor_w.sum()))
         rows = np.flatnonzero((first == anchor) | (second == anchor))
         rivals = np.where(first[rows] == anchor, second[rows], first[rows])
-        rival_w = weight[rivals] / (1.0 + pair_n[anchor, rivals])
+        rival_w = weight[rivals]
+        if self.strategy == "arena-balanced":
+            rival_w = rival_w / (1.0 + pair_n[anchor, rivals])
         return int(rows[rng.choice(len(rows), p=rival_w / rival_w.sum())])
 
 
@@ -565,8 +705,8 @@ def choose_pairs(
     n : int
         Number of pairs wanted; fewer (or none) come back when budgets or
         allowed pairs run out.
-    strategy : {"information", "uncertainty", "arena", "uniform"}
-        See :mod:`bradley.active`.
+    strategy : str
+        One of :data:`STRATEGIES`; see :mod:`bradley.active`.
     exclude : set of frozenset, optional
         Pairs not to offer (e.g. those this annotator already judged).
     item_counts : mapping, optional
@@ -575,7 +715,7 @@ def choose_pairs(
         Per-item budget: items with ``item_counts >= max_per_item`` are not offered.
     rng : int or numpy.random.Generator, optional
     top_k : int, optional
-        "information" only: aim at the membership of the top k rather than the whole order.
+        "information", "misorder": aim at the membership of the top k rather than the whole order.
 
     Returns
     -------
@@ -589,6 +729,33 @@ def choose_pairs(
     """
     sampler = ActiveSampler(strategy, max_per_item=max_per_item, top_k=top_k, seed=rng)
     return sampler.fit(data, items).next_pairs(n, exclude=exclude, item_counts=item_counts)
+
+
+def _thompson_criterion(
+    scores: np.ndarray, covariance: np.ndarray, first: np.ndarray, second: np.ndarray, rng: np.random.Generator,
+) -> np.ndarray:
+    """``p (1 - p) Var(diff)`` on the allowed pairs adjacent in a ranking drawn from ``N(scores, covariance)``.
+
+    Adjacent means: no other item of an allowed pair lies between them in the
+    drawn order. Pairs not adjacent get ``-inf`` (all of them count when no
+    allowed pair is adjacent).
+    """
+    draw = scores + _gaussian_draw(covariance, rng)
+    involved = np.unique(np.concatenate([first, second]))
+    rank = np.empty(len(scores), dtype=np.int64)
+    rank[involved[np.argsort(-draw[involved], kind="stable")]] = np.arange(len(involved))
+    adjacent = np.abs(rank[first] - rank[second]) == 1
+    crit = np.log1p(_comparison_information(scores[first] - scores[second])
+                    * difference_variances(covariance, first, second))
+    if adjacent.any():
+        crit = np.where(adjacent, crit, -np.inf)
+    return crit
+
+
+def _gaussian_draw(covariance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw from ``N(0, covariance)`` (eigendecomposition: safe for a nearly singular matrix)."""
+    values, vectors = np.linalg.eigh(covariance)
+    return vectors @ (np.sqrt(np.clip(values, 0.0, None)) * rng.standard_normal(len(values)))
 
 
 def _pair_counts_over(data: Any, items: Iterable[Any] | None) -> PairCounts:
