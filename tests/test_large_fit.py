@@ -135,3 +135,40 @@ def test_lean_fit_memory_per_pair(monkeypatch):
         assert model.converged_
     assert peaks[True] < 25, peaks  # 12 a pair plus the chunk buffers and per-item arrays
     assert peaks[False] > 3 * peaks[True], peaks
+
+
+def test_lean_evaluate_huge_weights_at_large_distance():
+    """Counts up to 1e150 at d = -550: the lean gradient must equal the general path's (no inf)."""
+    n = 4
+    first, second = np.array([0, 0, 1, 2]), np.array([1, 3, 2, 3])
+    theta = np.array([0.0, 550.0, 1.0, -2.0])  # d(0, 1) = -550
+    for ties in (np.zeros(4), np.array([0.0, 2.0, 1e100, 0.0])):
+        pairs = PairCounts(first, second, np.array([1e100, 3.0, 1e100, 1.0]), np.array([2.0, 1.0, 5.0, 1e100]),
+                           ties, np.array(list("abcd"), dtype=object))
+        lean = bt_lean.LeanProblem(pairs, None)
+        grad, info = lean.evaluate(theta)
+        general = bt._Problem.build(pairs, None)
+        p, q = general.probabilities(theta)
+        g2 = general.gradient_from(theta, p, q)
+        i2 = general.diagonal_information(general.curvature(p, q))
+        assert np.all(np.isfinite(grad)) and np.all(np.isfinite(info))
+        np.testing.assert_allclose(grad, g2, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(info, i2, rtol=1e-12, atol=0)
+        # independent truth: the gradient written out in this test
+        np.testing.assert_allclose(grad, _gradient(theta, pairs), rtol=1e-12, atol=0)
+        assert abs(grad[0]) > 1e99  # the pair (0, 1) contributes ~1e100 * 1, not inf
+
+
+def test_lean_chunks_at_least_as_long_as_the_item_count(monkeypatch):
+    """With many items and short chunks, chunks grow to n_items pairs (bincount per chunk is O(n)); same results."""
+    pairs = _pairs(seed=4, n_pairs=20_000)
+    monkeypatch.setattr(bt_lean, "CHUNK", 1_000)  # below N_ITEMS = 2,500
+    lean = bt_lean.LeanProblem(pairs, 4.0)
+    assert lean.chunk == N_ITEMS
+    assert len(lean.chunks) == -(-pairs.n_pairs // N_ITEMS)
+    rng = np.random.default_rng(2)
+    theta = rng.normal(0, 1, N_ITEMS)
+    grad, _ = lean.evaluate(theta)
+    np.testing.assert_allclose(grad, _gradient(theta, pairs, 0.25), rtol=0, atol=1e-10)
+    general = bt._Problem.build(pairs, 4.0)
+    assert lean.log_likelihood(theta) == pytest.approx(general.log_likelihood(theta), rel=1e-12)

@@ -10,8 +10,9 @@ rounding) but:
 - reads the pair arrays of the :class:`~bradley.data.PairCounts` in place
   (item codes, wins each way and ties are never copied; ``a_ij = wins + ties/2``
   is formed on the fly);
-- evaluates the pairs in cache-sized chunks (``CHUNK`` pairs) with three
-  reused buffers written with ``out=`` (no fresh memory mapped per iteration:
+- evaluates the pairs in cache-sized chunks (``CHUNK`` pairs, or as many
+  pairs as items when there are more items, so that the per-chunk
+  ``bincount`` over the items costs O(pairs) in all) with four reused buffers written with ``out=`` (no fresh memory mapped per iteration:
   at 1e8 pairs the page faults of fresh temporaries cost as much as the
   arithmetic, and chunks keep the ~20 elementwise passes in cache);
 - allocates per pair only the curvature, which is the data array of the CSR
@@ -34,7 +35,7 @@ from bradley.solvers.bt import NEWTON_MAX_TRUST_RADIUS, NEWTON_TRUST_RADIUS, Sol
 #: Pairs from which newton() uses the lean kernels (when items exceed the dense limit).
 LEAN_MIN_PAIRS = 1_000_000
 _CHUNK = 1 << 20
-#: Pairs evaluated at a time (three float64 buffers of this size stay in cache).
+#: Pairs evaluated at a time (four float64 buffers of this size stay in cache); max(CHUNK, items) is used.
 CHUNK = 1 << 18
 
 
@@ -73,7 +74,7 @@ class LeanProblem:
     The only pair-sized arrays the fit allocates are the curvatures ``h``
     (the data array of the CSR matrix CG multiplies by) and its int32 column
     indices: 12 bytes a pair. Everything else is computed chunk by chunk
-    (``CHUNK`` pairs) in three reused buffers that stay in cache.
+    (``max(CHUNK, n_items)`` pairs) in four reused buffers that stay in cache.
     """
 
     def __init__(self, pairs: PairCounts, prior_variance: float | None):
@@ -99,13 +100,16 @@ class LeanProblem:
         # chunks, with the segments of equal first item inside each (for np.add.reduceat)
         starts, ids = self.sum_i.starts, self.sum_i.nonempty
         self.chunks: list[tuple[int, int, np.ndarray, np.ndarray]] = []
-        for c0 in range(0, m, CHUNK):
-            c1 = min(c0 + CHUNK, m)
+        # a chunk is at least as long as the item count: each chunk's bincount over the
+        # second items is O(n), so shorter chunks would cost O((m / CHUNK) n) per evaluation
+        self.chunk = chunk = max(CHUNK, n, 1)
+        for c0 in range(0, m, chunk):
+            c1 = min(c0 + chunk, m)
             k0 = int(np.searchsorted(starts, c0, side="right")) - 1
             k1 = int(np.searchsorted(starts, c1, side="left"))
             local = np.maximum(starts[k0:k1], c0) - c0
             self.chunks.append((c0, c1, local, ids[k0:k1]))
-        size = min(CHUNK, m)
+        size = min(chunk, m)
         self.E, self.P, self.R, self.N = np.empty(size), np.empty(size), np.empty(size), np.empty(size)
         self.h = np.empty(m)
         indptr = np.concatenate(([0], np.cumsum(self.sum_i.counts)))
@@ -136,9 +140,10 @@ class LeanProblem:
         """Gradient and diagonal information at ``theta``; leaves the pair curvatures in ``h``.
 
         Per pair ``e = exp(-d)``, ``p = 1 / (1 + e)``, ``q = e p``; the residual
-        ``a_ij q - a_ji p = p (a_ij e - a_ji)`` and the curvature ``n_ij p q``.
-        ``-d`` is capped at 600 so that ``a_ij e`` cannot overflow (moves ``p``
-        by less than 1e-260).
+        ``a_ij q - a_ji p`` and the curvature ``n_ij p q``. ``q`` is formed
+        before any count multiplies it, so weights up to 1e150 cannot overflow
+        (``a_ij e`` would at ``d = -550``); ``-d`` is capped at 600 so that
+        ``e`` itself stays finite (moves ``p`` by less than 1e-260).
         """
         n = self.n
         grad, info = np.zeros(n), np.zeros(n)
@@ -149,24 +154,26 @@ class LeanProblem:
             self._differences_into(E, P, neg, i, j)  # -d
             np.minimum(E, 600.0, out=E)  # exp(-d) may underflow to 0 (p = 1, q = 0), never overflow
             np.exp(E, out=E)
-            if t is None:
-                np.multiply(wf, E, out=P)
-                P -= ws
-                np.add(wf, ws, out=N)  # n_ij
-            else:
-                np.multiply(t, 0.5, out=R)
-                np.add(R, wf, out=P)  # a_ij
-                R += ws  # a_ji
-                np.add(P, R, out=N)  # n_ij
-                P *= E
-                P -= R
             np.add(E, 1.0, out=R)
             np.reciprocal(R, out=R)  # p
-            P *= R  # residual
+            E *= R  # q = e p <= 1: the counts multiply probabilities, never exp(-d)
+            if t is None:
+                np.multiply(wf, E, out=P)
+                np.multiply(ws, R, out=N)
+                P -= N  # residual a_ij q - a_ji p
+                np.add(wf, ws, out=N)  # n_ij
+            else:
+                np.multiply(t, 0.5, out=N)
+                np.add(N, wf, out=P)  # a_ij
+                N += ws  # a_ji
+                P *= E
+                N *= R
+                P -= N  # residual
+                np.add(wf, ws, out=N)
+                N += t  # n_ij
             grad[ids] += np.add.reduceat(P, starts)
             grad -= np.bincount(j, P, n)
-            np.multiply(E, R, out=P)  # q
-            np.multiply(R, P, out=h)  # p q
+            np.multiply(R, E, out=h)  # p q
             h *= N  # n_ij p q
             info[ids] += np.add.reduceat(h, starts)
             info += np.bincount(j, h, n)
