@@ -70,8 +70,25 @@ def test_lean_equals_general_path(ties, prior, chunk, monkeypatch):
     assert lean.solver == general.solver == "newton-cg"
     assert lean.converged and general.converged
     assert lean.n_iter == general.n_iter
-    np.testing.assert_allclose(lean.scores, general.scores, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(lean.scores, general.scores, atol=1e-13, rtol=0)
     assert lean.log_likelihood == pytest.approx(general.log_likelihood, rel=1e-12)
+    # the iterates before convergence agree too (same steps, not just the same fixed point)
+    early_general = _solve(pairs, False, monkeypatch, prior_variance=prior, max_iter=2)
+    early_lean = _solve(pairs, True, monkeypatch, prior_variance=prior, max_iter=2)
+    assert early_lean.n_iter == early_general.n_iter == 2
+    assert not early_lean.converged and not early_general.converged
+    np.testing.assert_allclose(early_lean.scores, early_general.scores, atol=1e-13, rtol=0)
+    assert np.max(np.abs(early_lean.scores - lean.scores)) > 1e-6  # not yet at the fixed point
+    # a warm start (init=) goes through the lean path to the same iterates as the general path
+    init = general.scores + np.random.default_rng(9).normal(0, 0.3, pairs.n_items)
+    warm_general = _solve(pairs, False, monkeypatch, prior_variance=prior, init=init, max_iter=1)
+    warm_lean = _solve(pairs, True, monkeypatch, prior_variance=prior, init=init, max_iter=1)
+    np.testing.assert_allclose(warm_lean.scores, warm_general.scores, atol=1e-13, rtol=0)
+    warm = _solve(pairs, True, monkeypatch, prior_variance=prior, init=init)
+    warm_g = _solve(pairs, False, monkeypatch, prior_variance=prior, init=init)
+    assert warm.converged and warm.n_iter == warm_g.n_iter
+    np.testing.assert_allclose(warm.scores, warm_g.scores, atol=1e-13, rtol=0)
+    np.testing.assert_allclose(warm.scores, general.scores, atol=1e-6, rtol=0)  # same optimum, within tol
     assert lean.log_posterior == pytest.approx(general.log_posterior, rel=1e-12)
     # independent truth: the gradient written in this test vanishes, the likelihood matches log_expit
     precision = 0.0 if prior is None else 1 / prior
