@@ -185,6 +185,7 @@ class _State:
     writer: db.GroupCommit | None = None  # votes and assignments: group commit (one fsync per batch)
     annotators: dict[str, "_Annotator"] = field(default_factory=dict)  # token digest -> annotator
     refitting: set[int] = field(default_factory=set)  # projects whose sampler is being refitted
+    judged: dict[int, tuple[int, set[tuple[str, frozenset[str]]]]] = field(default_factory=dict)
 
     def lock(self, kind: str, project_id: int) -> threading.Lock:
         with self.guard:
@@ -327,10 +328,15 @@ _SELECT_ANNOTATOR = (
               db.annotators.c.token_hash, db.projects.c.slug)
     .join(db.projects, db.projects.c.id == db.annotators.c.project_id)
     .where(db.annotators.c.token_hash == sa.bindparam("digest")))
-_SELECT_MINE = (
-    sa.select(db.assignments, db.votes.c.id.label("vote_id"))
+_SELECT_PENDING = (
+    sa.select(db.assignments)
     .outerjoin(db.votes, db.votes.c.assignment_id == db.assignments.c.id)
-    .where(db.assignments.c.annotator_id == sa.bindparam("annotator_id")).order_by(db.assignments.c.id))
+    .where(db.assignments.c.annotator_id == sa.bindparam("annotator_id"), db.votes.c.id.is_(None))
+    .order_by(db.assignments.c.id).limit(1))
+_COUNT_MINE = (sa.select(sa.func.count()).select_from(db.assignments)
+               .where(db.assignments.c.annotator_id == sa.bindparam("annotator_id")))
+_SELECT_JUDGED = (sa.select(db.assignments.c.prompt, db.assignments.c.left_system, db.assignments.c.right_system)
+                  .where(db.assignments.c.annotator_id == sa.bindparam("annotator_id")))
 _SELECT_PAIR = (
     sa.select(db.assignments, db.votes.c.id.label("vote_id"))
     .outerjoin(db.votes, db.votes.c.assignment_id == db.assignments.c.id)
@@ -504,12 +510,18 @@ def _add_api(app: FastAPI, state: _State) -> None:
             if annotator.max_votes is not None and n_votes_of(conn, annotator_id=annotator.id) \
                     >= annotator.max_votes:
                 return Response(status_code=204)
-            # one query: this annotator's assignments, the unanswered ones with vote_id None
-            mine = conn.execute(_SELECT_MINE, {"annotator_id": annotator.id}).all()
-            pending = next((a for a in mine if a.vote_id is None), None)
-            if pending is not None:
+            pending = conn.execute(_SELECT_PENDING, {"annotator_id": annotator.id}).first()
+            if pending is not None:  # the oldest unanswered pair is served again (a reload, a retry)
                 return pair_json(pending, conn)
-        judged = {(a.prompt, frozenset((a.left_system, a.right_system))) for a in mine}
+            n_mine = int(conn.execute(_COUNT_MINE, {"annotator_id": annotator.id}).scalar_one())
+            # (prompt, system pair)s this annotator has been shown: kept in memory while the database's count of
+            # their assignments agrees (assignments are never deleted), reread otherwise (e.g. another process)
+            known = state.judged.get(annotator.id)
+            if known is None or known[0] != n_mine:
+                rows = conn.execute(_SELECT_JUDGED, {"annotator_id": annotator.id}).all()
+                known = (len(rows), {(r.prompt, frozenset((r.left_system, r.right_system))) for r in rows})
+                state.judged[annotator.id] = known
+        judged = known[1]
         structure = _structure(state, annotator.project_id)
         open_prompts = {pair: [q for q in prompts if (q, pair) not in judged]
                         for pair, prompts in structure.shared.items()}
@@ -527,6 +539,10 @@ def _add_api(app: FastAPI, state: _State) -> None:
                "left_output_id": left_id, "right_output_id": right_id, "left_system": first, "right_system": second,
                "created_at": time.time()}
         write(lambda conn: conn.execute(_INSERT_ASSIGNMENT, row))
+        with state.guard:
+            count, shown = state.judged.get(annotator.id, (0, set()))
+            shown.add((prompt, pair))
+            state.judged[annotator.id] = (count + 1, shown)
         left, right = structure.content[left_id], structure.content[right_id]
         return {"pair_id": pair_id, "prompt": prompt, "left": {"text": left[0], "image_url": left[1]},
                 "right": {"text": right[0], "image_url": right[1]}}
