@@ -381,3 +381,97 @@ def test_pairs_come_from_the_active_sampler_with_exclusions(db_path: Path, monke
     # with a refit per request (interval 0) alpha-gamma is always first until it is used up on all prompts
     assert served[: len(PROMPTS)] == [frozenset(("alpha", "gamma"))] * len(PROMPTS)
     assert served[len(PROMPTS)] == frozenset(("beta", "gamma"))
+
+
+# ---------------------------------------------------------------------------- performance paths (issue 16 item 4)
+
+def test_group_commit_isolates_failing_jobs_and_shares_commits(db_path: Path) -> None:
+    """Concurrent jobs share transactions (fewer commits than jobs); a job that raises leaves no row and does not
+    disturb the others; each caller returns only after its rows are visible to a fresh connection."""
+    from bradley.serve import db as serve_db
+
+    engine = serve_db.make_engine(f"sqlite:///{db_path}")
+    serve_db.migrate(engine)
+    writer = serve_db.GroupCommit(engine)
+    first = threading.Lock()
+
+    def job(k: int) -> int:
+        def run(conn: Any) -> int:
+            if first.acquire(blocking=False):
+                time.sleep(0.3)  # the first job holds its transaction open while the others queue behind it
+            conn.execute(serve_db.settings.insert(), {"key": f"k{k}", "value": str(k)})
+            if k % 5 == 0:
+                raise ValueError(f"job {k} fails after its insert")
+            return k
+        try:
+            result = writer.run(run)
+        except ValueError:
+            return -1
+        with sqlite3.connect(db_path) as check:  # committed before run() returned
+            assert check.execute("select value from settings where key = ?", (f"k{k}",)).fetchone() == (str(k),)
+        return result
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(job, range(40)))
+    assert results == [-1 if k % 5 == 0 else k for k in range(40)]
+    with sqlite3.connect(db_path) as check:
+        keys = {r[0] for r in check.execute("select key from settings where key like 'k%'")}
+    assert keys == {f"k{k}" for k in range(40) if k % 5}
+    assert writer.n_jobs == 40 and writer.n_commits < 40
+
+
+def test_two_apps_on_one_database_share_annotators_and_history(db_path: Path) -> None:
+    """The in-memory token and shown-pair caches of one process do not hide what another process wrote: an
+    annotator added through app B is accepted by app A, and alternating A/B never shows a (prompt, pair) twice."""
+    a = TestClient(create_app(f"sqlite:///{db_path}", admin_token=ADMIN))
+    b = TestClient(create_app(f"sqlite:///{db_path}", admin_token=ADMIN))
+    make_project(a)
+    assert a.get("/api/me", headers=auth("not-a-token")).status_code == 401
+    token = add_annotator(b, "demo", "ann")
+    seen = []
+    for i in range(len(PROMPTS) * 3 + 1):
+        client = (a, b)[i % 2]
+        nxt = client.get("/api/projects/demo/next", headers=auth(token))
+        if nxt.status_code == 204:
+            break
+        r = client.post("/api/projects/demo/votes", json={"pair_id": nxt.json()["pair_id"], "outcome": "tie"},
+                        headers=auth(token))
+        assert r.status_code == 201, r.text
+        seen.append((nxt.json()["prompt"], frozenset((r.json()["left_system"], r.json()["right_system"]))))
+    assert len(seen) == len(PROMPTS) * 3 == len(set(seen))
+
+
+def test_sampler_refit_runs_in_the_background(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a refit interval, a stale snapshot is served at once while a background thread refits it."""
+    monkeypatch.setattr(serve_app, "SAMPLER_MIN_INTERVAL_S", 0.05)
+    release, fits = threading.Event(), []
+
+    class Slow:
+        def __init__(self, strategy: str) -> None:
+            pass
+
+        def fit(self, data: Any, items: list[str]) -> Slow:
+            fits.append(threading.current_thread().name)
+            if len(fits) > 1:
+                assert release.wait(10)
+            return self
+
+        def next_pairs(self, n: int, exclude: Any = None) -> list[tuple[str, str]]:
+            pairs = [("alpha", "beta"), ("alpha", "gamma"), ("beta", "gamma")]
+            return [p for p in pairs if frozenset(p) not in (exclude or set())][:n]
+
+    monkeypatch.setattr(serve_app, "_load_sampler", lambda: Slow)
+    client = TestClient(create_app(f"sqlite:///{db_path}", admin_token=ADMIN))
+    make_project(client)
+    token = add_annotator(client, "demo", "ann")
+    pair = client.get("/api/projects/demo/next", headers=auth(token)).json()  # the first fit: inline
+    client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"}, headers=auth(token))
+    time.sleep(0.1)
+    t0 = time.perf_counter()
+    assert client.get("/api/projects/demo/next", headers=auth(token)).status_code == 200
+    assert time.perf_counter() - t0 < 5  # not blocked by the refit, which waits for `release`
+    deadline = time.time() + 5
+    while len(fits) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    assert fits[1] == "bradley-sampler-refit" and fits[0] != fits[1]
+    release.set()
