@@ -207,6 +207,9 @@ def test_warm_start_refit_takes_fewer_iterations():
     old, new = data.take(np.arange(27000)).pair_counts(), data.pair_counts()
     previous = bradley.BradleyTerry().fit(old)
     init = warm_start_scores(previous.items_, previous.scores_, new.items)
+    assert init is not None
+    np.testing.assert_array_equal(init, bradley.BradleyTerry(init=previous)._initial_scores(new))  # one rule
+    assert abs(init.mean()) < 1e-12
     cold, warm = bt_solvers.mm(new), bt_solvers.mm(new, init=init)
     np.testing.assert_allclose(warm.scores, cold.scores, atol=1e-6)
     assert warm.n_iter < 0.9 * cold.n_iter

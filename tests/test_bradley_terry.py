@@ -369,9 +369,9 @@ def test_warm_start_after_a_one_percent_append_same_optimum_fewer_iterations(sol
 
 def test_warm_start_alignment_and_errors():
     pairs = PairCounts.from_matrix([[0, 2, 1], [1, 0, 2], [2, 1, 0]], items=["a", "b", "c"])
-    # names are aligned, unknown names ignored, new items start at the mean of the known scores
+    # names are aligned, unknown names ignored, new items start at the mean of the known scores, centred
     start = BradleyTerry(init={"b": 3.0, "a": 1.0, "zz": 9.0})._initial_scores(pairs)
-    np.testing.assert_array_equal(start, [1.0, 3.0, 2.0])
+    np.testing.assert_array_equal(start, [-1.0, 1.0, 0.0])
     np.testing.assert_array_equal(BradleyTerry(init=[0.5, 0.0, -0.5])._initial_scores(pairs), [0.5, 0.0, -0.5])
     reference = BradleyTerry().fit(pairs)
     for init in ([1.0, 2.0], pd.Series([1.0, 2.0], index=["a", "a"]), {"a": np.nan}, [0.0, np.inf, 0.0]):
@@ -384,3 +384,35 @@ def test_warm_start_alignment_and_errors():
         np.testing.assert_allclose(warm.scores_, cold.scores_, atol=1e-8)
     np.testing.assert_allclose(BradleyTerry(init=reference).fit(pairs).scores_, reference.scores_, atol=1e-12)
     assert "init=..." in repr(BradleyTerry(init=reference))
+
+
+def test_warm_start_one_alignment_rule_and_bad_init():
+    from bradley.aggregate import warm_start_scores
+    from bradley.errors import DataWarning
+
+    pairs = PairCounts.from_matrix([[0, 2, 1], [1, 0, 2], [2, 1, 0]], items=["a", "b", "c"])
+    prev = {"a": 1.0, "b": 3.0, "zz": 20.0}
+    by_model = BradleyTerry(init=prev)._initial_scores(pairs)
+    by_function = warm_start_scores(list(prev), list(prev.values()), pairs.items)
+    np.testing.assert_array_equal(by_model, by_function)
+    np.testing.assert_array_equal(by_model, [-1.0, 1.0, 0.0])  # c at the mean of a and b; "zz" plays no part
+    # an init naming none of the items (here ints against string labels): a warning and the default start
+    two = PairCounts.from_matrix([[0, 1], [1, 0]], items=["1", "2"])
+    with pytest.warns(DataWarning, match="names none"):
+        assert BradleyTerry(init={1: 0.5, 2: 1.0})._initial_scores(two) is None
+    with pytest.warns(DataWarning, match="names none"):
+        model = BradleyTerry(init={1: 0.5, 2: 1.0}).fit(two)
+    np.testing.assert_allclose(model.scores_, BradleyTerry().fit(two).scores_, atol=1e-12)
+    # a table or another kind of model is refused with a clear TypeError
+    table = pd.DataFrame({"item": ["a", "b", "c"], "score": [1.0, 2.0, 3.0]})
+    with pytest.raises(TypeError, match="init takes"):
+        BradleyTerry(init=table).fit(pairs)
+    class OtherModel:  # a fitted model of another family (its scores are on another scale)
+        items_ = np.array(["a", "b", "c"], dtype=object)
+        scores_ = np.array([1.0, 2.0, 3.0])
+
+        def fit(self, data):
+            return self
+
+    with pytest.raises(TypeError, match="init takes"):
+        BradleyTerry(init=OtherModel()).fit(pairs)

@@ -925,18 +925,50 @@ def load_pair_counts(path: str | os.PathLike[str]) -> PairCounts:
     return read_pair_counts(path, item1="item1", item2="item2", win1="win1", win2="win2", tie="ties")
 
 
-def warm_start_scores(previous_items: Any, previous_scores: Any, items: Any) -> np.ndarray:
-    """Starting scores for a refit on ``items`` from an earlier fit (new items start at the mean, 0).
+def warm_start_scores(previous_items: Any, previous_scores: Any, items: Any) -> np.ndarray | None:
+    """Starting scores for a refit on ``items`` from an earlier fit, or None where it names none of them.
+
+    The one alignment rule (``BradleyTerry(init=...)`` uses it too): items of
+    the earlier fit keep their scores, items it does not name start at the
+    mean of the matched scores, names not in ``items`` are ignored, and the
+    result is centred (the optimum is centred, with or without a prior).
+    Where no item matches, a :class:`~bradley.errors.DataWarning` is issued
+    and None returned: the solvers' ``init=None`` is their default start.
+
+    Raises
+    ------
+    ValueError
+        Names given twice, non-finite scores, or lengths that differ.
 
     Examples
     --------
-    >>> warm_start_scores(["a", "b"], [1.0, -1.0], ["a", "b", "c"]).tolist()
-    [1.0, -1.0, 0.0]
+    >>> warm_start_scores(["a", "b", "old"], [1.0, 3.0, 9.0], ["a", "b", "c"]).tolist()
+    [-1.0, 1.0, 0.0]
     """
-    prev = pd.Series(np.asarray(previous_scores, dtype=np.float64), index=pd.Index(np.asarray(previous_items,
-                                                                                               dtype=object)))
-    prev = prev - prev.mean()
-    return np.asarray(prev.reindex(np.asarray(items, dtype=object)).fillna(0.0).to_numpy(), dtype=np.float64)
+    import warnings
+
+    from bradley.errors import DataWarning
+
+    names = np.asarray(previous_items, dtype=object).reshape(-1)
+    scores = np.asarray(previous_scores, dtype=np.float64).reshape(-1)
+    if len(names) != len(scores):
+        raise ValueError(f"init: {len(names)} item names for {len(scores)} scores.")
+    index = pd.Index(names, dtype=object)
+    if index.has_duplicates:
+        raise ValueError(f"init names items more than once: {index[index.duplicated()].unique().tolist()[:5]}.")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"init scores must be finite; not for {names[~np.isfinite(scores)][:5].tolist()}.")
+    target = pd.Index(np.asarray(items, dtype=object).reshape(-1), dtype=object)
+    aligned = pd.Series(scores, index=index).reindex(target).to_numpy(dtype=np.float64, na_value=np.nan)
+    named = ~np.isnan(aligned)
+    if not named.any():
+        warnings.warn(
+            f"init names none of the {len(target)} items being fitted (e.g. {target[:3].tolist()}; init has "
+            f"{index[:3].tolist()}): starting from the default start. Check the item labels and their types.",
+            DataWarning, stacklevel=2)
+        return None
+    start = np.where(named, aligned, float(aligned[named].mean()))
+    return start - start.mean()
 
 
 # --------------------------------------------------------------------------- uncertainty without rows

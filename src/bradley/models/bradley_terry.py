@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -91,9 +92,12 @@ class BradleyTerry(ScoreUncertainty):
         Warm start: starting scores for the solver. An array is aligned with
         the items of the data being fitted (``items_``); a Series or dict maps
         item names to scores, and a fitted model gives its ``scores_`` by
-        ``items_`` (typically yesterday's fit before today's refit). Items it
-        does not name start at the mean of the scores it gives for the items
-        being fitted; names not in the data are ignored. Only the starting point changes: the optimum and the
+        ``items_`` (typically yesterday's fit before today's refit), aligned by
+        :func:`bradley.aggregate.warm_start_scores`: items it does not name
+        start at the mean of the scores it gives for the items being fitted,
+        names not in the data are ignored, and the start is centred; if it
+        names none of them, a ``DataWarning`` and the default start. Other
+        types (a DataFrame, another model) raise ``TypeError``. Only the starting point changes: the optimum and the
         convergence criterion are the same, usually reached in fewer
         iterations when the data changed little.
 
@@ -267,37 +271,41 @@ class BradleyTerry(ScoreUncertainty):
         return self
 
     def _initial_scores(self, pairs: PairCounts) -> np.ndarray | None:
-        """``init`` as starting scores aligned with ``pairs.items`` (None for the solver's default)."""
+        """``init`` as starting scores aligned with ``pairs.items`` (None for the solver's default).
+
+        Names are aligned by :func:`bradley.aggregate.warm_start_scores` (new
+        items at the mean of the matched scores, centred; a warning and the
+        default start where none match).
+        """
         init = getattr(self, "init", None)
         if init is None:
             return None
         items = np.asarray(pairs.items, dtype=object)
         if isinstance(init, BradleyTerry):
             require_fitted(init)
-            init = pd.Series(np.asarray(init.scores_, dtype=np.float64), index=pd.Index(init.items_, dtype=object))
-        elif isinstance(init, dict):
-            init = pd.Series(list(init.values()), index=pd.Index(list(init.keys()), dtype=object), dtype=np.float64)
-        if isinstance(init, pd.Series):
-            if init.index.has_duplicates:
-                dup = init.index[init.index.duplicated()].unique().tolist()
-                raise ValueError(f"init names items more than once: {dup[:5]}.")
-            known = np.asarray(init.to_numpy(), dtype=np.float64)
-            if not np.all(np.isfinite(known)):
-                bad = init.index[~np.isfinite(known)].tolist()
-                raise ValueError(f"init scores must be finite; not for {bad[:5]}.")
-            aligned = init.reindex(pd.Index(items, dtype=object)).to_numpy(dtype=np.float64, na_value=np.nan)
-            named = ~np.isnan(aligned)
-            # new items start at the mean of the scores given for the items being fitted
-            fill = float(aligned[named].mean()) if named.any() else 0.0
-            return np.where(named, aligned, fill)
-        values = np.asarray(init, dtype=np.float64).reshape(-1)
-        if len(values) != len(items):
-            raise ValueError(
-                f"init has {len(values)} scores for {len(items)} items; pass a pandas Series or dict by item "
-                "name (or the fitted model) when the items differ: new items then start at the mean.")
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"init scores must be finite; not for items {items[~np.isfinite(values)][:5].tolist()}.")
-        return values
+            names, values = np.asarray(init.items_, dtype=object), np.asarray(init.scores_, dtype=np.float64)
+        elif isinstance(init, pd.Series):
+            names, values = init.index.to_numpy(dtype=object), init.to_numpy(dtype=np.float64)
+        elif isinstance(init, Mapping):
+            names, values = np.asarray(list(init.keys()), dtype=object), np.asarray(list(init.values()), dtype=float)
+        elif isinstance(init, pd.DataFrame) or hasattr(init, "fit") or hasattr(init, "scores_"):
+            raise TypeError(
+                f"init takes a fitted BradleyTerry, a pandas Series or dict of scores by item, or an array aligned "
+                f"with the items; got {type(init).__name__}. From a table pass e.g. "
+                "frame.set_index('item')['score'].")
+        else:
+            values = np.asarray(init, dtype=np.float64).reshape(-1)
+            if len(values) != len(items):
+                raise ValueError(
+                    f"init has {len(values)} scores for {len(items)} items; pass a pandas Series or dict by item "
+                    "name (or the fitted model) when the items differ: new items then start at the mean.")
+            if not np.all(np.isfinite(values)):
+                bad = items[~np.isfinite(values)][:5].tolist()
+                raise ValueError(f"init scores must be finite; not for items {bad}.")
+            return values
+        from bradley.aggregate import warm_start_scores
+
+        return warm_start_scores(names, values, items)
 
     def _set_components(self, pairs: PairCounts) -> None:
         """``components_`` and ``n_components_``; with a prior, warn when the graph is disconnected."""
