@@ -1263,6 +1263,19 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
     dense: np.ndarray | None = np.zeros((0, 0, 0), dtype=np.int64)
     dense_cells: list[tuple[np.ndarray, np.ndarray]] = []
 
+    # cell codes of batches counted densely, bincounted together once they reach the dense array's size:
+    # a bincount per batch costs O(cells), ~8M for 10k-row batches
+    pending: list[np.ndarray] = []
+    pending_rows = 0
+
+    def count_pending() -> None:
+        nonlocal pending_rows
+        if pending and dense is not None:
+            cells = dense.reshape(-1)
+            cells += np.bincount(np.concatenate(pending) if len(pending) > 1 else pending[0], minlength=len(cells))
+        pending.clear()
+        pending_rows = 0
+
     def spill(counts: np.ndarray) -> None:
         nz = np.nonzero(counts)
         words = nz[0].astype(np.int64) << (2 * shift)
@@ -1289,6 +1302,7 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         if dense is not None:
             sizes = tuple(len(coder.index) for coder in coders)
             if sizes != dense.shape:
+                count_pending()  # queued codes are in the old shape
                 if int(np.prod(sizes)) > _SCAN_DENSE_CELLS:
                     spill(dense)
                     dense = None
@@ -1301,14 +1315,17 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
                 flat += codes[1]
                 flat *= sizes[2]
                 flat += codes[2]
-                cells = dense.reshape(-1)
-                cells += np.bincount(flat, minlength=len(cells))
+                pending.append(flat)
+                pending_rows += len(flat)
+                if pending_rows >= dense.size:  # one bincount per dense-array's worth of rows
+                    count_pending()
                 continue
         word = codes[0] << (2 * shift)
         word |= codes[1] << shift
         word |= codes[2]
         chunks.append(word)
     if dense is not None:
+        count_pending()
         spill(dense)
         dense = None
     if not chunks and not dense_cells:
@@ -1343,13 +1360,17 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         out += np.where(hard == 0.5, 2, ((hard == 1.0) == (li > ri)).astype(np.int64))
         return True
 
-    extra_cells, extra_counts = [], []
-    for words, counts in dense_cells:
+    dense_cell: np.ndarray | None = None
+    dense_count = np.zeros(0)
+    for words, counts in dense_cells:  # at most one spill: the dense array never comes back
         cell = np.empty(len(words), dtype=np.int64)
         if not cell_codes(words, cell):
             return None
-        extra_cells.append(cell)
-        extra_counts.append(counts)
+        # (a, b, a won) and (b, a, b won) are one cell: sort and sum the (few: <= dense size) cells
+        order = np.argsort(cell, kind="stable")
+        cell, counts = cell[order], counts[order]
+        starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
+        dense_cell, dense_count = cell[starts], np.add.reduceat(counts, starts) if len(cell) else counts
     code = np.empty(sum(len(c) for c in chunks if c is not None), dtype=np.int64)
     at = 0
     for position, stored in enumerate(chunks):
@@ -1360,16 +1381,20 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         at += len(stored)
         chunks[position] = None
     del chunks
-    if extra_cells:  # cells counted densely: sum the counts of equal cells with those of the rows
-        if len(code):
-            store_rows = _count_sorted_codes_raw(code)
-            del code
-            extra_cells.append(store_rows[0])
-            extra_counts.append(store_rows[1])
-        all_cells = np.concatenate(extra_cells)
-        distinct, inverse = np.unique(all_cells, return_inverse=True)
-        summed = np.bincount(inverse.ravel(), np.concatenate(extra_counts), len(distinct))
-        return _cells_to_pair_counts([distinct], summed, item_labels)
+    if dense_cell is not None:  # cells counted densely: merge with those of the rows (both sorted, distinct)
+        if not len(code):
+            return _cells_to_pair_counts([dense_cell], dense_count, item_labels)
+        row_cell, row_count = _count_sorted_codes_raw(code)
+        del code
+        at_row = np.searchsorted(row_cell, dense_cell)
+        hit = at_row < len(row_cell)
+        hit[hit] = row_cell[at_row[hit]] == dense_cell[hit]
+        row_count[at_row[hit]] += dense_count[hit]
+        miss = ~hit
+        if miss.any():  # insertion points are sorted, so the result stays sorted
+            row_cell = np.insert(row_cell, at_row[miss], dense_cell[miss])
+            row_count = np.insert(row_count, at_row[miss], dense_count[miss])
+        return _cells_to_pair_counts([row_cell], row_count, item_labels)
     code.sort()
     new = np.empty(len(code), dtype=bool)
     new[:1] = True
