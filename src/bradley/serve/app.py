@@ -236,9 +236,10 @@ def create_app(db_url: str, admin_token: str | None = None, *, migrate: bool = T
     sampler : callable, optional
         Pair chooser with the signature of ``bradley.active.choose_pairs``,
         called per request. Default: ``bradley.active.ActiveSampler``
-        ("information" strategy) refitted at most once a second, requests in
-        between cycling through its greedy batch of pairs; uniform random
-        pairs if ``bradley.active`` is absent.
+        ("information" strategy) refitted in a background thread at most once
+        a second (and at most 5% of the time), requests cycling through its
+        greedy batch of pairs; uniform random pairs if ``bradley.active`` is
+        absent.
 
     Examples
     --------
