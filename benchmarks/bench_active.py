@@ -10,17 +10,25 @@ are estimated by the same MAP Bradley-Terry fit for all strategies (prior
 ``N(0, 1)``). Recorded: Kendall tau between estimated and true scores and
 top-k recall (the share of the true top k among the estimated top k).
 
+The sampler and the outcomes draw from separate generators
+(``default_rng([seed, 0])`` and ``default_rng([seed, 1])``), so the
+strategies see common random numbers for the outcomes; the true scores come
+from ``default_rng(1000 + seed)``, the same for every strategy.
+
 Reported: mean curves over seeds (with standard errors) at a few budgets and
-the first budget at which the *mean* curve reaches the targets (tau 0.9 and
-top-k recall 0.9 by default), and the savings factors ``N(uniform) /
-N(information)`` and ``N(arena) / N(information)``. ``>B`` = not reached
-within the budget ``B``.
+the first budget at which the *mean* curve reaches the targets, ``N(...)``
+(``>B`` = not reached within the budget ``B``), and the savings factors
+``N(peer) / N(strategy)`` for each model-based strategy against ``uniform``,
+``arena`` and ``arena-balanced``, each with a 90 % percentile bootstrap
+interval over seeds (seeds resampled jointly for all strategies; a curve that
+does not reach a target counts as reaching it one batch after the budget, and
+the factor is then marked ``>`` or ``<``).
 
 ``--speed`` instead times one ``choose_pairs`` call among 200 items with
 4,000 votes (the web service calls it per request), wall and CPU time.
 
-Run: ``python benchmarks/bench_active.py [--speed] [--items 20,50] [--seeds 10] [--per-item 40]
-[--batch 0] [--spreads normal,arena] [--strategies uniform,arena,uncertainty,information]``
+Run: ``python benchmarks/bench_active.py [--speed] [--items 20,50] [--seeds 30] [--per-item 40]
+[--batch 0] [--spreads normal,arena] [--strategies uniform,arena,...] [--jobs 2] [--save PREFIX]``
 (``--batch 0``: half the number of items per batch).
 """
 
@@ -226,7 +234,10 @@ def report(curves: dict[str, np.ndarray], xs: np.ndarray, n: int, budget: int, t
                 boots = np.array([needed(curves[peer][r], metric, target) / needed(curves[mine][r], metric, target)
                                   for r in resamples])
                 lo, hi = np.percentile(boots, [5, 95])
-                mark = ">" if a == censor and b < censor else "<" if b == censor and a < censor else ""
+                if a == censor and b == censor:
+                    text.append(f"{name}: neither reached")
+                    continue
+                mark = ">" if a == censor else "<" if b == censor else ""
                 text.append(f"{name}: {mark}{a / b:.2f}x [{lo:.2f}, {hi:.2f}]")
             print(f"savings {peer} / {mine}: " + "; ".join(text))
 

@@ -349,7 +349,7 @@ def expected_misorder_reduction(
     z, x = _target_terms(scores, covariance, first, second, targets)
     # each term is at most exp(-z^2 / (2 x)) arcsin(sqrt(x)) / pi: terms below 1e-15 by that bound are
     # left at 0 (far from any difference between candidates) and Owen's T is evaluated only for the rest
-    with np.errstate(divide="ignore", under="ignore"):
+    with np.errstate(divide="ignore", under="ignore", invalid="ignore"):  # x = 0: nan or 0, skipped either way
         bound = np.exp(-0.5 * (z * z)[:, None] / x) * np.arcsin(np.sqrt(x)) / np.pi
     rows, cols = np.nonzero(bound > 1e-15)
     xs = x[rows, cols]
