@@ -1159,7 +1159,7 @@ def _arrow_partial(files: list[str], hive: bool, keys: list[str], weight: str | 
     sparse_parts: list[pd.DataFrame] = []
     raw_keys: list[np.ndarray] = []
     shift = 21
-    for batch in dataset.to_batches(columns=used, batch_size=batch_size, batch_readahead=2, fragment_readahead=1):
+    for batch in _row_group_batches(dataset, used, batch_size):
         if batch.num_rows == 0:
             continue
         keep = None
