@@ -8,6 +8,11 @@ on the resulting pair counts.
     .venv/bin/python benchmarks/bench_aggregate.py --rows 10_000_000 --items 1000
     .venv/bin/python benchmarks/bench_aggregate.py --rows 10_000_000 --items 100000 --engines duckdb
 
+The whole 100M x 100k job (aggregate + fit, peak RSS, total) in one command; the file
+/tmp/bradley_bench_100000000_100000.parquet is generated once and reused:
+
+    .venv/bin/python benchmarks/bench_aggregate.py --rows 100_000_000 --items 100000 --engines arrow
+
 ``load_1min`` is the 1-minute load average at the start and the end of each child (the machine is shared:
 report it next to the figures).
 
@@ -93,6 +98,7 @@ def run_engine(engine: str, path: str, where: str | None) -> dict:
     t2 = time.perf_counter()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
     return {"engine": engine, "aggregate_s": round(t1 - t0, 2), "fit_s": round(t2 - t1, 2),
+            "total_s": round(t2 - t0, 2),
             "aggregate_peak_rss_mib": round(aggregate_rss), "peak_rss_mib": round(rss),
             "pairs": pairs.n_pairs, "items": pairs.n_items,
             "games": float(pairs.totals.sum()), "converged": bool(model.converged_),
