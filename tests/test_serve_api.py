@@ -268,7 +268,10 @@ def test_validation_and_size_limits(client: TestClient) -> None:
                  {"pair_id": "../../etc", "outcome": "left"}, {"outcome": "left"}]:
         assert client.post("/api/projects/demo/votes", json=body, headers=auth(token)).status_code == 422
     assert client.post("/api/projects", json={"slug": "demo", "name": "again"}, headers=auth(ADMIN)).status_code == 409
-    assert client.get("/api/projects/nope/leaderboard").status_code == 404
+    # a missing project looks like a private one to a non-admin (401): existence is not leaked; the admin gets 404
+    assert client.get("/api/projects/nope/leaderboard").status_code == 401
+    assert client.get("/api/projects/nope/leaderboard", headers=auth(token)).status_code == 403
+    assert client.get("/api/projects/nope/leaderboard", headers=auth(ADMIN)).status_code == 404
 
 
 def test_duplicate_vote_is_idempotent(client: TestClient) -> None:
@@ -465,13 +468,16 @@ def test_sampler_refit_runs_in_the_background(db_path: Path, monkeypatch: pytest
     make_project(client)
     token = add_annotator(client, "demo", "ann")
     pair = client.get("/api/projects/demo/next", headers=auth(token)).json()  # the first fit: inline
-    client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"}, headers=auth(token))
-    time.sleep(0.1)
+    r = client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"}, headers=auth(token))
+    assert r.status_code == 201, r.text
+    (snapshot,) = client.app.state.arena.snapshots.values()
+    time.sleep(max(0.1, 20 * snapshot.fit_s + 0.05))  # stale: refits are spaced by 20 times the last fit's time
     t0 = time.perf_counter()
     assert client.get("/api/projects/demo/next", headers=auth(token)).status_code == 200
     assert time.perf_counter() - t0 < 5  # not blocked by the refit, which waits for `release`
     deadline = time.time() + 5
     while len(fits) < 2 and time.time() < deadline:
         time.sleep(0.01)
+    assert len(fits) >= 2, fits
     assert fits[1] == "bradley-sampler-refit" and fits[0] != fits[1]
     release.set()

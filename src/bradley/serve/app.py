@@ -23,12 +23,12 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from bradley.serve import db
-from bradley.serve.security import bearer_token, hash_token, new_token, token_matches
+from bradley.serve.security import bearer_token, check_admin_token, hash_token, new_token, token_matches
 
 __all__ = ["create_app", "ARENA_WINNER", "MAX_BODY_BYTES", "MAX_OUTPUTS_PER_REQUEST", "MAX_TEXT_CHARS"]
 
@@ -44,6 +44,10 @@ LEADERBOARD_MIN_INTERVAL_S = 2.0
 SAMPLER_MIN_INTERVAL_S = 1.0
 SAMPLER_BATCH = 8
 ADMIN_KEY = "admin_token_hash"
+TOKEN_CACHE_TTL_S = 10.0  # a cached annotator token is re-read after this (revocation through another process)
+CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' http: https: data:; frame-ancestors 'none'; "
+                           "base-uri 'none'; form-action 'self'; object-src 'none'")
 
 # vote outcome -> arena ``winner`` label (left = model_a)
 ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
@@ -53,18 +57,24 @@ Outcome = Literal["left", "right", "tie", "both_bad"]
 # ---------------------------------------------------------------------------- request bodies
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # no global str_strip_whitespace: prompts and output texts are stored byte-exact (code keeps its indentation)
+    model_config = ConfigDict(extra="forbid")
+
+
+# names (systems, projects, annotators) and slugs are stripped of surrounding whitespace; nothing else is
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS)]
+Slug = Annotated[str, StringConstraints(strip_whitespace=True, pattern=SLUG_PATTERN, max_length=64)]
 
 
 class ProjectIn(_Body):
-    slug: str = Field(pattern=SLUG_PATTERN, max_length=64)
-    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    slug: Slug
+    name: Name
     description: str = Field(default="", max_length=5000)
     public_leaderboard: bool = True
 
 
 class OutputIn(_Body):
-    system: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    system: Name
     prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     image_url: str | None = Field(default=None, max_length=2048, pattern=r"^(https?://|/)\S+$")
@@ -75,7 +85,7 @@ class OutputsIn(_Body):
 
 
 class AnnotatorIn(_Body):
-    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    name: Name
     max_votes: int | None = Field(default=None, ge=0, le=10_000_000)
 
 
@@ -87,7 +97,12 @@ class VoteIn(_Body):
 # ---------------------------------------------------------------------------- middleware
 
 class BodySizeLimit:
-    """ASGI middleware answering 413 to request bodies over ``limit`` bytes (declared or streamed)."""
+    """ASGI middleware answering 413 to request bodies over ``limit`` bytes (declared or streamed).
+
+    A declared ``Content-Length`` over the limit is refused before anything is read. Otherwise (e.g. a chunked
+    upload) the body is read and counted here first: past the limit the answer is 413 and the application is
+    never called; within it the buffered body is handed to the application in one message.
+    """
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app = app
@@ -106,27 +121,57 @@ class BodySizeLimit:
                 if declared > self.limit:
                     await _too_large(send, self.limit)
                     return
+        chunks: list[bytes] = []
         received = 0
-        too_large = False
-
-        async def limited_receive() -> Any:
-            nonlocal received, too_large
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    too_large = True
-                    raise _BodyTooLarge()
-            return message
+            if message["type"] != "http.request":  # the client went away: let the application see it
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.limit:
+                await _too_large(send, self.limit)
+                return
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.limit)
+
+def _replay(messages: list[Any], receive: Any) -> Any:
+    """An ASGI ``receive`` giving ``messages`` first, then the server's own (e.g. ``http.disconnect``)."""
+    queue = list(messages)
+
+    async def replay() -> Any:
+        if queue:
+            return queue.pop(0)
+        return await receive()
+
+    return replay
 
 
-class _BodyTooLarge(Exception):
-    pass
+class SecurityHeaders:
+    """ASGI middleware adding ``X-Content-Type-Options``, ``Referrer-Policy`` and the CSP to every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                      (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def _too_large(send: Any, limit: int) -> None:
@@ -231,6 +276,7 @@ def create_app(db_url: str, admin_token: str | None = None, *, migrate: bool = T
         The admin's bearer token; default the ``BRADLEY_ADMIN_TOKEN``
         environment variable, else the one stored (hashed) by an earlier
         start, else a new one printed once through ``announce`` (stderr).
+        A given token must be 32 to 256 characters long (else ValueError).
     migrate : bool
         Apply the Alembic migrations (``upgrade head``) first.
     sampler : callable, optional
@@ -246,29 +292,34 @@ def create_app(db_url: str, admin_token: str | None = None, *, migrate: bool = T
     >>> import tempfile, os
     >>> from fastapi.testclient import TestClient
     >>> path = os.path.join(tempfile.mkdtemp(), "arena.db")
-    >>> app = create_app(f"sqlite:///{path}", admin_token="secret-admin-token")
+    >>> admin = "secret-admin-token-of-32-characters-or-more"
+    >>> app = create_app(f"sqlite:///{path}", admin_token=admin)
     >>> client = TestClient(app)
     >>> client.get("/healthz").json()
     {'status': 'ok'}
     >>> client.post("/api/projects", json={"slug": "demo", "name": "Demo"},
-    ...             headers={"Authorization": "Bearer secret-admin-token"}).status_code
+    ...             headers={"Authorization": f"Bearer {admin}"}).status_code
     201
     """
     engine = db.make_engine(db_url)
     if migrate:
         db.migrate(engine)
     token = admin_token or os.environ.get("BRADLEY_ADMIN_TOKEN") or None
+    if token is not None:
+        check_admin_token(token)  # ValueError: too short to be a secret (or longer than a bearer token may be)
     generated = _setup_admin(engine, token)
     if generated is not None:
         (announce or _stderr)(f"bradley serve: admin token (shown once, stored hashed): {generated}")
     state = _State(engine=engine, choose=sampler or _uniform_choose_pairs,
                    sampler_class=None if sampler is not None else _load_sampler(), writer=db.GroupCommit(engine))
 
-    app = FastAPI(title="bradley arena", version="1", docs_url="/api/docs", redoc_url=None,
+    # no /api/docs: Swagger UI loads scripts from a CDN, which the Content-Security-Policy forbids
+    app = FastAPI(title="bradley arena", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.arena = state
     app.state.generated_admin_token = generated
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)  # outermost of the two: the 413s carry the headers too
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -354,6 +405,14 @@ class _Annotator:
     project_id: int
     slug: str
     max_votes: int | None
+    digest: str  # SHA-256 of the token it was found by: a write job checks that it is still the annotator's
+    at: float = 0.0  # when it was read from the database (cache entries older than TOKEN_CACHE_TTL_S are reread)
+
+
+# the first statement of a vote or assignment job: locks the annotator's row (PostgreSQL; a no-op on SQLite,
+# where BEGIN IMMEDIATE already serialises writers) and reads its current token digest (revocation)
+_LOCK_ANNOTATOR = (sa.select(db.annotators.c.token_hash).where(db.annotators.c.id == sa.bindparam("annotator_id"))
+                   .with_for_update())
 
 
 def _add_api(app: FastAPI, state: _State) -> None:
@@ -387,19 +446,35 @@ def _add_api(app: FastAPI, state: _State) -> None:
                             headers={"WWW-Authenticate": "Bearer"})
 
     def _find_annotator(token: str) -> _Annotator | None:
-        # annotators are immutable (name, project, budget) and tokens cannot be revoked: known digests are
-        # served from memory; unknown ones always ask the database (another process may have added them)
+        # known digests are served from memory for TOKEN_CACHE_TTL_S (a revocation in this process evicts them at
+        # once; one through another process is seen by every write job at once and by reads within the TTL);
+        # unknown ones always ask the database (another process may have added them)
         digest = hash_token(token)
         cached = state.annotators.get(digest)
-        if cached is not None:
+        now = time.time()
+        if cached is not None and now - cached.at < TOKEN_CACHE_TTL_S:
             return cached
         with tx() as conn:
             row = conn.execute(_SELECT_ANNOTATOR, {"digest": digest}).first()
         if row is None or not token_matches(token, row.token_hash):
+            state.annotators.pop(digest, None)
             return None
-        annotator = _Annotator(row.id, row.name, row.project_id, row.slug, row.max_votes)
+        annotator = _Annotator(row.id, row.name, row.project_id, row.slug, row.max_votes, digest, now)
         state.annotators[digest] = annotator
         return annotator
+
+    def forget_annotator(annotator_id: int) -> None:
+        with state.guard:
+            for digest in [d for d, a in state.annotators.items() if a.id == annotator_id]:
+                state.annotators.pop(digest, None)
+
+    def lock_annotator(conn: Connection, annotator: _Annotator) -> None:
+        """First statement of a write job: lock the annotator's row; 401 if the token was revoked meanwhile."""
+        current = conn.execute(_LOCK_ANNOTATOR, {"annotator_id": annotator.id}).scalar()
+        if current is None or current != annotator.digest:
+            state.annotators.pop(annotator.digest, None)
+            raise HTTPException(401, "annotator token required (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
 
     def require_annotator(slug: str, request: Request) -> _Annotator:
         token = bearer_token(request.headers.get("authorization"))
@@ -484,10 +559,38 @@ def _add_api(app: FastAPI, state: _State) -> None:
         token = new_token()
         with tx(write=True) as conn:
             project = project_row(conn, slug)
-            conn.execute(db.annotators.insert().values(
+            annotator_id = conn.execute(db.annotators.insert().values(
                 project_id=project.id, name=body.name, token_hash=hash_token(token), max_votes=body.max_votes,
-                created_at=time.time()))
-        return {"name": body.name, "token": token, "max_votes": body.max_votes}
+                created_at=time.time()).returning(db.annotators.c.id)).scalar_one()
+        return {"id": int(annotator_id), "name": body.name, "token": token, "max_votes": body.max_votes}
+
+    def replace_token(slug: str, annotator_id: int) -> dict[str, Any]:
+        """Give the annotator a fresh random token: the old one stops working at once; votes are kept."""
+        token = new_token()
+
+        def job(conn: Connection) -> Any:
+            project = project_row(conn, slug)
+            found = conn.execute(db.annotators.update()
+                                 .where(db.annotators.c.id == annotator_id,
+                                        db.annotators.c.project_id == project.id)
+                                 .values(token_hash=hash_token(token))
+                                 .returning(db.annotators.c.name, db.annotators.c.max_votes)).first()
+            if found is None:
+                raise HTTPException(404, f"no annotator {annotator_id} in project {slug!r}")
+            return found
+
+        row = write(job)  # through the writer: serialised with the vote and assignment jobs that check the token
+        forget_annotator(annotator_id)
+        return {"id": annotator_id, "name": row.name, "token": token, "max_votes": row.max_votes}
+
+    @app.post("/api/projects/{slug}/annotators/{annotator_id}/revoke", dependencies=[Depends(require_admin)])
+    def revoke_annotator(slug: str, annotator_id: int) -> dict[str, Any]:
+        row = replace_token(slug, annotator_id)  # the new token is discarded: nobody can use this annotator
+        return {"id": row["id"], "name": row["name"], "revoked": True}
+
+    @app.post("/api/projects/{slug}/annotators/{annotator_id}/rotate", dependencies=[Depends(require_admin)])
+    def rotate_annotator(slug: str, annotator_id: int) -> dict[str, Any]:
+        return replace_token(slug, annotator_id)
 
     @app.get("/api/me")
     def me(annotator: Me) -> dict[str, Any]:
@@ -539,7 +642,21 @@ def _add_api(app: FastAPI, state: _State) -> None:
         row = {"pair_id": pair_id, "project_id": annotator.project_id, "annotator_id": annotator.id, "prompt": prompt,
                "left_output_id": left_id, "right_output_id": right_id, "left_system": first, "right_system": second,
                "created_at": time.time()}
-        write(lambda conn: conn.execute(_INSERT_ASSIGNMENT, row))
+
+        def assign(conn: Connection) -> dict[str, Any] | None:
+            # the read above is only a fast path: concurrent /next calls of this annotator all got here, so under
+            # the annotator's row lock (PostgreSQL; SQLite's writer is serial anyway) the pending pair is re-read
+            # and, if one of them already assigned a pair, it is served to the others instead of a second one
+            lock_annotator(conn, annotator)
+            pending = conn.execute(_SELECT_PENDING, {"annotator_id": annotator.id}).first()
+            if pending is not None:
+                return pair_json(pending, conn)
+            conn.execute(_INSERT_ASSIGNMENT, row)
+            return None
+
+        already = write(assign)
+        if already is not None:
+            return already
         with state.guard:
             count, shown = state.judged.get(annotator.id, (0, set()))
             shown.add((prompt, pair))
@@ -567,6 +684,9 @@ def _add_api(app: FastAPI, state: _State) -> None:
             return a
 
         def store(conn: Connection) -> Any:
+            # the annotator's row lock first: concurrent votes of one annotator (other processes on PostgreSQL,
+            # READ COMMITTED) are serialised, so the budget count below sees the others' committed votes
+            lock_annotator(conn, annotator)
             a = assignment(conn)
             if a.vote_id is not None:
                 return existing_vote(conn, a, body.outcome)
@@ -590,9 +710,11 @@ def _add_api(app: FastAPI, state: _State) -> None:
 
     def require_board_access(slug: str, request: Request) -> Any:
         with tx() as conn:
-            project = project_row(conn, slug)
-        if not project.public_leaderboard:
-            require_admin(request)
+            project = conn.execute(sa.select(db.projects).where(db.projects.c.slug == slug)).first()
+        if project is None or not project.public_leaderboard:
+            require_admin(request)  # 401/403 alike for a private and a missing project: existence is not leaked
+        if project is None:
+            raise HTTPException(404, f"no project {slug!r}")
         return project
 
     @app.get("/api/projects/{slug}/leaderboard")
@@ -605,7 +727,7 @@ def _add_api(app: FastAPI, state: _State) -> None:
             project = project_row(conn, slug)
             frame = _battles(conn, project.id)
         if format == "csv":
-            text, media = frame.to_csv(index=False), "text/csv"
+            text, media = _csv_safe(frame).to_csv(index=False), "text/csv"
         else:
             text = frame.to_json(orient="records", lines=True) if len(frame) else ""
             media = "application/x-ndjson"
@@ -625,6 +747,24 @@ def _battles(conn: Connection, project_id: int) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["model_a", "model_b", "outcome", "judge", "tstamp", "prompt", "vote_id"])
     frame["winner"] = frame["outcome"].map(ARENA_WINNER)
     return frame[["model_a", "model_b", "winner", "judge", "tstamp", "prompt", "vote_id"]]
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The battles with free-text cells (``judge``, ``prompt``) that a spreadsheet would run as a formula quoted.
+
+    A cell starting with ``= + - @``, tab or carriage return gets a leading apostrophe (CSV injection). System
+    names are left verbatim so that ``bradley leaderboard`` on the export names the systems as they were uploaded.
+
+    >>> _csv_safe(pd.DataFrame({"judge": ["=cmd()", "ann"], "prompt": ["-1", "ok"]})).values.tolist()
+    [["'=cmd()", "'-1"], ['ann', 'ok']]
+    """
+    out = frame.copy()
+    for column in ("judge", "prompt"):
+        if column in out:
+            values = out[column].astype(str)
+            risky = values.str.startswith(CSV_FORMULA_PREFIXES)
+            out[column] = values.where(~risky, "'" + values)
+    return out
 
 
 def _structure(state: _State, project_id: int) -> _Structure:

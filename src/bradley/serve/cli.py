@@ -21,8 +21,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     parser.add_argument("--admin-token", default=None, metavar="TOKEN",
-                        help="admin bearer token (prefer the BRADLEY_ADMIN_TOKEN environment variable: command "
-                             "lines are visible to other users)")
+                        help="admin bearer token, 32 to 256 characters (prefer the BRADLEY_ADMIN_TOKEN environment "
+                             "variable: command lines are visible to other users)")
     parser.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
                         help="server log level (default warning)")
     parser.set_defaults(runner=_run_serve)
@@ -38,6 +38,13 @@ def _run_serve(args: argparse.Namespace) -> str:
             from None
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
+    import os
+
+    from bradley.serve.security import check_admin_token
+
+    given = args.admin_token or os.environ.get("BRADLEY_ADMIN_TOKEN")
+    if given:
+        check_admin_token(given)  # ValueError naming the limits: exit 2
     try:
         app = create_app(args.db, admin_token=args.admin_token)
     except Exception as exc:  # a bad URL or unreachable database: one line, exit 2

@@ -22,10 +22,11 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["new_token", "hash_token", "token_matches", "bearer_token"]
+__all__ = ["new_token", "hash_token", "token_matches", "bearer_token", "check_admin_token"]
 
 TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 256
+MIN_ADMIN_TOKEN_LENGTH = 32
 
 
 def new_token() -> str:
@@ -56,3 +57,21 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value or len(value) > MAX_TOKEN_LENGTH:
         return None
     return value
+
+
+def check_admin_token(token: str) -> str:
+    """``token`` if it is acceptable as a given admin token (32 to 256 characters), else ValueError.
+
+    >>> check_admin_token("x" * 32) == "x" * 32
+    True
+    >>> try:
+    ...     check_admin_token("hunter2")
+    ... except ValueError as exc:
+    ...     print(str(exc)[:57])
+    the admin token must be 32 to 256 characters long (got 7)
+    """
+    if not MIN_ADMIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH:
+        raise ValueError(f"the admin token must be {MIN_ADMIN_TOKEN_LENGTH} to {MAX_TOKEN_LENGTH} characters long "
+                         f"(got {len(token)}); make one with: "
+                         'python -c "import secrets; print(secrets.token_urlsafe(32))"')
+    return token
