@@ -12,7 +12,8 @@ rounding) but:
   is formed on the fly);
 - evaluates the pairs in cache-sized chunks (``CHUNK`` pairs, or as many
   pairs as items when there are more items, so that the per-chunk
-  ``bincount`` over the items costs O(pairs) in all) with four reused buffers written with ``out=`` (no fresh memory mapped per iteration:
+  ``bincount`` over the items costs O(pairs) in all) with four reused
+  buffers written with ``out=`` (no fresh memory mapped per iteration:
   at 1e8 pairs the page faults of fresh temporaries cost as much as the
   arithmetic, and chunks keep the ~20 elementwise passes in cache);
 - allocates per pair only the curvature, which is the data array of the CSR
