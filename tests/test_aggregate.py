@@ -445,3 +445,56 @@ def test_cli_reads_directories_and_globs_like_the_concatenated_file(tmp_path, fr
             # resampling: same law, other draws (rows come back in pair order); the rest to rounding
             tol = 0.2 * a["se"] if ci == "bootstrap" else 1e-9
             assert a["se"] == pytest.approx(b["se"], abs=tol)
+
+
+@pytest.mark.parametrize("dense_cells", [None, 0])
+def test_arrow_scan_counts_winner_loser_columns(tmp_path, monkeypatch, dense_cells):
+    """(winner, loser) Parquet counted from the scan equals read_comparisons(...).pair_counts() and a brute force."""
+    import functools
+    import importlib
+
+    module = importlib.import_module("bradley.aggregate")
+    if dense_cells is not None:
+        monkeypatch.setattr(module, "_SCAN_DENSE_CELLS", dense_cells)
+    taken: list[bool] = []
+    scan = functools.partial(module._arrow_pair_counts, batch_size=500)
+
+    def spy(*args, **kwargs):
+        result = scan(*args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(module, "_arrow_pair_counts", spy)
+    rng = np.random.default_rng(12)
+    n = 3000
+    names = np.array([f"p{k:02d}" for k in range(40)])
+    a = rng.integers(0, 40, n)
+    b = (a + rng.integers(1, 40, n)) % 40
+    games = pd.DataFrame({"won": names[a], "lost": names[b], "lang": rng.choice(["en", "fr"], n)})
+    for k in range(2):
+        games.iloc[k * 1500:(k + 1) * 1500].to_parquet(tmp_path / f"g{k}.parquet")
+    for where in (None, "lang == 'fr'"):
+        taken.clear()
+        got = aggregate(str(tmp_path / "g*.parquet"), winner="won", loser="lost", where=where)
+        assert taken == [True]
+        kept = games if where is None else games[games.lang == "fr"]
+        same(got, read_comparisons(kept, winner="won", loser="lost").pair_counts())
+        tally: dict[tuple[str, str], list[float]] = {}
+        for w, l_ in zip(kept.won, kept.lost, strict=True):
+            key = (min(w, l_), max(w, l_))
+            tally.setdefault(key, [0.0, 0.0, 0.0])[int(w != key[0])] += 1
+        items = got.items.tolist()
+        found = {(items[i], items[j]): [x, y, z] for i, j, x, y, z in zip(
+            got.first, got.second, got.wins_first, got.wins_second, got.ties, strict=True)}
+        assert found == tally
+    # a self-comparison: the partial path and its exact error
+    broken = games.copy()
+    broken.loc[11, "lost"] = broken.loc[11, "won"]
+    broken.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(ComparisonDataError) as expected:
+        read_comparisons(broken, winner="won", loser="lost")
+    taken.clear()
+    with pytest.raises(ComparisonDataError) as got_error:
+        aggregate(tmp_path / "bad.parquet", winner="won", loser="lost")
+    assert taken == [False]
+    assert "11" in str(got_error.value) and type(got_error.value) is type(expected.value)

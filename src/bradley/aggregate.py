@@ -775,7 +775,7 @@ def aggregate(
         common = dict(left=roles["left"], right=roles["right"], outcome=roles["outcome"], winner=roles["winner"],
                       loser=roles["loser"], outcome_map=outcome_map, items=items,
                       drop_self_comparisons=drop_self_comparisons, both_bad=both_bad)
-        if use_arrow and weight_name is None and roles["winner"] is None and len(set(keys)) == 3:
+        if use_arrow and weight_name is None and len(set(keys)) == len(keys):
             counted = _arrow_pair_counts(src.files, src.hive, keys, condition, columns, {
                 "outcome_map": outcome_map, "items": items, "drop_self_comparisons": drop_self_comparisons,
                 "both_bad": both_bad})
@@ -1250,7 +1250,7 @@ def _scan_columns(keys: list[str], weight: str | None, condition: str | None, co
 
 def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition: str | None, columns: list[str],
                        common: Mapping[str, Any], batch_size: int = 1 << 20) -> PairCounts | None:
-    """Unweighted ``(left, right, outcome)`` Parquet counted straight from the scan (None: use the partial path).
+    """Unweighted ``(left, right, outcome)`` or ``(winner, loser)`` Parquet counted from the scan (None: partial path).
 
     Per batch, the dictionary-coded labels become global label codes (a
     lookup in each batch's small dictionary) packed into one int64 per row;
@@ -1266,12 +1266,20 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
 
     from bradley.io import select_rows
 
-    left, right, outcome = keys
+    if len(keys) == 2 and common.get("outcome_map") is not None:
+        return None  # an outcome map has no outcome column to act on here: the partial path decides
+    if len(keys) == 2:  # (winner, loser): every row is a win of the first; a constant outcome code 0 = 1.0
+        # the probe's outcome column: a name whose 1 means "left won" (read_comparisons' convention)
+        (left, right), outcome = keys, "left_won" if "left_won" not in keys else "left_wins"
+    else:
+        left, right, outcome = keys
     fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=keys))
     dataset = pads.dataset(files, format=fmt, partitioning="hive" if hive else None)
     used = _scan_columns(keys, None, condition, columns)
-    coders = [_LabelCodes() for _ in keys]
-    seen = [np.zeros(0, dtype=bool) for _ in keys]
+    coders = [_LabelCodes() for _ in range(3)]
+    if len(keys) == 2:
+        coders[2].index = pd.Index([1.0], dtype=object)
+    seen = [np.zeros(0, dtype=bool) for _ in range(3)]
     shift = 21
     chunks: list[np.ndarray | None] = []
     # While the label space is small (pairs << rows), rows are counted in a dense (left, right, outcome)
@@ -1303,7 +1311,9 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
     for batch in _row_group_batches(dataset, used, batch_size):
         if batch.num_rows == 0:
             continue
-        codes = [coder.codes(batch.column(k)) for coder, k in zip(coders, keys, strict=True)]
+        codes = [coder.codes(batch.column(k)) for coder, k in zip(coders, keys, strict=False)]
+        if len(keys) == 2:
+            codes.append(np.zeros(len(codes[0]), dtype=np.int64))
         if condition:
             keep = select_rows(batch.select(used).to_pandas(), condition)
             if not keep.any():
