@@ -9,11 +9,14 @@ real uvicorn server on loopback hit by simultaneous identical POSTs.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("alembic")
 httpx = pytest.importorskip("httpx")
+sa = pytest.importorskip("sqlalchemy")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -468,7 +472,8 @@ def test_sampler_refit_runs_in_the_background(db_path: Path, monkeypatch: pytest
     make_project(client)
     token = add_annotator(client, "demo", "ann")
     pair = client.get("/api/projects/demo/next", headers=auth(token)).json()  # the first fit: inline
-    r = client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"}, headers=auth(token))
+    r = client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"},
+                    headers=auth(token))
     assert r.status_code == 201, r.text
     (snapshot,) = client.app.state.arena.snapshots.values()
     time.sleep(max(0.1, 20 * snapshot.fit_s + 0.05))  # stale: refits are spaced by 20 times the last fit's time
@@ -481,3 +486,218 @@ def test_sampler_refit_runs_in_the_background(db_path: Path, monkeypatch: pytest
     assert len(fits) >= 2, fits
     assert fits[1] == "bradley-sampler-refit" and fits[0] != fits[1]
     release.set()
+
+
+# ---------------------------------------------------------------------------- security and integrity (issue 16 item 3)
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` on a real uvicorn on loopback (requests run concurrently in its thread pool); yields the base URL."""
+    uvicorn = pytest.importorskip("uvicorn")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 20
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def slow_sampler(*args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+    time.sleep(0.3)  # every concurrent /next is past its read of the pending pair before any of them writes
+    return serve_app._uniform_choose_pairs(*args, **kwargs)
+
+
+def concurrent_next(url: str, callers: int = 6) -> None:
+    """Simultaneous /next calls of one annotator (slow pair choice) all get the same, single assignment."""
+    app = create_app(url, admin_token=ADMIN, sampler=slow_sampler)
+    with serving(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        make_project(client)
+        token = add_annotator(client, "demo", "a")
+        for _ in range(2):
+            barrier = threading.Barrier(callers)
+
+            def call(_: int, barrier: threading.Barrier = barrier) -> str:
+                with httpx.Client(base_url=base, timeout=30) as c:
+                    barrier.wait()
+                    r = c.get("/api/projects/demo/next", headers=auth(token))
+                    assert r.status_code == 200, r.text
+                    return str(r.json()["pair_id"])
+
+            with ThreadPoolExecutor(callers) as pool:
+                ids = set(pool.map(call, range(callers)))
+            assert len(ids) == 1, ids
+            r = client.post("/api/projects/demo/votes", json={"pair_id": ids.pop(), "outcome": "left"},
+                            headers=auth(token))
+            assert r.status_code == 201
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        n, pending = conn.execute(sa.text(
+            "select count(*), count(*) - (select count(*) from votes) from assignments")).one()
+    engine.dispose()
+    assert (n, pending) == (2, 0)
+
+
+def test_concurrent_next_of_one_annotator_assigns_one_pair(db_path: Path) -> None:
+    concurrent_next(f"sqlite:///{db_path}")
+
+
+def test_security_headers_and_no_swagger(client: TestClient) -> None:
+    make_project(client)
+    responses = [client.get("/api/projects"), client.get("/healthz"), client.get("/p/demo/vote"),
+                 client.get("/api/projects/demo/next"),  # 401
+                 client.post("/api/projects/demo/outputs", content=b"x" * (serve_app.MAX_BODY_BYTES + 1),
+                             headers={**auth(ADMIN), "content-type": "application/json"}),  # 413
+                 client.get("/api/openapi.json")]
+    assert [r.status_code for r in responses][3:] == [401, 413, 200]
+    for r in responses:
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+        csp = {d.split()[0]: d.split()[1:] for d in r.headers["content-security-policy"].split("; ")}
+        assert csp["default-src"] == ["'self'"] and csp["frame-ancestors"] == ["'none'"]
+        assert csp["img-src"] == ["'self'", "http:", "https:", "data:"]
+        assert csp["base-uri"] == ["'none'"] and csp["form-action"] == ["'self'"] and csp["object-src"] == ["'none'"]
+    assert client.get("/api/docs").status_code == 404  # Swagger UI would need a CDN script: dropped
+
+
+JSON_ADMIN = {**auth(ADMIN), "content-type": "application/json"}
+
+
+def test_chunked_body_over_the_limit_is_413_and_never_reaches_the_app(client: TestClient) -> None:
+    make_project(client)
+    item = (json.dumps({"system": "zeta", "prompt": "p1", "text": "x" * 2000}) + ",").encode()
+
+    def body(n: int) -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield b'{"outputs": ['
+        for _ in range(n):
+            yield item
+        yield b'{"system": "zeta", "text": "y"}]}'
+
+    r = client.post("/api/projects/demo/outputs", content=body(3000), headers=JSON_ADMIN)  # ~6 MB
+    assert r.status_code == 413, r.text
+    assert "larger than" in r.json()["detail"]
+    assert client.get("/api/projects").json()[0]["n_systems"] == len(SYSTEMS)  # nothing stored
+    r = client.post("/api/projects/demo/outputs", content=body(5), headers=JSON_ADMIN)  # small: replayed whole
+    assert r.status_code == 200 and r.json() == {"added": 6}, r.text
+    assert client.get("/api/projects").json()[0]["n_systems"] == len(SYSTEMS) + 1
+
+
+def test_admin_token_length_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from bradley.cli import main
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    for bad in ("adm", "x" * 31, "x" * 257):
+        with pytest.raises(ValueError, match="32 to 256 characters"):
+            create_app(url, admin_token=bad)
+        assert main(["serve", "--db", url, "--admin-token", bad]) == 2
+        err = capsys.readouterr().err
+        assert "32 to 256 characters" in err and err.count("\n") == 1
+    monkeypatch.setenv("BRADLEY_ADMIN_TOKEN", "short")
+    with pytest.raises(ValueError, match="32 to 256"):
+        create_app(url)
+    assert main(["serve", "--db", url]) == 2
+    create_app(url, admin_token="x" * 32)  # the bounds themselves are fine
+    create_app(url, admin_token="x" * 256)
+
+
+def test_revoke_and_rotate_annotator_tokens(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    client = TestClient(create_app(url, admin_token=ADMIN))
+    other = TestClient(create_app(url, admin_token=ADMIN))  # another process: its token cache must not outlive it
+    make_project(client)
+    r = client.post("/api/projects/demo/annotators", json={"name": "ann"}, headers=auth(ADMIN))
+    ann_id, token = r.json()["id"], r.json()["token"]
+    assert isinstance(ann_id, int)
+    for c in (client, other):  # both processes cache the token
+        pair = c.get("/api/projects/demo/next", headers=auth(token)).json()
+        assert c.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "left"},
+                      headers=auth(token)).status_code == 201
+    pending = other.get("/api/projects/demo/next", headers=auth(token)).json()
+    # only the admin may revoke; an unknown id or another project's annotator is 404
+    assert client.post(f"/api/projects/demo/annotators/{ann_id}/revoke", headers=auth(token)).status_code == 403
+    assert client.post(f"/api/projects/demo/annotators/{ann_id}/revoke").status_code == 401
+    assert client.post("/api/projects/demo/annotators/999/revoke", headers=auth(ADMIN)).status_code == 404
+    client.post("/api/projects", json={"slug": "two", "name": "Two"}, headers=auth(ADMIN))
+    assert client.post(f"/api/projects/two/annotators/{ann_id}/revoke", headers=auth(ADMIN)).status_code == 404
+    r = client.post(f"/api/projects/demo/annotators/{ann_id}/revoke", headers=auth(ADMIN))
+    assert r.status_code == 200 and r.json() == {"id": ann_id, "name": "ann", "revoked": True}
+    # the old token stops working at once in this process (cache evicted), and for writes in the other one
+    assert client.get("/api/me", headers=auth(token)).status_code == 401
+    assert client.get("/api/projects/demo/next", headers=auth(token)).status_code == 401
+    r = other.post("/api/projects/demo/votes", json={"pair_id": pending["pair_id"], "outcome": "left"},
+                   headers=auth(token))
+    assert r.status_code == 401
+    # votes are kept
+    export = client.get("/api/projects/demo/export?format=jsonl", headers=auth(ADMIN)).text.splitlines()
+    assert len(export) == 2 and all(json.loads(line)["judge"] == "ann" for line in export)
+    # rotate: a new token for the same annotator (votes, budget and history kept); the previous one fails
+    r = client.post(f"/api/projects/demo/annotators/{ann_id}/rotate", headers=auth(ADMIN))
+    assert r.status_code == 200
+    fresh = r.json()["token"]
+    assert r.json()["id"] == ann_id and fresh != token
+    assert client.get("/api/me", headers=auth(fresh)).json()["n_votes"] == 2
+    assert client.get("/api/projects/demo/next", headers=auth(fresh)).json()["pair_id"] == pending["pair_id"]
+    assert other.post("/api/projects/demo/votes", json={"pair_id": pending["pair_id"], "outcome": "right"},
+                      headers=auth(fresh)).status_code == 201
+    assert client.get("/api/me", headers=auth(token)).status_code == 401
+    with sqlite3.connect(db_path) as conn:
+        (digest,) = conn.execute("select token_hash from annotators where id = ?", (ann_id,)).fetchone()
+    assert digest == hashlib.sha256(fresh.encode()).hexdigest()
+
+
+def test_texts_round_trip_byte_exact_and_names_are_stripped(client: TestClient) -> None:
+    client.post("/api/projects", json={"slug": " demo ", "name": "  Demo  "}, headers=auth(ADMIN))
+    assert client.get("/api/projects").json()[0]["name"] == "Demo"
+    code = "  def f():\n\tif x:\n        return 1  \n"
+    prompt = "\n  Complete:\t "
+    outputs = [{"system": "  alpha ", "prompt": prompt, "text": code},
+               {"system": "beta\n", "prompt": prompt, "text": " plain \r\n"}]
+    assert client.post("/api/projects/demo/outputs", json={"outputs": outputs}, headers=auth(ADMIN)).status_code == 200
+    assert client.post("/api/projects/demo/outputs", json={"outputs": [{"system": "   ", "text": "t"}]},
+                       headers=auth(ADMIN)).status_code == 422
+    token = add_annotator(client, "demo", " ann ")
+    pair = client.get("/api/projects/demo/next", headers=auth(token)).json()
+    assert pair["prompt"] == prompt
+    assert sorted([pair["left"]["text"], pair["right"]["text"]]) == sorted([code, " plain \r\n"])
+    vote = client.post("/api/projects/demo/votes", json={"pair_id": pair["pair_id"], "outcome": "tie"},
+                       headers=auth(token)).json()
+    assert {vote["left_system"], vote["right_system"]} == {"alpha", "beta"}
+    row = json.loads(client.get("/api/projects/demo/export?format=jsonl", headers=auth(ADMIN)).text)
+    assert row["prompt"] == prompt and row["judge"] == "ann"
+
+
+def test_csv_export_quotes_formula_cells_and_reads_back_to_the_same_board(client: TestClient, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from bradley.cli import main
+
+    client.post("/api/projects", json={"slug": "demo", "name": "Demo"}, headers=auth(ADMIN))
+    prompts = ["=1+1", "+cmd", "-2", "@SUM(A1)", "\tx", "\rx", "plain"]
+    outputs = [{"system": s, "prompt": p, "text": f"{s}: {p}"} for s in SYSTEMS for p in prompts]
+    client.post("/api/projects/demo/outputs", json={"outputs": outputs}, headers=auth(ADMIN))
+    judges = ['=HYPERLINK("http://e")', "ann"]
+    for judge in judges:
+        vote_all(client, "demo", add_annotator(client, "demo", judge))
+    csv_path, jsonl_path = tmp_path / "b.csv", tmp_path / "b.jsonl"
+    csv_path.write_text(client.get("/api/projects/demo/export?format=csv", headers=auth(ADMIN)).text)
+    jsonl_path.write_text(client.get("/api/projects/demo/export?format=jsonl", headers=auth(ADMIN)).text)
+    frame_csv = pd.read_csv(csv_path, keep_default_na=False)
+    frame_json = pd.read_json(jsonl_path, lines=True)
+    assert len(frame_csv) == len(frame_json) == 2 * 3 * len(prompts)
+    risky = ("=", "+", "-", "@", "\t", "\r")
+    for col in ("judge", "prompt"):
+        expected = ["'" + v if v.startswith(risky) else v for v in frame_json[col]]
+        assert list(frame_csv[col]) == expected
+    assert set(frame_json["judge"]) == set(judges) and set(frame_json["prompt"]) == set(prompts)  # JSONL verbatim
+    cols = ["model_a", "model_b", "winner"]
+    board_csv = bradley.leaderboard(frame_csv[cols], model=bradley.BradleyTerry(bias_reduction=True))
+    board_json = bradley.leaderboard(frame_json[cols], model=bradley.BradleyTerry(bias_reduction=True))
+    assert list(board_csv.table["item"]) == list(board_json.table["item"])
+    assert list(board_csv.table["score"]) == pytest.approx(list(board_json.table["score"]), abs=1e-12)
+    assert main(["leaderboard", str(csv_path), "--bias-reduction"]) == 0

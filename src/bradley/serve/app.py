@@ -4,6 +4,7 @@ Build it with :func:`create_app` and run it with any ASGI server (``bradley
 serve`` uses uvicorn). The API is described in ``docs/serve-api.md``.
 """
 
+import csv
 import logging
 import math
 import os
@@ -727,7 +728,8 @@ def _add_api(app: FastAPI, state: _State) -> None:
             project = project_row(conn, slug)
             frame = _battles(conn, project.id)
         if format == "csv":
-            text, media = _csv_safe(frame).to_csv(index=False), "text/csv"
+            # strings quoted: pandas' minimal quoting leaves a bare carriage return in a cell, which splits the row
+            text, media = _csv_safe(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC), "text/csv"
         else:
             text = frame.to_json(orient="records", lines=True) if len(frame) else ""
             media = "application/x-ndjson"
