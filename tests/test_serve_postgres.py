@@ -14,7 +14,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,7 @@ from test_serve_api import (  # noqa: E402
     add_annotator,
     auth,
     concurrent_duplicates,
+    concurrent_next,
     make_project,
     vote_all,
 )
@@ -141,3 +145,49 @@ def test_concurrent_identical_votes_on_postgres(pg_server: str) -> None:
         n, distinct = conn.exec_driver_sql("select count(*), count(distinct assignment_id) from votes").one()
     engine.dispose()
     assert (n, distinct) == (4, 4)
+
+
+def test_concurrent_next_on_postgres(pg_server: str) -> None:
+    """Simultaneous /next calls of one annotator: the annotator row lock makes them share one assignment."""
+    concurrent_next(_database(pg_server, "nextrace"))
+
+
+def test_concurrent_votes_cannot_exceed_the_budget_on_postgres(pg_server: str) -> None:
+    """Two processes (apps with their own connections) vote at once for one annotator with max_votes=1 on two
+    pending pairs; the budget count is slowed down so that, without the row lock, both would count 0 votes under
+    READ COMMITTED. With it: one 201, one 403, one vote stored."""
+    url = _database(pg_server, "budget")
+    apps = [create_app(url, admin_token=ADMIN), create_app(url, admin_token=ADMIN, migrate=False)]
+
+    def slow_count(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().lower().startswith("select count(*)") and "from votes" in statement.lower():
+            time.sleep(0.3)
+
+    for app in apps:
+        sa.event.listen(app.state.arena.engine, "after_cursor_execute", slow_count)
+    a, b = TestClient(apps[0]), TestClient(apps[1])
+    make_project(a)
+    for round_ in range(2):
+        token = add_annotator(a, "demo", f"ann{round_}", max_votes=1)
+        first = a.get("/api/projects/demo/next", headers=auth(token)).json()
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:  # a second pending pair (as an older server without the /next lock made)
+            conn.exec_driver_sql(
+                "insert into assignments (pair_id, project_id, annotator_id, prompt, left_output_id, right_output_id,"
+                " left_system, right_system, created_at) select pair_id || 'b', project_id, annotator_id, prompt,"
+                " left_output_id, right_output_id, left_system, right_system, created_at from assignments"
+                " where pair_id = %(p)s", {"p": first["pair_id"]})
+        engine.dispose()
+        barrier = threading.Barrier(2)
+
+        def post(k: int, token: str = token, pair_id: str = first["pair_id"],
+                 barrier: threading.Barrier = barrier) -> int:
+            client = (a, b)[k]
+            barrier.wait()
+            return client.post("/api/projects/demo/votes", json={"pair_id": pair_id + ("", "b")[k],
+                                                                 "outcome": "left"}, headers=auth(token)).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = sorted(pool.map(post, range(2)))
+        assert codes == [201, 403]
+        assert a.get("/api/me", headers=auth(token)).json()["n_votes"] == 1
