@@ -352,7 +352,7 @@ def expected_misorder_reduction(
     with np.errstate(divide="ignore", under="ignore", invalid="ignore"):  # x = 0: nan or 0, skipped either way
         bound = np.exp(-0.5 * (z * z)[:, None] / x) * np.arcsin(np.sqrt(x)) / np.pi
     rows, cols = np.nonzero(bound > 1e-15)
-    xs = x[rows, cols]
+    xs = np.minimum(x[rows, cols], 1.0)  # a share of a variance: 1 + rounding would make the sqrt NaN
     terms = ndtr(-z[rows]) - 2.0 * owens_t(z[rows], np.sqrt((1.0 - xs) / xs))
     return np.bincount(cols, terms, minlength=len(first))
 
