@@ -15,10 +15,10 @@ $(BASE): pyproject.toml Makefile
 	touch $(BASE)
 
 # Everything the tests use: torch (the CPU build on the machine's disk first, so the
-# extras pull no other torch), training, Dask/Spark, NumPyro, the arena server and the dev tools.
+# extras pull no other torch), training, Dask/Spark, NumPyro, the arena server, embeddings and the dev tools.
 $(STAMP): $(BASE)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[torch,train,dist,bayes,serve,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[torch,train,dist,bayes,serve,embed,dev]'
 	touch $(STAMP)
 
 # The arena's browser test drives Debian's headless Chromium. Installed here when missing and we may

@@ -4,7 +4,7 @@ from bradley.models.bayes import BayesianBT, GradeScaleBT
 from bradley.models.bradley_terry import BradleyTerry
 from bradley.models.contextual import ContextualBT
 from bradley.models.dynamic import DynamicBT
-from bradley.models.features import BTProbe, FeatureBT, probe_layers
+from bradley.models.features import BTProbe, FeatureBT, probe_layers, select_l2
 from bradley.models.gpm import GPM
 from bradley.models.mixture import BTMixture, IdealPointModel, adjusted_rand_index
 from bradley.models.pairwise import TOBT, Davidson, PairwiseModel, RaoKupper
@@ -28,6 +28,7 @@ __all__ = [
     "IdealPointModel",
     "MixtureBT",
     "probe_layers",
+    "select_l2",
     "PairwiseModel",
     "PlackettLuce",
     "RaoKupper",
