@@ -140,6 +140,49 @@ def test_cache_refuses_another_embedder_and_corrupt_files(tmp_path):
         EmbeddingCache(path, StubEmbedder(dim=16)).encode(["one"])
 
 
+def _schema_and_bytes(path):
+    con = sqlite3.connect(path)
+    schema = sorted(con.execute("SELECT type, name, sql FROM sqlite_master"))
+    con.close()
+    return schema, path.read_bytes()
+
+
+@pytest.mark.parametrize("create", [
+    ["CREATE TABLE meta (version INTEGER)"],  # another application's meta table
+    ["CREATE TABLE meta (key TEXT, value TEXT)"],  # a key/value meta that looks like ours, but empty
+    ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"],  # ours without vectors
+    ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+     "CREATE TABLE vectors (layer TEXT, hash TEXT, vec BLOB)"],  # both tables, but no model row
+    ["CREATE TABLE meta (key TEXT, value TEXT)", "INSERT INTO meta VALUES ('model', 'x')",
+     "CREATE TABLE vectors (layer TEXT, hash TEXT, vec BLOB)", "CREATE TABLE users (id INTEGER)"],  # extra table
+])
+def test_cache_refuses_a_foreign_sqlite_file_before_writing_anything(tmp_path, create):
+    path = tmp_path / "app.sqlite"
+    con = sqlite3.connect(path)
+    for sql in create:
+        con.execute(sql)
+    con.commit()
+    con.close()
+    before = _schema_and_bytes(path)
+    with pytest.raises(EmbeddingCacheError, match="something else.*Use another path") as err:
+        EmbeddingCache(path, StubEmbedder(dim=8))
+    assert "Delete" not in str(err.value)
+    assert _schema_and_bytes(path) == before  # no table created, no row inserted
+
+
+def test_cache_in_a_new_file_and_in_an_empty_sqlite_file(tmp_path):
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).close()  # a valid SQLite file without tables is taken as a new cache
+    for path in (empty, tmp_path / "new.sqlite"):
+        cache = EmbeddingCache(path, StubEmbedder(dim=8))
+        x = cache.encode(["a cat"])
+        cache.close()
+        again = EmbeddingCache(path, StubEmbedder(dim=8))
+        np.testing.assert_array_equal(again.encode(["a cat"]), x)
+        assert again.n_hits_ == 1 and again.n_encoded_ == 0
+        again.close()
+
+
 def test_an_embedder_returning_the_wrong_shape_is_an_error(tmp_path):
     class Bad:
         name, dim = "bad", 4

@@ -346,34 +346,56 @@ class EmbeddingCache:
         self._con: sqlite3.Connection | None = None
         self._open()
 
-    def _fail(self, what: str) -> EmbeddingCacheError:
-        return EmbeddingCacheError(f"Embedding cache {self.path}: {what}. Delete the file or use another path.")
+    def _fail(self, what: str, foreign: bool = False) -> EmbeddingCacheError:
+        advice = "Use another path" if foreign else "Delete the file or use another path"
+        return EmbeddingCacheError(f"Embedding cache {self.path}: {what}. {advice}.")
+
+    def _foreign(self, con: sqlite3.Connection, objects: list[tuple[str, str]]) -> str | None:
+        """Why a non-empty SQLite file is not a bradley cache, or None when it is one (nothing is written)."""
+        names = sorted(f"{kind} {name}" for kind, name in objects)
+        expected = [("table", "meta"), ("table", "vectors")]
+        if sorted(objects) != expected:
+            return (f"an SQLite file of something else (it holds {', '.join(names[:5])}; "
+                    "a cache holds exactly the tables meta and vectors)")
+        columns = {table: [row[1] for row in con.execute(f"PRAGMA table_info({table})")]
+                   for table in ("meta", "vectors")}
+        if columns != {"meta": ["key", "value"], "vectors": ["layer", "hash", "vec"]}:
+            return f"an SQLite file of something else (columns {columns})"
+        if con.execute("SELECT value FROM meta WHERE key = 'model'").fetchone() is None:
+            return "an SQLite file of something else (its meta table has no 'model' row)"
+        return None
 
     def _open(self) -> None:
         try:
             con = sqlite3.connect(self.path)
-            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables - {"meta", "vectors"}:
+            try:
+                objects = [(str(kind), str(name)) for kind, name in con.execute(
+                    "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
+                if objects:
+                    why = self._foreign(con, objects)
+                    if why is not None:
+                        raise self._fail(why, foreign=True)
+                else:  # a new (empty) file: create the whole cache in one transaction
+                    con.execute("BEGIN")
+                    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                    con.execute("CREATE TABLE vectors (layer TEXT NOT NULL, hash TEXT NOT NULL, "
+                                "vec BLOB NOT NULL, PRIMARY KEY (layer, hash))")
+                    con.executemany("INSERT INTO meta VALUES (?, ?)",
+                                    [("model", self.name), ("dim", str(self.dim)), ("format", "float64-le/1")])
+                    con.commit()
+                meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            except BaseException:
                 con.close()
-                raise self._fail(f"an SQLite file of something else (tables {sorted(tables)[:5]})")
-            con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            con.execute("CREATE TABLE IF NOT EXISTS vectors (layer TEXT NOT NULL, hash TEXT NOT NULL, "
-                        "vec BLOB NOT NULL, PRIMARY KEY (layer, hash))")
-            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-            if not meta:
-                con.executemany("INSERT INTO meta VALUES (?, ?)",
-                                [("model", self.name), ("dim", str(self.dim)), ("format", "float64-le/1")])
-                con.commit()
+                raise
         except sqlite3.DatabaseError as exc:
             raise self._fail(f"not a readable cache file ({exc})") from exc
-        if meta:
-            if meta.get("model") != self.name:
-                con.close()
-                raise self._fail(f"written by embedder {meta.get('model')!r}, not {self.name!r}")
-            if meta.get("dim") != str(self.dim) or meta.get("format") != "float64-le/1":
-                con.close()
-                raise self._fail(f"holds vectors of dim {meta.get('dim')} ({meta.get('format')}), "
-                                 f"but {self.name!r} has dim {self.dim}")
+        if meta.get("model") != self.name:
+            con.close()
+            raise self._fail(f"written by embedder {meta.get('model')!r}, not {self.name!r}")
+        if meta.get("dim") != str(self.dim) or meta.get("format") != "float64-le/1":
+            con.close()
+            raise self._fail(f"holds vectors of dim {meta.get('dim')} ({meta.get('format')}), "
+                             f"but {self.name!r} has dim {self.dim}")
         self._con = con
 
     def _connection(self) -> sqlite3.Connection:
