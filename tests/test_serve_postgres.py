@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -191,3 +192,41 @@ def test_concurrent_votes_cannot_exceed_the_budget_on_postgres(pg_server: str) -
             codes = sorted(pool.map(post, range(2)))
         assert codes == [201, 403]
         assert a.get("/api/me", headers=auth(token)).json()["n_votes"] == 1
+
+
+def test_deadlocked_batches_are_retried_on_postgres(pg_server: str) -> None:
+    """Two processes' writers (one engine each) run batches that lock rows 1 and 2 in opposite orders: PostgreSQL
+    aborts one job with a deadlock (40P01); it is retried in its writer's next transaction, so every job succeeds
+    exactly once (without the retry one caller gets the DeadlockDetected error, i.e. a 500)."""
+    from bradley.serve import db
+
+    url = _database(pg_server, "deadlock")
+    setup = sa.create_engine(url)
+    with setup.begin() as conn:
+        conn.exec_driver_sql("create table t (id int primary key, n int not null)")
+        conn.exec_driver_sql("insert into t values (1, 0), (2, 0)")
+    writers = [db.GroupCommit(db.make_engine(url)), db.GroupCommit(db.make_engine(url))]
+
+    def lock(row: int, pause: float) -> Any:
+        def job(conn: Any) -> int:
+            conn.exec_driver_sql(f"select n from t where id = {row} for update")
+            time.sleep(pause)
+            conn.exec_driver_sql(f"update t set n = n + 1 where id = {row}")
+            return row
+        return job
+
+    with ThreadPoolExecutor(8) as pool:
+        # each writer busy for 0.3 s, so that the next two jobs of each land in one batch
+        busy = [pool.submit(w.run, lambda conn: time.sleep(0.3)) for w in writers]
+        time.sleep(0.1)
+        first = [pool.submit(writers[0].run, lock(1, 0.5)), pool.submit(writers[1].run, lock(2, 0.5))]
+        time.sleep(0.05)
+        second = [pool.submit(writers[0].run, lock(2, 0)), pool.submit(writers[1].run, lock(1, 0))]
+        results = [f.result(timeout=30) for f in [*busy, *first, *second]]
+    assert results[2:] == [1, 2, 2, 1]
+    assert sum(w.n_retries for w in writers) >= 1, "no deadlock happened: the test did not exercise the retry"
+    with setup.connect() as conn:
+        assert conn.exec_driver_sql("select id, n from t order by id").all() == [(1, 2), (2, 2)]
+    setup.dispose()
+    for w in writers:
+        w.engine.dispose()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +24,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["metadata", "settings", "projects", "outputs", "annotators", "assignments", "votes",
-           "make_engine", "transaction", "migrate", "GroupCommit", "MIGRATIONS_DIR"]
+           "make_engine", "transaction", "migrate", "GroupCommit", "WriterError", "RETRYABLE_SQLSTATES",
+           "MIGRATIONS_DIR"]
 
 T = TypeVar("T")
 
@@ -111,7 +113,7 @@ def make_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged vote survives a crash of the process or machine
+        cursor.execute("PRAGMA synchronous=FULL")  # fsync at each commit: an acknowledged vote survives power loss
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -147,6 +149,32 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+#: SQLSTATEs of a transient conflict between transactions: deadlock detected, serialization failure
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+class WriterError(RuntimeError):
+    """The database writer could not run a write job (its thread died, or no answer within the timeout)."""
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error (``exc`` itself, SQLAlchemy's ``.orig`` or the cause), if any."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        for attr in ("sqlstate", "pgcode"):  # psycopg 3, psycopg2
+            code = getattr(current, attr, None)
+            if isinstance(code, str):
+                return code
+        orig = getattr(current, "orig", None)
+        todo += [orig if isinstance(orig, BaseException) else None, current.__cause__]
+    return None
+
+
 class GroupCommit:
     """Write jobs run on one thread, many to a transaction (group commit): one ``fsync`` for a whole batch.
 
@@ -161,6 +189,16 @@ class GroupCommit:
     the next one. The thread exits after ``idle_s`` without work and is
     restarted on demand.
 
+    A job that fails with a transient conflict (SQLSTATE ``40P01`` deadlock or
+    ``40001`` serialization failure, e.g. two processes' batches locking the
+    same annotator rows in different orders on PostgreSQL) is rolled back to
+    its savepoint and run again, up to ``max_retries`` times, at the head of
+    the *next* transaction: the locks its batch-mates hold are released by
+    then, so the conflict cannot recur with the same partner. If the writer
+    thread dies (a ``BaseException`` in a job), every job it had accepted
+    gets a :class:`WriterError` and the next :meth:`run` starts a new thread;
+    :meth:`run` never waits longer than ``result_timeout_s``.
+
     Examples
     --------
     >>> import os, tempfile
@@ -169,57 +207,112 @@ class GroupCommit:
     42
     """
 
-    def __init__(self, engine: Engine, max_batch: int = 256, idle_s: float = 5.0) -> None:
+    def __init__(self, engine: Engine, max_batch: int = 256, idle_s: float = 5.0, max_retries: int = 3,
+                 result_timeout_s: float = 300.0) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.idle_s = idle_s
+        self.max_retries = max_retries
+        self.result_timeout_s = result_timeout_s
         self.n_commits = 0
         self.n_jobs = 0
-        self._pending: list[tuple[Callable[[Connection], Any], Future[Any]]] = []
+        self.n_retries = 0
+        # (job, its future, how many times it has been retried)
+        self._pending: list[tuple[Callable[[Connection], Any], Future[Any], int]] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def run(self, job: Callable[[Connection], T]) -> T:
-        """Run ``job(conn)`` in a write transaction; returns once that transaction is committed."""
+        """Run ``job(conn)`` in a write transaction; returns once that transaction is committed.
+
+        Raises :class:`WriterError` if the writer thread died or no answer came within ``result_timeout_s``.
+        """
         future: Future[T] = Future()
+        entry = (job, future, 0)
         with self._cond:
-            self._pending.append((job, future))
+            self._pending.append(entry)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="bradley-group-commit", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._loop, name="bradley-group-commit", daemon=True)
+                try:
+                    thread.start()
+                except BaseException:
+                    self._pending.remove(entry)
+                    raise
+                self._thread = thread
             self._cond.notify()
-        return future.result()
+        try:
+            return future.result(timeout=self.result_timeout_s)
+        except FutureTimeout:
+            if future.cancel():  # still queued: it will never run
+                raise WriterError(f"the database writer did not take this write within {self.result_timeout_s:g} s;"
+                                  " it was not run") from None
+            raise WriterError(f"the database writer did not finish this write within {self.result_timeout_s:g} s;"
+                              " it may still be committed") from None
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if not self._pending:
-                    self._cond.wait(self.idle_s)
+        batch: list[tuple[Callable[[Connection], Any], Future[Any], int]] = []
+        try:
+            while True:
+                with self._cond:
                     if not self._pending:
-                        self._thread = None
-                        return
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-            done: list[tuple[Future[Any], bool, Any]] = []
-            try:
-                with transaction(self.engine, write=True) as conn:
-                    for job, future in batch:
-                        savepoint = conn.begin_nested()
-                        try:
-                            value = job(conn)
-                        except Exception as exc:  # the job's own failure: undone, handed to its caller
-                            savepoint.rollback()
-                            done.append((future, False, exc))
+                        self._cond.wait(self.idle_s)
+                        if not self._pending:
+                            self._thread = None
+                            return
+                    batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+                # a job whose caller gave up (timeout) is dropped; a retried one is already running
+                batch = [e for e in batch if e[2] > 0 or e[1].set_running_or_notify_cancel()]
+                self._run_batch(batch)
+                batch = []
+        except BaseException as exc:  # the thread dies: nobody may wait for it
+            with self._cond:
+                orphans, self._pending = batch + self._pending, []
+                if self._thread is threading.current_thread():
+                    self._thread = None
+            error = WriterError(f"the database writer thread died ({type(exc).__name__}: {exc}); the write was "
+                                "not committed, retry it")
+            error.__cause__ = exc
+            for _job, future, _n in orphans:
+                if not future.done():
+                    future.set_exception(error)
+            raise
+
+    def _run_batch(self, batch: list[tuple[Callable[[Connection], Any], Future[Any], int]]) -> None:
+        done: list[tuple[Future[Any], bool, Any]] = []
+        retry: list[tuple[Callable[[Connection], Any], Future[Any], int]] = []
+        try:
+            with transaction(self.engine, write=True) as conn:
+                for job, future, n_retried in batch:
+                    savepoint = conn.begin_nested()
+                    try:
+                        value = job(conn)
+                    except Exception as exc:  # the job's own failure: undone, handed to its caller
+                        savepoint.rollback()
+                        if _sqlstate(exc) in RETRYABLE_SQLSTATES and n_retried < self.max_retries:
+                            retry.append((job, future, n_retried + 1))
                         else:
-                            savepoint.commit()
-                            done.append((future, True, value))
-            except Exception as exc:  # begin or commit failed: no job of the batch is durable
-                for _job, future in batch:
+                            done.append((future, False, exc))
+                    else:
+                        savepoint.commit()
+                        done.append((future, True, value))
+        except Exception as exc:  # begin or commit failed: no job of the batch is durable
+            self._requeue(retry)
+            for _job, future, _n in batch:
+                if not future.done() and not any(future is f for _j, f, _r in retry):
                     future.set_exception(exc)
-                continue
-            self.n_commits += 1
-            self.n_jobs += len(batch)
-            for future, ok, value in done:
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+            return
+        self._requeue(retry)
+        self.n_commits += 1
+        self.n_jobs += len(batch) - len(retry)
+        for future, ok, value in done:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _requeue(self, retry: list[tuple[Callable[[Connection], Any], Future[Any], int]]) -> None:
+        """Put jobs that met a transient conflict at the head of the queue: the next transaction runs them first."""
+        if retry:
+            with self._cond:
+                self._pending[:0] = retry
+            self.n_retries += len(retry)
