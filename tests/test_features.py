@@ -6,7 +6,7 @@ from scipy.special import expit, log_expit
 
 import bradley
 from bradley import BTProbe, Comparisons, FeatureBT
-from bradley.models import probe_layers
+from bradley.models import probe_layers, select_l2
 
 
 def simulate_features(n_items=40, n_rows=20_000, seed=0, w=(0.8, -0.5, 0.0), noise=0.0):
@@ -135,7 +135,8 @@ def test_probe_layers_with_held_out_rows_and_an_l2_grid():
 def test_probe_layers_l2_search_fits_only_the_rows_given():
     rng = np.random.default_rng(8)
     a, b = rng.normal(size=(400, 5)), rng.normal(size=(400, 5))
-    y = (rng.random(400) < expit((a - b)[:, 0])).astype(float)
+    y = (rng.random(400) < expit(2 * (a - b)[:, 0])).astype(float)
+    y[60:200] = 1 - y[60:200]  # rows that sit out the search carry flipped labels: fitting them changes the choice
     test = np.arange(400) >= 300
     validation = np.arange(300) < 60
     fit_rows = np.arange(300) >= 200  # rows 60-199 sit out the search
@@ -143,4 +144,36 @@ def test_probe_layers_l2_search_fits_only_the_rows_given():
     chosen = probe_layers({"x": (a, b)}, y, l2=grid, test=test, validation=validation,
                           validation_fit=fit_rows).loc[0, "l2"]
     losses = [BTProbe(l2).fit(a[200:300], b[200:300], y[200:300]).log_loss(a[:60], b[:60], y[:60]) for l2 in grid]
-    assert chosen == grid[int(np.argmin(losses))]
+    assert chosen == grid[int(np.argmin(losses))] == 1.0
+    # the default (fit on every non-validation training row, flipped ones included) must choose otherwise
+    default = probe_layers({"x": (a, b)}, y, l2=grid, test=test, validation=validation).loc[0, "l2"]
+    all_rows = [BTProbe(l2).fit(a[60:300], b[60:300], y[60:300]).log_loss(a[:60], b[:60], y[:60]) for l2 in grid]
+    assert default == grid[int(np.argmin(all_rows))] == 100.0 != chosen
+
+
+def test_l2_search_masks_are_checked():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(100, 3)), rng.normal(size=(100, 3))
+    y = ((a - b)[:, 0] > 0).astype(float)
+    test = np.arange(100) >= 80
+    with pytest.raises(ValueError, match="validation must be a boolean mask over the 80 training rows"):
+        probe_layers({"x": (a, b)}, y, l2=[0.1, 1.0], test=test, validation=np.ones(100, dtype=bool))
+    with pytest.raises(ValueError, match="validation_fit must be a boolean mask over the 80"):
+        probe_layers({"x": (a, b)}, y, l2=[0.1, 1.0], test=test, validation=np.arange(80) < 20,
+                     validation_fit=np.ones(79, dtype=bool))
+    with pytest.raises(ValueError, match="not indices"):
+        select_l2(a, b, y, [0.1, 1.0], validation=np.arange(100) % 7)
+    with pytest.raises(ValueError, match="one row per outcome"):
+        probe_layers({"x": (a[:90], b[:90])}, y, l2=1.0, test=test)
+    with pytest.raises(ValueError, match="validation mask selects no rows"):
+        select_l2(a, b, y, [0.1, 1.0], validation=np.zeros(100, dtype=bool))
+    with pytest.raises(ValueError, match="no rows to fit on"):
+        select_l2(a, b, y, [0.1, 1.0], validation=np.arange(100) < 50, fit_rows=np.zeros(100, dtype=bool))
+    # a validation row whose score overflows makes every loss non-finite: an error, not grid[0]
+    huge = a.copy()
+    huge[0] = 1e308 * np.sign(BTProbe(1.0).fit(a[10:], b[10:], y[10:]).coef_)
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.raises(ValueError, match="no l2 in the grid has a finite validation log-loss"):
+        select_l2(huge, b, y, [0.1, 1.0], validation=np.arange(100) < 10)
+    with pytest.raises(bradley.errors.NotFittedError, match="BTProbe is not fitted"):
+        BTProbe().log_loss(a, b, y)

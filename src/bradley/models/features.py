@@ -251,6 +251,7 @@ class BTProbe:
 
     def log_loss(self, left: np.ndarray, right: np.ndarray, outcome: np.ndarray) -> float:
         """Mean negative log-likelihood per row (natural log; ties count as half a win each way)."""
+        require_fitted(self, "coef_")
         o = np.asarray(outcome, np.float64)
         eta = _pair_difference(left, right) @ self.coef_
         return float(-np.mean(o * log_expit(eta) + (1 - o) * log_expit(-eta)))
@@ -267,6 +268,19 @@ def _pair_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return diff
 
 
+def _row_mask(mask: Any, n_rows: int, what: str, over: str) -> np.ndarray:
+    """``mask`` as a boolean array of length ``n_rows``, or a ValueError naming it."""
+    m = np.asarray(mask)
+    if m.shape != (n_rows,) or m.dtype.kind not in "bui":
+        raise ValueError(f"{what} must be a boolean mask over the {n_rows} {over}, got shape {m.shape} "
+                         f"and dtype {m.dtype}.")
+    if m.dtype.kind != "b":
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(f"{what} must be a boolean mask (0/1 values), not indices.")
+        m = m.astype(bool)
+    return m
+
+
 def select_l2(
     left: np.ndarray, right: np.ndarray, outcome: np.ndarray, grid: Sequence[float], validation: np.ndarray,
     fit_rows: np.ndarray | None = None,
@@ -276,16 +290,40 @@ def select_l2(
     Each candidate is fitted on ``fit_rows`` (default: the rows not in
     ``validation``). To choose for unseen *items*, validate on pairs of
     held-back items and fit on pairs of the others (drop the mixed pairs).
+
+    Raises ValueError when a mask is not one boolean per row, when there are
+    no validation or no fit rows, or when no candidate has a finite
+    validation loss (never a silent ``grid[0]``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.normal(size=(200, 3)), rng.normal(size=(200, 3))
+    >>> y = ((a - b)[:, 0] > 0).astype(float)
+    >>> select_l2(a, b, y, [0.01, 1e4], validation=np.arange(200) < 50)
+    0.01
     """
-    fit = ~validation if fit_rows is None else np.asarray(fit_rows, dtype=bool)
-    best, best_loss = float(grid[0]), np.inf
+    n = len(np.asarray(outcome))
+    validation = _row_mask(validation, n, "validation", "rows")
+    fit = ~validation if fit_rows is None else _row_mask(fit_rows, n, "fit_rows", "rows")
+    if not validation.any():
+        raise ValueError("select_l2: the validation mask selects no rows.")
+    if not fit.any():
+        raise ValueError("select_l2: no rows to fit on (fit_rows selects none, or validation is every row).")
+    if len(grid) == 0:
+        raise ValueError("select_l2: the l2 grid is empty.")
+    best, best_loss = None, np.inf
+    losses = {}
     for l2 in grid:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             probe = BTProbe(float(l2)).fit(left[fit], right[fit], outcome[fit])
         loss = probe.log_loss(left[validation], right[validation], outcome[validation])
-        if loss < best_loss:
+        losses[float(l2)] = loss
+        if np.isfinite(loss) and loss < best_loss:
             best, best_loss = float(l2), loss
+    if best is None:
+        raise ValueError(f"select_l2: no l2 in the grid has a finite validation log-loss ({losses}).")
     return best
 
 
@@ -341,12 +379,20 @@ def probe_layers(
     if test.shape != o.shape or test.all() or not test.any():
         raise ValueError("test must be a boolean mask over the rows with both train and test rows.")
     grid = [float(l2)] if isinstance(l2, (int, float)) else [float(v) for v in l2]
+    if not grid:
+        raise ValueError("l2 grid is empty.")
+    n_train = int((~test).sum())
     if validation is None:
-        validation = rng.random(int((~test).sum())) < 0.25
-    validation = np.asarray(validation, dtype=bool)
+        validation = rng.random(n_train) < 0.25
+    validation = _row_mask(validation, n_train, "validation", "training rows (the rows not in test)")
+    if validation_fit is not None:
+        validation_fit = _row_mask(validation_fit, n_train, "validation_fit", "training rows (the rows not in test)")
     rows = []
     for name, (left, right) in layers.items():
         left, right = np.asarray(left, np.float64), np.asarray(right, np.float64)
+        if left.ndim != 2 or left.shape != right.shape or left.shape[0] != len(o):
+            raise ValueError(f"layer {name!r}: left and right must be (n, dim) arrays with one row per outcome "
+                             f"({len(o)}), got {left.shape} and {right.shape}.")
         lt, rt, ot = left[~test], right[~test], o[~test]
         chosen = grid[0] if len(grid) == 1 else select_l2(lt, rt, ot, grid, validation, validation_fit)
         probe = BTProbe(chosen).fit(lt, rt, ot)
