@@ -701,3 +701,148 @@ def test_csv_export_quotes_formula_cells_and_reads_back_to_the_same_board(client
     assert list(board_csv.table["item"]) == list(board_json.table["item"])
     assert list(board_csv.table["score"]) == pytest.approx(list(board_json.table["score"]), abs=1e-12)
     assert main(["leaderboard", str(csv_path), "--bias-reduction"]) == 0
+
+
+def _writer(db_path: Path, **kwargs: Any) -> Any:
+    from bradley.serve import db as serve_db
+
+    engine = serve_db.make_engine(f"sqlite:///{db_path}")
+    serve_db.migrate(engine)
+    return serve_db.GroupCommit(engine, **kwargs)
+
+
+def _settings_keys(db_path: Path) -> set[str]:
+    with sqlite3.connect(db_path) as check:
+        return {r[0] for r in check.execute("select key from settings where key like 'g%'")}
+
+
+def test_group_commit_failure_fails_every_job_of_the_batch(db_path: Path) -> None:
+    """A job whose deferred foreign-key violation only surfaces at COMMIT shares a batch with two good jobs: the
+    commit fails, so all three callers get the error and none of their rows is stored; the writer keeps working."""
+    from bradley.serve import db as serve_db
+
+    writer = _writer(db_path)
+    gate = threading.Event()
+
+    def blocker(conn: Any) -> str:  # holds the writer while the three jobs queue into one batch
+        gate.wait(5)
+        return "blocker"
+
+    def good(k: int) -> Any:
+        def job(conn: Any) -> int:
+            conn.execute(serve_db.settings.insert(), {"key": f"g{k}", "value": "1"})
+            return k
+        return job
+
+    def bad(conn: Any) -> str:
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        conn.exec_driver_sql("insert into votes (assignment_id, project_id, annotator_id, outcome, created_at)"
+                             " values (999, 999, 999, 'left', 0)")  # no such rows: fails at COMMIT, not here
+        return "bad"
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(writer.run, blocker)
+        time.sleep(0.2)
+        batch = [pool.submit(writer.run, job) for job in (good(1), bad, good(2))]
+        time.sleep(0.2)
+        gate.set()
+        assert first.result(timeout=10) == "blocker"
+        for future in batch:
+            with pytest.raises(sa.exc.IntegrityError, match="FOREIGN KEY"):
+                future.result(timeout=10)
+    assert _settings_keys(db_path) == set()
+    with sqlite3.connect(db_path) as check:
+        assert check.execute("select count(*) from votes").fetchone() == (0,)
+    assert writer.run(good(3)) == 3 and _settings_keys(db_path) == {"g3"}
+
+
+def test_group_commit_writer_death_fails_waiting_jobs_and_recovers(db_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A BaseException in a job kills the writer thread: its caller and the jobs queued behind it get a WriterError
+    (before the fix they waited forever), nothing of the batch is stored, and the next write starts a new thread.
+    A thread that cannot be started raises in run() and leaves no job behind; a caller never waits past the
+    result timeout."""
+    from bradley.serve import db as serve_db
+
+    writer = _writer(db_path)
+    gate = threading.Event()
+
+    def boom(conn: Any) -> None:
+        conn.execute(serve_db.settings.insert(), {"key": "g-boom", "value": "1"})
+        gate.wait(5)
+        raise KeyboardInterrupt
+
+    def insert(key: str) -> Any:
+        return lambda conn: conn.execute(serve_db.settings.insert(), {"key": key, "value": "1"}).rowcount
+
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the dying thread's traceback
+    with ThreadPoolExecutor(3) as pool:
+        dying = pool.submit(writer.run, boom)
+        time.sleep(0.2)
+        queued = [pool.submit(writer.run, insert("g-queued")), pool.submit(writer.run, insert("g-queued2"))]
+        time.sleep(0.1)
+        gate.set()
+        for future in [dying, *queued]:
+            with pytest.raises(serve_db.WriterError, match="KeyboardInterrupt"):
+                future.result(timeout=10)
+    assert _settings_keys(db_path) == set()
+    assert writer.run(insert("g-after")) == 1 and _settings_keys(db_path) == {"g-after"}
+
+    # Thread.start failing: the error reaches the caller, the job is not left queued, the next run works
+    writer._thread = None  # (as after the idle exit)
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (_ for _ in ()).throw(RuntimeError("no thread")))
+    with pytest.raises(RuntimeError, match="no thread"):
+        writer.run(insert("g-never"))
+    assert writer._pending == [] and writer._thread is None
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    assert writer.run(insert("g-next")) == 1
+    assert _settings_keys(db_path) == {"g-after", "g-next"}
+
+    # no caller waits past result_timeout_s: a job still queued then never runs; a running one may still commit
+    slow = _writer(db_path, result_timeout_s=0.3)
+    release = threading.Event()
+
+    def hold(conn: Any) -> None:
+        release.wait(5)
+        insert("g-held")(conn)
+
+    with ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(slow.run, hold)
+        time.sleep(0.1)
+        with pytest.raises(serve_db.WriterError, match="not run"):
+            slow.run(insert("g-late"))
+        with pytest.raises(serve_db.WriterError, match="may still be committed"):
+            holder.result(timeout=10)
+        release.set()
+    assert slow.run(insert("g-last")) == 1
+    assert _settings_keys(db_path) == {"g-after", "g-next", "g-held", "g-last"}
+
+
+def test_lookup_read_before_a_rotation_does_not_cache_the_old_token(db_path: Path) -> None:
+    """A token lookup that read the annotator row before a rotation finishes after it: the old token is not put
+    back in the cache, so it is refused at once (it was served for the TTL before the fix)."""
+    app = create_app(f"sqlite:///{db_path}", admin_token=ADMIN)
+    client = TestClient(app)
+    make_project(client)
+    r = client.post("/api/projects/demo/annotators", json={"name": "ann"}, headers=auth(ADMIN))
+    ann_id, token = r.json()["id"], r.json()["token"]
+    armed, read_done, go = threading.Event(), threading.Event(), threading.Event()
+
+    def pause_lookup(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if armed.is_set() and "annotators.token_hash =" in statement and "JOIN projects" in statement:
+            armed.clear()
+            read_done.set()
+            go.wait(10)
+
+    sa.event.listen(app.state.arena.engine, "after_cursor_execute", pause_lookup)
+    armed.set()
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(TestClient(app).get, "/api/me", headers=auth(token))
+        assert read_done.wait(10)  # the lookup has read the row with the old token's digest
+        rotated = client.post(f"/api/projects/demo/annotators/{ann_id}/rotate", headers=auth(ADMIN))
+        assert rotated.status_code == 200
+        go.set()
+        assert slow.result(timeout=10).status_code == 200  # ordered before the rotation
+    assert client.get("/api/me", headers=auth(token)).status_code == 401
+    assert client.get("/api/me", headers=auth(rotated.json()["token"])).status_code == 200

@@ -229,7 +229,11 @@ class _State:
     locks: dict[tuple[str, int], threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
     writer: db.GroupCommit | None = None  # votes and assignments: group commit (one fsync per batch)
-    annotators: dict[str, "_Annotator"] = field(default_factory=dict)  # token digest -> annotator
+    annotators: dict[str, "_Annotator"] = field(default_factory=dict)  # token digest -> annotator (under guard)
+    # token rotations in this process: a counter, and annotator id -> its value at the annotator's last rotation;
+    # a lookup that began before an annotator's rotation does not cache what it read (guard held for both)
+    n_forgets: int = 0
+    forgotten_at: dict[int, int] = field(default_factory=dict)
     refitting: set[int] = field(default_factory=set)  # projects whose sampler is being refitted
     judged: dict[int, tuple[int, set[tuple[str, frozenset[str]]]]] = field(default_factory=dict)
 
@@ -455,25 +459,35 @@ def _add_api(app: FastAPI, state: _State) -> None:
         now = time.time()
         if cached is not None and now - cached.at < TOKEN_CACHE_TTL_S:
             return cached
+        with state.guard:
+            started = state.n_forgets
         with tx() as conn:
             row = conn.execute(_SELECT_ANNOTATOR, {"digest": digest}).first()
         if row is None or not token_matches(token, row.token_hash):
-            state.annotators.pop(digest, None)
+            with state.guard:
+                state.annotators.pop(digest, None)
             return None
         annotator = _Annotator(row.id, row.name, row.project_id, row.slug, row.max_votes, digest, now)
-        state.annotators[digest] = annotator
+        with state.guard:
+            # a rotation of this annotator since the read began may have made the row stale: served (the request
+            # is ordered before the rotation; write jobs recheck the digest) but not cached
+            if state.forgotten_at.get(annotator.id, -1) <= started:
+                state.annotators[digest] = annotator
         return annotator
 
     def forget_annotator(annotator_id: int) -> None:
         with state.guard:
+            state.n_forgets += 1
+            state.forgotten_at[annotator_id] = state.n_forgets
             for digest in [d for d, a in state.annotators.items() if a.id == annotator_id]:
-                state.annotators.pop(digest, None)
+                del state.annotators[digest]
 
     def lock_annotator(conn: Connection, annotator: _Annotator) -> None:
         """First statement of a write job: lock the annotator's row; 401 if the token was revoked meanwhile."""
         current = conn.execute(_LOCK_ANNOTATOR, {"annotator_id": annotator.id}).scalar()
         if current is None or current != annotator.digest:
-            state.annotators.pop(annotator.digest, None)
+            with state.guard:
+                state.annotators.pop(annotator.digest, None)
             raise HTTPException(401, "annotator token required (Authorization: Bearer <token>)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
