@@ -8,8 +8,9 @@ the client costs little of the CPU it shares with the server): each loops
 GET next -> POST vote until the total is reached. Reports votes/s,
 requests/s, p50/p95/p99 latency of each request kind, server and client CPU
 per vote and the load average, and checks from the export that every
-acknowledged vote is stored exactly once. The load stops itself after
-``timeout`` seconds (an error naming how far it got).
+acknowledged vote is stored and no pair twice (two acknowledged vote ids of
+one pair, or two export rows of one annotator, prompt and system pair). The
+load stops itself after ``timeout`` seconds (an error naming how far it got).
 
     python benchmarks/bench_serve.py --voters 50 --votes 10000
 """
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import http.client
+import io
 import json
 import os
 import signal
@@ -244,16 +247,22 @@ def run_load(n_voters: int = 50, n_votes: int = 10_000, db_url: str | None = Non
         board_ms = (time.perf_counter() - t0) * 1e3
     finally:
         stop_server(proc)
-    stored = [int(line.rsplit(",", 1)[1]) for line in export.splitlines()[1:]]
-    acked = result["acked"]
+    rows = list(csv.DictReader(io.StringIO(export)))
+    stored = {int(r["vote_id"]) for r in rows}
+    acked = result["acked"]  # vote id -> pair id
     n_acked = len(acked)
+    # vote ids are primary keys and never repeat: a duplicate is a pair stored twice, seen as two acknowledged
+    # vote ids of one pair, or as two export rows of one (annotator, prompt, system pair), which the server never
+    # shows an annotator twice
+    keys = [(r["judge"], r["prompt"], frozenset((r["model_a"], r["model_b"]))) for r in rows]
+    duplicated = (n_acked - len(set(acked.values()))) + (len(keys) - len(set(keys)))
     return {
         "voters": n_voters, "votes_acked": n_acked, "errors": result["errors"][:5], "n_errors": len(result["errors"]),
         "retries": result["retries"],
         "wall_s": result["wall"], "votes_per_s": n_acked / result["wall"],
         "requests_per_s": (len(result["lat"]["next"]) + len(result["lat"]["vote"])) / result["wall"],
         "next_ms": percentiles(result["lat"]["next"]), "vote_ms": percentiles(result["lat"]["vote"]),
-        "stored": len(stored), "lost": len(set(acked) - set(stored)), "duplicated": len(stored) - len(set(stored)),
+        "stored": len(rows), "lost": len(set(acked) - set(stored)), "duplicated": duplicated,
         "leaderboard_ms": board_ms, "leaderboard_n_votes": board["n_votes"],
         "server_cpu_ms_per_vote": server_cpu_s / max(n_acked, 1) * 1e3,
         "client_cpu_ms_per_vote": client_cpu_s / max(n_acked, 1) * 1e3,

@@ -3,6 +3,8 @@ every acknowledged vote is there, none twice, and retried in-flight votes are id
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import signal
 import socket
@@ -49,6 +51,16 @@ def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def export_rows(text: str) -> list[dict[str, Any]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def assert_no_duplicate_pairs(rows: list[dict[str, Any]]) -> None:
+    """Each stored vote is a distinct (annotator, prompt, system pair): the server never shows one twice."""
+    keys = [(r["judge"], r["prompt"], frozenset((r["model_a"], r["model_b"]))) for r in rows]
+    assert len(keys) == len(set(keys)), f"{len(keys) - len(set(keys))} pairs stored twice"
 
 
 def test_sigkill_mid_load_loses_no_acknowledged_vote(tmp_path: Path) -> None:
@@ -106,12 +118,14 @@ def test_sigkill_mid_load_loses_no_acknowledged_vote(tmp_path: Path) -> None:
         n_acked = len(acked)
         assert n_acked >= 50, "the load did not get going before the kill"
 
+        # a vote id is the primary key, so ids never repeat: a duplicate is one pair stored twice, i.e. two
+        # acknowledged pairs with one id, or two export rows of one annotator, prompt and system pair
+        assert len({vid for _, vid in acked.values()}) == n_acked
         proc = start_server(db, port)
         with httpx.Client(base_url=base, timeout=10, headers=auth(ADMIN)) as admin:
-            rows = [line.split(",") for line in admin.get("/api/projects/c/export").text.splitlines()[1:]]
-        stored_ids = [int(r[-1]) for r in rows]
-        assert len(stored_ids) == len(set(stored_ids))
-        stored = set(stored_ids)
+            rows = export_rows(admin.get("/api/projects/c/export").text)
+        assert_no_duplicate_pairs(rows)
+        stored = {int(r["vote_id"]) for r in rows}
         missing = [pid for pid, (_, vid) in acked.items() if vid not in stored]
         assert not missing, f"{len(missing)} acknowledged votes lost"
         # at most the requests in flight at the kill were committed without an answer
@@ -123,9 +137,10 @@ def test_sigkill_mid_load_loses_no_acknowledged_vote(tmp_path: Path) -> None:
                            headers=auth(token), timeout=10)
             assert r.status_code in (200, 201), r.text
         with httpx.Client(base_url=base, timeout=10, headers=auth(ADMIN)) as admin:
-            text = admin.get("/api/projects/c/export").text
-        final: list[Any] = [line.split(",")[-1] for line in text.splitlines()[1:]]
-        assert len(final) == len(set(final)) == n_acked + len(in_flight)
+            final = export_rows(admin.get("/api/projects/c/export").text)
+        assert_no_duplicate_pairs(final)
+        assert len(final) == n_acked + len(in_flight)
+        assert stored <= {int(r["vote_id"]) for r in final}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -3,7 +3,7 @@
 Runs ``benchmarks/bench_serve.py``'s ``run_load`` (a ``bradley serve``
 subprocess on a fresh SQLite file; voters as asyncio tasks, one keep-alive
 connection each), prints throughput and p50/p95/p99 latency, and checks from
-the export that every acknowledged vote is stored exactly once.
+the export that every acknowledged vote is stored and no pair twice.
 ``BRADLEY_SERVE_LOAD_VOTERS`` and ``BRADLEY_SERVE_LOAD_VOTES`` change the size
 (default 50 and 10000); the load fails, naming how far it got, after
 ``BRADLEY_SERVE_LOAD_TIMEOUT`` seconds (default 600).
