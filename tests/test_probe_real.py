@@ -8,6 +8,7 @@ installed.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 import re
 import warnings
 
@@ -101,8 +102,14 @@ def test_baselines_on_numbers():
     bow = bag_of_words(texts, fit_on=~split.test_items)
     assert bow.shape[0] == 300 and (bow >= 0).all()
     # every word count matches a plain re-count
-    vocab_size = len({w for t, m in zip(texts, ~split.test_items, strict=True) if m for w in re.findall(r"[a-z]+", t)})
-    assert bow.shape[1] == vocab_size
+    vocab = sorted({w for t, m in zip(texts, ~split.test_items, strict=True) if m for w in re.split(r"[ -]", t)})
+    assert bow.shape[1] == len(vocab)
+    held = np.flatnonzero(split.test_items)
+    for row in [0, int(np.argmax([len(t) for t in texts])), int(held[0])]:  # a short, the longest, a held-out text
+        counts = Counter(re.split(r"[ -]", texts[row]))
+        expected = np.array([counts.get(w, 0) for w in vocab], dtype=float)  # words outside the vocabulary drop
+        np.testing.assert_array_equal(bow[row], expected)
+        assert bow[row].sum() > 0
 
 
 def test_report_with_an_oracle_a_noise_set_and_the_stub():
@@ -177,6 +184,57 @@ def test_separable_data_without_a_ridge_warns_and_bad_inputs_are_errors():
         BTProbe().fit(np.array([[1.0], [2.0], [np.nan]]), b, np.ones(3))
     with pytest.raises(ValueError, match="non-negative"):
         BTProbe(l2=-1.0).fit(a, b, np.ones(3))
+
+
+def test_probe_report_searches_l2_on_disjoint_items(monkeypatch):
+    import bradley.probes
+
+    items = numbers_as_words(200, seed=7)
+    texts, values = items["text"].tolist(), items["value"].to_numpy()
+    split = item_split_pairs(values, 800, 200, seed=7)
+    calls = []
+    real = bradley.probes.probe_layers
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bradley.probes, "probe_layers", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning here
+        table = probe_report(texts, split, {"stub": StubEmbedder(32).encode(texts)}, l2=[1e-2, 1.0], seed=3)
+    (kw,) = calls
+    validation, fit = np.asarray(kw["validation"]), np.asarray(kw["validation_fit"])
+    left, right = split.left[~split.test], split.right[~split.test]
+    assert validation.shape == fit.shape == left.shape
+    assert validation.sum() >= 10 and fit.sum() >= 10 and not (validation & fit).any()
+    held = set(left[validation]) | set(right[validation])
+    rest = set(left[fit]) | set(right[fit])
+    assert held.isdisjoint(rest)  # every validation pair lies among items that no fit pair touches
+    assert held.isdisjoint(np.flatnonzero(split.test_items)) and rest.isdisjoint(np.flatnonzero(split.test_items))
+    # a pair left out of the search is mixed: neither both among the fit items nor both among the validation items
+    out = ~(validation | fit)
+    assert out.any()
+    assert not (np.isin(left, list(rest)) & np.isin(right, list(rest)))[out].any()
+    assert not (np.isin(left, list(held)) & np.isin(right, list(held)))[out].any()
+    assert list(table["l2_search"]) == [None, None, "item", "item"]
+
+
+def test_probe_report_warns_when_the_item_search_falls_back_to_pairs():
+    items = numbers_as_words(40, seed=1)
+    texts = items["text"].tolist()
+    split = item_split_pairs(items["value"].to_numpy(), 30, 20, seed=1)
+    x = StubEmbedder(16).encode(texts)
+    with pytest.warns(UserWarning, match=r"(\d+) validation pairs and (\d+) fit pairs") as record:
+        table = probe_report(texts, split, {"stub": x}, l2=[1e-1, 1.0], seed=0)
+    n_val, n_fit = map(int, re.search(r"(\d+) validation pairs and (\d+) fit pairs", str(record[0].message)).groups())
+    assert min(n_val, n_fit) < 10 and n_val + n_fit <= 30
+    assert list(table["l2_search"]) == [None, None, "pair", "pair"]
+    # a single l2: no search, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        single = probe_report(texts, split, {"stub": x}, l2=1.0, seed=0)
+    assert list(single["l2_search"]) == [None, None, "none", "none"]
 
 
 # --------------------------------------------------------------------------- real embeddings

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -245,12 +246,17 @@ def probe_report(
         A grid is searched per feature set, item-disjoint too: fitted on
         pairs among three quarters of the training items, scored (log-loss)
         on pairs among the other quarter; the winner is refitted on all
-        training pairs.
+        training pairs. With fewer than 10 pairs on either side of that
+        split, it falls back to random training pairs and warns
+        (``l2_search`` says which).
 
     Returns
     -------
     DataFrame
-        ``method, l2, train_accuracy, test_accuracy, test_log_loss, n_test``;
+        ``method, l2, train_accuracy, test_accuracy, test_log_loss, n_test, l2_search``
+        (``"item"``: the item-disjoint search; ``"pair"``: the fallback on
+        random training pairs; ``"none"``: a single l2 given; empty for
+        chance and length);
         the baselines ``chance`` (0.5 by construction) and ``length``, then
         ``bag_of_words`` (a BT probe on word counts of the training items'
         vocabulary), then one row per feature set.
@@ -275,10 +281,19 @@ def probe_report(
     held_back = rng.random(len(texts)) < 0.25
     validation = held_back[train_left] & held_back[train_right]
     validation_fit = ~held_back[train_left] & ~held_back[train_right]
-    if validation.sum() < 10 or validation_fit.sum() < 10:  # too few items for an item-level search
-        validation, validation_fit = rng.random(len(train_left)) < 0.25, None
+    search = "item"
+    n_validation, n_validation_fit = int(validation.sum()), int(validation_fit.sum())
+    grid_given = not isinstance(l2, (int, float)) and len(list(l2)) > 1
+    if n_validation < 10 or n_validation_fit < 10:  # too few items for an item-level search
+        validation, validation_fit, search = rng.random(len(train_left)) < 0.25, None, "pair"
+        if grid_given:
+            warnings.warn(f"probe_report: the item-disjoint l2 search has {n_validation} validation pairs and "
+                          f"{n_validation_fit} fit pairs (fewer than 10); l2 is chosen on random training pairs "
+                          "instead (l2_search='pair'), which favours memorising items. Add training pairs.",
+                          UserWarning, stacklevel=2)
     table = probe_layers(sets, outcome, l2=l2, test=split.test, validation=validation,
                          validation_fit=validation_fit).rename(columns={"layer": "method"})
+    table["l2_search"] = search if grid_given else "none"
     if baselines:
         n_test = int(split.test.sum())
         head = pd.DataFrame([
@@ -287,6 +302,7 @@ def probe_report(
             {"method": "length", "l2": np.nan, "train_accuracy": np.nan,
              "test_accuracy": length_baseline(texts, split), "test_log_loss": np.nan, "n_test": n_test},
         ])
+        head["l2_search"] = None
         table = pd.concat([head, table], ignore_index=True)
     return table
 
