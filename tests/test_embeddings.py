@@ -227,6 +227,46 @@ def test_minilm_shapes_norms_and_batch_invariance(minilm):
     np.testing.assert_allclose(last, x[:2], atol=1e-6)
 
 
+def test_minilm_layer_0_is_the_masked_mean_of_the_embedding_layer(minilm):
+    # layer_0 recomputed from the weights: word + position + token-type embeddings, LayerNorm, mean over the mask
+    texts = ["three hundred and twelve", "a", "A man is eating a piece of bread, slowly and with care."]
+    enc = minilm._tokenizer(texts, padding=True, truncation=True, max_length=minilm.max_length, return_tensors="np")
+    emb = minilm._model.embeddings
+    word = emb.word_embeddings.weight.detach().double().numpy()
+    pos = emb.position_embeddings.weight.detach().double().numpy()
+    token_type = emb.token_type_embeddings.weight.detach().double().numpy()
+    gamma, beta = emb.LayerNorm.weight.detach().double().numpy(), emb.LayerNorm.bias.detach().double().numpy()
+    ids, types, mask = enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]
+    assert (mask.sum(axis=1) < mask.shape[1]).any()  # some padding, so the mask matters
+    h = word[ids] + pos[np.arange(ids.shape[1])][None] + token_type[types]
+    mu, var = h.mean(axis=-1, keepdims=True), h.var(axis=-1, keepdims=True)
+    h = (h - mu) / np.sqrt(var + minilm._model.config.layer_norm_eps) * gamma + beta
+    expected = (h * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(minilm.layer_embeddings(texts)["layer_0"], expected, atol=1e-6)
+
+
+def test_minilm_reads_max_seq_length_from_the_model_directory(minilm, tmp_path):
+    from bradley.embeddings import MiniLMEmbedder, _configured_max_length, minilm_model_dir
+
+    assert minilm.max_length == 256 and _configured_max_length(minilm_model_dir()) == 256
+    assert _configured_max_length(tmp_path) == 256  # no sentence_bert_config.json
+    (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": "many"}')
+    with pytest.raises(ValueError, match="max_seq_length"):
+        _configured_max_length(tmp_path)
+    short = tmp_path / "short"
+    short.mkdir()
+    for f in minilm_model_dir().iterdir():
+        if f.name != "sentence_bert_config.json":
+            (short / f.name).symlink_to(f)
+    (short / "sentence_bert_config.json").write_text('{"max_seq_length": 6, "do_lower_case": false}')
+    emb = MiniLMEmbedder(model_dir=short)
+    assert emb.max_length == 6 and "max_length" not in emb.name
+    # [CLS] + 4 word pieces + [SEP]: words past the fourth are cut off
+    x = emb.encode(["one two three four five six", "one two three four seven eight nine"])
+    np.testing.assert_allclose(x[0], x[1], atol=1e-12)
+    assert MiniLMEmbedder(model_dir=short, max_length=12).name.endswith("(max_length=12)")
+
+
 def test_minilm_similarities_make_sense(minilm):
     x = minilm.encode(["A man is eating food.", "A man is eating a piece of bread.", "A man is riding a horse.",
                        "The stock market fell sharply today."])

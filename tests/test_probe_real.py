@@ -8,9 +8,9 @@ installed.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 import re
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest

@@ -196,12 +196,28 @@ def minilm_model_dir() -> Path:
     return Path(spec.origin).resolve().parent / "model"
 
 
+def _configured_max_length(model_dir: Path, default: int = 256) -> int:
+    """``max_seq_length`` of the model's ``sentence_bert_config.json`` (``default`` when absent)."""
+    import json
+
+    path = model_dir / "sentence_bert_config.json"
+    if not path.is_file():
+        return default
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("max_seq_length", default)
+        return int(value)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: max_seq_length is not a whole number ({exc}).") from exc
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 sentence embeddings, loaded offline with torch + transformers.
 
     The BERT encoder (6 layers, hidden size 384) runs on the tokenised text
-    (lower-cased WordPiece, truncated to ``max_length`` = 256 tokens as the
-    model's ``sentence_bert_config.json`` sets); the sentence embedding is the
+    (lower-cased WordPiece, truncated to ``max_length`` tokens: by default
+    the ``max_seq_length`` of the model directory's
+    ``sentence_bert_config.json``, 256 for all-MiniLM-L6-v2, or 256 when that
+    file is absent); the sentence embedding is the
     mean of the last layer's token vectors over the attention mask, scaled to
     unit L2 norm. This is the model card's definition and agrees with
     sentence-transformers' ``encode`` to 1e-5 (checked in the tests when
@@ -215,7 +231,10 @@ class MiniLMEmbedder:
         ships (``pip install 'bradley[embed]'``). Nothing is downloaded:
         loading uses ``local_files_only=True``.
     batch_size : int
-    max_length : int
+    max_length : int, optional
+        Tokens kept per text; default: ``max_seq_length`` from
+        ``sentence_bert_config.json`` (256 without that file). A value other
+        than the configured one is part of ``name`` (so caches keep apart).
     device : str
         A torch device ("cpu", "cuda", ...).
 
@@ -235,7 +254,7 @@ class MiniLMEmbedder:
     (2, 384)
     """
 
-    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 64, max_length: int = 256,
+    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 64, max_length: int | None = None,
                  device: str = "cpu"):
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -243,8 +262,11 @@ class MiniLMEmbedder:
         self.model_dir = Path(model_dir) if model_dir is not None else minilm_model_dir()
         if not (self.model_dir / "config.json").is_file():
             raise FileNotFoundError(f"No config.json in {self.model_dir}: not a model directory.")
+        configured = _configured_max_length(self.model_dir)
         self.batch_size = int(batch_size)
-        self.max_length = int(max_length)
+        self.max_length = configured if max_length is None else int(max_length)
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be a positive number of tokens, got {max_length!r}.")
         self.device = device
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
@@ -252,7 +274,7 @@ class MiniLMEmbedder:
         self.dim = int(self._model.config.hidden_size)
         self.n_layers = int(self._model.config.num_hidden_layers)
         self.name = MINILM_NAME if model_dir is None else f"{MINILM_NAME}@{self.model_dir}"
-        if self.max_length != 256:
+        if self.max_length != configured:
             self.name += f"(max_length={self.max_length})"
 
     def _pooled(self, texts: Sequence[str], all_layers: bool) -> list[np.ndarray]:
