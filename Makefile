@@ -39,7 +39,7 @@ demo: $(BASE)
 test: $(STAMP) $(BROWSER)
 	$(BIN)/ruff check src
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet arena-rank || true
