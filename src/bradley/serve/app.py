@@ -5,10 +5,14 @@ serve`` uses uvicorn). The API is described in ``docs/serve-api.md``.
 """
 
 import csv
+import hashlib
+import hmac
 import logging
 import math
 import os
 import random
+import re
+import secrets
 import sys
 import threading
 import time
@@ -20,18 +24,20 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from bradley.serve import db
 from bradley.serve.security import bearer_token, check_admin_token, hash_token, new_token, token_matches
 
-__all__ = ["create_app", "ARENA_WINNER", "MAX_BODY_BYTES", "MAX_OUTPUTS_PER_REQUEST", "MAX_TEXT_CHARS"]
+__all__ = ["create_app", "ARENA_WINNER", "MAX_BODY_BYTES", "MAX_FILE_BYTES", "MAX_OUTPUTS_PER_REQUEST",
+           "MAX_TEXT_CHARS", "IMAGE_TYPES", "FILE_URL_TTL_S", "sniff_image"]
 
 _log = logging.getLogger("bradley.serve")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -45,6 +51,11 @@ LEADERBOARD_MIN_INTERVAL_S = 2.0
 SAMPLER_MIN_INTERVAL_S = 1.0
 SAMPLER_BATCH = 8
 ADMIN_KEY = "admin_token_hash"
+FILE_KEY = "file_url_key"  # the HMAC key of the signed file URLs handed to annotators (random, made on first start)
+MAX_FILE_BYTES = 4 * 1024 * 1024  # an uploaded image (the request body limit is checked first, and is not lower)
+FILE_URL_TTL_S = 3600  # a signed file URL is valid for 1 to 2 times this (its expiry is rounded up to a multiple)
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+FILE_URL_PATTERN = re.compile(r"^/files/([A-Za-z0-9_-]{16,64})$")
 TOKEN_CACHE_TTL_S = 10.0  # a cached annotator token is re-read after this (revocation through another process)
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' http: https: data:; frame-ancestors 'none'; "
@@ -53,6 +64,57 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' http: https: data
 # vote outcome -> arena ``winner`` label (left = model_a)
 ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 Outcome = Literal["left", "right", "tie", "both_bad"]
+
+
+# ---------------------------------------------------------------------------- uploaded files
+
+def sniff_image(data: bytes) -> str | None:
+    """The image type of ``data`` read from its magic bytes: PNG, JPEG, WebP or GIF (else None).
+
+    Examples
+    --------
+    >>> sniff_image(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(8))
+    'image/png'
+    >>> sniff_image(b"<svg xmlns='http://www.w3.org/2000/svg'/>") is None
+    True
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _file_signature(key: bytes, file_id: str, expires: int) -> str:
+    return hmac.new(key, f"{file_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _signed_file_url(key: bytes, url: str | None, now: float | None = None) -> str | None:
+    """``/files/<id>`` with ``?exp=&sig=`` appended (other URLs unchanged); the expiry is rounded up to the next
+    ``FILE_URL_TTL_S`` boundary plus one, so that URLs repeat within a window and the browser cache is reused."""
+    if url is None or FILE_URL_PATTERN.match(url) is None:
+        return url
+    expires = (int((time.time() if now is None else now) // FILE_URL_TTL_S) + 2) * FILE_URL_TTL_S
+    return f"{url}?exp={expires}&sig={_file_signature(key, url[len('/files/'):], expires)}"
+
+
+def _setup_file_key(engine: Engine) -> bytes:
+    """The HMAC key of signed file URLs, shared by all processes through the settings table."""
+    for _attempt in range(2):
+        try:
+            with db.transaction(engine, write=True) as conn:
+                stored = conn.execute(sa.select(db.settings.c.value).where(db.settings.c.key == FILE_KEY)).scalar()
+                if stored is None:
+                    stored = secrets.token_hex(32)
+                    conn.execute(db.settings.insert().values(key=FILE_KEY, value=stored))
+                return bytes.fromhex(stored)
+        except IntegrityError:  # another process made it at the same time: read theirs
+            continue
+    raise RuntimeError("could not set up the file URL key")
 
 
 # ---------------------------------------------------------------------------- request bodies
@@ -236,6 +298,7 @@ class _State:
     forgotten_at: dict[int, int] = field(default_factory=dict)
     refitting: set[int] = field(default_factory=set)  # projects whose sampler is being refitted
     judged: dict[int, tuple[int, set[tuple[str, frozenset[str]]]]] = field(default_factory=dict)
+    file_key: bytes = b""  # HMAC key of the signed file URLs (settings table)
 
     def lock(self, kind: str, project_id: int) -> threading.Lock:
         with self.guard:
@@ -316,7 +379,8 @@ def create_app(db_url: str, admin_token: str | None = None, *, migrate: bool = T
     if generated is not None:
         (announce or _stderr)(f"bradley serve: admin token (shown once, stored hashed): {generated}")
     state = _State(engine=engine, choose=sampler or _uniform_choose_pairs,
-                   sampler_class=None if sampler is not None else _load_sampler(), writer=db.GroupCommit(engine))
+                   sampler_class=None if sampler is not None else _load_sampler(), writer=db.GroupCommit(engine),
+                   file_key=_setup_file_key(engine))
 
     # no /api/docs: Swagger UI loads scripts from a CDN, which the Content-Security-Policy forbids
     app = FastAPI(title="bradley arena", version="1", docs_url=None, redoc_url=None,
@@ -564,10 +628,105 @@ def _add_api(app: FastAPI, state: _State) -> None:
                 raise HTTPException(422, f"outputs.{i}: give text or image_url")
         with tx(write=True) as conn:
             project = project_row(conn, slug)
+            check_file_urls(conn, project.id, body.outputs)
             conn.execute(db.outputs.insert(), [
                 {"project_id": project.id, "system": o.system, "prompt": o.prompt, "text": o.text,
                  "image_url": o.image_url} for o in body.outputs])
         return {"added": len(body.outputs)}
+
+    def check_file_urls(conn: Connection, project_id: int, items: list[OutputIn]) -> None:
+        """422 for an ``image_url`` under ``/files/`` that is not a file uploaded to this project."""
+        wanted: dict[str, int] = {}
+        for i, out in enumerate(items):
+            url = out.image_url
+            if url is None or not url.startswith("/files"):
+                continue
+            match = FILE_URL_PATTERN.match(url)
+            if match is None:
+                raise HTTPException(422, f"outputs.{i}.image_url: an uploaded file is referenced as /files/<file_id>")
+            wanted.setdefault(match.group(1), i)
+        if not wanted:
+            return
+        found = set(conn.execute(sa.select(db.files.c.file_id).where(
+            db.files.c.file_id.in_(list(wanted)), db.files.c.project_id == project_id)).scalars())
+        for file_id, i in wanted.items():
+            if file_id not in found:
+                raise HTTPException(422, f"outputs.{i}.image_url: no uploaded file {file_id} in this project")
+
+    def present(url: str | None) -> str | None:
+        return _signed_file_url(state.file_key, url)
+
+    def store_file(slug: str, data: bytes, content_type: str, name: str) -> JSONResponse:
+        digest = hashlib.sha256(data).hexdigest()
+        f = db.files
+        columns = (f.c.file_id, f.c.sha256, f.c.bytes, f.c.content_type, f.c.name)
+
+        def payload(row: Any, created: bool) -> JSONResponse:
+            return JSONResponse({"file_id": row.file_id, "url": f"/files/{row.file_id}", "sha256": row.sha256,
+                                 "bytes": int(row.bytes), "content_type": row.content_type, "name": row.name,
+                                 "deduplicated": not created}, status_code=201 if created else 200)
+
+        for _attempt in range(2):
+            try:
+                with tx(write=True) as conn:
+                    project = project_row(conn, slug)
+                    row = conn.execute(sa.select(*columns).where(f.c.project_id == project.id,
+                                                                 f.c.sha256 == digest)).first()
+                    if row is not None:
+                        return payload(row, False)
+                    conn.execute(f.insert().values(
+                        file_id=new_token()[:32], project_id=project.id, sha256=digest, content_type=content_type,
+                        bytes=len(data), name=name, data=data, created_at=time.time()))
+                    row = conn.execute(sa.select(*columns).where(f.c.project_id == project.id,
+                                                                 f.c.sha256 == digest)).one()
+                    return payload(row, True)
+            except IntegrityError:  # the same content uploaded at the same time by another request: theirs is read
+                continue
+        raise HTTPException(409, "the same file is being uploaded concurrently; retry")
+
+    @app.post("/api/projects/{slug}/files", status_code=201, dependencies=[Depends(require_admin)],
+              response_model=None)
+    async def upload_file(slug: str, request: Request,
+                          name: Annotated[str, Query(max_length=MAX_NAME_CHARS)] = "") -> JSONResponse:
+        declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if declared == "image/svg+xml":
+            raise HTTPException(415, "SVG images are refused (they can carry script); upload PNG, JPEG, WebP or GIF")
+        if declared not in IMAGE_TYPES:
+            raise HTTPException(415, f"Content-Type {declared or '(none)'!r} is not accepted: send the raw image "
+                                     f"bytes as one of {', '.join(IMAGE_TYPES)}")
+        data = await request.body()
+        if len(data) > MAX_FILE_BYTES:
+            raise HTTPException(413, f"file larger than {MAX_FILE_BYTES} bytes")
+        if not data:
+            raise HTTPException(422, "empty file")
+        sniffed = sniff_image(data)
+        if sniffed != declared:
+            raise HTTPException(415, f"the content is not {declared} (its first bytes are "
+                                     f"{'those of ' + sniffed if sniffed else 'no PNG, JPEG, WebP or GIF'})")
+        return await run_in_threadpool(store_file, slug, data, declared, name.strip())
+
+    @app.get("/files/{file_id}", include_in_schema=False)
+    def get_file(file_id: str, request: Request, exp: int | None = None, sig: str | None = None) -> Response:
+        f, p = db.files, db.projects
+        with tx() as conn:
+            row = conn.execute(sa.select(f.c.data, f.c.content_type, f.c.sha256, p.c.slug, p.c.public_leaderboard)
+                               .join(p, p.c.id == f.c.project_id).where(f.c.file_id == file_id)).first()
+        if row is None:
+            raise HTTPException(404, f"no file {file_id}")
+        now = time.time()
+        max_age = 3600
+        if exp is not None or sig is not None:  # a signed URL (from /next): valid until its expiry, for anyone
+            if exp is None or sig is None or not hmac.compare_digest(
+                    sig.encode(), _file_signature(state.file_key, file_id, exp).encode()):
+                raise HTTPException(403, "invalid file URL signature")
+            if exp <= now:
+                raise HTTPException(403, "this file URL has expired: reload the page for a fresh one")
+            max_age = int(exp - now)
+        elif not row.public_leaderboard and not is_admin(request):
+            require_annotator(row.slug, request)  # 401 without a token, 403 for another project's annotator
+        headers = {"Content-Disposition": "inline", "ETag": f'"{row.sha256}"',
+                   "Cache-Control": f"private, max-age={max_age}, immutable"}
+        return Response(content=row.data, media_type=row.content_type, headers=headers)
 
     @app.post("/api/projects/{slug}/annotators", status_code=201, dependencies=[Depends(require_admin)])
     def add_annotator(slug: str, body: AnnotatorIn) -> dict[str, Any]:
@@ -620,8 +779,8 @@ def _add_api(app: FastAPI, state: _State) -> None:
                                               .where(o.c.id.in_([a.left_output_id, a.right_output_id])))}
         left, right = rows[a.left_output_id], rows[a.right_output_id]
         return {"pair_id": a.pair_id, "prompt": a.prompt,
-                "left": {"text": left.text, "image_url": left.image_url},
-                "right": {"text": right.text, "image_url": right.image_url}}
+                "left": {"text": left.text, "image_url": present(left.image_url)},
+                "right": {"text": right.text, "image_url": present(right.image_url)}}
 
     @app.get("/api/projects/{slug}/next", response_model=None)
     def next_pair(slug: str, annotator: AnnotatorOf) -> dict[str, Any] | Response:
@@ -677,8 +836,8 @@ def _add_api(app: FastAPI, state: _State) -> None:
             shown.add((prompt, pair))
             state.judged[annotator.id] = (count + 1, shown)
         left, right = structure.content[left_id], structure.content[right_id]
-        return {"pair_id": pair_id, "prompt": prompt, "left": {"text": left[0], "image_url": left[1]},
-                "right": {"text": right[0], "image_url": right[1]}}
+        return {"pair_id": pair_id, "prompt": prompt, "left": {"text": left[0], "image_url": present(left[1])},
+                "right": {"text": right[0], "image_url": present(right[1])}}
 
     def vote_json(vote: Any, a: Any) -> dict[str, Any]:
         return {"vote_id": vote.id, "pair_id": a.pair_id, "outcome": vote.outcome,

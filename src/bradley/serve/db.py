@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["metadata", "settings", "projects", "outputs", "annotators", "assignments", "votes",
+__all__ = ["metadata", "settings", "projects", "outputs", "annotators", "assignments", "votes", "files",
            "make_engine", "transaction", "migrate", "GroupCommit", "WriterError", "RETRYABLE_SQLSTATES",
            "MIGRATIONS_DIR"]
 
@@ -93,6 +93,22 @@ votes = sa.Table(
     sa.Column("annotator_id", sa.Integer, sa.ForeignKey("annotators.id"), nullable=False, index=True),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# uploaded images, stored in the database itself (a backup of the database is a backup of everything);
+# ``file_id`` is random (not the hash: knowing an image must not reveal its id), one row per project and content
+files = sa.Table(
+    "files", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("file_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content_type", sa.String(32), nullable=False),
+    sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("project_id", "sha256", name="uq_files_project_sha256"),
 )
 
 
