@@ -372,3 +372,57 @@ def test_admin_vote_and_live_leaderboard(server: str, browser: Any) -> None:
     )
     assert d.execute_script("return window.inlineRan === undefined;")
     _wait(d, lambda d: _csp_violations(d), "the CSP report of the inline script")
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A valid one-colour truecolour PNG, built here (chunks with their CRC32)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_admin_uploads_images_and_vote_page_shows_them(server: str, browser: Any,
+                                                       tmp_path: Any) -> None:
+    d = browser
+    slug = "browser-images"
+    status, _ = _call(server, "POST", "/api/projects", {"slug": slug, "name": "Images", "public_leaderboard": False},
+                      ADMIN)
+    assert status == 201
+    paths = []
+    for name, size, rgb in (("painter-a__a red square.png", (5, 3), (200, 0, 0)),
+                            ("painter-b__a red square.png", (7, 4), (0, 0, 200))):
+        path = tmp_path / name
+        path.write_bytes(_png(*size, rgb))
+        paths.append(str(path))
+
+    d.get(server + "/admin")
+    _csp_violations(d)
+    d.find_element(By.ID, "admin-token").send_keys(ADMIN)
+    d.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+    d.find_element(By.ID, "slug").send_keys(slug)
+    d.find_element(By.ID, "images-files").send_keys("\n".join(paths))
+    _wait(d, lambda d: d.find_elements(By.ID, "image-system-1"), "the per-file rows")
+    assert d.find_element(By.ID, "image-system-0").get_attribute("value") == "painter-a"
+    assert d.find_element(By.ID, "image-prompt-1").get_attribute("value") == "a red square"
+    d.find_element(By.CSS_SELECTOR, "#images-form button[type=submit]").click()
+    _wait(d, lambda d: "Uploaded 2 images and added 2 outputs" in d.find_element(By.ID, "message").text,
+          "the images to be uploaded")
+
+    status, body = _call(server, "POST", f"/api/projects/{slug}/annotators", {"name": "iris"}, ADMIN)
+    assert status == 201
+    d.get(f"{server}/p/{slug}/vote#token={urllib.parse.quote(body['token'])}")
+    _wait(d, lambda d: _pair_id(d), "the image pair")
+    natural = ("return ['left', 'right'].map(function (s) { var i = document.getElementById(s + '-image');"
+               " return i.complete ? i.naturalWidth : 0; });")
+    widths = _wait(d, lambda d: (lambda w: w if all(x > 0 for x in w) else None)(d.execute_script(natural)),
+                   "both images to load")
+    assert sorted(widths) == [5, 7]  # the uploaded images, decoded by the browser
+    srcs = [d.find_element(By.ID, f"{s}-image").get_attribute("src") for s in ("left", "right")]
+    assert all("/files/" in s and "sig=" in s for s in srcs)
+    assert _csp_violations(d) == []

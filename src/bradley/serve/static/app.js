@@ -661,6 +661,86 @@
       sendNext();
     });
 
+    // ---------------------------------------------------------------- image uploads
+    var IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
+
+    /** "alpha__a cat.png" -> {system: "alpha", prompt: "a cat"}; no "__": the default system, no prompt. */
+    function namesFromFile(fileName) {
+      var stem = fileName.replace(/\.[^.]*$/, "");
+      var cut = stem.indexOf("__");
+      if (cut < 0) return { system: "", prompt: "" };
+      return { system: stem.slice(0, cut).trim(), prompt: stem.slice(cut + 2).trim() };
+    }
+
+    function imageRows() {
+      var files = Array.prototype.slice.call($("images-files").files || []);
+      var body = $("images-table").querySelector("tbody");
+      body.textContent = "";
+      files.forEach(function (f, k) {
+        var guess = namesFromFile(f.name);
+        body.appendChild(el("tr", {}, [
+          el("td", { text: f.name + (IMAGE_TYPES.indexOf(f.type) < 0 ? " (not PNG/JPEG/WebP/GIF)" : "") }),
+          el("td", {}, [el("input", { type: "text", id: "image-system-" + k, value: guess.system, "aria-label": "System of " + f.name })]),
+          el("td", {}, [el("input", { type: "text", id: "image-prompt-" + k, value: guess.prompt, "aria-label": "Prompt of " + f.name })])
+        ]));
+      });
+      $("images-table").classList.toggle("hidden", files.length === 0);
+      return files;
+    }
+    $("images-files").addEventListener("change", imageRows);
+
+    /** POST the raw bytes of one file; resolves the server's {file_id, url, ...}. */
+    function uploadImage(s, file) {
+      var url = "/api/projects/" + encodeURIComponent(s) + "/files?name=" + encodeURIComponent(file.name);
+      return fetch(url, {
+        method: "POST", body: file, cache: "no-store", credentials: "omit",
+        headers: { "Content-Type": file.type || "application/octet-stream", "Accept": "application/json", "Authorization": "Bearer " + token() }
+      }).then(function (resp) {
+        return resp.text().then(function (raw) {
+          var data = null;
+          try { data = raw ? JSON.parse(raw) : null; } catch (e) { data = null; }
+          if (resp.ok) return data;
+          throw new ApiError(resp.status, (data && data.detail) || raw || resp.statusText);
+        });
+      }, function () { throw new ApiError(0, "The server could not be reached (network error)."); });
+    }
+
+    $("images-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (!requireToken() || !requireSlug()) return;
+      var files = Array.prototype.slice.call($("images-files").files || []);
+      if (!files.length) { showMessage("Pick image files first.", "error"); return; }
+      var fallback = $("images-system").value.trim();
+      var meta = files.map(function (f, k) {
+        var sys = ($("image-system-" + k) ? $("image-system-" + k).value.trim() : "") || fallback;
+        var prompt = $("image-prompt-" + k) ? $("image-prompt-" + k).value : "";
+        return { system: sys, prompt: prompt };
+      });
+      var missing = meta.findIndex(function (m) { return !m.system; });
+      if (missing >= 0) { showMessage("No system for " + files[missing].name + ": name it system__prompt.png or fill in a system.", "error"); return; }
+      var s = slug(), outputs = [], k = 0;
+      function next() {
+        if (k >= files.length) {
+          $("images-state").textContent = "adding " + outputs.length + " outputs\u2026";
+          api("POST", "/api/projects/" + encodeURIComponent(s) + "/outputs", { outputs: outputs }, token()).then(function (r) {
+            $("images-state").textContent = "";
+            showMessage("Uploaded " + files.length + " images and added " + ((r.body && r.body.added) || 0) + " outputs to \u201c" + s + "\u201d.", "ok");
+          }, function (err) { $("images-state").textContent = ""; fail("Adding the image outputs")(err); });
+          return;
+        }
+        $("images-state").textContent = "uploading " + (k + 1) + " of " + files.length + "\u2026";
+        uploadImage(s, files[k]).then(function (info) {
+          outputs.push({ system: meta[k].system, prompt: meta[k].prompt, image_url: info.url });
+          k += 1;
+          next();
+        }, function (err) {
+          $("images-state").textContent = "";
+          fail("Uploading " + files[k].name + " (" + k + " uploaded before, no outputs added)")(err);
+        });
+      }
+      next();
+    });
+
     $("annotator-form").addEventListener("submit", function (ev) {
       ev.preventDefault();
       if (!requireToken() || !requireSlug()) return;
