@@ -498,3 +498,171 @@ def test_arrow_scan_counts_winner_loser_columns(tmp_path, monkeypatch, dense_cel
         aggregate(tmp_path / "bad.parquet", winner="won", loser="lost")
     assert taken == [False]
     assert "11" in str(got_error.value) and type(got_error.value) is type(expected.value)
+
+
+def _spy_scan(monkeypatch, batch_size: int) -> tuple[object, list[bool]]:
+    """Patch the scan counter to read small batches and record whether it answered (True) or fell back."""
+    import functools
+    import importlib
+
+    module = importlib.import_module("bradley.aggregate")
+    scan = functools.partial(module._arrow_pair_counts, batch_size=batch_size)
+    taken: list[bool] = []
+
+    def spy(*args, **kwargs):
+        result = scan(*args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(module, "_arrow_pair_counts", spy)
+    return module, taken
+
+
+def close(a: PairCounts, b: PairCounts, rtol: float = 1e-12) -> None:
+    """Same items and pairs; float sums equal to ``rtol`` (summation order differs)."""
+    assert a.items.tolist() == b.items.tolist()
+    for name in ("first", "second"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("wins_first", "wins_second", "ties"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=0, err_msg=name)
+
+
+def _weighted_tally(first: np.ndarray, second: np.ndarray, cell: np.ndarray, weight: np.ndarray) -> dict:
+    """Brute force: (min name, max name) -> [weight first won, weight second won, weight tied], in row order."""
+    tally: dict[tuple[str, str], list[float]] = {}
+    for a, b, c, w in zip(first, second, cell, weight, strict=True):
+        key = (min(a, b), max(a, b))
+        k = 2 if c == 2 else int((c == 0) != (a == key[0]))  # c: 0 = a won, 1 = b won, 2 = tie
+        tally.setdefault(key, [0.0, 0.0, 0.0])[k] += float(w)
+    return tally
+
+
+def _found(got: PairCounts) -> dict:
+    items = got.items.tolist()
+    return {(items[i], items[j]): [x, y, z] for i, j, x, y, z in zip(
+        got.first, got.second, got.wins_first, got.wins_second, got.ties, strict=True)}
+
+
+@pytest.mark.parametrize("dense_cells", [None, 0])
+def test_arrow_scan_counts_weighted_sources(tmp_path, monkeypatch, dense_cells):
+    """Weighted Parquet counted from the scan: equal to read_comparisons(...).pair_counts() and to a brute force.
+
+    Float weights (some 0: their pairs and items stay, with 0 counts), several files, where=;
+    (left, right, outcome) and (winner, loser) columns; dense counting (default) and one word a row (0).
+    """
+    module, taken = _spy_scan(monkeypatch, 700)
+    if dense_cells is not None:
+        monkeypatch.setattr(module, "_SCAN_DENSE_CELLS", dense_cells)
+    rng = np.random.default_rng(21)
+    n = 5000
+    names = np.array([f"m{k:03d}" for k in range(80)])
+    a = rng.integers(0, 80, n)
+    b = (a + rng.integers(1, 80, n)) % 80
+    votes = pd.DataFrame({"model_a": names[a], "model_b": names[b],
+                          "winner": rng.choice(["model_a", "model_b", "tie"], n),
+                          "weight": rng.gamma(0.7, 2.0, n), "lang": rng.choice(["en", "fr"], n)})
+    votes.loc[rng.random(n) < 0.15, "weight"] = 0.0
+    votes.loc[(votes.model_a == "m005") | (votes.model_b == "m005"), "weight"] = 0.0  # m005 only at weight 0
+    for k in range(3):
+        votes.iloc[k * 1700:(k + 1) * 1700].to_parquet(tmp_path / f"v{k}.parquet")
+    cell = votes.winner.map({"model_a": 0, "model_b": 1, "tie": 2}).to_numpy()
+    for where in (None, "lang == 'en'"):
+        taken.clear()
+        got = aggregate(str(tmp_path / "v*.parquet"), where=where)
+        assert taken == [True]
+        keep = np.ones(n, dtype=bool) if where is None else (votes.lang == "en").to_numpy()
+        kept = votes[keep]
+        close(got, read_comparisons(kept).pair_counts())
+        assert "m005" in got.items.tolist() and not got.totals[(got.first == 5) | (got.second == 5)].any()
+        want = _weighted_tally(kept.model_a.to_numpy(), kept.model_b.to_numpy(), cell[keep], kept.weight.to_numpy())
+        found = _found(got)
+        assert found.keys() == want.keys()
+        for key, sums in want.items():
+            np.testing.assert_allclose(found[key], sums, rtol=1e-12, atol=0, err_msg=str(key))
+    # whole-number weights (an int64 column) are summed exactly
+    votes.assign(weight=rng.integers(0, 5, n)).to_parquet(tmp_path / "ints.parquet")
+    taken.clear()
+    same(aggregate(tmp_path / "ints.parquet", weight="weight"),
+         read_comparisons(tmp_path / "ints.parquet", weight="weight").pair_counts())
+    assert taken == [True]
+    # (winner, loser) with weights
+    games = pd.DataFrame({"won": names[a], "lost": names[b], "w": rng.random(n) * 4, "lang": votes.lang})
+    for k in range(2):
+        games.iloc[k * 2500:(k + 1) * 2500].to_parquet(tmp_path / f"g{k}.parquet")
+    for where in (None, "lang == 'fr'"):
+        taken.clear()
+        got = aggregate(str(tmp_path / "g*.parquet"), winner="won", loser="lost", weight="w", where=where)
+        assert taken == [True]
+        kept = games if where is None else games[games.lang == "fr"]
+        close(got, read_comparisons(kept, winner="won", loser="lost", weight="w").pair_counts())
+        want = _weighted_tally(kept.won.to_numpy(), kept.lost.to_numpy(), np.zeros(len(kept)), kept.w.to_numpy())
+        found = _found(got)
+        assert found.keys() == want.keys()
+        for key, sums in want.items():
+            np.testing.assert_allclose(found[key], sums, rtol=1e-12, atol=0, err_msg=str(key))
+
+
+def test_arrow_scan_weighted_dense_to_words_switch(tmp_path, monkeypatch):
+    """Weighted rows counted densely, then one word a row once the labels outgrow the dense array: sums add up."""
+    module, taken = _spy_scan(monkeypatch, 1000)
+    monkeypatch.setattr(module, "_SCAN_DENSE_CELLS", 20_000)
+    seen: list[tuple[int, int, int]] = []
+    cells = module._weighted_cells
+
+    def spy_cells(chunks, chunk_weights, dense_cells, zero_words, *rest):
+        seen.append((sum(len(c) for c in chunks if c is not None), len(dense_cells), len(zero_words)))
+        return cells(chunks, chunk_weights, dense_cells, zero_words, *rest)
+
+    monkeypatch.setattr(module, "_weighted_cells", spy_cells)
+    rng = np.random.default_rng(9)
+    names = np.array([f"m{k:03d}" for k in range(200)])
+    parts = []
+    for k, size in enumerate((50, 100, 200)):  # 50 x 50 x 3 cells fit in 20k, 100 x 100 x 3 do not
+        a = rng.integers(0, size, 3000)
+        b = (a + rng.integers(1, size, 3000)) % size
+        w = rng.exponential(1.0, 3000)
+        w[rng.random(3000) < 0.2] = 0.0
+        part = pd.DataFrame({"model_a": names[a], "model_b": names[b],
+                             "winner": rng.choice(["model_a", "model_b", "tie"], 3000), "weight": w})
+        part.to_parquet(tmp_path / f"p{k}.parquet")
+        parts.append(part)
+    got = aggregate(str(tmp_path / "*.parquet"))
+    assert taken == [True]
+    # rows of the last two files as words; one dense spill; weight-0 cells of the three dense batches and
+    # of the batch whose new labels ended dense counting
+    assert seen == [(6000, 1, 4)]
+    close(got, read_comparisons(pd.concat(parts, ignore_index=True)).pair_counts())
+
+
+def test_arrow_scan_bad_weights_fall_back_with_exact_errors(tmp_path, monkeypatch):
+    """NaN, missing, negative, infinite, out-of-range weights: the partial path's error, as read_comparisons says it."""
+    module, taken = _spy_scan(monkeypatch, 100)
+    rng = np.random.default_rng(4)
+    n = 400
+    names = np.array([f"m{k:02d}" for k in range(15)])
+    a = rng.integers(0, 15, n)
+    b = (a + rng.integers(1, 15, n)) % 15
+    votes = pd.DataFrame({"model_a": names[a], "model_b": names[b],
+                          "winner": rng.choice(["model_a", "model_b", "tie"], n), "weight": rng.random(n) + 0.5,
+                          "lang": np.where(np.arange(n) % 2 == 0, "en", "fr")})
+    votes.iloc[:200].to_parquet(tmp_path / "a.parquet")
+    for bad in (np.nan, None, -1.0, np.inf, 1e200):
+        second = votes.iloc[200:].reset_index(drop=True).copy()
+        if bad is None:
+            second["weight"] = second["weight"].astype(object)
+        second.loc[[13, 57], "weight"] = bad  # odd rows: French
+        second.to_parquet(tmp_path / "b.parquet")
+        taken.clear()
+        with pytest.raises(ComparisonDataError) as got:
+            aggregate(str(tmp_path / "*.parquet"))
+        assert taken == [False]
+        with pytest.raises(ComparisonDataError) as alone:
+            read_comparisons(tmp_path / "b.parquet")
+        assert str(got.value) == str(alone.value)
+        assert "rows 13, 57 (0-based data rows of 'b.parquet')" in str(got.value)
+        # rows filtered out by where= are not checked (as in read_comparisons(where=...)): the scan answers
+        taken.clear()
+        close(aggregate(str(tmp_path / "*.parquet"), where="lang == 'en'"),
+              read_comparisons(pd.concat([votes.iloc[:200], second], ignore_index=True),
+                               where="lang == 'en'").pair_counts())
+        assert taken == [True]

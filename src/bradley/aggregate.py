@@ -775,10 +775,10 @@ def aggregate(
         common = dict(left=roles["left"], right=roles["right"], outcome=roles["outcome"], winner=roles["winner"],
                       loser=roles["loser"], outcome_map=outcome_map, items=items,
                       drop_self_comparisons=drop_self_comparisons, both_bad=both_bad)
-        if use_arrow and weight_name is None and len(set(keys)) == len(keys):
+        if use_arrow and len(set(keys)) == len(keys) and weight_name not in keys:
             counted = _arrow_pair_counts(src.files, src.hive, keys, condition, columns, {
                 "outcome_map": outcome_map, "items": items, "drop_self_comparisons": drop_self_comparisons,
-                "both_bad": both_bad})
+                "both_bad": both_bad}, weight=weight_name)
             if counted is not None:
                 return counted
         if use_arrow:
@@ -1248,9 +1248,33 @@ def _scan_columns(keys: list[str], weight: str | None, condition: str | None, co
     return used
 
 
+def _scan_weights(column: Any) -> np.ndarray | None:
+    """A numeric weight column of one batch as float64, or None unless every value is a usable weight.
+
+    Usable: 0, or within :data:`~bradley.data.WEIGHT_RANGE`, as
+    :func:`bradley.read_comparisons` accepts them. Missing, NaN, infinite,
+    negative or out-of-range values, and columns that are not integers or
+    floats (text to parse, decimals), give None: the caller takes the
+    partial-table path, whose errors name the file and row.
+    """
+    import pyarrow as pa
+
+    from bradley.data import WEIGHT_RANGE
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        return None
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    ok = (values >= WEIGHT_RANGE[0]) & (values <= WEIGHT_RANGE[1])
+    ok |= values == 0.0
+    return values if bool(ok.all()) else None
+
+
 def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition: str | None, columns: list[str],
-                       common: Mapping[str, Any], batch_size: int = 1 << 20) -> PairCounts | None:
-    """Unweighted ``(left, right, outcome)`` or ``(winner, loser)`` Parquet counted from the scan (None: partial path).
+                       common: Mapping[str, Any], batch_size: int = 1 << 20,
+                       weight: str | None = None) -> PairCounts | None:
+    """``(left, right, outcome)`` or ``(winner, loser)`` Parquet counted from the scan (None: partial path).
 
     Per batch, the dictionary-coded labels become global label codes (a
     lookup in each batch's small dictionary) packed into one int64 per row;
@@ -1261,7 +1285,15 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
     vouch for (missing values, self-comparisons, soft outcomes, a probe that
     raises or warns) returns None, and the caller takes the partial-table path
     with its exact errors.
+
+    Weighted (``weight``, a numeric column): each row adds its weight to its
+    cell (float64 sums; dense: a weighted bincount, otherwise one packed word
+    and one weight a row, summed per cell by hashing at the end). Rows of
+    weight 0 count nothing but keep their pair and items, as in
+    :func:`bradley.read_comparisons`. A missing, non-finite, negative or
+    out-of-range weight returns None (the partial path names its file and row).
     """
+    import pyarrow as pa
     import pyarrow.dataset as pads
 
     from bradley.io import select_rows
@@ -1275,29 +1307,41 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         left, right, outcome = keys
     fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=keys))
     dataset = pads.dataset(files, format=fmt, partitioning="hive" if hive else None)
-    used = _scan_columns(keys, None, condition, columns)
+    used = _scan_columns(keys, weight, condition, columns)
     coders = [_LabelCodes() for _ in range(3)]
     if len(keys) == 2:
         coders[2].index = pd.Index([1.0], dtype=object)
     seen = [np.zeros(0, dtype=bool) for _ in range(3)]
     shift = 21
     chunks: list[np.ndarray | None] = []
+    weighted = weight is not None
+    count_type = np.float64 if weighted else np.int64
+    chunk_weights: list[np.ndarray] = []  # weighted: the weights of the rows of each chunk
+    zero_words: list[np.ndarray] = []  # weighted, dense: packed words of rows of weight 0 (pairs to keep)
     # While the label space is small (pairs << rows), rows are counted in a dense (left, right, outcome)
     # array instead of one packed word each; it is spilled to (word, count) cells once it would grow too big.
-    dense: np.ndarray | None = np.zeros((0, 0, 0), dtype=np.int64)
+    dense: np.ndarray | None = np.zeros((0, 0, 0), dtype=count_type)
     dense_cells: list[tuple[np.ndarray, np.ndarray]] = []
 
     # cell codes of batches counted densely, bincounted together once they reach the dense array's size:
     # a bincount per batch costs O(cells), ~8M for 10k-row batches
     pending: list[np.ndarray] = []
+    pending_weights: list[np.ndarray] = []
     pending_rows = 0
+
+    def joined(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def count_pending() -> None:
         nonlocal pending_rows
         if pending and dense is not None:
             cells = dense.reshape(-1)
-            cells += np.bincount(np.concatenate(pending) if len(pending) > 1 else pending[0], minlength=len(cells))
+            if weighted:
+                cells += np.bincount(joined(pending), joined(pending_weights), minlength=len(cells))
+            else:
+                cells += np.bincount(joined(pending), minlength=len(cells))
         pending.clear()
+        pending_weights.clear()
         pending_rows = 0
 
     def spill(counts: np.ndarray) -> None:
@@ -1314,13 +1358,26 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         codes = [coder.codes(batch.column(k)) for coder, k in zip(coders, keys, strict=False)]
         if len(keys) == 2:
             codes.append(np.zeros(len(codes[0]), dtype=np.int64))
+        w: np.ndarray | None = None
         if condition:
             keep = select_rows(batch.select(used).to_pandas(), condition)
             if not keep.any():
                 continue
             codes = [c[keep] for c in codes]
+            if weighted:  # only the kept rows' weights are checked, as in read_comparisons(where=...)
+                w = _scan_weights(batch.column(weight).filter(pa.array(np.asarray(keep, dtype=bool))))
+        elif weighted:
+            w = _scan_weights(batch.column(weight))
+        if weighted and w is None:
+            return None
         if any(coder.null_code >= 0 for coder in coders) or max(len(c.index) for c in coders) >= 1 << shift:
             return None
+        if w is not None and dense is not None and not bool(w.all()):  # weight-0 rows: remember their cells
+            zero = w == 0.0
+            word0 = codes[0][zero] << (2 * shift)
+            word0 |= codes[1][zero] << shift
+            word0 |= codes[2][zero]
+            zero_words.append(np.unique(word0))
         for k, (coder, c) in enumerate(zip(coders, codes, strict=True)):
             if len(seen[k]) < len(coder.index):
                 seen[k] = np.concatenate([seen[k], np.zeros(len(coder.index) - len(seen[k]), dtype=bool)])
@@ -1333,7 +1390,7 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
                     spill(dense)
                     dense = None
                 else:
-                    grown = np.zeros(sizes, dtype=np.int64)
+                    grown = np.zeros(sizes, dtype=count_type)
                     grown[:dense.shape[0], :dense.shape[1], :dense.shape[2]] = dense
                     dense = grown
             if dense is not None:
@@ -1342,6 +1399,8 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
                 flat *= sizes[2]
                 flat += codes[2]
                 pending.append(flat)
+                if w is not None:
+                    pending_weights.append(w)
                 pending_rows += len(flat)
                 if pending_rows >= dense.size:  # one bincount per dense-array's worth of rows
                     count_pending()
@@ -1350,11 +1409,13 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         word |= codes[1] << shift
         word |= codes[2]
         chunks.append(word)
+        if w is not None:
+            chunk_weights.append(w)
     if dense is not None:
         count_pending()
         spill(dense)
         dense = None
-    if not chunks and not dense_cells:
+    if not chunks and not dense_cells and not zero_words:
         return None
     present = [np.flatnonzero(s) for s in seen]
     # the column's own dtype (numbers as numbers: an object 0 could name an item as the winner)
@@ -1386,6 +1447,8 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         out += np.where(hard == 0.5, 2, ((hard == 1.0) == (li > ri)).astype(np.int64))
         return True
 
+    if weighted:
+        return _weighted_cells(chunks, chunk_weights, dense_cells, zero_words, cell_codes, item_labels)
     dense_cell: np.ndarray | None = None
     dense_count = np.zeros(0)
     for words, counts in dense_cells:  # at most one spill: the dense array never comes back
@@ -1434,6 +1497,49 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
     cell_counts = runs.astype(np.float64)
     del runs
     return _cells_to_pair_counts(store, cell_counts, item_labels)
+
+
+def _weighted_cells(chunks: list[np.ndarray | None], chunk_weights: list[np.ndarray],
+                    dense_cells: list[tuple[np.ndarray, np.ndarray]], zero_words: list[np.ndarray],
+                    cell_codes: Any, item_labels: np.ndarray) -> PairCounts | None:
+    """Pair counts of a weighted scan: packed words (rows, dense cells, weight-0 cells) summed per cell.
+
+    Rows and the dense array's cells become ``pair * 3 + class`` codes, and
+    their weights are summed per distinct code (hashing, then a weighted
+    bincount; no argsort of the rows); cells reached only by rows of weight 0
+    are kept with a count of 0. None on a self-comparison or a total weight
+    that overflows (the partial path then gives the in-memory path's error).
+    """
+    parts: list[tuple[np.ndarray, np.ndarray]] = list(dense_cells)
+    if zero_words:
+        words = np.unique(np.concatenate(zero_words))
+        parts.append((words, np.zeros(len(words))))
+    total = sum(len(c) for c in chunks if c is not None) + sum(len(wd) for wd, _ in parts)
+    code = np.empty(total, dtype=np.int64)
+    weights = np.empty(total, dtype=np.float64)
+    at = 0
+    for position, stored in enumerate(chunks):
+        if stored is None:
+            continue
+        if not cell_codes(stored, code[at:at + len(stored)]):
+            return None
+        weights[at:at + len(stored)] = chunk_weights[position]
+        at += len(stored)
+        chunks[position] = None
+    chunk_weights.clear()
+    for words, counts in parts:
+        if not cell_codes(words, code[at:at + len(words)]):
+            return None
+        weights[at:at + len(words)] = counts
+        at += len(words)
+    inverse, cells = pd.factorize(code, sort=False)
+    del code
+    sums = np.bincount(inverse, weights, len(cells))
+    del inverse, weights
+    if not np.isfinite(sums.sum()):
+        return None
+    order = np.argsort(cells)
+    return _cells_to_pair_counts([np.asarray(cells, dtype=np.int64)[order]], sums[order], item_labels)
 
 
 def _categorical(code: np.ndarray, coder: _LabelCodes) -> Any:
