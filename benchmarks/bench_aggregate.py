@@ -13,6 +13,10 @@ The whole 100M x 100k job (aggregate + fit, peak RSS, total) in one command; the
 
     .venv/bin/python benchmarks/bench_aggregate.py --rows 100_000_000 --items 100000 --engines arrow
 
+Weighted sources: ``--weights`` adds a float64 ``weight`` column (gamma, 5% zeros; found by name), e.g.
+
+    .venv/bin/python benchmarks/bench_aggregate.py --rows 10_000_000 --items 1000 --weights --engines arrow
+
 ``load_1min`` is the 1-minute load average at the start and the end of each child (the machine is shared:
 report it next to the figures).
 
@@ -34,7 +38,7 @@ import time
 import numpy as np
 
 
-def generate(path: str, rows: int, items: int, seed: int = 0, chunk: int = 5_000_000) -> None:
+def generate(path: str, rows: int, items: int, seed: int = 0, chunk: int = 5_000_000, weights: bool = False) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -57,6 +61,10 @@ def generate(path: str, rows: int, items: int, seed: int = 0, chunk: int = 5_000
             "category": pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 4, m).astype(np.int32)),
                                                        pa.array(["math", "code", "chat", "other"])),
         })
+        if weights:  # float64 frequency weights, about 5% of them 0
+            w = rng.gamma(2.0, 0.5, m)
+            w[rng.random(m) < 0.05] = 0.0
+            table = table.append_column("weight", pa.array(w))
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema)
         writer.write_table(table, row_group_size=1_000_000)
@@ -116,14 +124,15 @@ def main() -> None:
     parser.add_argument("--child", default=None)
     parser.add_argument("--path", default=None)
     parser.add_argument("--baseline", default=None, help="folder holding an older bradley package to compare")
+    parser.add_argument("--weights", action="store_true", help="add a float64 'weight' column (5%% zeros)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_engine(args.child, args.path, args.where)))
         return
-    path = args.path or f"/tmp/bradley_bench_{args.rows}_{args.items}.parquet"
+    path = args.path or f"/tmp/bradley_bench_{args.rows}_{args.items}{'_w' if args.weights else ''}.parquet"
     if not os.path.exists(path):
         t0 = time.perf_counter()
-        generate(path, args.rows, args.items)
+        generate(path, args.rows, args.items, weights=args.weights)
         print(f"generated {path} ({os.path.getsize(path) / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s")
     versions = [("baseline", args.baseline), ("current", None)] if args.baseline else [("current", None)]
     for engine in args.engines.split(","):
