@@ -107,11 +107,11 @@ def test_migrations_create_schema_and_are_idempotent(pg_server: str) -> None:
     create_app(url, admin_token=ADMIN)  # a restart: upgrade head is a no-op
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "0002"
         tables = set(sa.inspect(conn).get_table_names())
         uniques = {tuple(u["column_names"]) for u in sa.inspect(conn).get_unique_constraints("votes")}
     engine.dispose()
-    assert {"projects", "outputs", "annotators", "assignments", "votes", "settings"} <= tables
+    assert {"projects", "outputs", "annotators", "assignments", "votes", "settings", "files"} <= tables
     assert ("assignment_id",) in uniques
 
 
