@@ -133,8 +133,58 @@ def test_file_access_control(client: Any) -> None:
     assert client.get(private, headers=auth(theirs)).status_code == 403  # another project's annotator
     assert client.get(private, headers=auth(mine)).status_code == 200
     assert client.get(private, headers=auth(ADMIN)).status_code == 200
-    assert client.get(public).status_code == 200  # public project: anyone
+    # a public leaderboard does not make the files public: unsigned requests need a token of the project
+    assert client.get(public).status_code == 401
+    assert client.get(public, headers=auth(mine)).status_code == 403
+    assert client.get(public, headers=auth(ADMIN)).status_code == 200
+    opener = client.post("/api/projects/open/annotators", json={"name": "o"}, headers=auth(ADMIN)).json()
+    assert client.get(public, headers=auth(opener["token"])).status_code == 200
+    r = client.post(f"/api/projects/open/annotators/{opener['id']}/revoke", headers=auth(ADMIN))
+    assert r.status_code == 200
+    assert client.get(public, headers=auth(opener["token"])).status_code == 401  # revoked: no access any more
     assert client.get("/files/" + "A" * 32).status_code == 404
+
+
+def test_file_blob_read_only_after_access_check(client: Any) -> None:
+    url = upload(client, "closed", png(rgb=(3, 3, 3))).json()["url"]
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = client.app.state.arena.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(url).status_code == 401
+        assert client.get(f"{url}?exp=9999999999&sig={'0' * 32}").status_code == 403
+        denied = [s for s in statements if "files" in s]
+        assert denied and not any("files.data" in s for s in denied), denied
+        statements.clear()
+        assert client.get(url, headers=auth(ADMIN)).status_code == 200
+        assert any("files.data" in s for s in statements)  # the recorder does see the blob read when allowed
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_file_etag_if_none_match_and_headers(client: Any) -> None:
+    data = png(rgb=(5, 5, 5))
+    url = upload(client, "closed", data).json()["url"]
+    got = client.get(url, headers=auth(ADMIN))
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    assert got.status_code == 200 and got.headers["etag"] == etag
+    assert got.headers["content-security-policy"].split(";")[0].strip() == "sandbox"
+    assert got.headers.get_list("content-security-policy") == [got.headers["content-security-policy"]]
+    assert got.headers["cross-origin-resource-policy"] == "same-origin"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    for header in (etag, f"W/{etag}", f'"nope", {etag}', "*"):
+        again = client.get(url, headers={**auth(ADMIN), "If-None-Match": header})
+        assert again.status_code == 304 and again.content == b"", header
+        assert again.headers["etag"] == etag
+    assert client.get(url, headers={**auth(ADMIN), "If-None-Match": '"nope"'}).content == data
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 401  # the check comes first
+    page = client.get("/healthz")  # other responses keep the page CSP
+    assert "sandbox" not in page.headers["content-security-policy"]
+    assert "cross-origin-resource-policy" not in page.headers
 
 
 def test_outputs_reference_files_of_their_project_only(client: Any) -> None:
@@ -146,12 +196,25 @@ def test_outputs_reference_files_of_their_project_only(client: Any) -> None:
     r = client.post("/api/projects/closed/outputs", json={"outputs": [{"system": "a", "image_url": "/files/x"}]},
                     headers=auth(ADMIN))
     assert r.status_code == 422
-    r = client.post("/api/projects/closed/outputs", json={"outputs": [{"system": "a", "image_url": here}]},
-                    headers=auth(ADMIN))
-    assert r.json() == {"added": 1}
+    # a browser resolves these to /files/<there>: the check must not be bypassed by another spelling
+    there_id = there[len("/files/"):]
+    for bad in (f"/%66iles/{there_id}", f"/./files/{there_id}", f"/files/../files/{there_id}",
+                f"//evil.example/files/{there_id}", f"/files/{there_id}/", f"/static/../files/{there_id}"):
+        r = client.post("/api/projects/closed/outputs", json={"outputs": [{"system": "a", "image_url": bad}]},
+                        headers=auth(ADMIN))
+        assert r.status_code == 422, bad
+    r = client.post("/api/projects/closed/outputs", json={"outputs": [
+        {"system": "a", "image_url": here}, {"system": "b", "image_url": "https://example.org/%66iles/x.png"}]},
+        headers=auth(ADMIN))
+    assert r.json() == {"added": 2}
 
 
-def test_next_hands_out_signed_urls(client: Any) -> None:
+def test_next_hands_out_signed_urls(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the signing clock is pinned mid-window, so two /next calls cannot straddle an expiry-window boundary
+    ttl = serve_app.FILE_URL_TTL_S
+    signing_now = (time.time() // ttl) * ttl + ttl / 2
+    sign = serve_app._signed_file_url
+    monkeypatch.setattr(serve_app, "_signed_file_url", lambda key, url, now=None: sign(key, url, signing_now))
     a, b = png(rgb=(10, 0, 0)), png(rgb=(0, 10, 0))
     urls = [upload(client, "closed", d).json()["url"] for d in (a, b)]
     r = client.post("/api/projects/closed/outputs", json={"outputs": [
@@ -169,7 +232,8 @@ def test_next_hands_out_signed_urls(client: Any) -> None:
         path, query = url.split("?")
         params = dict(p.split("=") for p in query.split("&"))
         exp = int(params["exp"])
-        assert time.time() + serve_app.FILE_URL_TTL_S <= exp <= time.time() + 2 * serve_app.FILE_URL_TTL_S + 1
+        assert exp % ttl == 0 and signing_now + ttl <= exp <= signing_now + 2 * ttl
+        assert exp > time.time()  # the window pinned is the current one, so the URL is live
         # the HMAC recomputed here, independently of the server's helper
         expected = hmac.new(key, f"{path[len('/files/'):]}:{exp}".encode(), hashlib.sha256).hexdigest()[:32]
         assert params["sig"] == expected

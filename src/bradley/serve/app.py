@@ -61,6 +61,9 @@ CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' http: https: data:; frame-ancestors 'none'; "
                            "base-uri 'none'; form-action 'self'; object-src 'none'")
 
+# uploaded files: opened directly (not through <img>) they are a sandboxed document that loads nothing
+FILE_CONTENT_SECURITY_POLICY = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+
 # vote outcome -> arena ``winner`` label (left = model_a)
 ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 Outcome = Literal["left", "right", "tie", "both_bad"]
@@ -91,6 +94,17 @@ def sniff_image(data: bytes) -> str | None:
 
 def _file_signature(key: bytes, file_id: str, expires: int) -> str:
     return hmac.new(key, f"{file_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header (a list of entity tags, or ``*``) matches ``etag`` (weak comparison)."""
+    if not if_none_match:
+        return False
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
 
 
 def _signed_file_url(key: bytes, url: str | None, now: float | None = None) -> str | None:
@@ -217,7 +231,8 @@ def _replay(messages: list[Any], receive: Any) -> Any:
 
 
 class SecurityHeaders:
-    """ASGI middleware adding ``X-Content-Type-Options``, ``Referrer-Policy`` and the CSP to every response."""
+    """ASGI middleware adding ``X-Content-Type-Options``, ``Referrer-Policy`` and the CSP to every response
+    (a header the response sets itself, like the stricter CSP of uploaded files, is kept instead)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -231,7 +246,9 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *self.extra]}
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _value in headers}
+                message = {**message, "headers": [*headers, *(h for h in self.extra if h[0] not in present)]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -639,11 +656,14 @@ def _add_api(app: FastAPI, state: _State) -> None:
         wanted: dict[str, int] = {}
         for i, out in enumerate(items):
             url = out.image_url
-            if url is None or not url.startswith("/files"):
+            if url is None or url.startswith(("http://", "https://")):
                 continue
+            # any other (relative) URL must be exactly /files/<file_id>: no percent-escapes, dot segments or
+            # //host, which a browser would resolve to a file of another project after this check
             match = FILE_URL_PATTERN.match(url)
             if match is None:
-                raise HTTPException(422, f"outputs.{i}.image_url: an uploaded file is referenced as /files/<file_id>")
+                raise HTTPException(422, f"outputs.{i}.image_url: a relative URL must be exactly /files/<file_id> "
+                                         "(an uploaded file); other images need an http(s):// URL")
             wanted.setdefault(match.group(1), i)
         if not wanted:
             return
@@ -708,8 +728,8 @@ def _add_api(app: FastAPI, state: _State) -> None:
     @app.get("/files/{file_id}", include_in_schema=False)
     def get_file(file_id: str, request: Request, exp: int | None = None, sig: str | None = None) -> Response:
         f, p = db.files, db.projects
-        with tx() as conn:
-            row = conn.execute(sa.select(f.c.data, f.c.content_type, f.c.sha256, p.c.slug, p.c.public_leaderboard)
+        with tx() as conn:  # metadata only: the bytes are read once the request is allowed
+            row = conn.execute(sa.select(f.c.content_type, f.c.sha256, p.c.slug)
                                .join(p, p.c.id == f.c.project_id).where(f.c.file_id == file_id)).first()
         if row is None:
             raise HTTPException(404, f"no file {file_id}")
@@ -722,11 +742,20 @@ def _add_api(app: FastAPI, state: _State) -> None:
             if exp <= now:
                 raise HTTPException(403, "this file URL has expired: reload the page for a fresh one")
             max_age = int(exp - now)
-        elif not row.public_leaderboard and not is_admin(request):
-            require_annotator(row.slug, request)  # 401 without a token, 403 for another project's annotator
-        headers = {"Content-Disposition": "inline", "ETag": f'"{row.sha256}"',
-                   "Cache-Control": f"private, max-age={max_age}, immutable"}
-        return Response(content=row.data, media_type=row.content_type, headers=headers)
+        elif not is_admin(request):  # a public leaderboard does not make the files public
+            require_annotator(row.slug, request)  # 401 without a (live) token, 403 for another project's annotator
+        etag = f'"{row.sha256}"'
+        headers = {"Content-Disposition": "inline", "ETag": etag,
+                   "Cache-Control": f"private, max-age={max_age}, immutable",
+                   "Content-Security-Policy": FILE_CONTENT_SECURITY_POLICY,
+                   "Cross-Origin-Resource-Policy": "same-origin"}
+        if _etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        with tx() as conn:
+            data = conn.execute(sa.select(f.c.data).where(f.c.file_id == file_id)).scalar()
+        if data is None:
+            raise HTTPException(404, f"no file {file_id}")
+        return Response(content=data, media_type=row.content_type, headers=headers)
 
     @app.post("/api/projects/{slug}/annotators", status_code=201, dependencies=[Depends(require_admin)])
     def add_annotator(slug: str, body: AnnotatorIn) -> dict[str, Any]:
