@@ -257,6 +257,35 @@ def test_chunked_low_precision_matches_naive(dtype):
         assert rel < (1e-5 if dtype == torch.float32 else 2e-2)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_kernels_match_the_eager_path(dtype, monkeypatch):
+    """The functions CUDA compiles into fused kernels, run eagerly here: same values and gradients."""
+    import bradley.nn.logprobs as lp
+
+    h, w, b, labels = _head_problem(batch=2, steps=33, hidden=16, vocab=301, seed=7, dtype=dtype)
+    eager = chunked_sequence_logprobs(h, w, labels, bias=b, chunk_size=10)
+    eager_grads = [g.clone() for g in _grads(eager, h, w, b)]
+    calls = []
+
+    def fused(device):
+        calls.append(device)
+        return {"forward": lp._plain_forward, "backward": lp._plain_backward}
+
+    monkeypatch.setattr(lp, "_fused", fused)
+    for p in (h, w, b):
+        p.grad = None
+    fast = chunked_sequence_logprobs(h, w, labels, bias=b, chunk_size=10)
+    assert calls  # the fused path ran
+    assert _maxdiff(fast.per_token, eager.per_token) < 1e-6
+    for g_fast, g_eager in zip(_grads(fast, h, w, b), eager_grads):
+        rel = _maxdiff(g_fast.double(), g_eager.double()) / g_eager.double().abs().max().item()
+        assert rel < (1e-6 if dtype == torch.float32 else 1e-2)
+    # extras and transforms keep the eager path
+    calls.clear()
+    chunked_sequence_logprobs(h, w, labels, chunk_size=10, extra=("entropy",), softcap=30.0)
+    assert not calls
+
+
 def test_chunked_extreme_logits_are_finite():
     h, w, b, labels = _head_problem()
     with torch.no_grad():

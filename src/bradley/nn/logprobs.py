@@ -217,6 +217,44 @@ def _head_product(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     return y if bias is None else y.add_(bias)
 
 
+def _plain_forward(z: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logsumexp and target log-prob of raw logits ``z`` (inputs' dtype), in float32."""
+    zf = z.float()
+    lse = torch.logsumexp(zf, -1)
+    return lse, zf.gather(1, targets[:, None]).squeeze(1) - lse
+
+
+def _plain_backward(y: torch.Tensor, lse: torch.Tensor, grad_logp: torch.Tensor, targets: torch.Tensor,
+                    start: int) -> torch.Tensor:
+    """d loss / d logits of one vocabulary slice, ``g (onehot - p)``, returned in the inputs' dtype."""
+    cols = torch.arange(start, start + y.shape[1], device=y.device)
+    onehot = (cols[None, :] == targets[:, None]).float()
+    return (grad_logp[:, None] * (onehot - torch.exp(y.float() - lse[:, None]))).to(y.dtype)
+
+
+# On CUDA with Triton, the two functions above are compiled into one fused kernel each (one read of the bf16
+# logits, no float32 copies): measured on an H200 the chunked step went from 1.64x to 1.14x the full-logits
+# time (first call: ~13 s of compilation). Elsewhere (CPU, or BRADLEY_NO_FUSED_LOGPROBS=1) the chunked
+# path runs eagerly as before.
+_FUSED: dict[str, Any] = {}
+
+
+def _fused(device: torch.device) -> dict[str, Any] | None:
+    import os
+
+    if device.type != "cuda" or os.environ.get("BRADLEY_NO_FUSED_LOGPROBS"):
+        return None
+    if not _FUSED:
+        try:
+            import triton  # noqa: F401  (inductor's GPU backend)
+        except ImportError:
+            _FUSED["forward"] = None
+            return None
+        _FUSED["forward"] = torch.compile(_plain_forward, dynamic=True)
+        _FUSED["backward"] = torch.compile(_plain_backward, dynamic=True)
+    return _FUSED if _FUSED.get("forward") is not None else None
+
+
 class _ChunkedHeadLogProbs(torch.autograd.Function):
     """Per-token log-probs (and extras) of ``hidden @ weight.T + bias`` for compacted tokens.
 
@@ -249,8 +287,14 @@ class _ChunkedHeadLogProbs(torch.autograd.Function):
         lse = torch.empty_like(logp)
         entropy = torch.empty_like(logp) if want_entropy else None
         log_sum_sq = torch.empty_like(logp) if want_sq else None
+        plain = softcap is None and scale * inv_temperature == 1.0
+        fused = _fused(hidden.device) if plain and work == torch.float32 and not (want_entropy or want_sq) else None
         for start in range(0, n, chunk_size):
             end = min(start + chunk_size, n)
+            if fused is not None:
+                lse[start:end], logp[start:end] = fused["forward"](_head_product(hidden[start:end], weight, bias),
+                                                                   targets[start:end])
+                continue
             z = _transform(_head_product(hidden[start:end], weight, bias).to(work), scale, softcap, inv_temperature)
             lse_c = torch.logsumexp(z, -1)
             lse[start:end] = lse_c
@@ -291,9 +335,21 @@ class _ChunkedHeadLogProbs(torch.autograd.Function):
             # 152k vocabulary) sent cuBLAS to kernels 2-3x slower on H200 (measured).
             width = min(vocab, max(_ALIGN, width // _ALIGN * _ALIGN))
         plain = softcap is None and scale * inv_temperature == 1.0
+        fused = _fused(hidden.device) if plain and work == torch.float32 and grad_entropy is None else None
         for start in range(0, vocab, width):
             end = min(start + width, vocab)
             y = _head_product(hidden, weight[start:end], None if bias is None else bias[start:end])
+            if fused is not None:
+                assert grad_logp is not None
+                grad_in = fused["backward"](y, lse, grad_logp, targets, start)
+                del y
+                if grad_bias is not None:
+                    grad_bias[start:end] = grad_in.float().sum(0).to(grad_bias.dtype)
+                if grad_hidden is not None:
+                    grad_hidden += grad_in @ weight[start:end]
+                if grad_weight is not None:
+                    grad_weight[start:end] = grad_in.t() @ hidden
+                continue
             # Few passes over the (tokens, slice) buffers, mostly in place: this loop is memory-bound.
             if plain:
                 logp = torch.sub(y, lse[:, None])  # promotes to `work` in the same pass
