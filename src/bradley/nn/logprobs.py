@@ -250,8 +250,21 @@ def _fused(device: torch.device) -> dict[str, Any] | None:
         except ImportError:
             _FUSED["forward"] = None
             return None
-        _FUSED["forward"] = torch.compile(_plain_forward, dynamic=True)
-        _FUSED["backward"] = torch.compile(_plain_backward, dynamic=True)
+        forward = torch.compile(_plain_forward, dynamic=True)
+        backward = torch.compile(_plain_backward, dynamic=True)
+        try:  # compile once on a tiny problem: a GPU or toolchain Triton cannot serve falls back to eager
+            z = torch.zeros(2, 256, device=device, dtype=torch.bfloat16)
+            t = torch.zeros(2, dtype=torch.long, device=device)
+            lse, _ = forward(z, t)
+            backward(z, lse, torch.ones(2, device=device), t, 0)
+        except Exception as exc:  # any compiler failure means: run eagerly
+            import warnings
+
+            warnings.warn(f"fused log-prob kernels unavailable ({type(exc).__name__}: {exc}); using the eager "
+                          "chunked path", RuntimeWarning, stacklevel=3)
+            _FUSED["forward"] = None
+            return None
+        _FUSED.update(forward=forward, backward=backward)
     return _FUSED if _FUSED.get("forward") is not None else None
 
 
