@@ -1461,14 +1461,8 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
         starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
         dense_cell, dense_count = cell[starts], np.add.reduceat(counts, starts) if len(cell) else counts
     code = np.empty(sum(len(c) for c in chunks if c is not None), dtype=np.int64)
-    at = 0
-    for position, stored in enumerate(chunks):
-        if stored is None:
-            continue
-        if not cell_codes(stored, code[at:at + len(stored)]):
-            return None
-        at += len(stored)
-        chunks[position] = None
+    if _chunk_cell_codes(chunks, cell_codes, code) is None:
+        return None
     del chunks
     if dense_cell is not None:  # cells counted densely: merge with those of the rows (both sorted, distinct)
         if not len(code):
@@ -1499,6 +1493,25 @@ def _arrow_pair_counts(files: list[str], hive: bool, keys: list[str], condition:
     return _cells_to_pair_counts(store, cell_counts, item_labels)
 
 
+def _chunk_cell_codes(chunks: list[np.ndarray | None], cell_codes: Any, code: np.ndarray,
+                      chunk_weights: list[np.ndarray] | None = None, weights: np.ndarray | None = None) -> int | None:
+    """Cell codes of the stored row chunks into ``code`` (their weights into ``weights``), freeing each chunk.
+
+    Returns the number of rows written, or None on a self-comparison.
+    """
+    at = 0
+    for position, stored in enumerate(chunks):
+        if stored is None:
+            continue
+        if not cell_codes(stored, code[at:at + len(stored)]):
+            return None
+        if weights is not None and chunk_weights is not None:
+            weights[at:at + len(stored)] = chunk_weights[position]
+        at += len(stored)
+        chunks[position] = None
+    return at
+
+
 def _weighted_cells(chunks: list[np.ndarray | None], chunk_weights: list[np.ndarray],
                     dense_cells: list[tuple[np.ndarray, np.ndarray]], zero_words: list[np.ndarray],
                     cell_codes: Any, item_labels: np.ndarray) -> PairCounts | None:
@@ -1517,15 +1530,9 @@ def _weighted_cells(chunks: list[np.ndarray | None], chunk_weights: list[np.ndar
     total = sum(len(c) for c in chunks if c is not None) + sum(len(wd) for wd, _ in parts)
     code = np.empty(total, dtype=np.int64)
     weights = np.empty(total, dtype=np.float64)
-    at = 0
-    for position, stored in enumerate(chunks):
-        if stored is None:
-            continue
-        if not cell_codes(stored, code[at:at + len(stored)]):
-            return None
-        weights[at:at + len(stored)] = chunk_weights[position]
-        at += len(stored)
-        chunks[position] = None
+    at = _chunk_cell_codes(chunks, cell_codes, code, chunk_weights, weights)
+    if at is None:
+        return None
     chunk_weights.clear()
     for words, counts in parts:
         if not cell_codes(words, code[at:at + len(words)]):
