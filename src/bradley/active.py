@@ -233,19 +233,11 @@ def expected_information_gain(
     """
     first = np.asarray(first, dtype=np.int64)
     second = np.asarray(second, dtype=np.int64)
-    tk, tl = (np.asarray(t, dtype=np.int64) for t in targets)
-    if len(tk) == 0 or len(first) == 0:
+    if len(targets[0]) == 0 or len(first) == 0:
         return np.zeros(len(first))
-    s2_t = difference_variances(covariance, tk, tl)
-    z2 = (scores[tk] - scores[tl]) ** 2 / s2_t
-    rho = np.exp(-0.5 * z2)
-    w = _comparison_information(scores[first] - scores[second])
-    s2_c = difference_variances(covariance, first, second)
-    a = covariance[tk] - covariance[tl]  # (targets, n): cov(delta_t, theta)
-    c = a[:, first] - a[:, second]  # (targets, candidates)
-    ratio = (c * c) * (w / (1.0 + w * s2_c))[None, :] / s2_t[:, None]
-    np.clip(ratio, 0.0, 1.0 - 1e-15, out=ratio)
-    return (-0.5 * rho) @ np.log1p(-ratio)
+    z, ratio = _target_terms(scores, covariance, first, second, targets)
+    np.minimum(ratio, 1.0 - 1e-15, out=ratio)  # log1p(-1) would be -inf
+    return (-0.5 * np.exp(-0.5 * z * z)) @ np.log1p(-ratio)
 
 
 def best_information_gain(
@@ -352,7 +344,7 @@ def expected_misorder_reduction(
     with np.errstate(divide="ignore", under="ignore", invalid="ignore"):  # x = 0: nan or 0, skipped either way
         bound = np.exp(-0.5 * (z * z)[:, None] / x) * np.arcsin(np.sqrt(x)) / np.pi
     rows, cols = np.nonzero(bound > 1e-15)
-    xs = np.minimum(x[rows, cols], 1.0)  # a share of a variance: 1 + rounding would make the sqrt NaN
+    xs = x[rows, cols]  # in [0, 1]: _target_terms clips it
     terms = ndtr(-z[rows]) - 2.0 * owens_t(z[rows], np.sqrt((1.0 - xs) / xs))
     return np.bincount(cols, terms, minlength=len(first))
 
